@@ -1,0 +1,6 @@
+/**
+ * The agent: the composition root that runs on every machine. It wires the
+ * pure core to the network, the hypervisor and the store, and owns the timers.
+ */
+export { Agent, VERSION, type NodeView, type ClusterVm } from './agent.ts'
+export { NoCapacityError, VmNotFoundError, PeerUnreachableError, PlacementUncertainError } from './errors.ts'

@@ -1,0 +1,176 @@
+/**
+ * This node's own VMs and capacity: the ledger (reservations and usage), the
+ * store (durable records) and the driver (the VMs themselves). Only this
+ * class changes them, one synchronous step at a time, which is what makes a
+ * reservation atomic.
+ */
+import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
+import { PROTOCOL_VERSION } from '../core/messages.ts'
+import { Ledger } from '../core/ledger.ts'
+import type { Driver } from '../hypervisor/driver.ts'
+import type { Store, VmRecord } from '../store/store.ts'
+
+export interface LocalNodeInit {
+  ledger: Ledger
+  store: Store
+  driver: Driver
+  labels: Record<string, string>
+  now: () => number
+  /** Called after every change; `vmSet` is true when the set or state of VMs changed. */
+  onChange: (vmSet: boolean) => void
+}
+
+export type CommitOutcome = { ok: true, state: VmState } | { ok: false, reason: string }
+
+export class LocalNode {
+  readonly ledger: Ledger
+  readonly #init: LocalNodeInit
+  readonly #vms = new Map<string, VmRecord>()
+  /** Spread groups of live leases: two concurrent creates of one group must not both land here. */
+  readonly #leaseSpread = new Map<string, string>()
+
+  constructor (init: LocalNodeInit) {
+    this.#init = init
+    this.ledger = init.ledger
+    init.driver.onStateChange(change => {
+      const rec = this.#vms.get(change.id)
+      if (rec == null || change.state === 'deleted' || rec.state === change.state) return
+      rec.state = change.state
+      init.store.putVm(rec)
+      init.onChange(true)
+    })
+  }
+
+  /** Brings back the VMs of an earlier run from the store. */
+  async restore (): Promise<number> {
+    const records = this.#init.store.listVms()
+    for (const rec of records) {
+      this.#vms.set(rec.spec.id, rec)
+      this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB })
+      rec.state = 'creating'
+      await this.#init.driver.create(rec.spec)
+    }
+    if (records.length > 0) this.#init.onChange(true)
+    return records.length
+  }
+
+  /** Serves one `/discovery/place/1.0.0` request (from a peer, or from this agent itself). */
+  async handle (req: PlaceRequest): Promise<PlaceResponse> {
+    switch (req.op) {
+      case 'reserve': {
+        const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs)
+        return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
+      }
+      case 'commit': {
+        const r = await this.commit(req.leaseId, req.vm)
+        return r.ok ? { v: PROTOCOL_VERSION, ok: true, state: r.state } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
+      }
+      case 'release':
+        this.release(req.leaseId)
+        return { v: PROTOCOL_VERSION, ok: true }
+      case 'delete': {
+        const found = await this.deleteVm(req.vmId)
+        return found ? { v: PROTOCOL_VERSION, ok: true, state: 'deleted' } : { v: PROTOCOL_VERSION, ok: false, reason: 'not-found' }
+      }
+    }
+  }
+
+  reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
+    const now = this.#init.now()
+    this.#expire(now)
+    const labels = this.#init.labels
+    if (constraints?.zone != null && labels.zone !== constraints.zone) return { ok: false, reason: `this node is not in zone ${constraints.zone}` }
+    if (constraints?.labels != null) {
+      for (const [k, v] of Object.entries(constraints.labels)) {
+        if (labels[k] !== v) return { ok: false, reason: `this node lacks label ${k}=${v}` }
+      }
+    }
+    const spread = constraints?.spread
+    if (spread != null && (this.#runsSpread(spread) || [...this.#leaseSpread.values()].includes(spread))) {
+      return { ok: false, reason: `this node already hosts spread group ${spread}` }
+    }
+    const r = this.ledger.reserve(leaseId, resources, ttlMs, now)
+    if (!r.ok) return r
+    if (spread != null) this.#leaseSpread.set(leaseId, spread)
+    this.#init.onChange(false)
+    return r
+  }
+
+  /** Turns a lease into a VM: durable in the store before it is acknowledged. Idempotent for a retried commit. */
+  async commit (leaseId: string, spec: VmSpec): Promise<CommitOutcome> {
+    const existing = this.#vms.get(spec.id)
+    if (existing != null) return { ok: true, state: existing.state }
+    const now = this.#init.now()
+    const r = this.ledger.commit(leaseId, spec.id, now)
+    this.#leaseSpread.delete(leaseId)
+    if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
+    const rec: VmRecord = { spec, state: 'creating', epoch: 0 }
+    try {
+      this.#init.store.putVm(rec)
+    } catch (err: any) {
+      this.ledger.removeVm(spec.id)
+      return { ok: false, reason: `could not store the VM: ${err.message}` }
+    }
+    this.#vms.set(spec.id, rec)
+    try {
+      await this.#init.driver.create(spec)
+    } catch (err: any) {
+      this.#vms.delete(spec.id)
+      this.#init.store.deleteVm(spec.id)
+      this.ledger.removeVm(spec.id)
+      return { ok: false, reason: `the hypervisor refused the VM: ${err.message}` }
+    }
+    this.#init.onChange(true)
+    return { ok: true, state: rec.state }
+  }
+
+  release (leaseId: string): void {
+    this.#leaseSpread.delete(leaseId)
+    if (this.ledger.release(leaseId)) this.#init.onChange(false)
+  }
+
+  async deleteVm (id: string): Promise<boolean> {
+    const rec = this.#vms.get(id)
+    if (rec == null) return false
+    await this.#init.driver.delete(id)
+    this.#init.store.deleteVm(id)
+    this.#vms.delete(id)
+    this.ledger.removeVm(id)
+    this.#init.onChange(true)
+    return true
+  }
+
+  /** Expires leases whose time is up; called on every tick. */
+  tick (): void {
+    this.#expire(this.#init.now())
+  }
+
+  get (id: string): VmRecord | undefined {
+    return this.#vms.get(id)
+  }
+
+  records (): VmRecord[] {
+    return [...this.#vms.values()]
+  }
+
+  summaries (): VmSummary[] {
+    return this.records().map(summarize)
+  }
+
+  #runsSpread (group: string): boolean {
+    for (const rec of this.#vms.values()) if (rec.spec.constraints?.spread === group) return true
+    return false
+  }
+
+  #expire (now: number): void {
+    const gone = this.ledger.expire(now)
+    for (const id of gone) this.#leaseSpread.delete(id)
+    if (gone.length > 0) this.#init.onChange(false)
+  }
+}
+
+export function summarize (rec: VmRecord): VmSummary {
+  const s: VmSummary = { id: rec.spec.id, name: rec.spec.name, cpu: rec.spec.cpu, memMiB: rec.spec.memMiB, state: rec.state, epoch: rec.epoch }
+  if (rec.spec.constraints?.spread != null) s.spread = rec.spec.constraints.spread
+  return s
+}

@@ -1,0 +1,25 @@
+/** The agent's Prometheus metrics, one registry per agent. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export function createMetrics () {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'discovery_process_' })
+  return {
+    registry,
+    invalidMessages: new Counter({ name: 'discovery_invalid_messages_total', help: 'Malformed, oversized or hostile inputs dropped, by where they came from', labelNames: ['source'] as const, registers: [registry] }),
+    placements: new Counter({ name: 'discovery_placements_total', help: 'VM creates handled by this agent, by result', labelNames: ['result'] as const, registers: [registry] }),
+    placeAttempts: new Counter({ name: 'discovery_place_attempts_total', help: 'Reservations this agent asked of candidates, by result', labelNames: ['result'] as const, registers: [registry] }),
+    placeServed: new Counter({ name: 'discovery_place_requests_total', help: 'Place protocol requests this agent served, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] }),
+    createSeconds: new Histogram({ name: 'discovery_vm_create_seconds', help: 'Time to place a VM, from request to acknowledgement', buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] }),
+    gossipPublished: new Counter({ name: 'discovery_gossip_published_total', help: 'State messages this agent published', registers: [registry] }),
+    gossipReceived: new Counter({ name: 'discovery_gossip_received_total', help: 'State messages received, by outcome of the merge', labelNames: ['result'] as const, registers: [registry] }),
+    peers: new Gauge({ name: 'discovery_peers', help: 'Peers in this agent\'s view, by status', labelNames: ['status'] as const, registers: [registry] }),
+    vms: new Gauge({ name: 'discovery_vms', help: 'VMs this agent runs, by state', labelNames: ['state'] as const, registers: [registry] }),
+    capacity: new Gauge({ name: 'discovery_capacity', help: 'This node\'s capacity', labelNames: ['resource'] as const, registers: [registry] }),
+    used: new Gauge({ name: 'discovery_used', help: 'This node\'s committed resources', labelNames: ['resource'] as const, registers: [registry] }),
+    reserved: new Gauge({ name: 'discovery_reserved', help: 'This node\'s reserved (leased) resources', labelNames: ['resource'] as const, registers: [registry] }),
+    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

@@ -1,0 +1,191 @@
+/**
+ * `discovery cluster up|status|down`: N agent processes on this machine,
+ * bootstrapped to each other. The cluster's file (`DIR/cluster.json`) records
+ * each agent's pid and addresses, so `status` and `down` find them again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ApiClient } from './client.ts'
+import { OperationError, UsageError } from './errors.ts'
+import { shortId, table } from './table.ts'
+
+export const BIN = fileURLToPath(new URL('../../bin/discovery.js', import.meta.url))
+
+export interface ClusterMember {
+  index: number
+  pid: number
+  api: string
+  listen: string
+  dataDir: string
+  log: string
+}
+
+export interface ClusterFile {
+  basePort: number
+  nodes: ClusterMember[]
+}
+
+export interface UpOptions {
+  nodes: number
+  dir: string
+  basePort: number
+  foreground: boolean
+  /** Extra flags passed to every agent (capacity, profile…). */
+  agentArgs: string[]
+  json: boolean
+  /** How long to wait for the agents to be up and to see each other. */
+  waitMs: number
+}
+
+export function clusterFilePath (dir: string): string {
+  return join(resolve(dir), 'cluster.json')
+}
+
+export function readClusterFile (dir: string): ClusterFile | undefined {
+  const path = clusterFilePath(dir)
+  if (!existsSync(path)) return undefined
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ClusterFile
+  } catch {
+    throw new OperationError(`${path} is not a cluster file: remove it, or pass another --dir`)
+  }
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Each agent dials up to three others around a ring: no hub, and any one agent can restart alone. */
+export function bootstrapPeers (index: number, n: number): number[] {
+  const out = new Set<number>()
+  for (const j of [index - 1, index - 2, index + Math.floor(n / 2)]) {
+    const k = ((j % n) + n) % n
+    if (k !== index) out.add(k)
+  }
+  return [...out]
+}
+
+export function memberPlan (index: number, n: number, dir: string, basePort: number): ClusterMember & { args: string[] } {
+  const apiPort = basePort + index
+  const p2pPort = basePort + 1000 + index
+  const dataDir = join(dir, `agent-${index}`)
+  const listen = `/ip4/127.0.0.1/tcp/${p2pPort}`
+  const bootstrap = bootstrapPeers(index, n).map(k => `/ip4/127.0.0.1/tcp/${basePort + 1000 + k}`)
+  const args = ['agent', '--listen', listen, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--json']
+  if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','))
+  return { index, pid: 0, api: `http://127.0.0.1:${apiPort}`, listen, dataDir, log: join(dir, `agent-${index}.log`), args }
+}
+
+export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean): ChildProcess {
+  const fd = openSync(plan.log, 'a')
+  const child = spawn(process.execPath, [BIN, ...plan.args, ...extra], {
+    detached: !foreground,
+    stdio: foreground ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd]
+  })
+  closeSync(fd)
+  if (!foreground) child.unref()
+  return child
+}
+
+async function waitFor<T> (what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + deadlineMs
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+    }
+    await new Promise(r => setTimeout(r, 200))
+  }
+  throw new OperationError(`${what} did not happen within ${deadlineMs} ms${last instanceof Error ? ` (${last.message})` : ''}`)
+}
+
+export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, children: ChildProcess[] }> {
+  const dir = resolve(opts.dir)
+  const existing = readClusterFile(dir)
+  if (existing != null && existing.nodes.some(m => alive(m.pid))) {
+    throw new OperationError(`a cluster is already running in ${dir}: run \`discovery cluster down --dir ${opts.dir}\` first`)
+  }
+  if (opts.basePort + 1000 + opts.nodes > 65535) throw new UsageError(`Expected --base-port + 1000 + --nodes to stay under 65536, got ${opts.basePort}`)
+  mkdirSync(dir, { recursive: true })
+  const children: ChildProcess[] = []
+  const members: ClusterMember[] = []
+  for (let i = 0; i < opts.nodes; i++) {
+    const plan = memberPlan(i, opts.nodes, dir, opts.basePort)
+    const child = spawnAgent(plan, opts.agentArgs, opts.foreground)
+    children.push(child)
+    const { args: _args, ...member } = plan
+    members.push({ ...member, pid: child.pid ?? 0 })
+  }
+  const file: ClusterFile = { basePort: opts.basePort, nodes: members }
+  writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+  try {
+    await Promise.all(members.map(async m => await waitFor(`agent ${m.index} answering on ${m.api} (see ${m.log})`, opts.waitMs, async () => {
+      if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
+      const res = await new ApiClient(m.api, undefined, 2_000).request('GET', '/v1/health')
+      return res.status === 200 ? true : undefined
+    })))
+    await Promise.all(members.map(async m => await waitFor(`agent ${m.index} seeing all ${opts.nodes} agents`, opts.waitMs, async () => {
+      const nodes = await new ApiClient(m.api, undefined, 2_000).call<any[]>('GET', '/v1/nodes')
+      return nodes.filter(n => n.state === 'alive').length >= opts.nodes ? true : undefined
+    })))
+  } catch (err) {
+    for (const c of children) c.kill('SIGTERM')
+    rmSync(clusterFilePath(dir), { force: true })
+    throw err
+  }
+  return { file, children }
+}
+
+export interface MemberStatus extends ClusterMember {
+  up: boolean
+  peerId?: string
+  alivePeers?: number
+  vms?: number
+  usedCpu?: number
+  usedMemMiB?: number
+}
+
+export async function clusterStatus (dir: string): Promise<MemberStatus[]> {
+  const file = readClusterFile(dir)
+  if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: start one with \`discovery cluster up --nodes N\``)
+  return await Promise.all(file.nodes.map(async m => {
+    try {
+      const client = new ApiClient(m.api, undefined, 2_000)
+      const health = await client.call('GET', '/v1/health')
+      const nodes = await client.call<any[]>('GET', '/v1/nodes')
+      const me = nodes.find(n => n.peerId === health.peerId)
+      return { ...m, up: true, peerId: health.peerId, alivePeers: nodes.filter(n => n.state === 'alive').length, vms: me?.vmCount ?? 0, usedCpu: me?.used.cpu, usedMemMiB: me?.used.memMiB }
+    } catch {
+      return { ...m, up: false }
+    }
+  }))
+}
+
+export function statusTable (rows: MemberStatus[]): string {
+  return table(['#', 'peer', 'api', 'pid', 'state', 'peers', 'vms', 'vCPU used', 'MiB used'],
+    rows.map(r => [r.index, r.peerId != null ? shortId(r.peerId) : '-', r.api, r.pid, r.up ? 'up' : 'down', r.alivePeers ?? '-', r.vms ?? '-', r.usedCpu ?? '-', r.usedMemMiB ?? '-']))
+}
+
+/** Stops every agent of the cluster: SIGTERM, then SIGKILL after `graceMs`. */
+export async function clusterDown (dir: string, graceMs = 10_000, purge = false): Promise<number> {
+  const file = readClusterFile(dir)
+  if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: nothing to stop`)
+  const pids = file.nodes.map(m => m.pid).filter(alive)
+  for (const pid of pids) try { process.kill(pid, 'SIGTERM') } catch {}
+  const end = Date.now() + graceMs
+  while (Date.now() < end && pids.some(alive)) await new Promise(r => setTimeout(r, 100))
+  for (const pid of pids.filter(alive)) try { process.kill(pid, 'SIGKILL') } catch {}
+  rmSync(clusterFilePath(dir), { force: true })
+  if (purge) for (const m of file.nodes) rmSync(m.dataDir, { recursive: true, force: true })
+  return pids.length
+}

@@ -1,0 +1,204 @@
+/**
+ * The `discovery` command. Every command takes `--json`; exit code 0 on
+ * success, 1 on a failed operation, 2 on bad usage, with a one-line error
+ * that says what to do.
+ */
+import { Command, CommanderError, Option } from 'commander'
+import { rmSync } from 'node:fs'
+import { runAgent } from './agent-command.ts'
+import { ApiClient } from './client.ts'
+import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
+import { OperationError, UsageError } from './errors.ts'
+import { parseInteger } from './parse.ts'
+import { createBody, nodesTable, vmMigrate, vmTable } from './vm.ts'
+
+const collect = (value: string, prev: string[] = []): string[] => [...prev, value]
+
+function out (json: boolean | undefined, data: unknown, text: () => string): void {
+  process.stdout.write((json === true ? JSON.stringify(data, null, 2) : text()) + '\n')
+}
+
+function client (opts: { api?: string, apiToken?: string }): ApiClient {
+  return new ApiClient(opts.api, opts.apiToken ?? process.env.DISCOVERY_API_TOKEN)
+}
+
+const program = new Command('discovery')
+  .description('A fully distributed IaaS: agents that gossip their resources and place VMs together, with no central scheduler.')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError(false)
+  .configureOutput({ writeErr: (s) => { if (!s.startsWith('error:')) process.stderr.write(s) } })
+
+program.command('agent')
+  .description('run one agent in the foreground; structured logs on stderr')
+  .option('--listen <multiaddr>', 'libp2p listen address (default /ip4/127.0.0.1/tcp/0)')
+  .option('--bootstrap <multiaddr...>', 'peers to join (repeat, or comma-separate)')
+  .option('--api <host:port>', 'HTTP API address (default 127.0.0.1:7100)')
+  .option('--data-dir <dir>', 'durable state: identity, VM records (default ./.discovery/agent)')
+  .option('--cpu <n>', 'vCPUs this node offers (default 8)')
+  .option('--mem <size>', 'memory this node offers, e.g. 16GiB (default 16GiB)')
+  .option('--labels <k=v,...>', 'node labels, e.g. zone=paris,rack=r1', collect)
+  .option('--driver <name>', 'hypervisor driver: sim (default) or qemu')
+  .option('--swarm-key <file>', 'private-network key: only agents with the same key connect')
+  .option('--api-token <token>', 'bearer token the API requires')
+  .option('--profile <name>', 'timer profile: local (default), lan or wan')
+  .option('--cpu-overcommit <ratio>', 'CPU over-commit ratio, ≥ 1 (default 1)')
+  .option('--boot-delay <duration>', 'sim driver: time from creating to running (default 200ms)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error (default info, or $DISCOVERY_LOG)')
+  .option('--json', 'print the ready line as JSON')
+  .action(async (opts) => { await runAgent(opts) })
+
+const cluster = program.command('cluster').description('run a local cluster of agents on this machine')
+cluster.command('up')
+  .description('start N agent processes bootstrapped to each other')
+  .requiredOption('--nodes <n>', 'how many agents')
+  .option('--dir <dir>', 'where data and logs go', '.discovery/cluster')
+  .option('--base-port <p>', 'agent i serves its API on P+i and libp2p on P+1000+i', '7100')
+  .option('--foreground', 'stay attached, show a live table, stop every agent on Ctrl-C')
+  .option('--cpu <n>', 'vCPUs each agent offers')
+  .option('--mem <size>', 'memory each agent offers')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
+    const basePort = parseInteger('--base-port', opts.basePort, 1024, 64000)
+    const agentArgs: string[] = []
+    if (opts.cpu != null) agentArgs.push('--cpu', String(parseInteger('--cpu', opts.cpu, 1, 4096)))
+    if (opts.mem != null) agentArgs.push('--mem', opts.mem)
+    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: 60_000 })
+    out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
+      (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))
+    if (opts.foreground === true) await foreground(opts.dir, children, opts.json === true)
+  })
+cluster.command('status')
+  .description('each agent of the local cluster: up or down, peers, VMs')
+  .option('--dir <dir>', 'the cluster\'s folder', '.discovery/cluster')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const rows = await clusterStatus(opts.dir)
+    out(opts.json, rows, () => statusTable(rows))
+    if (rows.some(r => !r.up)) process.exitCode = 1
+  })
+cluster.command('down')
+  .description('stop every agent of the local cluster')
+  .option('--dir <dir>', 'the cluster\'s folder', '.discovery/cluster')
+  .option('--purge', 'also delete the agents\' data (VMs, identities)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const stopped = await clusterDown(opts.dir, 10_000, opts.purge === true)
+    out(opts.json, { stopped }, () => `stopped ${stopped} agents`)
+  })
+
+const apiOption = (): Option => new Option('--api <url>', 'an agent\'s API (default $DISCOVERY_API or http://127.0.0.1:7100)')
+const tokenOption = (): Option => new Option('--api-token <token>', 'bearer token (default $DISCOVERY_API_TOKEN)')
+
+const vm = program.command('vm').description('create, list, show, delete and migrate VMs')
+vm.command('create')
+  .description('create a VM: any agent accepts it and the cluster places it')
+  .option('--cpu <n>', 'vCPUs')
+  .option('--mem <size>', 'memory, e.g. 512MiB or 4GiB')
+  .option('--name <name>', 'a name (default: the id)')
+  .option('--image <ref>', 'an image reference')
+  .option('--label <k=v>', 'a label of the VM (repeat)', collect)
+  .option('--node-label <k=v>', 'only on nodes with this label (repeat)', collect)
+  .option('--spread <group>', 'never on a node that runs another VM of this group')
+  .option('--zone <zone>', 'only on nodes labelled zone=ZONE')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const placed = await client(opts).call('POST', '/v1/vms', createBody(opts))
+    out(opts.json, placed, () => `${placed.id} placed on ${placed.node} (${placed.state})`)
+  })
+vm.command('ls')
+  .description('list VMs: this agent\'s, or with --cluster every VM it knows of')
+  .option('--cluster', 'every VM in the cluster')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const vms = await client(opts).call<any[]>('GET', `/v1/vms${opts.cluster === true ? '?scope=cluster' : ''}`)
+    out(opts.json, vms, () => vms.length === 0 ? 'no VMs' : vmTable(vms))
+  })
+vm.command('show').argument('<id>')
+  .description('one VM')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (id, opts) => {
+    const v = await client(opts).call('GET', `/v1/vms/${encodeURIComponent(id)}`)
+    out(opts.json, v, () => vmTable([v]))
+  })
+vm.command('delete').argument('<id>')
+  .description('delete a VM wherever it runs')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (id, opts) => {
+    const r = await client(opts).call('DELETE', `/v1/vms/${encodeURIComponent(id)}`)
+    out(opts.json, r, () => `${id} deleted`)
+  })
+vm.command('migrate').argument('<id>')
+  .description('live-migrate a VM (to a chosen peer with --to)')
+  .option('--to <peer>', 'destination peer id')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (id, opts) => { await vmMigrate(client(opts), id) })
+
+program.command('nodes')
+  .description('the cluster as the contacted agent sees it')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const nodes = await client(opts).call<any[]>('GET', '/v1/nodes')
+    out(opts.json, nodes, () => nodesTable(nodes))
+  })
+
+/** `cluster up --foreground`: a live table until Ctrl-C, then every agent stopped and waited for. */
+async function foreground (dir: string, children: import('node:child_process').ChildProcess[], json: boolean): Promise<void> {
+  const tty = process.stdout.isTTY === true && !json
+  let stopping = false
+  const draw = async (): Promise<void> => {
+    if (stopping) return
+    const rows = await clusterStatus(dir).catch(() => [])
+    if (stopping || rows.length === 0) return
+    const stamp = new Date().toISOString().slice(11, 19)
+    if (json) process.stdout.write(JSON.stringify({ at: stamp, agents: rows }) + '\n')
+    else process.stdout.write((tty ? '\x1b[H\x1b[2J' : '') + `discovery local cluster · ${stamp} · Ctrl-C stops every agent\n` + statusTable(rows) + '\n')
+  }
+  const timer = setInterval(() => { void draw() }, tty ? 2_000 : 10_000)
+  await draw()
+  await new Promise<void>(resolve => {
+    const stop = (): void => {
+      if (stopping) return
+      stopping = true
+      clearInterval(timer)
+      process.stdout.write('\nstopping every agent…\n')
+      for (const c of children) if (c.exitCode == null) c.kill('SIGTERM')
+      const force = setTimeout(() => { for (const c of children) if (c.exitCode == null) c.kill('SIGKILL') }, 10_000)
+      void Promise.all(children.map(async c => await new Promise(r => { if (c.exitCode != null || c.signalCode != null) r(null); else c.once('exit', r) }))).then(() => {
+        clearTimeout(force)
+        rmSync(clusterFilePath(dir), { force: true })
+        process.stdout.write('all agents stopped\n')
+        resolve()
+      })
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+}
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err: any) {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0)
+    process.stderr.write(`discovery: ${err.message.replace(/^error: /, '')} (see discovery --help)\n`)
+    process.exit(2)
+  }
+  if (err instanceof UsageError || err?.name === 'UsageError') {
+    process.stderr.write(`discovery: ${err.message}\n`)
+    process.exit(2)
+  }
+  if (err instanceof OperationError || err?.name === 'OperationError') {
+    process.stderr.write(`discovery: ${err.message}\n`)
+    process.exit(1)
+  }
+  process.stderr.write(`discovery: ${err?.message ?? String(err)}\n`)
+  process.exit(1)
+}

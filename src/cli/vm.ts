@@ -1,0 +1,48 @@
+/** `discovery vm …` and `discovery nodes`: clients of an agent's API. */
+import { createVmSchema, describeIssues } from '../core/messages.ts'
+import { ApiClient } from './client.ts'
+import { OperationError, UsageError } from './errors.ts'
+import { parseInteger, parseLabels, parseSize } from './parse.ts'
+import { shortId, table } from './table.ts'
+
+export interface CreateFlags {
+  cpu?: string
+  mem?: string
+  name?: string
+  image?: string
+  label?: string[]
+  nodeLabel?: string[]
+  spread?: string
+  zone?: string
+}
+
+export function createBody (flags: CreateFlags): unknown {
+  if (flags.cpu == null) throw new UsageError('Expected --cpu N (vCPUs), e.g. `discovery vm create --cpu 1 --mem 512MiB`')
+  if (flags.mem == null) throw new UsageError('Expected --mem SIZE, e.g. `discovery vm create --cpu 1 --mem 512MiB`')
+  const body: Record<string, unknown> = { cpu: parseInteger('--cpu', flags.cpu, 1, 1024), memMiB: parseSize('--mem', flags.mem) }
+  if (flags.name != null) body.name = flags.name
+  if (flags.image != null) body.image = flags.image
+  if (flags.label != null && flags.label.length > 0) body.labels = parseLabels('--label', flags.label)
+  const constraints: Record<string, unknown> = {}
+  if (flags.nodeLabel != null && flags.nodeLabel.length > 0) constraints.labels = parseLabels('--node-label', flags.nodeLabel)
+  if (flags.spread != null) constraints.spread = flags.spread
+  if (flags.zone != null) constraints.zone = flags.zone
+  if (Object.keys(constraints).length > 0) body.constraints = constraints
+  const ok = createVmSchema.safeParse(body)
+  if (!ok.success) throw new UsageError(`invalid VM request: ${describeIssues(ok.error)}`)
+  return ok.data
+}
+
+export function vmTable (vms: any[]): string {
+  return table(['id', 'name', 'state', 'vCPU', 'MiB', 'node'], vms.map(v => [v.id, v.name, v.state, v.cpu, v.memMiB, shortId(v.node)]))
+}
+
+export function nodesTable (nodes: any[]): string {
+  return table(['peer', 'state', 'vCPU used/cap', 'MiB used/cap', 'reserved', 'vms', 'labels', 'last seen'],
+    nodes.map(n => [shortId(n.peerId), n.state, `${n.used.cpu}/${n.capacity.cpu}`, `${n.used.memMiB}/${n.capacity.memMiB}`, `${n.reserved.cpu}/${n.reserved.memMiB}`, n.vmCount,
+      Object.entries(n.labels).map(([k, v]) => `${k}=${String(v)}`).join(',') || '-', `${(n.lastSeenMs / 1000).toFixed(1)}s`]))
+}
+
+export async function vmMigrate (_client: ApiClient, id: string): Promise<never> {
+  throw new OperationError(`cannot migrate ${id}: live migration is not available in this version yet`)
+}

@@ -1,0 +1,133 @@
+/**
+ * One AgentConfig, resolved and validated once at start-up, then read-only.
+ * Three profiles differ in a few timers, after memberlist's
+ * DefaultLANConfig / DefaultWANConfig / DefaultLocalConfig:
+ * - `local`: many agents on one machine (a cluster for trying, tests, benchmarks);
+ * - `lan`:   one agent per machine in one data centre;
+ * - `wan`:   edge sites tens of milliseconds apart.
+ */
+import type { Resources } from './core/resources.ts'
+import type { ViewConfig } from './core/cluster-view.ts'
+
+export type Profile = 'local' | 'lan' | 'wan'
+export type DriverName = 'sim'
+
+export interface GossipConfig {
+  /**
+   * Coalescing window: at most one state publish per this many ms, however
+   * often the state changes. Default 100 ms (local), 200 ms (lan/wan): every
+   * publish costs every peer 1.5–3 ms of CPU (NOTES.md), so a burst of
+   * creates becomes one message, while a change still shows cluster-wide
+   * within a few hundred ms.
+   */
+  minPublishIntervalMs: number
+  /**
+   * Slow refresh: the state is re-published this often even with no change,
+   * so a peer that missed a message catches up and silence means trouble.
+   * Default 5 s (local), 3 s (lan), 5 s (wan): a 1 Hz full-state heartbeat
+   * saturates a 2-core machine at about 30 agents (NOTES.md).
+   */
+  refreshIntervalMs: number
+  /**
+   * Threshold: a change of free CPU or memory smaller than this fraction of
+   * capacity waits for the refresh; a change of the set of VMs is always
+   * published. Default 0.05.
+   */
+  changeThreshold: number
+}
+
+export interface AgentConfig {
+  profile: Profile
+  /** libp2p listen address. Default `/ip4/127.0.0.1/tcp/0`: loopback, any free port. */
+  listen: string
+  /** Peers to dial at start and re-dial when isolated. Default none (a first agent). */
+  bootstrap: string[]
+  /** HTTP API host and port. Default 127.0.0.1:7100; bound to loopback unless told otherwise. */
+  apiHost: string
+  apiPort: number
+  /** Bearer token the API requires when set. Default none (loopback only). */
+  apiToken?: string
+  /** Durable state: identity key, VM records. Default `./.discovery/agent`. */
+  dataDir: string
+  /** What this node offers. Default 8 vCPU / 16 GiB with the sim driver. */
+  capacity: Resources
+  /** CPU over-commit ratio (≥ 1). Default 1: no over-commit unless the operator asks. Memory is never over-committed. */
+  cpuOvercommit: number
+  /** Node labels, e.g. zone=edge-paris. Default none. */
+  labels: Record<string, string>
+  driver: DriverName
+  /** Sim driver: time from creating to running. Default 200 ms (local), 1 s otherwise. */
+  bootDelayMs: number
+  /** File holding a libp2p private-network key: only agents with the same key connect. Default none. */
+  swarmKeyFile?: string
+  gossip: GossipConfig
+  view: ViewConfig
+  /** How long a reservation holds before it expires on its own. Default 10 s: a create that dies mid-way leaks nothing for long. */
+  leaseTtlMs: number
+  /** Timeout of one stream request (reserve, commit, release). Default 5 s (local/lan), 10 s (wan). */
+  requestTimeoutMs: number
+  /** Re-dial back-off: first and largest wait. Default 250 ms → 10 s, doubling. */
+  redialMinMs: number
+  redialMaxMs: number
+  /** How often the agent ticks the view and expires leases. Default 250 ms. */
+  tickIntervalMs: number
+  /** How many candidates placement samples first (power of d choices). Default 2, as in Sparrow. */
+  placementSample: number
+}
+
+const base = {
+  listen: '/ip4/127.0.0.1/tcp/0',
+  bootstrap: [] as string[],
+  apiHost: '127.0.0.1',
+  apiPort: 7100,
+  dataDir: '.discovery/agent',
+  capacity: { cpu: 8, memMiB: 16384 },
+  cpuOvercommit: 1,
+  labels: {} as Record<string, string>,
+  driver: 'sim' as const,
+  leaseTtlMs: 10_000,
+  redialMinMs: 250,
+  redialMaxMs: 10_000,
+  tickIntervalMs: 250,
+  placementSample: 2
+}
+
+export function defaultLocalConfig (): AgentConfig {
+  return {
+    ...base,
+    profile: 'local',
+    bootDelayMs: 200,
+    requestTimeoutMs: 5_000,
+    gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05 },
+    // Suspect after two missed refreshes; a closed connection makes a peer dead within 3 s.
+    view: { suspectAfterMs: 11_000, deadAfterMs: 20_000, disconnectedDeadAfterMs: 3_000, forgetAfterMs: 300_000 }
+  }
+}
+
+export function defaultLanConfig (): AgentConfig {
+  return {
+    ...base,
+    profile: 'lan',
+    listen: '/ip4/0.0.0.0/tcp/4001',
+    bootDelayMs: 1_000,
+    requestTimeoutMs: 5_000,
+    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 3_000, changeThreshold: 0.05 },
+    view: { suspectAfterMs: 7_000, deadAfterMs: 15_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
+  }
+}
+
+export function defaultWanConfig (): AgentConfig {
+  return {
+    ...base,
+    profile: 'wan',
+    listen: '/ip4/0.0.0.0/tcp/4001',
+    bootDelayMs: 1_000,
+    requestTimeoutMs: 10_000,
+    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 5_000, changeThreshold: 0.05 },
+    view: { suspectAfterMs: 12_000, deadAfterMs: 30_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
+  }
+}
+
+export function profileConfig (profile: Profile): AgentConfig {
+  return profile === 'local' ? defaultLocalConfig() : profile === 'lan' ? defaultLanConfig() : defaultWanConfig()
+}

@@ -1,0 +1,111 @@
+/**
+ * One node's own capacity book: the VMs it runs and the reservations (leases)
+ * it has promised. Only the owner of the capacity writes here, one call at a
+ * time, so a reservation is atomic: two concurrent placements through
+ * different agents can never both take the last slot.
+ */
+import { add, free, fits, sub, sum, type Resources, ZERO } from './resources.ts'
+
+export interface Lease {
+  id: string
+  resources: Resources
+  expiresAtMs: number
+}
+
+export type ReserveResult = { ok: true } | { ok: false, reason: string }
+export type CommitResult = { ok: true, resources: Resources } | { ok: false, reason: 'unknown-lease' | 'expired' }
+
+export class Ledger {
+  readonly capacity: Resources
+  readonly cpuOvercommit: number
+  readonly #vms = new Map<string, Resources>()
+  readonly #leases = new Map<string, Lease>()
+  #used: Resources = ZERO
+  #reserved: Resources = ZERO
+
+  constructor (capacity: Resources, cpuOvercommit = 1) {
+    this.capacity = capacity
+    this.cpuOvercommit = cpuOvercommit
+  }
+
+  get used (): Resources { return this.#used }
+  get reserved (): Resources { return this.#reserved }
+  get free (): Resources { return free(this.capacity, add(this.#used, this.#reserved), this.cpuOvercommit) }
+
+  /** Promises `resources` until `nowMs + ttlMs`, if they fit next to everything already promised. */
+  reserve (leaseId: string, resources: Resources, ttlMs: number, nowMs: number): ReserveResult {
+    this.expire(nowMs)
+    if (this.#leases.has(leaseId)) return { ok: false, reason: 'lease id already in use' }
+    const available = this.free
+    if (!fits(resources, available)) {
+      return { ok: false, reason: `not enough free capacity: need ${resources.cpu} vCPU / ${resources.memMiB} MiB, free ${Math.max(0, available.cpu)} vCPU / ${Math.max(0, available.memMiB)} MiB` }
+    }
+    this.#leases.set(leaseId, { id: leaseId, resources, expiresAtMs: nowMs + ttlMs })
+    this.#reserved = add(this.#reserved, resources)
+    return { ok: true }
+  }
+
+  /** Turns a live lease into a running VM's usage. */
+  commit (leaseId: string, vmId: string, nowMs: number): CommitResult {
+    const lease = this.#leases.get(leaseId)
+    if (lease == null) return { ok: false, reason: 'unknown-lease' }
+    if (lease.expiresAtMs <= nowMs) {
+      this.#drop(lease)
+      return { ok: false, reason: 'expired' }
+    }
+    this.#drop(lease)
+    this.addVm(vmId, lease.resources)
+    return { ok: true, resources: lease.resources }
+  }
+
+  release (leaseId: string): boolean {
+    const lease = this.#leases.get(leaseId)
+    if (lease == null) return false
+    this.#drop(lease)
+    return true
+  }
+
+  /** Drops the leases whose time is up; returns their ids. */
+  expire (nowMs: number): string[] {
+    const gone: string[] = []
+    for (const lease of this.#leases.values()) {
+      if (lease.expiresAtMs <= nowMs) {
+        this.#drop(lease)
+        gone.push(lease.id)
+      }
+    }
+    return gone
+  }
+
+  /** Records a VM's usage directly (restoring from the store, or a local placement). */
+  addVm (vmId: string, resources: Resources): void {
+    const old = this.#vms.get(vmId)
+    if (old != null) this.#used = sub(this.#used, old)
+    this.#vms.set(vmId, resources)
+    this.#used = add(this.#used, resources)
+  }
+
+  removeVm (vmId: string): boolean {
+    const old = this.#vms.get(vmId)
+    if (old == null) return false
+    this.#vms.delete(vmId)
+    this.#used = sub(this.#used, old)
+    return true
+  }
+
+  hasVm (vmId: string): boolean {
+    return this.#vms.has(vmId)
+  }
+
+  get leaseCount (): number { return this.#leases.size }
+
+  /** Recomputes the totals from scratch: a check used by the tests. */
+  audit (): { used: Resources, reserved: Resources } {
+    return { used: sum(this.#vms.values()), reserved: sum([...this.#leases.values()].map(l => l.resources)) }
+  }
+
+  #drop (lease: Lease): void {
+    this.#leases.delete(lease.id)
+    this.#reserved = sub(this.#reserved, lease.resources)
+  }
+}

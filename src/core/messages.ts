@@ -1,0 +1,129 @@
+/**
+ * The one schema of every message that crosses a trust boundary: gossip, the
+ * stream protocols and the HTTP API. Each schema gives both the TypeScript
+ * type and the validation; edges call `parse…` once and hand typed values to
+ * the core. Zod is pure (no I/O), so it may live in core/.
+ */
+import { z } from 'zod'
+
+/** Bounds that keep a hostile message from making us allocate or loop without end. */
+export const LIMITS = Object.freeze({
+  maxCpu: 1024,
+  maxMemMiB: 16 * 1024 * 1024,
+  maxLabels: 32,
+  maxLabelKey: 63,
+  maxLabelValue: 63,
+  maxName: 63,
+  maxVmsPerNode: 10_000,
+  maxAddrs: 16,
+  /** The largest gossip or stream message we accept, in bytes. */
+  maxMessageBytes: 1024 * 1024
+})
+
+const labelKey = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9._/-]{0,62})$/, 'a label key: letters, digits, . _ / -, at most 63 characters')
+const labelValue = z.string().max(LIMITS.maxLabelValue).regex(/^[a-zA-Z0-9._-]*$/, 'a label value: letters, digits, . _ -, at most 63 characters')
+export const labelsSchema = z.record(labelKey, labelValue).refine(l => Object.keys(l).length <= LIMITS.maxLabels, { message: `at most ${LIMITS.maxLabels} labels` })
+
+export const resourcesSchema = z.object({
+  cpu: z.number().int().min(0).max(LIMITS.maxCpu * 64),
+  memMiB: z.number().int().min(0).max(LIMITS.maxMemMiB * 64)
+})
+
+const peerIdString = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id')
+const vmId = z.string().regex(/^vm-[a-z0-9]{6,40}$/, 'a VM id like vm-1a2b3c4d')
+const vmName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/, 'a name: letters, digits, . _ -, starting with a letter or digit')
+const groupName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9._-]+$/, 'a group name: letters, digits, . _ -')
+
+export const VM_STATES = ['creating', 'running', 'stopped', 'migrating', 'deleted'] as const
+export const vmStateSchema = z.enum(VM_STATES)
+export type VmState = z.infer<typeof vmStateSchema>
+
+/** Placement constraints: node labels to match, a zone, and an anti-affinity group. */
+export const constraintsSchema = z.object({
+  labels: labelsSchema.optional(),
+  zone: groupName.optional(),
+  spread: groupName.optional()
+}).strict()
+export type Constraints = z.infer<typeof constraintsSchema>
+
+/** What a user asks for: the body of `POST /v1/vms`. */
+export const createVmSchema = z.object({
+  name: vmName.optional(),
+  cpu: z.number().int().min(1).max(LIMITS.maxCpu),
+  memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
+  image: z.string().min(1).max(512).optional(),
+  labels: labelsSchema.optional(),
+  constraints: constraintsSchema.optional()
+}).strict()
+export type CreateVmRequest = z.infer<typeof createVmSchema>
+
+/** A VM as its owner stores it and as it is gossiped. */
+export const vmSpecSchema = z.object({
+  id: vmId,
+  name: vmName,
+  cpu: z.number().int().min(1).max(LIMITS.maxCpu),
+  memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
+  image: z.string().max(512).optional(),
+  labels: labelsSchema.optional(),
+  constraints: constraintsSchema.optional(),
+  createdAtMs: z.number().int().min(0)
+}).strict()
+export type VmSpec = z.infer<typeof vmSpecSchema>
+
+/** The part of a VM every peer needs: enough for `scope=cluster`, spread groups and accounting. */
+export const vmSummarySchema = z.object({
+  id: vmId,
+  name: vmName,
+  cpu: z.number().int().min(1).max(LIMITS.maxCpu),
+  memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
+  state: vmStateSchema,
+  epoch: z.number().int().min(0),
+  spread: groupName.optional()
+}).strict()
+export type VmSummary = z.infer<typeof vmSummarySchema>
+
+export const PROTOCOL_VERSION = 1
+
+/** What an agent gossips on `/discovery/state/1`. */
+export const nodeStateSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  peerId: peerIdString,
+  /** Start time of this run of the agent: a restarted agent's sequence starts again above the old one. */
+  incarnation: z.number().int().min(0),
+  seq: z.number().int().min(0),
+  addrs: z.array(z.string().max(256)).max(LIMITS.maxAddrs),
+  api: z.string().max(256).optional(),
+  capacity: resourcesSchema,
+  cpuOvercommit: z.number().min(1).max(64),
+  used: resourcesSchema,
+  reserved: resourcesSchema,
+  labels: labelsSchema,
+  vms: z.array(vmSummarySchema).max(LIMITS.maxVmsPerNode)
+}).strict()
+export type NodeState = z.infer<typeof nodeStateSchema>
+
+/** `/discovery/place/1.0.0`: one request, one response. */
+export const placeRequestSchema = z.discriminatedUnion('op', [
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('reserve'), leaseId: z.string().uuid(), resources: resourcesSchema, constraints: constraintsSchema.optional(), ttlMs: z.number().int().min(100).max(120_000) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), leaseId: z.string().uuid(), vm: vmSpecSchema }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('release'), leaseId: z.string().uuid() }).strict(),
+  // An extension of DESIGN.md's reserve/commit/release: a VM is deleted by the node that owns its capacity.
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), vmId }).strict()
+])
+export type PlaceRequest = z.infer<typeof placeRequestSchema>
+
+export const placeResponseSchema = z.union([
+  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true), state: vmStateSchema.optional() }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500) }).strict()
+])
+export type PlaceResponse = z.infer<typeof placeResponseSchema>
+
+/** Turns a zod error into one line that names the field and what was expected. */
+export function describeIssues (error: z.ZodError): string {
+  return error.issues.slice(0, 3).map(i => {
+    const path = i.path.length > 0 ? i.path.join('.') : '(body)'
+    // A bad record key (zod's invalid_key) carries the key schema's own message one level down.
+    const inner = i.code === 'invalid_key' ? (i as { issues?: Array<{ message: string }> }).issues?.[0]?.message : undefined
+    return `${path}: ${inner ?? i.message}`
+  }).join('; ')
+}

@@ -1,0 +1,40 @@
+/** JSON on the wire, with the size bound checked before parsing. */
+import type { z } from 'zod'
+import { describeIssues, LIMITS } from '../core/messages.ts'
+
+export class InvalidMessageError extends Error {
+  static name = 'InvalidMessageError'
+  constructor (message = 'the message does not match its schema') {
+    super(message)
+    this.name = InvalidMessageError.name
+  }
+}
+
+export class MessageTooLargeError extends Error {
+  static name = 'MessageTooLargeError'
+  constructor (message = `the message is larger than ${LIMITS.maxMessageBytes} bytes`) {
+    super(message)
+    this.name = MessageTooLargeError.name
+  }
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encode (value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value))
+}
+
+/** Decodes and validates one message; throws InvalidMessageError or MessageTooLargeError with the reason. */
+export function decode<T extends z.ZodType> (schema: T, bytes: Uint8Array): z.infer<T> {
+  if (bytes.byteLength > LIMITS.maxMessageBytes) throw new MessageTooLargeError()
+  let raw: unknown
+  try {
+    raw = JSON.parse(decoder.decode(bytes))
+  } catch {
+    throw new InvalidMessageError('not UTF-8 JSON')
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) throw new InvalidMessageError(describeIssues(parsed.error))
+  return parsed.data
+}

@@ -1,0 +1,61 @@
+/**
+ * The libp2p host: TCP, noise, yamux, identify, ping and gossipsub, with the
+ * settings a many-agents-on-one-host cluster needs (NOTES.md):
+ * 1. `fastMsgIdFn` (from + seqno) so duplicate copies are dropped before
+ *    their signature is verified — a third of all CPU otherwise;
+ * 2. IP colocation weight 0 — every peer on 127.0.0.1 (or behind one NAT)
+ *    would otherwise be scored down to the graylist and the mesh collapses;
+ * 3. a high `inboundConnectionThreshold` — agents that start together dial
+ *    each other faster than the default 5 per second per host allows.
+ */
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { readFile } from 'node:fs/promises'
+import { LIMITS } from '../core/messages.ts'
+
+export interface HostInit {
+  privateKey: PrivateKey
+  listen: string
+  swarmKeyFile?: string
+}
+
+function b64 (bytes: Uint8Array | undefined): string {
+  return bytes == null ? '' : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
+export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>, identify: unknown, ping: unknown }>> {
+  const psk = init.swarmKeyFile != null ? await readFile(init.swarmKeyFile) : undefined
+  const node = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: [init.listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(psk != null ? { connectionProtector: preSharedKey({ psk }) } : {}),
+    connectionManager: {
+      maxConnections: 400,
+      inboundConnectionThreshold: 10_000,
+      maxIncomingPendingConnections: 200
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        emitSelf: false,
+        maxInboundDataLength: LIMITS.maxMessageBytes + 64 * 1024,
+        fastMsgIdFn: (msg) => b64(msg.from) + b64(msg.seqno),
+        scoreParams: { IPColocationFactorWeight: 0 }
+      })
+    }
+  })
+  return node as any
+}

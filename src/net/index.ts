@@ -1,0 +1,10 @@
+/**
+ * The network edge: the libp2p host, the state gossip topic, the stream
+ * protocols and peer dialing. Everything received is validated here, against
+ * the schemas of core/messages.ts, before the agent sees it.
+ */
+export { createHost } from './host.ts'
+export { StateGossip, STATE_TOPIC } from './state-gossip.ts'
+export { PlaceServer, placeRequest, PLACE_PROTOCOL, PlaceTimeoutError } from './place-protocol.ts'
+export { Redialer } from './redialer.ts'
+export { InvalidMessageError, MessageTooLargeError } from './codec.ts'
