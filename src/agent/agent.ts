@@ -284,7 +284,7 @@ export class Agent {
       peerId: this.peerId,
       incarnation: this.#incarnation,
       seq: this.#seq,
-      addrs: this.addrs().filter(a => !a.includes('/p2p/')).slice(0, 16),
+      addrs: [...new Set(this.addrs().map(a => a.replace(/\/p2p\/[^/]+$/, '')))].slice(0, 16),
       capacity: this.config.capacity,
       cpuOvercommit: this.config.cpuOvercommit,
       used: ledger.used,

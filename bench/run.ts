@@ -1,0 +1,30 @@
+/**
+ * `npm run bench -- NAME [options]`: runs one benchmark against a real local
+ * cluster started through the CLI. Each benchmark is a module with a
+ * `main(args)` that prints its report and resolves to an exit code.
+ */
+const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
+  placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') }
+}
+
+function usage (): string {
+  return 'usage: npm run bench -- NAME [options]   (NAME --help for its options)\n\nbenchmarks:\n' +
+    Object.entries(BENCHMARKS).map(([name, b]) => `  ${name.padEnd(12)} ${b.about}`).join('\n')
+}
+
+const [name, ...rest] = process.argv.slice(2)
+if (name == null || name === '--help' || name === '-h') {
+  process.stdout.write(usage() + '\n')
+  process.exit(name == null ? 2 : 0)
+}
+const bench = BENCHMARKS[name]
+if (bench == null) {
+  process.stderr.write(`bench: no benchmark \`${name}\`\n${usage()}\n`)
+  process.exit(2)
+}
+try {
+  process.exitCode = await (await bench.load()).main(rest)
+} catch (err: any) {
+  process.stderr.write(`bench ${name}: ${err?.message ?? String(err)}\n`)
+  process.exitCode = 1
+}

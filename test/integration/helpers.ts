@@ -1,0 +1,85 @@
+/** Shared by the integration tests: run the real CLI, start real agent processes, wait for conditions. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { BIN } from '../../src/cli/cluster.ts'
+import type { ClusterFile } from '../../src/cli/cluster.ts'
+import { ApiClient } from '../../src/cli/client.ts'
+
+export { ApiClient }
+
+export function tempDir (prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `discovery-${prefix}-`))
+}
+
+export interface CliResult { code: number, stdout: string, stderr: string }
+
+/** Runs `discovery ARGS` as a real process and waits for it to end. */
+export async function runCli (args: string[], timeoutMs = 90_000): Promise<CliResult> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => { stdout += String(d) })
+    child.stderr.on('data', (d) => { stderr += String(d) })
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`discovery ${args.join(' ')} took over ${timeoutMs} ms\n${stderr}`)) }, timeoutMs)
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }) })
+  })
+}
+
+/** Polls `fn` until it returns something other than undefined, or fails with `what` at the deadline. */
+export async function waitFor<T> (what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let last: unknown
+  while (true) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`)
+    await new Promise(r => setTimeout(r, everyMs))
+  }
+}
+
+export function readCluster (dir: string): ClusterFile {
+  return JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8'))
+}
+
+export interface AgentProcess {
+  proc: ChildProcess
+  api: ApiClient
+  peerId: string
+  exited: Promise<number | null>
+}
+
+/** Starts `discovery agent ARGS --json` and resolves once it printed its ready line. */
+export async function startAgent (args: string[], timeoutMs = 30_000): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [BIN, 'agent', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  proc.stderr!.on('data', (d) => { stderr = (stderr + String(d)).slice(-4000) })
+  const exited = new Promise<number | null>(resolve => proc.on('exit', (code) => { resolve(code) }))
+  const lines = createInterface({ input: proc.stdout! })
+  const ready = await new Promise<any>((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`agent not ready in ${timeoutMs} ms: ${stderr}`)) }, timeoutMs)
+    lines.once('line', (line) => { clearTimeout(timer); resolve(JSON.parse(line)) })
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`agent exited with ${code}: ${stderr}`)) })
+  })
+  return { proc, api: new ApiClient(ready.api), peerId: ready.peerId, exited }
+}
+
+/** Sums one Prometheus counter over all its label sets that match `labels`. */
+export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line)
+    if (m == null || m[1] !== name) continue
+    const set = m[2] ?? ''
+    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) total += Number(m[3])
+  }
+  return total
+}
