@@ -279,8 +279,8 @@ export function summaryRows (runs: RunResult[]) {
 
 export function summaryTable (runs: RunResult[]): string {
   return table(['nodes', 'VMs/s', 'create p50 ms', 'create p99 ms', 'convergence p50/p99 ms', 'peak RSS MiB mean/max', 'idle CPU % mean', '503', 'capacity'],
-    summaryRows(runs).map(s => [s.nodes, s.vmsPerS, s.createP50Ms, s.createP99Ms, `${s.convergenceP50Ms}/${s.convergenceP99Ms}`,
-      `${s.peakRssMeanMiB}/${s.peakRssMaxMiB}`, s.idleCpuMeanPct, s.noCapacity, s.capacityOk ? 'ok' : 'FAIL']))
+    runs.map(r => [r.nodes, fmt(r.load.vmsPerS), fmt(r.load.createMs.p50), fmt(r.load.createMs.p99), `${fmt(r.convergence.p50Ms, 0)}/${fmt(r.convergence.p99Ms, 0)}`,
+      `${fmt(r.after.peakRssMiB.mean)}/${fmt(r.after.peakRssMiB.max)}`, fmt(r.idle.cpuPct.mean, 2), r.load.status.noCapacity, capacityOk(r) ? 'ok' : 'FAIL']))
 }
 
 export async function main (args: string[]): Promise<number> {
