@@ -71,7 +71,7 @@ function trapSignals (): void {
   onSignal = () => {
     process.stderr.write('\ninterrupted: stopping the cluster…\n')
     for (const child of running) if (child.exitCode == null && child.signalCode == null && child.spawnargs.includes('up')) child.kill('SIGTERM')
-    void (current?.down(true) ?? Promise.resolve()).finally(() => process.exit(130))
+    void (current?.down() ?? Promise.resolve()).finally(() => process.exit(130))
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
