@@ -91,7 +91,9 @@ export class Agent {
     this.#gossip = new StateGossip({
       pubsub,
       onState: (state) => { this.#onState(state) },
-      onInvalid: (from, reason) => { this.#invalid('gossip', from, reason) }
+      onInvalid: (from, reason) => { this.#invalid('gossip', from, reason) },
+      // A new subscriber learns our state now rather than at the next refresh (floodPublish reaches it before the mesh forms).
+      onPeerSubscribed: () => { this.#publisher?.changed(true) }
     })
     this.#placeServer = new PlaceServer({
       libp2p,

@@ -5,7 +5,7 @@
  * reservation atomic.
  */
 import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
-import { PROTOCOL_VERSION } from '../core/messages.ts'
+import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { Store, VmRecord } from '../store/store.ts'
@@ -78,6 +78,7 @@ export class LocalNode {
   reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
     const now = this.#init.now()
     this.#expire(now)
+    if (this.#vms.size + this.ledger.leaseCount >= LIMITS.maxVmsPerNode) return { ok: false, reason: `this node already holds ${LIMITS.maxVmsPerNode} VMs, the most one node's gossiped state can list` }
     const labels = this.#init.labels
     if (constraints?.zone != null && labels.zone !== constraints.zone) return { ok: false, reason: `this node is not in zone ${constraints.zone}` }
     if (constraints?.labels != null) {

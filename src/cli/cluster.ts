@@ -139,7 +139,11 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
       return nodes.filter(n => n.state === 'alive').length >= opts.nodes ? true : undefined
     })))
   } catch (err) {
+    // Leave nothing behind that `cluster down` could no longer find.
     for (const c of children) c.kill('SIGTERM')
+    const end = Date.now() + 10_000
+    while (Date.now() < end && members.some(m => alive(m.pid))) await new Promise(r => setTimeout(r, 100))
+    for (const m of members) if (alive(m.pid)) try { process.kill(m.pid, 'SIGKILL') } catch {}
     rmSync(clusterFilePath(dir), { force: true })
     throw err
   }

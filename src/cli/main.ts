@@ -9,7 +9,7 @@ import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
 import { OperationError, UsageError } from './errors.ts'
-import { parseInteger } from './parse.ts'
+import { parseDuration, parseInteger } from './parse.ts'
 import { createBody, nodesTable, vmMigrate, vmTable } from './vm.ts'
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value]
@@ -57,6 +57,7 @@ cluster.command('up')
   .option('--foreground', 'stay attached, show a live table, stop every agent on Ctrl-C')
   .option('--cpu <n>', 'vCPUs each agent offers')
   .option('--mem <size>', 'memory each agent offers')
+  .option('--wait <duration>', 'how long to wait for the agents to start and see each other (default 30s + 1s per agent)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
@@ -64,7 +65,7 @@ cluster.command('up')
     const agentArgs: string[] = []
     if (opts.cpu != null) agentArgs.push('--cpu', String(parseInteger('--cpu', opts.cpu, 1, 4096)))
     if (opts.mem != null) agentArgs.push('--mem', opts.mem)
-    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: 60_000 })
+    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 30_000 + 1_000 * nodes })
     out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
       (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))
     if (opts.foreground === true) await foreground(opts.dir, children, opts.json === true)

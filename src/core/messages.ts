@@ -14,7 +14,8 @@ export const LIMITS = Object.freeze({
   maxLabelKey: 63,
   maxLabelValue: 63,
   maxName: 63,
-  maxVmsPerNode: 10_000,
+  /** A node's gossiped state lists its VMs (≤ 150 bytes each): 4,000 keep it well under maxMessageBytes. */
+  maxVmsPerNode: 4_000,
   maxAddrs: 16,
   /** The largest gossip or stream message we accept, in bytes. */
   maxMessageBytes: 1024 * 1024

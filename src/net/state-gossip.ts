@@ -16,14 +16,16 @@ export interface PubSubLike {
   unsubscribe (topic: string): void
   publish (topic: string, data: Uint8Array): Promise<unknown>
   readonly topicValidators: Map<string, (peer: PeerId, msg: Message) => TopicValidatorResult | Promise<TopicValidatorResult>>
-  addEventListener (type: 'message', listener: (evt: CustomEvent<Message>) => void): void
-  removeEventListener (type: 'message', listener: (evt: CustomEvent<Message>) => void): void
+  addEventListener (type: 'message' | 'subscription-change', listener: (evt: CustomEvent<any>) => void): void
+  removeEventListener (type: 'message' | 'subscription-change', listener: (evt: CustomEvent<any>) => void): void
 }
 
 export interface StateGossipInit {
   pubsub: PubSubLike
   onState: (state: NodeState, from: string) => void
   onInvalid: (from: string, reason: string) => void
+  /** A peer subscribed to the topic: it has none of our state yet. */
+  onPeerSubscribed?: (peerId: string) => void
 }
 
 export class StateGossip {
@@ -42,6 +44,7 @@ export class StateGossip {
     const { pubsub } = this.#init
     pubsub.topicValidators.set(STATE_TOPIC, this.#validate)
     pubsub.addEventListener('message', this.#onMessage)
+    pubsub.addEventListener('subscription-change', this.#onSubscriptionChange)
     pubsub.subscribe(STATE_TOPIC)
   }
 
@@ -51,6 +54,7 @@ export class StateGossip {
     const { pubsub } = this.#init
     pubsub.unsubscribe(STATE_TOPIC)
     pubsub.removeEventListener('message', this.#onMessage)
+    pubsub.removeEventListener('subscription-change', this.#onSubscriptionChange)
     pubsub.topicValidators.delete(STATE_TOPIC)
   }
 
@@ -77,6 +81,10 @@ export class StateGossip {
     }
     this.#validated.set(msg.data, state)
     return TopicValidatorResult.Accept
+  }
+
+  readonly #onSubscriptionChange = (evt: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (evt.detail.subscriptions.some(s => s.topic === STATE_TOPIC && s.subscribe)) this.#init.onPeerSubscribed?.(evt.detail.peerId.toString())
   }
 
   readonly #onMessage = (evt: CustomEvent<Message>): void => {
