@@ -109,6 +109,11 @@ export class Agent {
     this.#publisher = new StatePublisher({
       config: config.gossip,
       build: (next) => this.#buildState(next),
+      load: () => {
+        const l = this.#local.ledger
+        return { cpu: l.used.cpu + l.reserved.cpu, memMiB: l.used.memMiB + l.reserved.memMiB, capCpu: l.capacity.cpu, capMemMiB: l.capacity.memMiB }
+      },
+      peers: () => this.#view.size,
       publish: async (state) => {
         this.#view.merge(state, Date.now())
         await this.#gossip.publish(state)
@@ -322,6 +327,8 @@ export class Agent {
   #onTick (): void {
     const now = Date.now()
     this.#local.tick()
+    // An open connection is a sign of life: libp2p's connection monitor pings it and closes it when the peer is gone.
+    for (const conn of this.libp2p.getConnections()) this.#view.heard(conn.remotePeer.toString(), now)
     for (const change of this.#view.tick(now)) {
       this.log.info({ component: 'discovery:membership', peer: change.peerId, from: change.from, to: change.to }, 'peer status changed')
     }

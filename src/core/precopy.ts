@@ -127,7 +127,7 @@ function tooManyRounds (needed: number, maxRounds: number, stopMiB: number, maxD
 }
 
 function tooLong (ms: number, maxTotalMs: number, rounds: number, partial: boolean): PrecopyResult {
-  const what = partial ? `its first ${rounds} round${rounds === 1 ? '' : 's'} already take` : `it would take`
+  const what = partial ? (rounds === 1 ? 'its first round alone takes' : `its first ${rounds} rounds already take`) : 'it would take'
   return {
     ok: false,
     code: 'too-long',
