@@ -11,6 +11,7 @@ import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } f
 import { OperationError, UsageError } from './errors.ts'
 import { parseDuration, parseInteger } from './parse.ts'
 import { createBody, nodesTable, vmMigrate, vmTable } from './vm.ts'
+import { runSim } from './sim-command.ts'
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value]
 
@@ -140,6 +141,23 @@ vm.command('migrate').argument('<id>')
   .addOption(apiOption()).addOption(tokenOption())
   .option('--json', 'machine-readable output')
   .action(async (id, opts) => { await vmMigrate(client(opts), id) })
+
+program.command('sim')
+  .description('simulate N hosts in one process: none, centralized and dvms side by side on the same trace')
+  .option('--nodes <n>', 'hosts')
+  .option('--vms <m>', 'VMs (default: the scenario\'s VMs per host × hosts)')
+  .option('--duration <d>', 'simulated time, e.g. 3600s or 1h (default: the scenario\'s)')
+  .option('--scenario <name>', 'vmplaces (default) or consolidation')
+  .option('--seed <s>', 'seed of the trace and the network (default 1)')
+  .option('--algorithms <list>', 'comma-separated: none,centralized,dvms (default all three)')
+  .option('--latency <lan|wan|duration>', 'one-way link latency: lan (0.1 ms, default), wan (20–50 ms) or e.g. 5ms')
+  .option('--loss <p>', 'probability that a message is lost (default 0)')
+  .option('--central-delay <measured|duration>', 'centralized planning delay: its measured compute time (default) or a fixed one, for reproducible runs')
+  .option('--central-period <d>', 'centralized planner period (default 30s)')
+  .option('--demand-mean <f>', 'mean VM CPU demand, a fraction of its vCPUs')
+  .option('--no-progress', 'no progress bar on stderr')
+  .option('--json', 'machine-readable report')
+  .action((opts) => { runSim(opts) })
 
 program.command('nodes')
   .description('the cluster as the contacted agent sees it')

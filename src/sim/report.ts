@@ -1,0 +1,26 @@
+/** The side-by-side table of `discovery sim`. */
+import { table } from '../cli/table.ts'
+import type { SimReport } from './run.ts'
+
+const f = (x: number | null, unit = ''): string => x == null ? '-' : `${x}${unit}`
+
+export function reportTable (r: SimReport): string {
+  const head = `scenario ${r.scenario} · ${r.hosts} hosts · ${r.vms} VMs · ${r.durationS} s simulated · seed ${r.seed} · link ${r.link.baseMs} ms (+${r.link.jitterMs}), loss ${r.link.loss} · centralized planning delay ${r.centralDelay === 'measured' ? 'measured' : `${r.centralDelay} ms`}`
+  const rows: Array<[string, (a: SimReport['results'][number]) => string]> = [
+    ['overload events', a => String(a.overloadEvents)],
+    ['cumulated overload time', a => f(a.overloadS, ' s')],
+    ['overload duration mean / p99', a => `${f(a.overloadMeanS, ' s')} / ${f(a.overloadP99S, ' s')}`],
+    ['time to plan mean / p99', a => `${f(a.planMeanMs, ' ms')} / ${f(a.planP99Ms, ' ms')}`],
+    ['time to solve mean / p99', a => `${f(a.solveMeanS, ' s')} / ${f(a.solveP99S, ' s')}`],
+    ['events solved / unsolvable', a => `${a.solved} / ${a.unsolvable}`],
+    ['migrations (aborted)', a => `${a.migrations} (${a.migrationsAborted})`],
+    ['memory migrated', a => f(a.memMigratedGiB, ' GiB')],
+    ['migration time mean, downtime mean', a => `${f(a.migrationMeanS, ' s')}, ${f(a.downtimeMeanMs, ' ms')}`],
+    ['partition size mean / max', a => `${f(a.partitionMean)} / ${f(a.partitionMax)}`],
+    ['messages per node per second', a => String(a.msgsPerNodePerS)],
+    ['active hosts at the end', a => String(a.activeHosts)],
+    ['central planner compute mean', a => f(a.centralComputeMeanMs, ' ms')],
+    ['wall time', a => f(a.wallS, ' s')]
+  ]
+  return head + '\n\n' + table(['', ...r.results.map(a => a.algorithm)], rows.map(([name, get]) => [name, ...r.results.map(get)]))
+}
