@@ -8,6 +8,9 @@
  */
 import type { Resources } from './core/resources.ts'
 import type { ViewConfig } from './core/cluster-view.ts'
+import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
+import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
+import { DEFAULT_MIGRATION, type MigrationConfig } from './agent/migrations.ts'
 
 export type Profile = 'local' | 'lan' | 'wan'
 export type DriverName = 'sim'
@@ -83,6 +86,23 @@ export interface AgentConfig {
   tickIntervalMs: number
   /** How many candidates placement samples first (power of d choices). Default 2, as in Sparrow. */
   placementSample: number
+  /**
+   * Sim driver: each VM's CPU demand trace (after VMPlaceS: a Gaussian draw,
+   * mean 0.6 of its vCPUs, on average every 300 s), or null for a fixed
+   * `staticDemand`. Demand only overloads a node whose CPU is over-committed
+   * (`cpuOvercommit` > 1): with the default 1, allocation caps it.
+   */
+  demand: DemandConfig | null
+  /** Sim driver: the demand of every VM when the trace is off. Default 0.5. */
+  staticDemand: number
+  /** Seed of the sim driver's demand traces. Default 1. */
+  seed: number
+  /** How often the monitor checks for overload (and underload). Default 1 s. */
+  monitorIntervalMs: number
+  /** Cooperative rebalancing (DVMS): see core/rebalance.ts for each field. Consolidation is off by default. */
+  rebalance: RebalanceConfig
+  /** Live migration: see agent/migrations.ts for each field. */
+  migration: MigrationConfig
 }
 
 const base = {
@@ -99,12 +119,18 @@ const base = {
   redialMinMs: 250,
   redialMaxMs: 10_000,
   tickIntervalMs: 250,
-  placementSample: 2
+  placementSample: 2,
+  demand: DEFAULT_DEMAND as DemandConfig | null,
+  staticDemand: 0.5,
+  seed: 1,
+  monitorIntervalMs: 1_000
 }
 
 export function defaultLocalConfig (): AgentConfig {
   return {
     ...base,
+    rebalance: { ...DEFAULT_REBALANCE },
+    migration: { ...DEFAULT_MIGRATION },
     profile: 'local',
     bootDelayMs: 200,
     requestTimeoutMs: 5_000,
@@ -119,6 +145,8 @@ export function defaultLocalConfig (): AgentConfig {
 export function defaultLanConfig (): AgentConfig {
   return {
     ...base,
+    rebalance: { ...DEFAULT_REBALANCE },
+    migration: { ...DEFAULT_MIGRATION },
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
@@ -131,6 +159,8 @@ export function defaultLanConfig (): AgentConfig {
 export function defaultWanConfig (): AgentConfig {
   return {
     ...base,
+    rebalance: { ...DEFAULT_REBALANCE, partitionTimeoutMs: 120_000 },
+    migration: { ...DEFAULT_MIGRATION, bandwidthMiBps: 125 },
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,

@@ -13,10 +13,19 @@ import { ClusterView, type PeerStatus } from '../core/cluster-view.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSummary } from '../core/messages.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
+import type { MigrationRecord } from '../core/migration-fsm.ts'
+import { filterCandidates, rankCandidates } from '../core/placement.ts'
+import type { HostLoad } from '../core/planner.ts'
+import type { Note, RebalanceMessage } from '../core/rebalance.ts'
+import { migrateRequestSchema, migrateResponseSchema, rebalanceMessageSchema, type MigrateRequest, type MigrateResponse } from '../core/rebalance-messages.ts'
+import { Ring } from '../core/ring.ts'
+import { RpcServer, rpcRequest } from '../net/rpc.ts'
+import { Migrations } from './migrations.ts'
+import { Rebalancer } from './rebalancer.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
 import { createHost, PlaceServer, placeRequest, Redialer, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, Store } from '../store/index.ts'
-import { PeerUnreachableError, VmNotFoundError } from './errors.ts'
+import { MigrationRefusedError, NoCapacityError, PeerUnreachableError, VmNotFoundError } from './errors.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { type Placed, Placer } from './placer.ts'
@@ -34,12 +43,22 @@ export interface NodeView {
   reserved: { cpu: number, memMiB: number }
   labels: Record<string, string>
   vmCount: number
+  /** CPU its VMs ask for now, in vCPUs. */
+  demand: number
   state: PeerStatus
   lastSeenMs: number
 }
 
 export interface ClusterVm extends VmSummary {
   node: string
+}
+
+export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
+export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
+
+export interface RebalanceEventView {
+  atMs: number
+  note: Note
 }
 
 export class Agent {
@@ -61,6 +80,12 @@ export class Agent {
   readonly #redialer: Redialer
   readonly #placer: Placer
   readonly #incarnation: number
+  readonly #migrations: Migrations
+  readonly #rebalancer: Rebalancer
+  readonly #migrateServer: RpcServer<typeof migrateRequestSchema>
+  readonly #rebalanceServer: RpcServer<typeof rebalanceMessageSchema>
+  readonly #rebalanceEvents: RebalanceEventView[] = []
+  #ring?: { key: string, ring: Ring }
   #seq = 0
   #tick?: NodeJS.Timeout
   #stopped = false
@@ -131,6 +156,59 @@ export class Agent {
       checkEveryMs: 1_000,
       onDialError: (addr, err) => { this.log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') }
     })
+    this.#migrations = new Migrations({
+      self: this.peerId,
+      local: this.#local,
+      driver,
+      config: config.migration,
+      now: Date.now,
+      send: async (peerId, req) => await this.#rpc(peerId, MIGRATE_PROTOCOL, req, migrateResponseSchema) as MigrateResponse,
+      partition: () => this.#rebalancer?.partitionId,
+      onEnded: (r) => {
+        this.metrics.migrations.inc({ result: r.phase })
+        this.log.info({ component: 'discovery:migration', migration: r.id, vm: r.vmId, to: r.to, phase: r.phase, reason: r.reason, totalMs: r.totalMs, downtimeMs: r.downtimeMs }, 'migration ended')
+      }
+    })
+    this.#rebalancer = new Rebalancer({
+      self: this.peerId,
+      config: config.rebalance,
+      monitorMs: config.monitorIntervalMs,
+      local: () => this.hostLoad(),
+      ring: () => this.#currentRing(),
+      now: Date.now,
+      send: async (peerId, msg) => { await this.#rpc(peerId, REBALANCE_PROTOCOL, { v: PROTOCOL_VERSION, msg }, migrateResponseSchema) },
+      migrate: async (vmId, to, partitionId) => await this.#migrations.migrate(vmId, to, partitionId),
+      onNote: (note) => {
+        this.#rebalanceEvents.push({ atMs: Date.now(), note })
+        if (this.#rebalanceEvents.length > 500) this.#rebalanceEvents.shift()
+        this.metrics.rebalanceNotes.inc({ kind: note.kind === 'ended' ? `ended-${note.outcome}` : note.kind })
+        this.log.info({ component: 'discovery:rebalance', ...note }, 'rebalance')
+      },
+      onError: (what, err) => { this.log.warn({ component: 'discovery:rebalance', what, err: err.message }, 'rebalance message failed') }
+    })
+    this.#migrateServer = new RpcServer({
+      libp2p,
+      protocol: MIGRATE_PROTOCOL,
+      schema: migrateRequestSchema,
+      timeoutMs: config.requestTimeoutMs,
+      onInvalid: (from, reason) => { this.#invalid('migrate', from, reason) },
+      handle: async (req, from) => {
+        this.#view.heard(from, Date.now())
+        return await this.#serveMigrate(req)
+      }
+    })
+    this.#rebalanceServer = new RpcServer({
+      libp2p,
+      protocol: REBALANCE_PROTOCOL,
+      schema: rebalanceMessageSchema,
+      timeoutMs: config.requestTimeoutMs,
+      onInvalid: (from, reason) => { this.#invalid('rebalance', from, reason) },
+      handle: async (req, from) => {
+        this.#view.heard(from, Date.now())
+        this.#rebalancer.receive(from, req.msg as RebalanceMessage)
+        return { v: PROTOCOL_VERSION, ok: true }
+      }
+    })
     this.#placer = new Placer({
       self: this.peerId,
       nodes: () => this.#placementNodes(),
@@ -162,9 +240,12 @@ export class Agent {
     const restored = await this.#local.restore()
     this.#gossip.start()
     await this.#placeServer.start()
+    await this.#migrateServer.start()
+    await this.#rebalanceServer.start()
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       const id = evt.detail.toString()
       this.#view.disconnected(id, Date.now())
+      this.#migrations.peerLost(id)
     })
     this.libp2p.addEventListener('peer:connect', (evt) => {
       this.#view.heard(evt.detail.toString(), Date.now())
@@ -172,6 +253,7 @@ export class Agent {
     this.#view.merge(this.#buildState(true), Date.now())
     this.#publisher.start()
     this.#redialer.start()
+    this.#rebalancer.start()
     this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
     this.#tick.unref()
     this.metrics.capacity.set({ resource: 'cpu' }, this.config.capacity.cpu)
@@ -185,6 +267,10 @@ export class Agent {
     if (this.#tick != null) clearInterval(this.#tick)
     this.#publisher.stop()
     this.#redialer.stop()
+    this.#rebalancer.stop()
+    this.#migrations.stop()
+    await this.#migrateServer.stop()
+    await this.#rebalanceServer.stop()
     this.#gossip.stop()
     await this.#placeServer.stop()
     await this.libp2p.stop()
@@ -214,6 +300,7 @@ export class Agent {
         reserved: s.reserved,
         labels: s.labels,
         vmCount: s.vms.length,
+        demand: s.demand ?? 0,
         state: e.peerId === this.peerId ? 'alive' : e.status,
         lastSeenMs: e.peerId === this.peerId ? 0 : Math.max(0, now - e.lastSeenMs)
       }
@@ -297,7 +384,8 @@ export class Agent {
       used: ledger.used,
       reserved: ledger.reserved,
       labels: this.config.labels,
-      vms: this.#local.summaries()
+      vms: this.#local.summaries(),
+      demand: Math.round(this.#local.records().reduce((a, r) => a + this.#driver.demand(r.spec.id) * r.spec.cpu, 0) * 100) / 100
     }
     if (this.apiUrl != null) state.api = this.apiUrl
     return state
@@ -322,6 +410,114 @@ export class Agent {
     const result = this.#view.merge(state, now)
     this.#view.heard(state.peerId, now)
     this.metrics.gossipReceived.inc({ result })
+    if (result !== 'stale') this.#fence(state)
+  }
+
+  /** A peer runs one of our VMs at a higher epoch: it owns it now, so we stop our copy (fencing). */
+  #fence (state: NodeState): void {
+    for (const vm of state.vms) {
+      const local = this.#local.get(vm.id)
+      if (local == null || vm.epoch <= local.epoch) continue
+      this.#migrations.fenced(vm.id)
+      if (this.#local.get(vm.id) != null && this.#local.get(vm.id)!.state !== 'migrating') {
+        this.log.warn({ component: 'discovery:fencing', vm: vm.id, ours: local.epoch, theirs: vm.epoch, owner: state.peerId }, 'a higher epoch runs elsewhere: stopping our copy')
+        void this.#local.deleteVm(vm.id)
+      }
+    }
+  }
+
+  /** This node as the rebalancing planner sees it: VMs with their current demand, reservations as one more VM. */
+  hostLoad (): HostLoad {
+    const vms: HostLoad['vms'] = this.#local.records().map(r => {
+      const v: HostLoad['vms'][number] = { id: r.spec.id, cpu: r.spec.cpu, memMiB: r.spec.memMiB, demand: this.#driver.demand(r.spec.id) * r.spec.cpu }
+      if (r.spec.constraints?.spread != null) v.spread = r.spec.constraints.spread
+      return v
+    })
+    const reserved = this.#local.ledger.reserved
+    if (reserved.cpu > 0 || reserved.memMiB > 0) vms.push({ id: 'reserved', cpu: reserved.cpu, memMiB: reserved.memMiB, demand: reserved.cpu })
+    return { peerId: this.peerId, capacity: this.config.capacity, cpuOvercommit: this.config.cpuOvercommit, vms, labels: this.config.labels }
+  }
+
+  #currentRing (): Ring {
+    const ids = this.#view.alive().map(s => s.peerId)
+    if (!ids.includes(this.peerId)) ids.push(this.peerId)
+    const key = ids.sort().join(',')
+    if (this.#ring?.key !== key) this.#ring = { key, ring: new Ring(ids) }
+    return this.#ring.ring
+  }
+
+  async #rpc (peerId: string, protocol: string, req: unknown, schema: typeof migrateResponseSchema): Promise<unknown> {
+    const entry = this.#view.get(peerId)
+    const target = this.libp2p.getConnections(peerIdFromString(peerId)).length > 0 || entry == null
+      ? peerIdFromString(peerId)
+      : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
+    const res = await rpcRequest(this.libp2p, target, protocol, req, schema, this.config.requestTimeoutMs)
+    this.#view.heard(peerId, Date.now())
+    return res
+  }
+
+  async #serveMigrate (req: MigrateRequest): Promise<MigrateResponse> {
+    if (req.op === 'request') {
+      try {
+        const migration = await this.migrateVm(req.vmId, req.to)
+        return migration.phase === 'committed' ? { v: PROTOCOL_VERSION, ok: true, migration } : { v: PROTOCOL_VERSION, ok: false, reason: migration.reason ?? 'aborted', migration }
+      } catch (err: any) {
+        return { v: PROTOCOL_VERSION, ok: false, reason: `${err.name}: ${err.message}` }
+      }
+    }
+    if (req.op === 'propose') {
+      // The destination must stay within its cores once the VM's demand arrives.
+      const load = this.hostLoad()
+      const demand = load.vms.reduce((a, v) => a + v.demand, 0)
+      if (demand + req.demand > this.config.capacity.cpu + 1e-9) return { v: PROTOCOL_VERSION, ok: false, reason: `taking ${req.vm.id} (demand ${req.demand.toFixed(2)} vCPU) would overload this node (demand ${demand.toFixed(2)} of ${this.config.capacity.cpu} cores)` }
+    }
+    return await this.#migrations.handle(req)
+  }
+
+  /**
+   * Live-migrates a VM: ours directly; another node's by asking its owner.
+   * Without `to`, the destination is chosen like a placement (excluding the VM's node).
+   */
+  async migrateVm (id: string, to?: string): Promise<MigrationRecord> {
+    const local = this.#local.get(id)
+    if (local == null) {
+      const vm = this.getVm(id)
+      let res: MigrateResponse
+      try {
+        res = await this.#rpc(vm.node, MIGRATE_PROTOCOL, { v: PROTOCOL_VERSION, op: 'request', vmId: id, ...(to != null ? { to } : {}) }, migrateResponseSchema) as MigrateResponse
+      } catch (err: any) {
+        throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
+      }
+      if (res.migration != null) return res.migration
+      if (!res.ok) throw new MigrationRefusedError(res.reason)
+      throw new MigrationRefusedError('the owner did not return the migration')
+    }
+    let dest = to
+    if (dest == null) {
+      const nodes = this.#view.alive().filter(s => s.peerId !== this.peerId)
+      const { candidates } = filterCandidates(nodes, { resources: { cpu: local.spec.cpu, memMiB: local.spec.memMiB }, constraints: local.spec.constraints })
+      if (candidates.length === 0) throw new NoCapacityError(`no other node can host ${id} (${local.spec.cpu} vCPU / ${local.spec.memMiB} MiB)`)
+      dest = rankCandidates(candidates, { next: Math.random }, candidates.length)[0].peerId
+    } else if (dest === this.peerId) {
+      throw new MigrationRefusedError(`${id} already runs on ${dest}`)
+    } else if (this.#view.get(dest)?.status !== 'alive') {
+      throw new PeerUnreachableError(`no live peer ${dest} is known to this agent`)
+    }
+    return await this.#migrations.migrate(id, dest)
+  }
+
+  migrations (): MigrationRecord[] {
+    return this.#migrations.list()
+  }
+
+  rebalanceEvents (): RebalanceEventView[] {
+    return [...this.#rebalanceEvents]
+  }
+
+  /** Sim driver: forces the demand of one of our VMs (a fraction of its vCPUs). */
+  setDemand (id: string, demand: number): void {
+    if (this.#local.get(id) == null) throw new VmNotFoundError(`${id} does not run on this agent: set its demand through the agent that runs it`)
+    this.#driver.setDemand(id, demand)
   }
 
   #onTick (): void {
@@ -330,6 +526,7 @@ export class Agent {
     // An open connection is a sign of life: libp2p's connection monitor pings it and closes it when the peer is gone.
     for (const conn of this.libp2p.getConnections()) this.#view.heard(conn.remotePeer.toString(), now)
     for (const change of this.#view.tick(now)) {
+      if (change.to !== 'alive') this.#migrations.peerLost(change.peerId)
       this.log.info({ component: 'discovery:membership', peer: change.peerId, from: change.from, to: change.to }, 'peer status changed')
     }
     const counts = { alive: 0, suspect: 0, dead: 0 }

@@ -30,3 +30,11 @@ export class PlacementUncertainError extends Error {
     this.name = PlacementUncertainError.name
   }
 }
+
+export class MigrationRefusedError extends Error {
+  static name = 'MigrationRefusedError'
+  constructor (message = 'the migration was refused') {
+    super(message)
+    this.name = MigrationRefusedError.name
+  }
+}

@@ -141,6 +141,41 @@ export class LocalNode {
     return true
   }
 
+  /** Marks a VM migrating (paused for the switch-over) or back to running. */
+  setState (id: string, state: VmState): void {
+    const rec = this.#vms.get(id)
+    if (rec == null || rec.state === state) return
+    rec.state = state
+    this.#init.store.putVm(rec)
+    this.#init.onChange(true)
+  }
+
+  /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
+  reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number): { ok: true } | { ok: false, reason: string } {
+    if (this.#vms.has(spec.id)) return { ok: false, reason: `this node already runs ${spec.id}` }
+    return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
+  }
+
+  /** Takes over a migrated VM at its new epoch: durable before the source is told. Idempotent. */
+  async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number): Promise<CommitOutcome> {
+    const existing = this.#vms.get(spec.id)
+    if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
+    const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
+    this.#leaseSpread.delete(leaseId)
+    if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
+    const rec: VmRecord = { spec, state: 'running', epoch }
+    try {
+      this.#init.store.putVm(rec)
+    } catch (err: any) {
+      this.ledger.removeVm(spec.id)
+      return { ok: false, reason: `could not store the VM: ${err.message}` }
+    }
+    this.#vms.set(spec.id, rec)
+    await this.#init.driver.create(spec, { incoming: true })
+    this.#init.onChange(true)
+    return { ok: true, state: 'running' }
+  }
+
   /** Expires leases whose time is up; called on every tick. */
   tick (): void {
     this.#expire(this.#init.now())

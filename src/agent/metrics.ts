@@ -18,6 +18,8 @@ export function createMetrics () {
     capacity: new Gauge({ name: 'discovery_capacity', help: 'This node\'s capacity', labelNames: ['resource'] as const, registers: [registry] }),
     used: new Gauge({ name: 'discovery_used', help: 'This node\'s committed resources', labelNames: ['resource'] as const, registers: [registry] }),
     reserved: new Gauge({ name: 'discovery_reserved', help: 'This node\'s reserved (leased) resources', labelNames: ['resource'] as const, registers: [registry] }),
+    migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
+    rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
     connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
   }
 }

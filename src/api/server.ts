@@ -116,6 +116,50 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
     }
   })
 
+  const migrateSchema = z.object({ to: z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id').optional() }).strict()
+  server.post('/v1/vms/:id/migrate', async (req, reply) => {
+    const { id } = idSchema.parse(req.params)
+    const body = migrateSchema.safeParse(req.body ?? {})
+    if (!body.success) {
+      const message = describeIssues(body.error)
+      agent.invalidApiInput(message)
+      return fail(reply, 400, 'bad_request', message)
+    }
+    try {
+      const migration = await agent.migrateVm(id, body.data.to)
+      if (migration.phase === 'committed') return { migration }
+      return await reply.code(409).send({ error: 'migration_aborted', message: migration.reason ?? 'the migration was aborted', migration })
+    } catch (err: any) {
+      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
+      if (err.name === 'NoCapacityError') return fail(reply, 503, 'no_capacity', err.message)
+      if (err.name === 'PeerUnreachableError') return fail(reply, 503, 'peer_unreachable', err.message)
+      if (err.name === 'MigrationRefusedError' || err.name === 'MigrationBusyError') return fail(reply, 409, 'migration_refused', err.message)
+      throw err
+    }
+  })
+
+  server.get('/v1/migrations', async () => agent.migrations())
+
+  server.get('/v1/rebalance', async () => agent.rebalanceEvents())
+
+  const demandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
+  server.put('/v1/vms/:id/demand', async (req, reply) => {
+    const { id } = idSchema.parse(req.params)
+    const body = demandSchema.safeParse(req.body)
+    if (!body.success) {
+      const message = describeIssues(body.error)
+      agent.invalidApiInput(message)
+      return fail(reply, 400, 'bad_request', `${message} (demand is a fraction of the VM's vCPUs, 0 to 1)`)
+    }
+    try {
+      agent.setDemand(id, body.data.demand)
+      return { id, demand: body.data.demand }
+    } catch (err: any) {
+      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
+      throw err
+    }
+  })
+
   server.get('/metrics', async (_req, reply) => {
     const text = await agent.metrics.registry.metrics()
     return reply.type(agent.metrics.registry.contentType).send(text)

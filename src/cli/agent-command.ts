@@ -24,6 +24,10 @@ export interface AgentFlags {
   cpuOvercommit?: string
   bootDelay?: string
   logLevel?: string
+  demand?: string
+  seed?: string
+  migrationBandwidth?: string
+  consolidate?: boolean
   json?: boolean
 }
 
@@ -59,6 +63,13 @@ export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
   }
   if (flags.cpuOvercommit != null) config.cpuOvercommit = parseRatio('--cpu-overcommit', flags.cpuOvercommit, 1, 64)
   if (flags.bootDelay != null) config.bootDelayMs = parseDuration('--boot-delay', flags.bootDelay)
+  if (flags.demand != null && flags.demand !== 'trace') {
+    config.demand = null
+    config.staticDemand = parseRatio('--demand', flags.demand, 0, 1)
+  }
+  if (flags.seed != null) config.seed = parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1)
+  if (flags.migrationBandwidth != null) config.migration = { ...config.migration, bandwidthMiBps: parseRatio('--migration-bandwidth', flags.migrationBandwidth.replace(/\s*MiB\/s$/i, ''), 0.001, 1_000_000) }
+  if (flags.consolidate === true) config.rebalance = { ...config.rebalance, consolidate: true }
   return config
 }
 

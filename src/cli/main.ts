@@ -10,7 +10,7 @@ import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { parseDuration, parseInteger } from './parse.ts'
-import { createBody, nodesTable, vmMigrate, vmTable } from './vm.ts'
+import { createBody, migrationLine, migrationsTable, nodesTable, vmMigrate, vmTable } from './vm.ts'
 import { runSim } from './sim-command.ts'
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value]
@@ -45,6 +45,10 @@ program.command('agent')
   .option('--profile <name>', 'timer profile: local (default), lan or wan')
   .option('--cpu-overcommit <ratio>', 'CPU over-commit ratio, ≥ 1 (default 1)')
   .option('--boot-delay <duration>', 'sim driver: time from creating to running (default 200ms)')
+  .option('--demand <model>', 'sim driver: VM CPU demand, `trace` (VMPlaceS-like, default) or a fixed fraction like 0.5')
+  .option('--seed <n>', 'sim driver: seed of the demand traces (default 1)')
+  .option('--migration-bandwidth <MiB/s>', 'live-migration bandwidth the sim driver models (default 1250)')
+  .option('--consolidate', 'rebalancing: also evacuate nearly empty nodes when others can take their VMs')
   .option('--log-level <level>', 'trace, debug, info, warn, error (default info, or $DISCOVERY_LOG)')
   .option('--json', 'print the ready line as JSON')
   .action(async (opts) => { await runAgent(opts) })
@@ -58,6 +62,8 @@ cluster.command('up')
   .option('--foreground', 'stay attached, show a live table, stop every agent on Ctrl-C')
   .option('--cpu <n>', 'vCPUs each agent offers')
   .option('--mem <size>', 'memory each agent offers')
+  .option('--cpu-overcommit <ratio>', 'CPU over-commit ratio of each agent (default 1: demand can never overload)')
+  .option('--consolidate', 'each agent evacuates nearly empty nodes')
   .option('--wait <duration>', 'how long to wait for the agents to start and see each other (default 30s + 1s per agent)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
@@ -66,6 +72,8 @@ cluster.command('up')
     const agentArgs: string[] = []
     if (opts.cpu != null) agentArgs.push('--cpu', String(parseInteger('--cpu', opts.cpu, 1, 4096)))
     if (opts.mem != null) agentArgs.push('--mem', opts.mem)
+    if (opts.cpuOvercommit != null) agentArgs.push('--cpu-overcommit', opts.cpuOvercommit)
+    if (opts.consolidate === true) agentArgs.push('--consolidate')
     const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 30_000 + 1_000 * nodes })
     out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
       (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))
@@ -140,7 +148,18 @@ vm.command('migrate').argument('<id>')
   .option('--to <peer>', 'destination peer id')
   .addOption(apiOption()).addOption(tokenOption())
   .option('--json', 'machine-readable output')
-  .action(async (id, opts) => { await vmMigrate(client(opts), id) })
+  .action(async (id, opts) => {
+    const m = await vmMigrate(client(opts), id, opts.to)
+    out(opts.json, m, () => migrationLine(m))
+  })
+vm.command('migrations')
+  .description('live migrations this agent ran or is running, with their figures')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const list = await client(opts).call<any[]>('GET', '/v1/migrations')
+    out(opts.json, list, () => list.length === 0 ? 'no migrations' : migrationsTable(list))
+  })
 
 program.command('sim')
   .description('simulate N hosts in one process: none, centralized and dvms side by side on the same trace')

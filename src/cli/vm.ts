@@ -43,6 +43,18 @@ export function nodesTable (nodes: any[]): string {
       Object.entries(n.labels).map(([k, v]) => `${k}=${String(v)}`).join(',') || '-', `${(n.lastSeenMs / 1000).toFixed(1)}s`]))
 }
 
-export async function vmMigrate (_client: ApiClient, id: string): Promise<never> {
-  throw new OperationError(`cannot migrate ${id}: live migration is not available in this version yet`)
+export function migrationLine (m: any): string {
+  const figures = m.totalMs != null ? ` in ${(m.totalMs / 1000).toFixed(2)} s, downtime ${Number(m.downtimeMs).toFixed(1)} ms, ${Math.round(m.bytesMiB)} MiB sent` : ''
+  return `${m.vmId} ${m.phase === 'committed' ? 'migrated' : m.phase} ${shortId(m.from)} → ${shortId(m.to)}${figures}${m.reason != null ? ` (${m.reason})` : ''}`
+}
+
+export function migrationsTable (list: any[]): string {
+  return table(['migration', 'vm', 'from', 'to', 'phase', 'total s', 'downtime ms', 'MiB sent', 'reason'],
+    list.map(m => [m.id.slice(0, 8), m.vmId, shortId(m.from), shortId(m.to), m.phase, m.totalMs != null ? (m.totalMs / 1000).toFixed(2) : '-', m.downtimeMs != null ? m.downtimeMs.toFixed(1) : '-', m.bytesMiB != null ? Math.round(m.bytesMiB) : '-', m.reason ?? '']))
+}
+
+export async function vmMigrate (client: ApiClient, id: string, to: string | undefined): Promise<any> {
+  const res = await client.request('POST', `/v1/vms/${encodeURIComponent(id)}/migrate`, to != null ? { to } : {})
+  if (res.status === 200) return res.body.migration
+  throw new OperationError(`${res.body?.message ?? `HTTP ${res.status}`} (HTTP ${res.status} from ${client.url})`)
 }

@@ -99,7 +99,9 @@ export const nodeStateSchema = z.object({
   used: resourcesSchema,
   reserved: resourcesSchema,
   labels: labelsSchema,
-  vms: z.array(vmSummarySchema).max(LIMITS.maxVmsPerNode)
+  vms: z.array(vmSummarySchema).max(LIMITS.maxVmsPerNode),
+  /** Load summary: the CPU its VMs ask for now, in vCPUs (what overloads a node, unlike allocation). */
+  demand: z.number().min(0).max(LIMITS.maxCpu * 64).optional()
 }).strict()
 export type NodeState = z.infer<typeof nodeStateSchema>
 

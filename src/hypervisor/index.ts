@@ -10,5 +10,5 @@ export type { Driver, VmStateChange } from './driver.ts'
 export { SimDriver } from './sim-driver.ts'
 
 export function createDriver (config: AgentConfig): Driver {
-  return new SimDriver({ bootDelayMs: config.bootDelayMs })
+  return new SimDriver({ bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed })
 }

@@ -1,43 +1,80 @@
 /**
- * The embedded default driver: VMs that exist only as accounting. A VM is
- * `creating` for `bootDelayMs`, then `running`, until deleted. The model of
- * demand and of live migration grows here (issue: rebalancing).
+ * The embedded default driver: VMs that exist as accounting and a model.
+ * - Lifecycle: `creating` for `bootDelayMs`, then `running`, until deleted.
+ * - Demand: each VM's CPU demand follows a seeded trace after VMPlaceS
+ *   (core/demand.ts): it changes at exponential intervals to a Gaussian draw.
+ * - Live migration: the pre-copy model of core/precopy.ts (SimGrid's rule)
+ *   gives the transfer's duration, downtime and bytes; the transfer then
+ *   takes that long in real time, and can be aborted.
  */
+import { DEFAULT_DEMAND, drawDemand, nextChangeInS, type DemandConfig } from '../core/demand.ts'
 import type { VmSpec, VmState } from '../core/messages.ts'
-import { type Driver, VmExistsError, type VmStateChange } from './driver.ts'
+import { precopy } from '../core/precopy.ts'
+import { fnv1a } from '../core/ring.ts'
+import { seededRng, type Rng } from '../core/rng.ts'
+import { type Driver, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange } from './driver.ts'
 
 export interface SimDriverInit {
   /** Time from creating to running. */
   bootDelayMs?: number
+  /** The demand trace; `null` keeps every VM at `staticDemand`. */
+  demand?: DemandConfig | null
+  /** Demand of every VM when the trace is off. Default 0.5. */
+  staticDemand?: number
+  /** Seed of the demand traces (each VM's trace also depends on its id). */
+  seed?: number
+  /** How write-heavy VMs are, for the pre-copy model. Default 0.3. */
+  dirtyIntensity?: number
+}
+
+interface SimVm {
+  state: VmState
+  memMiB: number
+  demand: number
+  boot?: NodeJS.Timeout
+  change?: NodeJS.Timeout
+  rng: Rng
 }
 
 export class SimDriver implements Driver {
   readonly name = 'sim'
   readonly #bootDelayMs: number
-  readonly #vms = new Map<string, { state: VmState, timer?: NodeJS.Timeout }>()
+  readonly #demand: DemandConfig | null
+  readonly #staticDemand: number
+  readonly #seed: number
+  readonly #dirtyIntensity: number
+  readonly #vms = new Map<string, SimVm>()
   readonly #listeners: Array<(c: VmStateChange) => void> = []
 
   constructor (init: SimDriverInit = {}) {
     this.#bootDelayMs = init.bootDelayMs ?? 200
+    this.#demand = init.demand === undefined ? DEFAULT_DEMAND : init.demand
+    this.#staticDemand = init.staticDemand ?? 0.5
+    this.#seed = init.seed ?? 1
+    this.#dirtyIntensity = init.dirtyIntensity ?? 0.3
   }
 
-  async create (spec: VmSpec): Promise<void> {
+  async create (spec: VmSpec, opts: { incoming?: boolean } = {}): Promise<void> {
     if (this.#vms.has(spec.id)) throw new VmExistsError(`VM ${spec.id} already exists`)
-    const vm: { state: VmState, timer?: NodeJS.Timeout } = { state: 'creating' }
+    const rng = seededRng(this.#seed ^ fnv1a(spec.id))
+    const vm: SimVm = { state: opts.incoming === true ? 'running' : 'creating', memMiB: spec.memMiB, demand: this.#demand == null ? this.#staticDemand : drawDemand(rng, this.#demand), rng }
     this.#vms.set(spec.id, vm)
-    vm.timer = setTimeout(() => {
-      vm.timer = undefined
-      if (this.#vms.get(spec.id) !== vm) return
-      vm.state = 'running'
-      this.#emit({ id: spec.id, state: 'running' })
-    }, this.#bootDelayMs)
-    vm.timer.unref()
+    if (vm.state === 'creating') {
+      vm.boot = setTimeout(() => {
+        vm.boot = undefined
+        if (this.#vms.get(spec.id) !== vm) return
+        vm.state = 'running'
+        this.#emit({ id: spec.id, state: 'running' })
+      }, this.#bootDelayMs)
+      vm.boot.unref()
+    }
+    this.#scheduleChange(spec.id, vm)
   }
 
   async delete (id: string): Promise<void> {
     const vm = this.#vms.get(id)
     if (vm == null) return
-    if (vm.timer != null) clearTimeout(vm.timer)
+    this.#clear(vm)
     this.#vms.delete(id)
     this.#emit({ id, state: 'deleted' })
   }
@@ -50,13 +87,63 @@ export class SimDriver implements Driver {
     return [...this.#vms].map(([id, vm]) => ({ id, state: vm.state }))
   }
 
+  demand (id: string): number {
+    return this.#vms.get(id)?.demand ?? 0
+  }
+
+  setDemand (id: string, demand: number): void {
+    const vm = this.#vms.get(id)
+    if (vm == null) return
+    vm.demand = Math.min(1, Math.max(0, demand))
+    // A forced demand holds: the trace stops for this VM.
+    if (vm.change != null) clearTimeout(vm.change)
+    vm.change = undefined
+  }
+
+  /** The pre-copy model's figures for this VM now, then that much real time. */
+  async transferOut (id: string, opts: TransferOptions): Promise<TransferResult> {
+    const vm = this.#vms.get(id)
+    if (vm == null) throw new TransferAbortedError(`no VM ${id} on this driver`)
+    const model = precopy({ memMiB: vm.memMiB, bandwidthMiBps: opts.bandwidthMiBps, cpuBusy: vm.demand, dirtyIntensity: this.#dirtyIntensity, maxDowntimeMs: opts.maxDowntimeMs })
+    if (!model.ok) throw new TransferRefusedError(model.reason)
+    await new Promise<void>((resolve, reject) => {
+      if (opts.signal.aborted) {
+        reject(new TransferAbortedError(String(opts.signal.reason ?? 'aborted')))
+        return
+      }
+      const timer = setTimeout(resolve, model.totalMs)
+      opts.signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        reject(new TransferAbortedError(opts.signal.reason instanceof Error ? opts.signal.reason.message : String(opts.signal.reason ?? 'aborted')))
+      }, { once: true })
+    })
+    if (!this.#vms.has(id)) throw new TransferAbortedError(`VM ${id} was deleted during its migration`)
+    return { totalMs: model.totalMs, downtimeMs: model.downtimeMs, bytesMiB: model.bytesMiB }
+  }
+
   onStateChange (listener: (change: VmStateChange) => void): void {
     this.#listeners.push(listener)
   }
 
   async stop (): Promise<void> {
-    for (const vm of this.#vms.values()) if (vm.timer != null) clearTimeout(vm.timer)
+    for (const vm of this.#vms.values()) this.#clear(vm)
     this.#vms.clear()
+  }
+
+  #scheduleChange (id: string, vm: SimVm): void {
+    const cfg = this.#demand
+    if (cfg == null) return
+    vm.change = setTimeout(() => {
+      if (this.#vms.get(id) !== vm) return
+      vm.demand = drawDemand(vm.rng, cfg)
+      this.#scheduleChange(id, vm)
+    }, nextChangeInS(vm.rng, cfg) * 1000)
+    vm.change.unref()
+  }
+
+  #clear (vm: SimVm): void {
+    if (vm.boot != null) clearTimeout(vm.boot)
+    if (vm.change != null) clearTimeout(vm.change)
   }
 
   #emit (change: VmStateChange): void {

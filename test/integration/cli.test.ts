@@ -72,7 +72,7 @@ describe('discovery vm and nodes', () => {
     [['vm', 'create', '--cpu', '1', '--mem', '1GiB', '--zone', 'tokyo'], /do not match its zone/],
     [['vm', 'show', 'vm-0000000000'], /HTTP 404/],
     [['vm', 'delete', 'vm-0000000000'], /HTTP 404/],
-    [['vm', 'migrate', 'vm-0000000000'], /not available/]
+    [['vm', 'migrate', 'vm-0000000000'], /HTTP 404/]
   ])('exits 1 with a one-line error when the operation fails: %j', async (args, message) => {
     const r = await runCli([...args, '--api', api])
     expect(r.code).toBe(1)

@@ -1,0 +1,213 @@
+/**
+ * Live migrations of this agent, both ends, over `/discovery/migrate/1.0.0`.
+ * As source it runs core/migration-fsm.ts: propose → the destination
+ * reserves and accepts → transfer (the driver) → commit → drop our copy; or
+ * abort and resume. As destination it reserves with a lease, adopts the VM
+ * at its new epoch on commit, releases on abort (or lets the lease expire).
+ */
+import { randomUUID } from 'node:crypto'
+import { PROTOCOL_VERSION, type VmSpec } from '../core/messages.ts'
+import { isFinal, type MigrationAction, type MigrationEvent, type MigrationRecord, startMigration, stepMigration } from '../core/migration-fsm.ts'
+import type { MigrateRequest, MigrateResponse } from '../core/rebalance-messages.ts'
+import type { Driver } from '../hypervisor/driver.ts'
+import type { LocalNode } from './local-node.ts'
+
+export interface MigrationConfig {
+  /** Live-migration bandwidth the sim driver's model assumes, MiB/s. Default 1,250 (10 Gbit/s). */
+  bandwidthMiBps: number
+  /** Longest pause at the switch-over. Default 30 ms (pre-copy stops when the rest fits). */
+  maxDowntimeMs: number
+  /** The destination's lease: long enough for the transfer. Default 10 min. */
+  leaseTtlMs: number
+  /** How long a source waits for evidence after a lost commit answer before it resumes. Default 30 s. */
+  doubtMs: number
+  /** Migrations kept in the list once ended. Default 200. */
+  keepEnded: number
+}
+
+export const DEFAULT_MIGRATION: MigrationConfig = { bandwidthMiBps: 1250, maxDowntimeMs: 30, leaseTtlMs: 600_000, doubtMs: 30_000, keepEnded: 200 }
+
+export interface MigrationsInit {
+  self: string
+  local: LocalNode
+  driver: Driver
+  config: MigrationConfig
+  send: (peerId: string, req: MigrateRequest) => Promise<MigrateResponse>
+  /** The partition this node is in (rebalancing), if any: proposals from another partition are refused. */
+  partition: () => string | undefined
+  onEnded: (record: MigrationRecord) => void
+  now: () => number
+}
+
+export class MigrationBusyError extends Error {
+  static name = 'MigrationBusyError'
+  constructor (message = 'the VM is already migrating') {
+    super(message)
+    this.name = MigrationBusyError.name
+  }
+}
+
+export class Migrations {
+  readonly #init: MigrationsInit
+  readonly #records = new Map<string, MigrationRecord>()
+  /** Transfers under way, by destination: aborted when the destination is lost. */
+  readonly #transfers = new Map<string, Map<string, AbortController>>()
+  readonly #doubts = new Map<string, NodeJS.Timeout>()
+  readonly #waiters = new Map<string, Array<(r: MigrationRecord) => void>>()
+  /** Incoming migrations: migration id → VM id. */
+  readonly #incoming = new Map<string, string>()
+
+  constructor (init: MigrationsInit) {
+    this.#init = init
+  }
+
+  list (): MigrationRecord[] {
+    return [...this.#records.values()].sort((a, b) => b.startedAtMs - a.startedAtMs)
+  }
+
+  active (): number {
+    let n = 0
+    for (const r of this.#records.values()) if (!isFinal(r.phase)) n++
+    return n
+  }
+
+  /** Starts migrating one of our VMs to `to`; resolves with the record once it has ended. */
+  async migrate (vmId: string, to: string, partitionId?: string): Promise<MigrationRecord> {
+    const rec = this.#init.local.get(vmId)
+    if (rec == null) throw new Error(`no VM ${vmId} on this node`)
+    if (rec.state === 'migrating' || [...this.#records.values()].some(r => r.vmId === vmId && !isFinal(r.phase))) throw new MigrationBusyError(`${vmId} is already migrating`)
+    if (to === this.#init.self) throw new Error('a VM cannot migrate to the node it runs on')
+    const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}) })
+    this.#records.set(record.id, record)
+    this.#init.local.setState(vmId, 'migrating')
+    const ended = new Promise<MigrationRecord>(resolve => { this.#waiters.set(record.id, [resolve]) })
+    void this.#propose(record, rec.spec, this.#init.driver.demand(vmId) * rec.spec.cpu)
+    return await ended
+  }
+
+  /** The destination of some transfers is gone (disconnected, dead): abort them. */
+  peerLost (peerId: string): void {
+    const transfers = this.#transfers.get(peerId)
+    if (transfers == null) return
+    for (const c of transfers.values()) c.abort(new Error(`the destination ${peerId} was lost`))
+  }
+
+  /** Gossip shows `vmId` at a higher epoch elsewhere: an in-doubt migration of it committed after all. */
+  fenced (vmId: string): void {
+    for (const r of this.#records.values()) {
+      if (r.vmId === vmId && (r.phase === 'in-doubt' || r.phase === 'committing')) this.#apply(r.id, { type: 'fenced' })
+    }
+  }
+
+  /** Serves `/discovery/migrate/1.0.0` as destination. */
+  async handle (req: MigrateRequest): Promise<MigrateResponse> {
+    const local = this.#init.local
+    switch (req.op) {
+      case 'propose': {
+        const partition = this.#init.partition()
+        if (partition != null && partition !== req.partitionId) return { v: PROTOCOL_VERSION, ok: false, reason: 'this node is in another rebalancing partition' }
+        const r = local.reserveIncoming(req.migrationId, req.vm, this.#init.config.leaseTtlMs)
+        if (!r.ok) return { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
+        this.#incoming.set(req.migrationId, req.vm.id)
+        return { v: PROTOCOL_VERSION, ok: true }
+      }
+      case 'commit': {
+        const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch)
+        this.#incoming.delete(req.migrationId)
+        return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
+      }
+      case 'abort':
+        this.#incoming.delete(req.migrationId)
+        local.release(req.migrationId)
+        return { v: PROTOCOL_VERSION, ok: true }
+      case 'request':
+        return { v: PROTOCOL_VERSION, ok: false, reason: 'request is served by the agent' }
+    }
+  }
+
+  stop (): void {
+    for (const transfers of this.#transfers.values()) for (const c of transfers.values()) c.abort(new Error('the agent is stopping'))
+    for (const t of this.#doubts.values()) clearTimeout(t)
+  }
+
+  async #propose (record: MigrationRecord, spec: VmSpec, demand: number): Promise<void> {
+    let res: MigrateResponse
+    try {
+      res = await this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'propose', migrationId: record.id, vm: spec, epoch: record.epoch, demand, ttlMs: this.#init.config.leaseTtlMs, ...(record.partitionId != null ? { partitionId: record.partitionId } : {}) })
+    } catch (err: any) {
+      this.#apply(record.id, { type: 'unreachable', reason: `the destination did not answer: ${err.message}` })
+      return
+    }
+    this.#apply(record.id, res.ok ? { type: 'accepted' } : { type: 'refused', reason: res.reason })
+  }
+
+  #apply (id: string, event: MigrationEvent): void {
+    const before = this.#records.get(id)
+    if (before == null) return
+    const { record, actions } = stepMigration(before, event, this.#init.now())
+    this.#records.set(id, record)
+    for (const action of actions) this.#do(record, action)
+    if (isFinal(record.phase)) this.#end(record)
+  }
+
+  #do (record: MigrationRecord, action: MigrationAction): void {
+    const local = this.#init.local
+    switch (action) {
+      case 'start-transfer': {
+        const controller = new AbortController()
+        const byDest = this.#transfers.get(record.to) ?? new Map<string, AbortController>()
+        byDest.set(record.id, controller)
+        this.#transfers.set(record.to, byDest)
+        this.#init.driver.transferOut(record.vmId, { bandwidthMiBps: this.#init.config.bandwidthMiBps, maxDowntimeMs: this.#init.config.maxDowntimeMs, signal: controller.signal })
+          .then(r => { this.#apply(record.id, { type: 'transferred', ...r }) }, (err: Error) => { this.#apply(record.id, { type: 'transfer-failed', reason: err.message }) })
+          .finally(() => {
+            byDest.delete(record.id)
+            if (byDest.size === 0) this.#transfers.delete(record.to)
+          })
+        break
+      }
+      case 'send-commit': {
+        const rec = local.get(record.vmId)
+        if (rec == null) {
+          this.#apply(record.id, { type: 'commit-refused', reason: 'the VM was deleted during its migration' })
+          break
+        }
+        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'commit', migrationId: record.id, vm: rec.spec, epoch: record.epoch + 1 })
+          .then(res => { this.#apply(record.id, res.ok ? { type: 'committed' } : { type: 'commit-refused', reason: res.reason }) }, () => { this.#apply(record.id, { type: 'commit-lost' }) })
+        break
+      }
+      case 'send-abort':
+        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'abort', migrationId: record.id }).catch(() => { /* its lease expires on its own */ })
+        break
+      case 'drop-local':
+        void local.deleteVm(record.vmId)
+        break
+      case 'resume-local':
+        local.setState(record.vmId, 'running')
+        break
+      case 'wait-for-evidence': {
+        const t = setTimeout(() => {
+          this.#doubts.delete(record.id)
+          this.#apply(record.id, { type: 'doubt-expired' })
+        }, this.#init.config.doubtMs)
+        t.unref()
+        this.#doubts.set(record.id, t)
+        break
+      }
+    }
+  }
+
+  #end (record: MigrationRecord): void {
+    const t = this.#doubts.get(record.id)
+    if (t != null) clearTimeout(t)
+    this.#doubts.delete(record.id)
+    for (const w of this.#waiters.get(record.id) ?? []) w(record)
+    this.#waiters.delete(record.id)
+    this.#init.onEnded(record)
+    const ended = [...this.#records.values()].filter(r => isFinal(r.phase))
+    if (ended.length > this.#init.config.keepEnded) {
+      ended.sort((a, b) => a.startedAtMs - b.startedAtMs)
+      for (const r of ended.slice(0, ended.length - this.#init.config.keepEnded)) this.#records.delete(r.id)
+    }
+  }
+}

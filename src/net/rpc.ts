@@ -1,0 +1,92 @@
+/**
+ * One length-prefixed JSON request and one response per stream, for the
+ * stream protocols (`/discovery/migrate/1.0.0`, `/discovery/rebalance/1.0.0`):
+ * a maximum message size, a timeout on both sides, and validation of what is
+ * received against its schema. A bad request is answered with an error,
+ * reported, and never reaches the handler.
+ */
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from 'it-length-prefixed-stream'
+import type { z } from 'zod'
+import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
+import { decode, encode } from './codec.ts'
+
+export class RpcTimeoutError extends Error {
+  static name = 'RpcTimeoutError'
+  constructor (message = 'the peer did not answer in time') {
+    super(message)
+    this.name = RpcTimeoutError.name
+  }
+}
+
+export interface RpcServerInit<Req extends z.ZodType> {
+  libp2p: Libp2p
+  protocol: string
+  schema: Req
+  handle: (req: z.infer<Req>, from: string) => Promise<unknown>
+  onInvalid: (from: string, reason: string) => void
+  timeoutMs: number
+}
+
+export class RpcServer<Req extends z.ZodType> {
+  readonly #init: RpcServerInit<Req>
+  #started = false
+
+  constructor (init: RpcServerInit<Req>) {
+    this.#init = init
+  }
+
+  async start (): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    await this.#init.libp2p.handle(this.#init.protocol, ({ stream, connection }) => {
+      void this.#serve(stream, connection.remotePeer.toString())
+    }, { maxInboundStreams: 1024 })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#init.libp2p.unhandle(this.#init.protocol)
+  }
+
+  async #serve (stream: Stream, from: string): Promise<void> {
+    const signal = AbortSignal.timeout(this.#init.timeoutMs)
+    const lp = lpStream(stream, { maxDataLength: LIMITS.maxMessageBytes })
+    try {
+      let req: z.infer<Req>
+      try {
+        req = decode(this.#init.schema, (await lp.read({ signal })).subarray())
+      } catch (err: any) {
+        this.#init.onInvalid(from, err.message)
+        await lp.write(encode({ v: PROTOCOL_VERSION, ok: false, reason: `invalid request: ${String(err.message).slice(0, 300)}` }), { signal })
+        await stream.close({ signal })
+        return
+      }
+      const res = await this.#init.handle(req, from)
+      await lp.write(encode(res), { signal })
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+    }
+  }
+}
+
+/** Sends one request and waits for its answer; a failed call aborts the stream and rethrows. */
+export async function rpcRequest<Res extends z.ZodType> (libp2p: Libp2p, peer: PeerId | Multiaddr[], protocol: string, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  let stream: Stream | undefined
+  try {
+    stream = await libp2p.dialProtocol(peer, protocol, { signal })
+    const lp = lpStream(stream, { maxDataLength: LIMITS.maxMessageBytes })
+    await lp.write(encode(req), { signal })
+    const res = decode(schema, (await lp.read({ signal })).subarray())
+    await stream.close({ signal })
+    return res
+  } catch (err: any) {
+    stream?.abort(err)
+    if (signal.aborted) throw new RpcTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
+    throw err
+  }
+}
