@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- NAME [options]`: runs one benchmark against a real local
- * cluster started through the CLI. Each benchmark is a module with a
+ * `npm run bench -- NAME [options]`: runs one benchmark (placement: against a
+ * real local cluster started through the CLI; rebalance: in the simulator). Each benchmark is a module with a
  * `main(args)` that prints its report and resolves to an exit code.
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
-  placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') }
+  placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
+  rebalance: { about: 'the simulator\'s vmplaces table: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
 }
 
 function usage (): string {
