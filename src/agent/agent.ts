@@ -45,6 +45,8 @@ export interface NodeView {
   vmCount: number
   /** CPU its VMs ask for now, in vCPUs. */
   demand: number
+  /** Emptied by consolidation. */
+  idle: boolean
   state: PeerStatus
   lastSeenMs: number
 }
@@ -301,6 +303,7 @@ export class Agent {
         labels: s.labels,
         vmCount: s.vms.length,
         demand: s.demand ?? 0,
+        idle: s.idle === true,
         state: e.peerId === this.peerId ? 'alive' : e.status,
         lastSeenMs: e.peerId === this.peerId ? 0 : Math.max(0, now - e.lastSeenMs)
       }
@@ -387,6 +390,7 @@ export class Agent {
       vms: this.#local.summaries(),
       demand: Math.round(this.#local.records().reduce((a, r) => a + this.#driver.demand(r.spec.id) * r.spec.cpu, 0) * 100) / 100
     }
+    if (this.#isIdle()) state.idle = true
     if (this.apiUrl != null) state.api = this.apiUrl
     return state
   }
@@ -435,7 +439,12 @@ export class Agent {
     })
     const reserved = this.#local.ledger.reserved
     if (reserved.cpu > 0 || reserved.memMiB > 0) vms.push({ id: 'reserved', cpu: reserved.cpu, memMiB: reserved.memMiB, demand: reserved.cpu })
-    return { peerId: this.peerId, capacity: this.config.capacity, cpuOvercommit: this.config.cpuOvercommit, vms, labels: this.config.labels }
+    return { peerId: this.peerId, capacity: this.config.capacity, cpuOvercommit: this.config.cpuOvercommit, vms, labels: this.config.labels, idle: this.#isIdle() }
+  }
+
+  /** With consolidation on, a node left without VMs is idle: in a real deployment, powered down until needed. */
+  #isIdle (): boolean {
+    return this.config.rebalance.consolidate && this.#local.records().length === 0 && this.#local.ledger.leaseCount === 0
   }
 
   #currentRing (): Ring {

@@ -101,7 +101,9 @@ export const nodeStateSchema = z.object({
   labels: labelsSchema,
   vms: z.array(vmSummarySchema).max(LIMITS.maxVmsPerNode),
   /** Load summary: the CPU its VMs ask for now, in vCPUs (what overloads a node, unlike allocation). */
-  demand: z.number().min(0).max(LIMITS.maxCpu * 64).optional()
+  demand: z.number().min(0).max(LIMITS.maxCpu * 64).optional(),
+  /** Consolidation emptied this node: it takes VMs only when no active node can. */
+  idle: z.boolean().optional()
 }).strict()
 export type NodeState = z.infer<typeof nodeStateSchema>
 

@@ -8,7 +8,7 @@
  * equals the VM's zone if one is asked for, and it runs no VM of the VM's
  * `spread` group (anti-affinity).
  *
- * Rank: power of d choices (Sparrow, Mitzenmacher). We sample `d` candidates
+ * Rank: power of d choices (Sparrow, Mitzenmacher), idle nodes last. We sample `d` candidates
  * at random and try them first, least loaded first; then the rest, least
  * loaded first. "Least loaded" is the dominant share of capacity in use after
  * placing the VM (worst fit). Why: worst fit leaves head-room on every node
@@ -32,6 +32,8 @@ export interface Candidate {
   free: Resources
   /** Dominant share of capacity in use once the VM is placed. */
   loadAfter: number
+  /** Emptied by consolidation: asked only after every active node. */
+  idle?: boolean
 }
 
 export type RejectReason = 'cpu' | 'memory' | 'labels' | 'zone' | 'spread'
@@ -62,7 +64,9 @@ export function filterCandidates (nodes: Iterable<NodeState>, req: PlacementRequ
     }
     const after = add(committed, req.resources)
     const cap = { cpu: Math.floor(node.capacity.cpu * node.cpuOvercommit), memMiB: node.capacity.memMiB }
-    candidates.push({ peerId: node.peerId, free: available, loadAfter: dominantShare(after, cap) })
+    const candidate: Candidate = { peerId: node.peerId, free: available, loadAfter: dominantShare(after, cap) }
+    if (node.idle === true) candidate.idle = true
+    candidates.push(candidate)
   }
   return { candidates, rejected, considered }
 }
@@ -71,8 +75,14 @@ function byLoad (a: Candidate, b: Candidate): number {
   return a.loadAfter - b.loadAfter || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
 }
 
-/** The order in which to ask candidates: `d` sampled ones first, then the rest; each group least loaded first. */
+/**
+ * The order in which to ask candidates: `d` sampled ones first, then the
+ * rest; each group least loaded first. Idle nodes (emptied by consolidation)
+ * come last, so that consolidation is not undone by the next create.
+ */
 export function rankCandidates (candidates: readonly Candidate[], rng: Rng, d = 2): Candidate[] {
+  const idle = candidates.filter(c => c.idle === true)
+  if (idle.length > 0) return [...rankCandidates(candidates.filter(c => c.idle !== true), rng, d), ...idle.sort(byLoad)]
   const pool = [...candidates]
   const sample: Candidate[] = []
   for (let i = 0; i < d && pool.length > 0; i++) {

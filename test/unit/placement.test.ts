@@ -275,3 +275,19 @@ describe('explainNoCandidate', () => {
     expect(text).toBe('no node can host 4 vCPU / 8192 MiB: of 3 live nodes, 3 do not match its zone')
   })
 })
+
+describe('idle nodes (emptied by consolidation)', () => {
+  it('ranks them after every active node, whatever the sample', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const nodes = [
+        makeNode({ tag: 'A', idle: true }),
+        makeNode({ tag: 'B', used: { cpu: 6, memMiB: 0 } }),
+        makeNode({ tag: 'C', idle: true }),
+        makeNode({ tag: 'D', used: { cpu: 7, memMiB: 0 } })
+      ]
+      const { candidates } = filterCandidates(nodes, { resources: { cpu: 1, memMiB: 1 } })
+      const order = rankCandidates(candidates, seededRng(seed), 2).map(c => c.peerId)
+      expect(order.slice(2).sort(), `seed ${seed}`).toEqual([peerId('A'), peerId('C')])
+    }
+  })
+})
