@@ -110,3 +110,21 @@ describe('the foreground cluster of `npm start`', () => {
     }
   })
 })
+
+describe('discovery sim', () => {
+  it('prints the same report for the same seed, and compares the three algorithms on it', async () => {
+    const args = ['sim', '--nodes', '48', '--duration', '900s', '--seed', '3', '--central-delay', '500ms', '--json']
+    const [a, b] = await Promise.all([runCli(args), runCli(args)])
+    expect(a.code, a.stderr).toBe(0)
+    const strip = (s: string): unknown => JSON.parse(s, (k, v) => k === 'wallS' || k === 'centralComputeMeanMs' ? undefined : v)
+    expect(strip(a.stdout)).toEqual(strip(b.stdout))
+    const report = JSON.parse(a.stdout)
+    expect(report.results.map((r: { algorithm: string }) => r.algorithm)).toEqual(['none', 'centralized', 'dvms'])
+    const text = await runCli(['sim', '--nodes', '48', '--duration', '900s', '--seed', '3'])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/cumulated overload time/)
+    const bad = await runCli(['sim', '--nodes', '48', '--scenario', 'nope'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--scenario.*vmplaces/)
+  })
+})
