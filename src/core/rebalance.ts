@@ -65,7 +65,12 @@ export const DEFAULT_REBALANCE: RebalanceConfig = {
  */
 export function withTarget (hosts: HostLoad[], target: number): HostLoad[] {
   if (target >= 1) return hosts
-  return hosts.map(h => ({ ...h, capacity: { cpu: h.capacity.cpu * target, memMiB: h.capacity.memMiB }, cpuOvercommit: h.cpuOvercommit / target }))
+  return hosts.map(h => {
+    const cpu = h.capacity.cpu * target
+    // The same allocation limit, floor(cores × over-commit), whatever the rounding of cpu × ratio.
+    const limit = Math.floor(h.capacity.cpu * h.cpuOvercommit)
+    return { ...h, capacity: { cpu, memMiB: h.capacity.memMiB }, cpuOvercommit: cpu > 0 ? (limit + 0.5) / cpu : h.cpuOvercommit }
+  })
 }
 
 /** A plan that aims at the target utilization, or (when `fallback`) one that merely removes the problem. */
@@ -190,7 +195,14 @@ export class RebalanceNode {
         }
         break
       case 'order':
-        if (m?.partitionId === msg.partitionId) m.lastProgressMs = nowMs
+        if (m?.partitionId !== msg.partitionId) {
+          // We left that partition (timeout, merge): refuse its migrations so its leader does not wait.
+          for (const migration of msg.migrations) {
+            if (migration.from === this.self) fx.send.push({ to: msg.leader, msg: { type: 'report', partitionId: msg.partitionId, vmId: migration.vmId, ok: false, reason: 'the source is no longer in this partition' } })
+          }
+          break
+        }
+        m.lastProgressMs = nowMs
         for (const migration of msg.migrations) {
           if (migration.from !== this.self) continue
           this.#sourcing.set(migration.vmId, { partitionId: msg.partitionId, leader: msg.leader })
@@ -225,6 +237,15 @@ export class RebalanceNode {
   #onToken (fx: Effects, token: EventToken, nowMs: number, local: HostLoad, ring: Ring): void {
     const m = this.#membership
     const next: EventToken = { ...token, hops: token.hops + 1, members: token.members.map(h => h.peerId === this.self ? local : h) }
+    if (m?.partitionId !== next.partitionId && next.members.some(h => h.peerId === this.self)) {
+      // We left this partition (timeout, merge): we are no longer one of its members.
+      next.members = next.members.filter(h => h.peerId !== this.self)
+      if (next.members.length === 0) {
+        // Every member went elsewhere (merged into other partitions): the event ends here.
+        this.#end(fx, next, 'unsolvable', nowMs)
+        return
+      }
+    }
     if (m == null) {
       if (next.members.length >= this.#config.maxPartitionSize) {
         this.#forward(fx, next, ring, nowMs)
@@ -238,10 +259,15 @@ export class RebalanceNode {
     }
     if (m.partitionId === next.partitionId) {
       m.lastProgressMs = nowMs
+      if (next.initiator !== this.self) {
+        // A member on the way round: its state is fresh in the token now; try again, go on.
+        this.#tryPlan(fx, next, ring, nowMs)
+        return
+      }
+      // Back at its start: a full turn.
       next.turns++
       if (next.turns >= this.#config.maxTurns) {
-        this.#leading = { token: next, pending: new Set(), failed: 0, migrations: 0 }
-        this.#finish(fx, 'unsolvable', nowMs)
+        this.#end(fx, next, 'unsolvable', nowMs)
         return
       }
       if (!next.blocked) {
@@ -295,8 +321,7 @@ export class RebalanceNode {
   #forward (fx: Effects, token: EventToken, ring: Ring, nowMs: number): void {
     const next = ring.successor(this.self)
     if (next == null || token.hops > this.#config.maxTurns * ring.size + 1) {
-      this.#leading = { token, pending: new Set(), failed: 0, migrations: 0 }
-      this.#finish(fx, 'unsolvable', nowMs)
+      this.#end(fx, token, 'unsolvable', nowMs)
       return
     }
     fx.send.push({ to: next, msg: token })
@@ -311,16 +336,23 @@ export class RebalanceNode {
     if (l.pending.size === 0) this.#finish(fx, l.failed === 0 ? 'solved' : 'failed', nowMs)
   }
 
-  /** Ends the partition this node leads: tells every member, notes the outcome. */
+  /** Ends the partition this node leads (its plan is done, failed or timed out). */
   #finish (fx: Effects, outcome: Outcome, nowMs: number): void {
     const l = this.#leading
-    const m = this.#membership
-    if (l == null || m == null) return
-    const token = l.token
+    if (l == null) return
+    this.#leading = undefined
+    this.#end(fx, l.token, outcome, nowMs)
+  }
+
+  /**
+   * Ends a partition here, whether or not this node is (still) one of its
+   * members: tells every member, notes the outcome, and leaves it if we are in it.
+   */
+  #end (fx: Effects, token: EventToken, outcome: Outcome, nowMs: number): void {
     for (const h of token.members) if (h.peerId !== this.self) fx.send.push({ to: h.peerId, msg: { type: 'dissolve', partitionId: token.partitionId, outcome } })
     fx.notes.push({ kind: 'ended', partitionId: token.partitionId, outcome, problem: token.problem, size: token.members.length, durationMs: nowMs - token.startedAtMs, initiator: token.initiator })
-    this.#leading = undefined
-    this.#leave(nowMs, m.initiator && outcome !== 'solved')
+    const m = this.#membership
+    if (m?.partitionId === token.partitionId) this.#leave(nowMs, m.initiator && outcome !== 'solved')
   }
 
   #leave (nowMs: number, cooldown: boolean): void {

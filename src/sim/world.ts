@@ -14,6 +14,9 @@ import { EventQueue } from './event-queue.ts'
 import { type LinkModel, SimNetwork } from './network.ts'
 import type { Scenario } from './scenarios.ts'
 
+/** How long a source waits for the destination's answer to a propose (as the agents' request timeout). */
+export const MIGRATION_TIMEOUT_MS = 5_000
+
 export interface SimVm {
   idx: number
   id: string
@@ -174,12 +177,19 @@ export class World {
       return
     }
     vm.migrating = true
+    let ended = false
     const abort = (reason: string): void => {
+      if (ended) return
+      ended = true
       vm.migrating = false
       dst.reserved.delete(vm.id)
       this.migrations.aborted++
       onEnd(false, reason)
     }
+    // A lost propose or accept would leave the VM migrating for ever: the source gives up after
+    // the protocol's timeout, and the destination's lease expires with it.
+    this.queue.push(this.now + MIGRATION_TIMEOUT_MS, () => { if (!transferring) abort('no answer from the destination in time') })
+    let transferring = false
     this.network.send(() => {
       const refusal = accepts(dst) ?? this.#refusal(dst, vm)
       if (refusal != null) {
@@ -188,12 +198,15 @@ export class World {
       }
       dst.reserved.set(vm.id, { id: `reserved:${vm.id}`, cpu: vm.cpu, memMiB: vm.memMiB, demand: vm.demand * vm.cpu })
       this.network.send(() => {
+        if (ended) return
         const pc = precopy({ memMiB: vm.memMiB, bandwidthMiBps: this.scenario.bandwidthMiBps, cpuBusy: Math.min(1, vm.demand), dirtyIntensity: this.scenario.dirtyIntensity, maxDowntimeMs: 30 })
         if (!pc.ok) {
           abort(pc.reason)
           return
         }
+        transferring = true
         this.queue.push(this.now + pc.totalMs, () => {
+          ended = true
           this.network.sent++ // the commit message
           this.#move(vm, src, dst)
           this.migrations.count++
