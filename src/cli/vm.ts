@@ -38,8 +38,8 @@ export function vmTable (vms: any[]): string {
 }
 
 export function nodesTable (nodes: any[]): string {
-  return table(['peer', 'state', 'vCPU used/cap', 'MiB used/cap', 'reserved', 'vms', 'labels', 'last seen'],
-    nodes.map(n => [shortId(n.peerId), n.state, `${n.used.cpu}/${n.capacity.cpu}`, `${n.used.memMiB}/${n.capacity.memMiB}`, `${n.reserved.cpu}/${n.reserved.memMiB}`, n.vmCount,
+  return table(['peer', 'state', 'vCPU used/cap', 'demand', 'MiB used/cap', 'reserved', 'vms', 'labels', 'last seen'],
+    nodes.map(n => [shortId(n.peerId), n.idle === true ? `${n.state} (idle)` : n.state, `${n.used.cpu}/${n.capacity.cpu}`, Number(n.demand ?? 0).toFixed(2), `${n.used.memMiB}/${n.capacity.memMiB}`, `${n.reserved.cpu}/${n.reserved.memMiB}`, n.vmCount,
       Object.entries(n.labels).map(([k, v]) => `${k}=${String(v)}`).join(',') || '-', `${(n.lastSeenMs / 1000).toFixed(1)}s`]))
 }
 
