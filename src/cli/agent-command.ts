@@ -28,6 +28,7 @@ export interface AgentFlags {
   seed?: string
   migrationBandwidth?: string
   consolidate?: boolean
+  monitorInterval?: string
   json?: boolean
 }
 
@@ -70,6 +71,10 @@ export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
   if (flags.seed != null) config.seed = parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1)
   if (flags.migrationBandwidth != null) config.migration = { ...config.migration, bandwidthMiBps: parseRatio('--migration-bandwidth', flags.migrationBandwidth.replace(/\s*MiB\/s$/i, ''), 0.001, 1_000_000) }
   if (flags.consolidate === true) config.rebalance = { ...config.rebalance, consolidate: true }
+  if (flags.monitorInterval != null) {
+    config.monitorIntervalMs = parseDuration('--monitor-interval', flags.monitorInterval)
+    if (config.monitorIntervalMs < 50) throw new UsageError('Expected --monitor-interval to be at least 50ms')
+  }
   return config
 }
 
