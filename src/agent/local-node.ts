@@ -26,8 +26,19 @@ export class LocalNode {
   readonly ledger: Ledger
   readonly #init: LocalNodeInit
   readonly #vms = new Map<string, VmRecord>()
+  /**
+   * VMs committed in the ledger whose record is on its way to disk: not yet
+   * acknowledged, so not listed; they count against the node's VM limit and
+   * their spread group is taken. A retried commit of one waits for it.
+   */
+  readonly #committing = new Map<string, { rec: VmRecord, done: Promise<CommitOutcome> }>()
+  /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
+  readonly #deleting = new Map<string, Promise<boolean>>()
   /** Spread groups of live leases: two concurrent creates of one group must not both land here. */
   readonly #leaseSpread = new Map<string, string>()
+  /** Each VM's summary, made once per state; and the list of them, made once per change. */
+  readonly #summary = new WeakMap<VmRecord, VmSummary>()
+  #summaries?: VmSummary[]
 
   constructor (init: LocalNodeInit) {
     this.#init = init
@@ -36,7 +47,10 @@ export class LocalNode {
       const rec = this.#vms.get(change.id)
       if (rec == null || change.state === 'deleted' || rec.state === change.state) return
       rec.state = change.state
-      init.store.putVm(rec)
+      this.#summary.delete(rec)
+      this.#summaries = undefined
+      // Not waited on: a restart sets every VM back to creating, whatever the store says.
+      init.store.putVmLater(rec)
       init.onChange(true)
     })
   }
@@ -46,6 +60,7 @@ export class LocalNode {
     const records = this.#init.store.listVms()
     for (const rec of records) {
       this.#vms.set(rec.spec.id, rec)
+      this.#summaries = undefined
       this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB })
       rec.state = 'creating'
       await this.#init.driver.create(rec.spec)
@@ -78,7 +93,7 @@ export class LocalNode {
   reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
     const now = this.#init.now()
     this.#expire(now)
-    if (this.#vms.size + this.ledger.leaseCount >= LIMITS.maxVmsPerNode) return { ok: false, reason: `this node already holds ${LIMITS.maxVmsPerNode} VMs, the most one node's gossiped state can list` }
+    if (this.#vms.size + this.#committing.size + this.ledger.leaseCount >= LIMITS.maxVmsPerNode) return { ok: false, reason: `this node already holds ${LIMITS.maxVmsPerNode} VMs, the most one node's gossiped state can list` }
     const labels = this.#init.labels
     if (constraints?.zone != null && labels.zone !== constraints.zone) return { ok: false, reason: `this node is not in zone ${constraints.zone}` }
     if (constraints?.labels != null) {
@@ -101,24 +116,41 @@ export class LocalNode {
   async commit (leaseId: string, spec: VmSpec): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return { ok: true, state: existing.state }
+    const inFlight = this.#committing.get(spec.id)
+    if (inFlight != null) return await inFlight.done
     const now = this.#init.now()
+    // The lease becomes the VM's usage here, in this synchronous step: the capacity never shows free in between.
     const r = this.ledger.commit(leaseId, spec.id, now)
     this.#leaseSpread.delete(leaseId)
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
     const rec: VmRecord = { spec, state: 'creating', epoch: 0 }
+    const done = this.#persist(rec)
+    this.#committing.set(spec.id, { rec, done })
     try {
-      this.#init.store.putVm(rec)
+      return await done
+    } finally {
+      this.#committing.delete(spec.id)
+    }
+  }
+
+  async #persist (rec: VmRecord): Promise<CommitOutcome> {
+    const spec = rec.spec
+    try {
+      // Shares its fsync with every other write of this turn of the event loop (group commit).
+      await this.#init.store.writeVm(rec)
     } catch (err: any) {
       this.ledger.removeVm(spec.id)
       return { ok: false, reason: `could not store the VM: ${err.message}` }
     }
     this.#vms.set(spec.id, rec)
+    this.#summaries = undefined
     try {
       await this.#init.driver.create(spec)
     } catch (err: any) {
       this.#vms.delete(spec.id)
-      this.#init.store.deleteVm(spec.id)
+      this.#summaries = undefined
       this.ledger.removeVm(spec.id)
+      this.#init.store.removeVm(spec.id).catch(() => {})
       return { ok: false, reason: `the hypervisor refused the VM: ${err.message}` }
     }
     this.#init.onChange(true)
@@ -131,14 +163,25 @@ export class LocalNode {
   }
 
   async deleteVm (id: string): Promise<boolean> {
+    const pending = this.#deleting.get(id)
+    if (pending != null) return await pending
     const rec = this.#vms.get(id)
     if (rec == null) return false
-    await this.#init.driver.delete(id)
-    this.#init.store.deleteVm(id)
-    this.#vms.delete(id)
-    this.ledger.removeVm(id)
-    this.#init.onChange(true)
-    return true
+    const done = (async () => {
+      await this.#init.driver.delete(id)
+      await this.#init.store.removeVm(id)
+      this.#vms.delete(id)
+      this.#summaries = undefined
+      this.ledger.removeVm(id)
+      this.#init.onChange(true)
+      return true
+    })()
+    this.#deleting.set(id, done)
+    try {
+      return await done
+    } finally {
+      this.#deleting.delete(id)
+    }
   }
 
   /** Marks a VM migrating (paused for the switch-over) or back to running. */
@@ -146,13 +189,14 @@ export class LocalNode {
     const rec = this.#vms.get(id)
     if (rec == null || rec.state === state) return
     rec.state = state
+    this.#summaries = undefined
     this.#init.store.putVm(rec)
     this.#init.onChange(true)
   }
 
   /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
   reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number): { ok: true } | { ok: false, reason: string } {
-    if (this.#vms.has(spec.id)) return { ok: false, reason: `this node already runs ${spec.id}` }
+    if (this.#vms.has(spec.id) || this.#committing.has(spec.id)) return { ok: false, reason: `this node already runs ${spec.id}` }
     return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
   }
 
@@ -171,6 +215,7 @@ export class LocalNode {
       return { ok: false, reason: `could not store the VM: ${err.message}` }
     }
     this.#vms.set(spec.id, rec)
+    this.#summaries = undefined
     await this.#init.driver.create(spec, { incoming: true })
     this.#init.onChange(true)
     return { ok: true, state: 'running' }
@@ -189,12 +234,25 @@ export class LocalNode {
     return [...this.#vms.values()]
   }
 
+  /** Every VM's summary. The array is shared until the next change: read it, do not change it. */
   summaries (): VmSummary[] {
-    return this.records().map(summarize)
+    if (this.#summaries != null) return this.#summaries
+    const out: VmSummary[] = []
+    for (const rec of this.#vms.values()) {
+      let s = this.#summary.get(rec)
+      if (s == null || s.state !== rec.state || s.epoch !== rec.epoch) {
+        s = summarize(rec)
+        this.#summary.set(rec, s)
+      }
+      out.push(s)
+    }
+    this.#summaries = out
+    return out
   }
 
   #runsSpread (group: string): boolean {
     for (const rec of this.#vms.values()) if (rec.spec.constraints?.spread === group) return true
+    for (const { rec } of this.#committing.values()) if (rec.spec.constraints?.spread === group) return true
     return false
   }
 

@@ -18,6 +18,21 @@ export class CorruptRecordError extends Error {
   }
 }
 
+type VmWrite = { put: VmRecord } | { delete: string }
+
+interface Queued {
+  write: VmWrite
+  /** Set for a write someone waits on (durable before it resolves). */
+  resolve?: () => void
+  reject?: (err: Error) => void
+}
+
+/**
+ * How long a write nobody waits on (`putVmLater`) may stay in memory before
+ * it is written, when no durable write comes along to carry it.
+ */
+const LATER_MS = 100
+
 export class Store {
   readonly path: string
   readonly #db: DatabaseSync
@@ -25,6 +40,9 @@ export class Store {
   readonly #deleteVm: StatementSync
   readonly #getMeta: StatementSync
   readonly #putMeta: StatementSync
+  #queue: Queued[] = []
+  #flushScheduled = false
+  #laterTimer?: NodeJS.Timeout
 
   private constructor (path: string, db: DatabaseSync) {
     this.path = path
@@ -57,12 +75,97 @@ export class Store {
     this.#putMeta.run(key, value)
   }
 
+  /** Writes (and fsyncs) one VM record now, after any queued write. */
   putVm (record: VmRecord): void {
-    this.#putVm.run(record.spec.id, JSON.stringify(record.spec), record.state, record.epoch)
+    this.flush()
+    this.#write({ put: record })
   }
 
+  /** Deletes one VM record now (fsync'd), after any queued write. */
   deleteVm (id: string): void {
-    this.#deleteVm.run(id)
+    this.flush()
+    this.#write({ delete: id })
+  }
+
+  /**
+   * Group commit: resolves once the record is written and fsync'd. Every
+   * write queued in the same turn of the event loop goes into one
+   * transaction, so many creates at once share one fsync; each still waits
+   * for its own record to be durable before it is acknowledged.
+   */
+  async writeVm (record: VmRecord): Promise<void> {
+    await this.#enqueueDurable({ put: record })
+  }
+
+  /** Group commit of a delete: resolves once the deletion is durable. */
+  async removeVm (id: string): Promise<void> {
+    await this.#enqueueDurable({ delete: id })
+  }
+
+  /**
+   * A write nobody waits on, e.g. a VM's state from creating to running
+   * (a restart sets every VM back to creating anyway): it goes out with the
+   * next batch, or within LATER_MS. The record is read when it is written.
+   */
+  putVmLater (record: VmRecord): void {
+    this.#queue.push({ write: { put: record } })
+    if (this.#laterTimer == null && !this.#flushScheduled) {
+      this.#laterTimer = setTimeout(() => { this.#laterTimer = undefined; this.flush() }, LATER_MS)
+      this.#laterTimer.unref()
+    }
+  }
+
+  /** Writes everything queued now, in one transaction (and one fsync). */
+  flush (): void {
+    if (this.#laterTimer != null) {
+      clearTimeout(this.#laterTimer)
+      this.#laterTimer = undefined
+    }
+    const batch = this.#queue
+    if (batch.length === 0) return
+    this.#queue = []
+    if (!this.#db.isOpen) {
+      for (const q of batch) q.reject?.(new Error('the store is closed'))
+      return
+    }
+    try {
+      this.#db.exec('BEGIN')
+      try {
+        for (const q of batch) this.#write(q.write)
+        this.#db.exec('COMMIT')
+      } catch (err) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+        throw err
+      }
+      for (const q of batch) q.resolve?.()
+    } catch {
+      // One bad write must not fail the others: each on its own, each with its own outcome.
+      for (const q of batch) {
+        try {
+          this.#write(q.write)
+          q.resolve?.()
+        } catch (err: any) {
+          q.reject?.(err)
+        }
+      }
+    }
+  }
+
+  #write (w: VmWrite): void {
+    if ('put' in w) this.#putVm.run(w.put.spec.id, JSON.stringify(w.put.spec), w.put.state, w.put.epoch)
+    else this.#deleteVm.run(w.delete)
+  }
+
+  async #enqueueDurable (write: VmWrite): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#queue.push({ write, resolve, reject })
+      if (this.#flushScheduled) return
+      this.#flushScheduled = true
+      setImmediate(() => {
+        this.#flushScheduled = false
+        this.flush()
+      })
+    })
   }
 
   /** Every stored VM, validated: a record that does not parse is an error, never silently dropped. */
@@ -77,6 +180,7 @@ export class Store {
   }
 
   close (): void {
+    this.flush()
     if (this.#db.isOpen) this.#db.close()
   }
 }
