@@ -107,6 +107,23 @@ export const nodeStateSchema = z.object({
 }).strict()
 export type NodeState = z.infer<typeof nodeStateSchema>
 
+/**
+ * What goes on `/discovery/state/1`: a NodeState, or a change since an earlier
+ * one. With `delta`, `vms` lists only the VMs added or changed since this
+ * peer's state number `delta.base` (same incarnation), `delta.removed` the ids
+ * gone since, and `delta.count` how many VMs there are once it is applied.
+ * The receiving edge rebuilds the whole NodeState: past it, only whole states.
+ */
+export const stateDeltaSchema = z.object({
+  base: z.number().int().min(0),
+  removed: z.array(vmId).max(LIMITS.maxVmsPerNode),
+  count: z.number().int().min(0).max(LIMITS.maxVmsPerNode)
+}).strict()
+export type StateDelta = z.infer<typeof stateDeltaSchema>
+
+export const stateMessageSchema = nodeStateSchema.extend({ delta: stateDeltaSchema.optional() })
+export type StateMessage = z.infer<typeof stateMessageSchema>
+
 /** `/discovery/place/1.0.0`: one request, one response. */
 export const placeRequestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('reserve'), leaseId: z.string().uuid(), resources: resourcesSchema, constraints: constraintsSchema.optional(), ttlMs: z.number().int().min(100).max(120_000) }).strict(),

@@ -25,15 +25,19 @@ export function encode (value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value))
 }
 
-/** Decodes and validates one message; throws InvalidMessageError or MessageTooLargeError with the reason. */
-export function decode<T extends z.ZodType> (schema: T, bytes: Uint8Array): z.infer<T> {
+/** Size bound, UTF-8 and JSON only: for a caller that validates the value itself. */
+export function parseJson (bytes: Uint8Array): unknown {
   if (bytes.byteLength > LIMITS.maxMessageBytes) throw new MessageTooLargeError()
-  let raw: unknown
   try {
-    raw = JSON.parse(decoder.decode(bytes))
+    return JSON.parse(decoder.decode(bytes))
   } catch {
     throw new InvalidMessageError('not UTF-8 JSON')
   }
+}
+
+/** Decodes and validates one message; throws InvalidMessageError or MessageTooLargeError with the reason. */
+export function decode<T extends z.ZodType> (schema: T, bytes: Uint8Array): z.infer<T> {
+  const raw = parseJson(bytes)
   const parsed = schema.safeParse(raw)
   if (!parsed.success) throw new InvalidMessageError(describeIssues(parsed.error))
   return parsed.data

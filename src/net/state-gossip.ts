@@ -3,13 +3,36 @@
  * (gossipsub's StrictSign, the default). A message that does not parse, or
  * whose NodeState names another peer than its signed origin, is rejected —
  * which also lowers the sender's gossipsub score — and reported.
+ *
+ * What a message costs grows with the VMs it lists, and a node's state lists
+ * every VM it runs, while between two publishes only a few change. So:
+ * - a publish is a delta (`delta` in core/messages.ts) against the state this
+ *   agent published just before: the VMs added or changed, and the ids gone.
+ *   A whole state goes out first, after a peer subscribed (it has nothing to
+ *   apply a delta to), every FULL_EVERY_MS and every MAX_DELTAS publishes (so
+ *   a peer that missed a message catches up), and when the delta would not
+ *   be much smaller.
+ * - the receiving edge keeps each peer's VMs as of its last state and
+ *   rebuilds the whole state from a delta: the agent only ever sees whole
+ *   states. A delta whose base it does not hold (a message was missed) still
+ *   brings the peer's fresh capacity and usage, with the VM list it had;
+ *   deltas then wait for the next whole state.
+ * - a VM summary identical to the one already held for that peer is not
+ *   validated again: every VM listed was checked against the schema once.
  */
 import { TopicValidatorResult, type Message, type PeerId } from '@libp2p/interface'
-import type { NodeState } from '../core/messages.ts'
-import { nodeStateSchema } from '../core/messages.ts'
-import { decode, encode } from './codec.ts'
+import { z } from 'zod'
+import { describeIssues, LIMITS, stateMessageSchema, vmSummarySchema, type NodeState, type StateMessage, type VmSummary } from '../core/messages.ts'
+import { encode, InvalidMessageError, parseJson } from './codec.ts'
 
 export const STATE_TOPIC = '/discovery/state/1'
+
+/** A whole state at least this often, ms. */
+export const FULL_EVERY_MS = 10_000
+/** And at least every this many publishes. */
+export const MAX_DELTAS = 8
+/** Peers whose VM lists the receiving edge keeps. */
+const MAX_PEERS = 10_000
 
 export interface PubSubLike {
   subscribe (topic: string): void
@@ -26,16 +49,43 @@ export interface StateGossipInit {
   onInvalid: (from: string, reason: string) => void
   /** A peer subscribed to the topic: it has none of our state yet. */
   onPeerSubscribed?: (peerId: string) => void
+  now?: () => number
+}
+
+/** The envelope is checked by the schema; the VMs it lists one by one (most are known already). */
+const envelopeSchema = stateMessageSchema.extend({ vms: z.array(z.unknown()).max(LIMITS.maxVmsPerNode) })
+
+/** A peer's VMs as of its state `seq`. */
+interface Known {
+  incarnation: number
+  seq: number
+  vms: Map<string, VmSummary>
+  /** False once a delta could not be applied: later deltas wait for a whole state. */
+  exact: boolean
+}
+
+/** What this agent published last, for the next delta. */
+interface Published {
+  incarnation: number
+  seq: number
+  vms: Map<string, VmSummary>
+  fullAtMs: number
+  deltas: number
 }
 
 export class StateGossip {
   readonly #init: StateGossipInit
-  /** Validated states, handed from the validator to the message event without parsing twice. */
+  readonly #now: () => number
+  /** Whole states, handed from the validator to the message event without parsing twice. */
   readonly #validated = new WeakMap<Uint8Array, NodeState>()
+  readonly #known = new Map<string, Known>()
+  #published?: Published
+  #fullNext = true
   #started = false
 
   constructor (init: StateGossipInit) {
     this.#init = init
+    this.#now = init.now ?? Date.now
   }
 
   start (): void {
@@ -58,8 +108,38 @@ export class StateGossip {
     pubsub.topicValidators.delete(STATE_TOPIC)
   }
 
+  /** Publishes this agent's state: as a delta against the last one when that is worth it. */
   async publish (state: NodeState): Promise<void> {
-    await this.#init.pubsub.publish(STATE_TOPIC, encode(state))
+    const message = this.encodeNext(state)
+    try {
+      await this.#init.pubsub.publish(STATE_TOPIC, message)
+    } catch (err) {
+      // Peers may not have it: the next one goes whole.
+      this.#fullNext = true
+      throw err
+    }
+  }
+
+  /** The bytes of the next message for `state` (a delta or the whole state), recorded as published. */
+  encodeNext (state: NodeState): Uint8Array {
+    const now = this.#now()
+    const prev = this.#published
+    let delta: StateMessage | undefined
+    if (prev != null && !this.#fullNext && prev.incarnation === state.incarnation && prev.seq < state.seq &&
+      prev.deltas < MAX_DELTAS && now - prev.fullAtMs < FULL_EVERY_MS) {
+      delta = makeDelta(prev, state)
+    }
+    const vms = new Map<string, VmSummary>()
+    for (const vm of state.vms) vms.set(vm.id, vm)
+    this.#published = {
+      incarnation: state.incarnation,
+      seq: state.seq,
+      vms,
+      fullAtMs: delta == null ? now : prev!.fullAtMs,
+      deltas: delta == null ? 0 : prev!.deltas + 1
+    }
+    this.#fullNext = false
+    return encode(delta ?? state)
   }
 
   readonly #validate = (_peer: PeerId, msg: Message): TopicValidatorResult => {
@@ -68,23 +148,63 @@ export class StateGossip {
       return TopicValidatorResult.Reject
     }
     const origin = msg.from.toString()
-    let state: NodeState
+    let state: NodeState | undefined
     try {
-      state = decode(nodeStateSchema, msg.data)
+      state = this.receive(origin, msg.data)
     } catch (err: any) {
       this.#init.onInvalid(origin, err.message)
       return TopicValidatorResult.Reject
     }
-    if (state.peerId !== origin) {
-      this.#init.onInvalid(origin, `state names peer ${state.peerId} but was signed by ${origin}`)
-      return TopicValidatorResult.Reject
-    }
-    this.#validated.set(msg.data, state)
+    if (state != null) this.#validated.set(msg.data, state)
     return TopicValidatorResult.Accept
   }
 
+  /**
+   * Validates one message signed by `origin` and returns the whole state it
+   * brings (undefined for a delta from a peer we hold nothing of yet).
+   * Throws InvalidMessageError or MessageTooLargeError with the reason.
+   */
+  receive (origin: string, bytes: Uint8Array): NodeState | undefined {
+    const parsed = envelopeSchema.safeParse(parseJson(bytes))
+    if (!parsed.success) throw new InvalidMessageError(describeIssues(parsed.error))
+    const { delta, vms: rawVms, ...rest } = parsed.data
+    if (rest.peerId !== origin) throw new InvalidMessageError(`state names peer ${rest.peerId} but was signed by ${origin}`)
+    if (delta != null && delta.base >= rest.seq) throw new InvalidMessageError(`delta.base: ${delta.base} is not before seq ${rest.seq}`)
+    const known = this.#known.get(origin)
+    const sameRun = known != null && known.incarnation === rest.incarnation
+    const vms = checkVms(rawVms, sameRun ? known.vms : undefined)
+    if (delta == null) {
+      const state: NodeState = { ...rest, vms }
+      if (known == null || rest.incarnation > known.incarnation || (sameRun && (rest.seq >= known.seq || !known.exact))) {
+        this.#remember(origin, { incarnation: rest.incarnation, seq: rest.seq, vms: new Map(vms.map(v => [v.id, v])), exact: true })
+      }
+      return state
+    }
+    if (!sameRun) return undefined
+    if (known.exact && known.seq === delta.base) {
+      for (const id of delta.removed) known.vms.delete(id)
+      for (const vm of vms) known.vms.set(vm.id, vm)
+      known.seq = rest.seq
+      // A check that both sides hold the same list; if not, wait for a whole state.
+      if (known.vms.size !== delta.count) known.exact = false
+    } else if (rest.seq > known.seq) {
+      known.exact = false
+    }
+    return { ...rest, vms: [...known.vms.values()] }
+  }
+
+  #remember (peerId: string, known: Known): void {
+    this.#known.delete(peerId)
+    this.#known.set(peerId, known)
+    if (this.#known.size > MAX_PEERS) this.#known.delete(this.#known.keys().next().value!)
+  }
+
   readonly #onSubscriptionChange = (evt: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
-    if (evt.detail.subscriptions.some(s => s.topic === STATE_TOPIC && s.subscribe)) this.#init.onPeerSubscribed?.(evt.detail.peerId.toString())
+    if (evt.detail.subscriptions.some(s => s.topic === STATE_TOPIC && s.subscribe)) {
+      // It holds nothing to apply a delta to.
+      this.#fullNext = true
+      this.#init.onPeerSubscribed?.(evt.detail.peerId.toString())
+    }
   }
 
   readonly #onMessage = (evt: CustomEvent<Message>): void => {
@@ -94,4 +214,59 @@ export class StateGossip {
     if (state == null) return
     this.#init.onState(state, msg.from.toString())
   }
+}
+
+/** The delta from what was published last to `state`, or undefined when the whole state is about as small. */
+function makeDelta (prev: Published, state: NodeState): StateMessage | undefined {
+  const changed: VmSummary[] = []
+  let kept = 0
+  for (const vm of state.vms) {
+    const before = prev.vms.get(vm.id)
+    if (before == null) {
+      changed.push(vm)
+      continue
+    }
+    kept++
+    if (before !== vm && !sameSummary(vm, before)) changed.push(vm)
+  }
+  const removed: string[] = []
+  if (kept < prev.vms.size) {
+    const now = new Set<string>()
+    for (const vm of state.vms) now.add(vm.id)
+    for (const id of prev.vms.keys()) if (!now.has(id)) removed.push(id)
+  }
+  if (2 * (changed.length + removed.length) > state.vms.length) return undefined
+  return { ...state, vms: changed, delta: { base: prev.seq, removed, count: state.vms.length } }
+}
+
+/** Each listed VM checked against the schema, or taken as the identical summary already checked for this peer. */
+function checkVms (raw: unknown[], known: Map<string, VmSummary> | undefined): VmSummary[] {
+  const out: VmSummary[] = new Array(raw.length)
+  for (let i = 0; i < raw.length; i++) {
+    const r = raw[i]
+    const id = typeof r === 'object' && r !== null ? (r as { id?: unknown }).id : undefined
+    const held = typeof id === 'string' ? known?.get(id) : undefined
+    if (held != null && sameSummary(r as Record<string, unknown>, held)) {
+      out[i] = held
+      continue
+    }
+    const vm = vmSummarySchema.safeParse(r)
+    if (!vm.success) {
+      for (const issue of vm.error.issues) issue.path.unshift('vms', i)
+      throw new InvalidMessageError(describeIssues(vm.error))
+    }
+    out[i] = vm.data
+  }
+  return out
+}
+
+/** The same own keys with the same (primitive) values. */
+function sameSummary (a: Record<string, unknown> | VmSummary, b: VmSummary): boolean {
+  if (Array.isArray(a)) return false
+  let n = 0
+  for (const k of Object.keys(a)) {
+    n++
+    if ((a as Record<string, unknown>)[k] !== (b as Record<string, unknown>)[k]) return false
+  }
+  return n === Object.keys(b).length
 }
