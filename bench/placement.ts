@@ -25,7 +25,8 @@ const CONVERGENCE_GAP_MS = 400
 const CONVERGENCE_TIMEOUT_MS = 15_000
 const POLL_MS = 10
 /** Base ports of successive runs: API P..P+N-1, libp2p P+1000..P+1000+N-1. */
-const BASE_PORT = 30_000
+// Below 32768, where Linux starts handing out ephemeral ports to outgoing connections.
+const BASE_PORT = 27_000
 const PORT_STRIDE = 2_000
 
 export interface Options { nodes: number[], vms: number, concurrency: number, json: boolean }
