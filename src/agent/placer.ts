@@ -1,9 +1,17 @@
 /**
  * Cooperative placement of one VM, run by whichever agent received the
  * request: rank candidates from this agent's view (itself included), reserve
- * on the best through `/discovery/place/1.0.0`, commit the VM there, and on a
+ * on the best through `/discovery/place/1.x`, commit the VM there, and on a
  * refusal (the view was stale) try the next. Only the owner of the capacity
  * decides, so a stale view costs a retry, never an over-commit.
+ *
+ * The commit is sent right behind its reserve, without waiting for the
+ * reserve's answer: one round trip per candidate instead of two. The owner
+ * takes a peer's requests in the order they were sent, so the commit finds
+ * the lease when the reserve was granted, and no lease (and changes nothing)
+ * when it was refused. When an answer is lost, the commit is asked once more
+ * (it is idempotent for one VM id) before the node is given up on: the node
+ * may have taken both.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSpec, VmState } from '../core/messages.ts'
@@ -68,21 +76,39 @@ export class Placer {
       const leaseId = randomUUID()
       this.#hold(node, resources)
       try {
-        let reserved: PlaceResponse
-        try {
-          reserved = await this.#init.send(node, { v: PROTOCOL_VERSION, op: 'reserve', leaseId, resources, constraints: req.constraints, ttlMs: this.#init.leaseTtlMs })
-        } catch (err: any) {
+        const reserve: PlaceRequest = { v: PROTOCOL_VERSION, op: 'reserve', leaseId, resources, constraints: req.constraints, ttlMs: this.#init.leaseTtlMs }
+        const commit: PlaceRequest = { v: PROTOCOL_VERSION, op: 'commit', leaseId, vm: spec }
+        // One round trip: the commit goes right behind its reserve. The owner takes them
+        // in that order, so when it refuses the reserve, the commit finds no lease.
+        const reserving = settle(this.#init.send(node, reserve))
+        const committing = settle(this.#init.send(node, commit))
+        const reserved = await reserving
+        if (!reserved.ok) {
+          const err = reserved.error
+          if (err.name === PLACE_UNSENT) {
+            // Neither request left this agent: the node took nothing.
+            this.#init.onAttempt('unreachable')
+            refusals.push(`${short(node)}: unreachable (${causeName(err)})`)
+            continue
+          }
+          // The node may have taken the reserve, and the commit behind it, before the answers were lost.
+          const c = await committing
+          const committed = c.ok ? c.value : await this.#commitAgain(node, commit, spec)
+          if (committed.ok) return { id, node, state: committed.state ?? 'creating' }
+          // It has no such lease: it never took the reserve.
           this.#init.onAttempt('unreachable')
           refusals.push(`${short(node)}: unreachable (${err.name})`)
           continue
         }
-        if (!reserved.ok) {
+        if (!reserved.value.ok) {
           this.#init.onAttempt('refused')
-          refusals.push(`${short(node)}: ${reserved.reason}`)
+          refusals.push(`${short(node)}: ${reserved.value.reason}`)
           continue
         }
         this.#init.onAttempt('reserved')
-        const committed = await this.#commit(node, leaseId, spec)
+        const c = await committing
+        // A lost answer is asked once more: a commit is idempotent for one VM id.
+        const committed = c.ok ? c.value : await this.#commitAgain(node, commit, spec)
         if (committed.ok) return { id, node, state: committed.state ?? 'creating' }
         this.#init.onAttempt('commit-failed')
         refusals.push(`${short(node)}: ${committed.reason}`)
@@ -93,17 +119,12 @@ export class Placer {
     throw new NoCapacityError(`no node accepted ${resources.cpu} vCPU / ${resources.memMiB} MiB: ${refusals.slice(0, 5).join('; ')}`)
   }
 
-  /** Commits, retrying once when the answer is lost: commit is idempotent for one VM id. */
-  async #commit (node: string, leaseId: string, vm: VmSpec): Promise<PlaceResponse> {
-    const req: PlaceRequest = { v: PROTOCOL_VERSION, op: 'commit', leaseId, vm }
+  /** The second and last try of a commit whose first answer was lost. */
+  async #commitAgain (node: string, req: PlaceRequest, vm: VmSpec): Promise<PlaceResponse> {
     try {
       return await this.#init.send(node, req)
-    } catch {
-      try {
-        return await this.#init.send(node, req)
-      } catch (err: any) {
-        throw new PlacementUncertainError(`node ${node} reserved room for ${vm.id} but did not confirm it (${err.name}); the VM may still appear there`)
-      }
+    } catch (err: any) {
+      throw new PlacementUncertainError(`node ${node} reserved room for ${vm.id} but did not confirm it (${err.name}); the VM may still appear there`)
     }
   }
 
@@ -116,6 +137,25 @@ export class Placer {
     if (left.cpu <= 0 && left.memMiB <= 0) this.#inFlight.delete(node)
     else this.#inFlight.set(node, left)
   }
+}
+
+type Settled<T> = { ok: true, value: T } | { ok: false, error: Error }
+
+/** A promise's outcome, without throwing: so that two sent at once can be awaited one after the other. */
+async function settle<T> (p: Promise<T>): Promise<Settled<T>> {
+  try {
+    return { ok: true, value: await p }
+  } catch (err: any) {
+    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) }
+  }
+}
+
+/** The name of the error the network layer gives a request that never left this agent (`PlaceUnsentError`). */
+const PLACE_UNSENT = 'PlaceUnsentError'
+
+function causeName (err: Error): string {
+  const cause = (err as { cause?: { name?: unknown } }).cause
+  return typeof cause?.name === 'string' ? cause.name : err.name
 }
 
 function short (peerId: string): string {

@@ -5,6 +5,6 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip, STATE_TOPIC } from './state-gossip.ts'
-export { PlaceServer, placeRequest, PLACE_PROTOCOL, PlaceTimeoutError } from './place-protocol.ts'
+export { PlaceServer, placeRequest, placeRequestOnce, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, PlaceTimeoutError, PlaceUnsentError, PlaceStreamClosedError } from './place-protocol.ts'
 export { Redialer } from './redialer.ts'
 export { InvalidMessageError, MessageTooLargeError } from './codec.ts'

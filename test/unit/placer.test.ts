@@ -1,7 +1,8 @@
 /**
  * The placement flow of one create, with in-memory nodes standing in for
  * peers: refusal → next candidate, unreachable → next, a lost commit answer
- * retried once, 503 when nobody can host it. Each fake node owns a real Ledger.
+ * retried once, 503 when nobody can host it. Each fake node owns a real Ledger
+ * and, like a real owner, takes one peer's requests in the order they were sent.
  */
 import { describe, expect, it } from 'vitest'
 import { Ledger } from '../../src/core/ledger.ts'
@@ -10,7 +11,23 @@ import { seededRng } from '../../src/core/rng.ts'
 import { Placer } from '../../src/agent/placer.ts'
 import { makeNode, peerId } from './fixtures.ts'
 
-interface Fake { ledger: Ledger, down?: boolean, loseCommitAnswers?: number, committed: string[] }
+interface Fake {
+  ledger: Ledger
+  /** Cannot be reached: requests never leave the placer (what the network layer reports as PlaceUnsentError). */
+  down?: boolean
+  loseCommitAnswers?: number
+  /** Takes this many reserves but their answers (and that of anything behind them) are lost. */
+  loseReserveAnswers?: number
+  /** Drops this many reserves, and the requests behind them, on the way: it takes nothing. */
+  dropReserves?: number
+  committed: string[]
+  dropNext?: boolean
+  loseNext?: boolean
+}
+
+function unsent (): Error {
+  return Object.assign(new Error('not sent: DialError: connection refused'), { name: 'PlaceUnsentError', cause: Object.assign(new Error('connection refused'), { name: 'DialError' }) })
+}
 
 function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewUsedCpu?: number }>, seed = 1) {
   const fakes = new Map<string, Fake>()
@@ -24,19 +41,34 @@ function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewU
     send: async (to: string, req: PlaceRequest): Promise<PlaceResponse> => {
       sent.push({ to, op: req.op })
       const f = fakes.get(to)!
-      if (f.down === true) throw Object.assign(new Error('connection refused'), { name: 'DialError' })
+      if (f.down === true) throw unsent()
       if (req.op === 'reserve') {
+        if ((f.dropReserves ?? 0) > 0) {
+          f.dropReserves!--
+          f.dropNext = true
+          throw Object.assign(new Error('stream reset'), { name: 'StreamResetError' })
+        }
         const r = f.ledger.reserve(req.leaseId, req.resources, req.ttlMs, 0)
+        if ((f.loseReserveAnswers ?? 0) > 0) {
+          f.loseReserveAnswers!--
+          f.loseNext = true
+          throw Object.assign(new Error('stream reset'), { name: 'StreamResetError' })
+        }
         return r.ok ? { v: 1, ok: true } : { v: 1, ok: false, reason: r.reason }
       }
       if (req.op === 'commit') {
+        if (f.dropNext === true) {
+          f.dropNext = false
+          throw Object.assign(new Error('stream reset'), { name: 'StreamResetError' })
+        }
         if (!f.committed.includes(req.vm.id)) {
           const r = f.ledger.commit(req.leaseId, req.vm.id, 0)
           if (!r.ok) return { v: 1, ok: false, reason: r.reason }
           f.committed.push(req.vm.id)
         }
-        if ((f.loseCommitAnswers ?? 0) > 0) {
-          f.loseCommitAnswers!--
+        if ((f.loseCommitAnswers ?? 0) > 0 || f.loseNext === true) {
+          if (f.loseNext === true) f.loseNext = false
+          else f.loseCommitAnswers!--
           throw Object.assign(new Error('stream reset'), { name: 'StreamResetError' })
         }
         return { v: 1, ok: true, state: 'creating' }
@@ -92,6 +124,40 @@ describe('Placer', () => {
     expect(sent.filter(s => s.op === 'commit')).toHaveLength(2)
     expect(fakes.get(peerId('A'))!.committed).toEqual([placed.id])
     expect(fakes.get(peerId('A'))!.ledger.used.cpu).toBe(1)
+  })
+
+  it('sends the commit right behind its reserve, and a refused reserve leaves it nothing to commit', async () => {
+    const { placer, fakes, sent } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }, { tag: 'B', cpu: 4, memMiB: 4096 }])
+    fakes.get(peerId('A'))!.ledger.addVm('vm-existing01', { cpu: 4, memMiB: 0 })
+    fakes.get(peerId('B'))!.ledger.addVm('vm-existing02', { cpu: 3, memMiB: 0 })
+    const placed = await placer.place({ cpu: 1, memMiB: 1 })
+    expect(placed.node).toBe(peerId('B'))
+    // Per node: reserve, then commit, each pair sent before any answer came back.
+    for (const node of [peerId('A'), peerId('B')]) expect(sent.filter(s => s.to === node).map(s => s.op)).toEqual(['reserve', 'commit'])
+    expect(fakes.get(peerId('A'))!.committed).toEqual([])
+    expect(fakes.get(peerId('A'))!.ledger.reserved).toEqual({ cpu: 0, memMiB: 0 })
+    expect(fakes.get(peerId('B'))!.committed).toEqual([placed.id])
+  })
+
+  it('finds out by asking again when a reserve answer is lost after the node took both requests', async () => {
+    const { placer, fakes, sent } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }])
+    fakes.get(peerId('A'))!.loseReserveAnswers = 1
+    const placed = await placer.place({ cpu: 1, memMiB: 1 })
+    expect(placed.node).toBe(peerId('A'))
+    expect(sent.map(s => s.op)).toEqual(['reserve', 'commit', 'commit'])
+    expect(fakes.get(peerId('A'))!.committed).toEqual([placed.id])
+    expect(fakes.get(peerId('A'))!.ledger.used.cpu).toBe(1)
+  })
+
+  it('moves on when a reserve was lost before the node took it, without placing anything there', async () => {
+    const { placer, fakes, sent } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }, { tag: 'B', cpu: 4, memMiB: 4096, viewUsedCpu: 2 }], 3)
+    fakes.get(peerId('A'))!.dropReserves = 1
+    const placed = await placer.place({ cpu: 1, memMiB: 1 })
+    expect(placed.node).toBe(peerId('B'))
+    // A first (least loaded): its commit asked again, answered "no such reservation".
+    expect(sent.filter(s => s.to === peerId('A')).map(s => s.op)).toEqual(['reserve', 'commit', 'commit'])
+    expect(fakes.get(peerId('A'))!.committed).toEqual([])
+    expect(fakes.get(peerId('A'))!.ledger.used.cpu).toBe(0)
   })
 
   it('reports an uncertain placement when the commit answer is lost twice', async () => {
