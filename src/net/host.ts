@@ -7,6 +7,16 @@
  *    would otherwise be scored down to the graylist and the mesh collapses;
  * 3. a high `inboundConnectionThreshold` — agents that start together dial
  *    each other faster than the default 5 per second per host allows.
+ * And for the CPU each message costs (a delivery is tens to hundreds of
+ * microseconds of JavaScript, whatever its size):
+ * 4. writes coalesced under noise (coalesce.ts): the frames yamux writes in
+ *    one turn of the event loop become one noise message and one system call;
+ * 5. noise's session keys turned into Node key objects once (noise-crypto.ts);
+ * 6. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
+ *    is a message to every mesh peer, sent when the copies it would spare are
+ *    mostly on their way already (with flood publishing every peer gets the
+ *    original at once). It paid off only for large messages; a state message
+ *    is a few kB.
  */
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -19,6 +29,8 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { readFile } from 'node:fs/promises'
 import { LIMITS } from '../core/messages.ts'
+import { coalescingEncrypter } from './coalesce.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 
 export interface HostInit {
   privateKey: PrivateKey
@@ -36,7 +48,7 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
     privateKey: init.privateKey,
     addresses: { listen: [init.listen] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [coalescingEncrypter(noise({ crypto: noiseCrypto }))],
     streamMuxers: [yamux()],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk }) } : {}),
     connectionManager: {
@@ -53,7 +65,8 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
         emitSelf: false,
         maxInboundDataLength: LIMITS.maxMessageBytes + 64 * 1024,
         fastMsgIdFn: (msg) => b64(msg.from) + b64(msg.seqno),
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: { IPColocationFactorWeight: 0 },
+        idontwantMinDataSize: 128 * 1024
       })
     }
   })
