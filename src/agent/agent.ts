@@ -4,9 +4,9 @@
  * owns the timers. Network and API events come in; core decides; the agent
  * carries the decisions out.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import { ClusterView, type PeerStatus } from '../core/cluster-view.ts'
@@ -364,11 +364,7 @@ export class Agent {
 
   async #send (peerId: string, req: PlaceRequest): Promise<PlaceResponse> {
     if (peerId === this.peerId) return await this.#local.handle(req)
-    const entry = this.#view.get(peerId)
-    const target = this.libp2p.getConnections(peerIdFromString(peerId)).length > 0 || entry == null
-      ? peerIdFromString(peerId)
-      : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
-    const res = await placeRequest(this.libp2p, target, req, this.config.requestTimeoutMs)
+    const res = await placeRequest(this.libp2p, this.#dialTarget(peerId), req, this.config.requestTimeoutMs)
     this.#view.heard(peerId, Date.now())
     return res
   }
@@ -455,12 +451,15 @@ export class Agent {
     return this.#ring.ring
   }
 
-  async #rpc (peerId: string, protocol: string, req: unknown, schema: typeof migrateResponseSchema): Promise<unknown> {
+  /** The peer itself when we are connected (or know no address); else its gossiped addresses. */
+  #dialTarget (peerId: string): PeerId | Multiaddr[] {
+    const id = peerIdFromString(peerId)
     const entry = this.#view.get(peerId)
-    const target = this.libp2p.getConnections(peerIdFromString(peerId)).length > 0 || entry == null
-      ? peerIdFromString(peerId)
-      : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
-    const res = await rpcRequest(this.libp2p, target, protocol, req, schema, this.config.requestTimeoutMs)
+    return this.libp2p.getConnections(id).length > 0 || entry == null ? id : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
+  }
+
+  async #rpc (peerId: string, protocol: string, req: unknown, schema: typeof migrateResponseSchema): Promise<unknown> {
+    const res = await rpcRequest(this.libp2p, this.#dialTarget(peerId), protocol, req, schema, this.config.requestTimeoutMs)
     this.#view.heard(peerId, Date.now())
     return res
   }

@@ -128,14 +128,7 @@ export function allocationLimit (h: HostLoad): number {
 
 /** Demand ≤ cores, memory ≤ capacity, allocation ≤ floor(cores × over-commit). Spread groups are the planner's concern, not viability's. */
 export function isViable (h: HostLoad): boolean {
-  let demand = 0
-  let memMiB = 0
-  let alloc = 0
-  for (const vm of h.vms) {
-    demand += vm.demand
-    memMiB += vm.memMiB
-    alloc += vm.cpu
-  }
+  const { demand, memMiB, alloc } = totals(h)
   return demand <= h.capacity.cpu + EPSILON && memMiB <= h.capacity.memMiB && alloc <= allocationLimit(h)
 }
 
@@ -218,7 +211,8 @@ interface Added {
 
 type Overlay = Map<number, Added>
 
-function toDest (h: HostLoad): Dest {
+/** A host's demand, memory and allocated vCPUs, summed over its VMs. */
+function totals (h: HostLoad): { demand: number, memMiB: number, alloc: number } {
   let demand = 0
   let memMiB = 0
   let alloc = 0
@@ -227,6 +221,11 @@ function toDest (h: HostLoad): Dest {
     memMiB += vm.memMiB
     alloc += vm.cpu
   }
+  return { demand, memMiB, alloc }
+}
+
+function toDest (h: HostLoad): Dest {
+  const { demand, memMiB, alloc } = totals(h)
   return { host: h, demand, memMiB, alloc, allocLimit: allocationLimit(h), headroom: h.capacity.cpu - demand, spreads: undefined }
 }
 
