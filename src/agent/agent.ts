@@ -30,8 +30,13 @@ import { LocalNode, summarize } from './local-node.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { type Placed, Placer } from './placer.ts'
 import { StatePublisher } from './state-publisher.ts'
+import { VmWaiters } from './vm-waiters.ts'
 
 export const VERSION = '0.1.0'
+/** Requests that may wait for a VM at once (`GET /v1/vms/:id?wait=`); more are answered at once. */
+const MAX_VM_WAITERS = 10_000
+/** The longest wait a request may ask for. */
+export const MAX_VM_WAIT_MS = 60_000
 
 export interface NodeView {
   peerId: string
@@ -87,6 +92,7 @@ export class Agent {
   readonly #migrateServer: RpcServer<typeof migrateRequestSchema>
   readonly #rebalanceServer: RpcServer<typeof rebalanceMessageSchema>
   readonly #rebalanceEvents: RebalanceEventView[] = []
+  readonly #vmWaiters = new VmWaiters(MAX_VM_WAITERS)
   #ring?: { key: string, ring: Ring }
   #seq = 0
   #tick?: NodeJS.Timeout
@@ -112,7 +118,10 @@ export class Agent {
       driver,
       labels: config.labels,
       now: Date.now,
-      onChange: (vmSet) => { this.#publisher?.changed(vmSet) }
+      onChange: (vmSet) => {
+        this.#publisher?.changed(vmSet)
+        if (vmSet) this.#vmWaiters.check(id => this.#local.get(id) != null)
+      }
     })
     const pubsub = (libp2p as any).services.pubsub
     this.#gossip = new StateGossip({
@@ -228,7 +237,7 @@ export class Agent {
     const store = Store.open(config.dataDir)
     try {
       const privateKey = await loadOrCreateIdentity(store)
-      const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile })
+      const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile, meshDegree: config.gossip.meshDegree, pingIntervalMs: config.connection.pingIntervalMs })
       const agent = new Agent(config, log, store, libp2p, createDriver(config))
       await agent.#start()
       return agent
@@ -267,6 +276,7 @@ export class Agent {
     if (this.#stopped) return
     this.#stopped = true
     if (this.#tick != null) clearInterval(this.#tick)
+    this.#vmWaiters.clear()
     this.#publisher.stop()
     this.#redialer.stop()
     this.#rebalancer.stop()
@@ -333,6 +343,17 @@ export class Agent {
     const found = this.clusterVms().find(vm => vm.id === id)
     if (found == null) throw new VmNotFoundError(`no VM ${id} is known to this agent`)
     return found
+  }
+
+  /** `getVm`, waiting up to `timeoutMs` for a VM this agent does not know yet (placed elsewhere, not yet gossiped). */
+  async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
+    try {
+      return this.getVm(id)
+    } catch (err: any) {
+      if (err.name !== 'VmNotFoundError' || this.#stopped) throw err
+    }
+    await this.#vmWaiters.wait(id, timeoutMs)
+    return this.getVm(id)
   }
 
   async createVm (req: CreateVmRequest): Promise<Placed> {
@@ -410,7 +431,10 @@ export class Agent {
     const result = this.#view.merge(state, now)
     this.#view.heard(state.peerId, now)
     this.metrics.gossipReceived.inc({ result })
-    if (result !== 'stale') this.#fence(state)
+    if (result !== 'stale') {
+      this.#fence(state)
+      this.#vmWaiters.seen(state.vms.map(vm => vm.id))
+    }
   }
 
   /** A peer runs one of our VMs at a higher epoch: it owns it now, so we stop our copy (fencing). */

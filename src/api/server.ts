@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
-import type { Agent } from '../agent/index.ts'
+import { type Agent, MAX_VM_WAIT_MS } from '../agent/index.ts'
 import { createVmSchema, describeIssues } from '../core/messages.ts'
 import { dashboardHtml } from './dashboard.ts'
 
@@ -23,6 +23,13 @@ export interface ApiInit {
 
 const scopeSchema = z.object({ scope: z.enum(['local', 'cluster']).optional() })
 const idSchema = z.object({ id: z.string().min(1).max(64) })
+/** `?wait=DURATION` of GET /v1/vms/:id: `500ms`, `5s`, or a bare number of seconds; at most a minute. */
+const waitSchema = z.object({
+  wait: z.string().regex(/^\d+(\.\d+)?(ms|s)?$/, 'a duration like 500ms or 5s')
+    .transform(s => s.endsWith('ms') ? Number(s.slice(0, -2)) : Number(s.replace(/s$/, '')) * 1000)
+    .refine(ms => ms <= MAX_VM_WAIT_MS, `at most ${MAX_VM_WAIT_MS / 1000}s`)
+    .optional()
+})
 
 function fail (reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
   return reply.code(status).send({ error, message })
@@ -96,8 +103,14 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
 
   server.get('/v1/vms/:id', async (req, reply) => {
     const { id } = idSchema.parse(req.params)
+    const q = waitSchema.safeParse(req.query)
+    if (!q.success) {
+      const message = `wait: expected a duration like 500ms or 5s, at most ${MAX_VM_WAIT_MS / 1000}s`
+      agent.invalidApiInput(message)
+      return fail(reply, 400, 'bad_request', message)
+    }
     try {
-      return agent.getVm(id)
+      return q.data.wait != null ? await agent.waitForVm(id, q.data.wait) : agent.getVm(id)
     } catch (err: any) {
       if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
       throw err

@@ -19,8 +19,8 @@ function out (json: boolean | undefined, data: unknown, text: () => string): voi
   process.stdout.write((json === true ? JSON.stringify(data, null, 2) : text()) + '\n')
 }
 
-function client (opts: { api?: string, apiToken?: string }): ApiClient {
-  return new ApiClient(opts.api, opts.apiToken ?? process.env.DISCOVERY_API_TOKEN)
+function client (opts: { api?: string, apiToken?: string }, timeoutMs?: number): ApiClient {
+  return new ApiClient(opts.api, opts.apiToken ?? process.env.DISCOVERY_API_TOKEN, timeoutMs)
 }
 
 const program = new Command('discovery')
@@ -130,10 +130,13 @@ vm.command('ls')
   })
 vm.command('show').argument('<id>')
   .description('one VM')
+  .option('--wait <duration>', 'if the agent does not know the VM yet, wait this long for it (at most 60s)')
   .addOption(apiOption()).addOption(tokenOption())
   .option('--json', 'machine-readable output')
   .action(async (id, opts) => {
-    const v = await client(opts).call('GET', `/v1/vms/${encodeURIComponent(id)}`)
+    const waitMs = opts.wait != null ? parseDuration('--wait', opts.wait) : 0
+    const wait = opts.wait != null ? `?wait=${waitMs}ms` : ''
+    const v = await client(opts, 30_000 + waitMs).call('GET', `/v1/vms/${encodeURIComponent(id)}${wait}`)
     out(opts.json, v, () => vmTable([v]))
   })
 vm.command('delete').argument('<id>')

@@ -12,7 +12,11 @@
  * 4. writes coalesced under noise (coalesce.ts): the frames yamux writes in
  *    one turn of the event loop become one noise message and one system call;
  * 5. noise's session keys turned into Node key objects once (noise-crypto.ts);
- * 6. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
+ * 6. a small mesh and rare pings (config.ts: `gossip.meshDegree`,
+ *    `connection.pingIntervalMs`): with flood publishing, relays mostly send
+ *    copies that are dropped on arrival, and a ping is a stream per
+ *    connection;
+ * 7. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
  *    is a message to every mesh peer, sent when the copies it would spare are
  *    mostly on their way already (with flood publishing every peer gets the
  *    original at once). It paid off only for large messages; a state message
@@ -36,10 +40,20 @@ export interface HostInit {
   privateKey: PrivateKey
   listen: string
   swarmKeyFile?: string
+  /** Gossipsub's mesh degree D (config.ts, `gossip.meshDegree`). Default 6, gossipsub's. */
+  meshDegree?: number
+  /** libp2p's connection monitor's ping interval (config.ts, `connection.pingIntervalMs`). Default 10 s, libp2p's. */
+  pingIntervalMs?: number
 }
 
 function b64 (bytes: Uint8Array | undefined): string {
   return bytes == null ? '' : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
+/** Gossipsub's degrees around D, in gossipsub's own proportions (D 6 gives its defaults: 4, 12, 6, 2, 4). */
+function meshDegrees (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: number, Dout: number, Dscore: number } {
+  const lo = Math.max(1, Math.round(2 * d / 3))
+  return { D: d, Dlo: lo, Dhi: 2 * d, Dlazy: d, Dout: Math.floor(d / 3), Dscore: lo }
 }
 
 export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>, identify: unknown, ping: unknown }>> {
@@ -56,6 +70,7 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
       inboundConnectionThreshold: 10_000,
       maxIncomingPendingConnections: 200
     },
+    connectionMonitor: { pingInterval: init.pingIntervalMs ?? 10_000 },
     services: {
       identify: identify(),
       ping: ping(),
@@ -66,7 +81,8 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
         maxInboundDataLength: LIMITS.maxMessageBytes + 64 * 1024,
         fastMsgIdFn: (msg) => b64(msg.from) + b64(msg.seqno),
         scoreParams: { IPColocationFactorWeight: 0 },
-        idontwantMinDataSize: 128 * 1024
+        idontwantMinDataSize: 128 * 1024,
+        ...meshDegrees(init.meshDegree ?? 6)
       })
     }
   })

@@ -107,6 +107,27 @@ describe('a five-agent cluster started with `discovery cluster up`', () => {
     }
   })
 
+  it('answers GET /v1/vms/:id?wait= once the VM reaches the agent\'s view, or 404 at the deadline', async () => {
+    const res = await apis[0].request('POST', '/v1/vms', { name: 'waited-for', cpu: 1, memMiB: 256 })
+    expect(res.status, JSON.stringify(res.body)).toBe(201)
+    // Asked at once of every agent: those the gossip has not reached yet hold the request until it does.
+    const seen = await Promise.all(apis.map(async a => await a.request('GET', `/v1/vms/${res.body.id}?wait=20s`)))
+    for (const s of seen) {
+      expect(s.status, JSON.stringify(s.body)).toBe(200)
+      expect(s.body.node).toBe(res.body.node)
+    }
+    const t0 = Date.now()
+    const missing = await apis[2].request('GET', '/v1/vms/vm-neverplaced?wait=300ms')
+    expect(missing.status).toBe(404)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290)
+    for (const bad of ['forever', '61s', '-1s']) {
+      const r = await apis[2].request('GET', `/v1/vms/${res.body.id}?wait=${bad}`)
+      expect(r.status, bad).toBe(400)
+      expect(r.body.message).toMatch(/wait: expected a duration/)
+    }
+    expect((await apis[0].request('DELETE', `/v1/vms/${res.body.id}`)).status).toBe(200)
+  })
+
   it('deletes VMs through any agent and frees their capacity in every view', async () => {
     const victims = created.slice(0, 12)
     await Promise.all(victims.map(async (v, i) => {
