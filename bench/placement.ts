@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson, request } from './lib/http.ts'
+import { scrapeAll } from './lib/metrics.ts'
 import { cpuPercent, cpuSeconds, statusMiB } from './lib/proc.ts'
 import { fmt, max, mean, percentile } from './lib/stats.ts'
 import { keyValues, table } from './lib/table.ts'
@@ -18,8 +19,8 @@ import { keyValues, table } from './lib/table.ts'
 const VM = { cpu: 1, memMiB: 256 }
 /** Per-node capacity: this many times the VMs' total, spread over the nodes. */
 const HEADROOM = 1.5
-const SETTLE_MS = 3_000
-const IDLE_SAMPLE_MS = 5_000
+const SETTLE_MS = 15_000
+const IDLE_SAMPLE_MS = 10_000
 const CONVERGENCE_SAMPLES = 20
 const CONVERGENCE_GAP_MS = 400
 const CONVERGENCE_TIMEOUT_MS = 15_000
@@ -76,6 +77,8 @@ export interface RunResult {
   idle: { rssMiB: { mean: number, max: number }, cpuPct: { mean: number, max: number }, sampleS: number }
   convergence: { samples: number, pairs: number, missed: number, p50Ms: number, p99Ms: number, maxMs: number, lastAgentP50Ms: number, lastAgentMaxMs: number }
   load: { vms: number, concurrency: number, wallS: number, vmsPerS: number, createMs: { p50: number, p99: number, max: number }, status: { created: number, noCapacity: number, other: number, error: number }, agentsCpuPct: { sum: number, mean: number } }
+  /** Summed over every agent, from the cluster's start to the end of the load. */
+  counters: { peerDisconnects: number, attempts: Record<string, number>, placeFailed: number }
   after: { viewsChecked: number, overCapacity: string[], placed: number, expected: number, reservedLeft: { cpu: number, memMiB: number }, rssMiB: { mean: number, max: number }, peakRssMiB: { mean: number, max: number } }
 }
 
@@ -200,6 +203,12 @@ async function runOne (nodes: number, basePort: number, opts: Options): Promise<
     const { latencies: _latencies, ...loadResult } = l
     loadResult.agentsCpuPct = { sum: cpuUsed.reduce((a, b) => a + b, 0), mean: mean(cpuUsed) }
 
+    const sum = await scrapeAll(apis)
+    const counters = {
+      peerDisconnects: sum('discovery_peer_disconnects_total'),
+      attempts: Object.fromEntries(['reserved', 'refused', 'unreachable', 'commit-failed'].map(r => [r, sum('discovery_place_attempts_total', { result: r })])),
+      placeFailed: sum('discovery_placements_total', { result: 'failed' })
+    }
     const checked = await checkAfter(apis)
     const result: RunResult = {
       nodes,
@@ -218,6 +227,7 @@ async function runOne (nodes: number, basePort: number, opts: Options): Promise<
         lastAgentMaxMs: max(lastAgent)
       },
       load: loadResult,
+      counters,
       after: {
         ...checked,
         expected: CONVERGENCE_SAMPLES + loadResult.status.created,
@@ -252,6 +262,7 @@ export function runTable (r: RunResult): string {
     ['throughput', `${fmt(l.vmsPerS)} VMs/s (${l.status.created} created in ${fmt(l.wallS, 2)} s)`],
     ['create latency', `p50 ${fmt(l.createMs.p50)} ms, p99 ${fmt(l.createMs.p99)} ms, max ${fmt(l.createMs.max)} ms`],
     ['status', `201 ×${l.status.created}, 503 ×${l.status.noCapacity}, other ×${l.status.other}, failed ×${l.status.error}`],
+    ['placement attempts', `${Object.entries(r.counters.attempts).map(([k, n]) => `${k} ×${n}`).join(', ')}; peer disconnects ×${r.counters.peerDisconnects}`],
     ['agents CPU under load', `${fmt(l.agentsCpuPct.sum, 0)} % of one core in all, mean ${fmt(l.agentsCpuPct.mean)} % per agent`],
     ['capacity check', `${a.overCapacity.length === 0 ? 'ok' : `${a.overCapacity.length} OVER CAPACITY`}: ${a.viewsChecked} node views; ` +
       `${a.placed} VMs on nodes, ${a.expected} expected${a.placed === a.expected ? '' : ' (MISMATCH)'}; reserved left ${a.reservedLeft.cpu} vCPU / ${a.reservedLeft.memMiB} MiB`],

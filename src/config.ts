@@ -25,10 +25,13 @@ export interface GossipConfig {
    */
   minPublishIntervalMs: number
   /**
-   * Slow refresh: the state is re-published this often even with no change,
-   * so a peer that missed a message catches up and silence means trouble.
-   * Default 5 s (local), 3 s (lan), 5 s (wan): a 1 Hz full-state heartbeat
-   * saturates a 2-core machine at about 30 agents (NOTES.md).
+   * Slow refresh: an agent that published nothing for this long publishes its
+   * state anyway, so a peer that missed a message catches up and silence
+   * means trouble. The interval grows with the cluster so that all the
+   * refreshes together take at most a quarter of `budgetPerSecond` (50
+   * agents, budget 8: every 24.5 s). Default 5 s (local), 3 s (lan), 5 s
+   * (wan): a 1 Hz full-state heartbeat saturates a 2-core machine at about
+   * 30 agents (NOTES.md).
    */
   refreshIntervalMs: number
   /**
@@ -39,8 +42,9 @@ export interface GossipConfig {
   changeThreshold: number
   /**
    * State messages per second each agent is willing to receive from all its
-   * peers together; each agent publishes at most budget / peers times a
-   * second, sustained, so the load per agent stays flat as the cluster grows.
+   * peers together, so the load per agent stays flat as the cluster grows.
+   * Each agent may publish budget / peers times a second, sustained, and
+   * more while the budget is not used up (agent/state-publisher.ts).
    * Default 8 (local: every agent of the cluster shares this machine's cores,
    * and one delivery costs 1.5–3 ms of CPU), 40 (lan/wan: one agent per machine).
    */

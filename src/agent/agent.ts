@@ -7,6 +7,7 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import { ClusterView, type PeerStatus } from '../core/cluster-view.ts'
@@ -228,6 +229,7 @@ export class Agent {
       sample: config.placementSample,
       leaseTtlMs: config.leaseTtlMs,
       now: Date.now,
+      sleep: async (ms) => { await sleep(ms) },
       onAttempt: (result) => { this.metrics.placeAttempts.inc({ result }) }
     })
   }
@@ -255,6 +257,8 @@ export class Agent {
     await this.#rebalanceServer.start()
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       const id = evt.detail.toString()
+      this.metrics.disconnects.inc()
+      this.log.debug({ component: 'discovery:membership', peer: id }, 'peer disconnected')
       this.#view.disconnected(id, Date.now())
       this.#migrations.peerLost(id)
     })
@@ -364,7 +368,9 @@ export class Agent {
       this.log.info({ component: 'discovery:placement', vm: placed.id, node: placed.node }, 'vm placed')
       return placed
     } catch (err: any) {
-      this.metrics.placements.inc({ result: err.name === 'NoCapacityError' ? 'no-capacity' : 'failed' })
+      const noCapacity = err.name === 'NoCapacityError'
+      this.metrics.placements.inc({ result: noCapacity ? 'no-capacity' : 'failed' })
+      if (!noCapacity) this.log.warn({ component: 'discovery:placement', err: err.message }, 'placement failed')
       throw err
     } finally {
       end()
@@ -428,6 +434,7 @@ export class Agent {
   #onState (state: NodeState): void {
     if (state.peerId === this.peerId) return
     const now = Date.now()
+    this.#publisher.heard()
     const result = this.#view.merge(state, now)
     this.#view.heard(state.peerId, now)
     this.metrics.gossipReceived.inc({ result })
@@ -557,7 +564,7 @@ export class Agent {
     this.#local.tick()
     // An open connection is a sign of life: libp2p's connection monitor pings it and closes it when the peer is gone.
     for (const conn of this.libp2p.getConnections()) this.#view.heard(conn.remotePeer.toString(), now)
-    for (const change of this.#view.tick(now)) {
+    for (const change of this.#view.tick(now, this.#publisher.refreshIntervalMs())) {
       if (change.to !== 'alive') this.#migrations.peerLost(change.peerId)
       this.log.info({ component: 'discovery:membership', peer: change.peerId, from: change.from, to: change.to }, 'peer status changed')
     }

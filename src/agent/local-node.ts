@@ -159,7 +159,7 @@ export class LocalNode {
 
   release (leaseId: string): void {
     this.#leaseSpread.delete(leaseId)
-    if (this.ledger.release(leaseId)) this.#init.onChange(false)
+    if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange(false)
   }
 
   async deleteVm (id: string): Promise<boolean> {

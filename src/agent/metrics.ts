@@ -20,6 +20,7 @@ export function createMetrics () {
     reserved: new Gauge({ name: 'discovery_reserved', help: 'This node\'s reserved (leased) resources', labelNames: ['resource'] as const, registers: [registry] }),
     migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
     rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
+    disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
     connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
   }
 }

@@ -9,9 +9,12 @@
  * reserve's answer: one round trip per candidate instead of two. The owner
  * takes a peer's requests in the order they were sent, so the commit finds
  * the lease when the reserve was granted, and no lease (and changes nothing)
- * when it was refused. When an answer is lost, the commit is asked once more
- * (it is idempotent for one VM id) before the node is given up on: the node
- * may have taken both.
+ * when it was refused. When an answer is lost, the commit is asked again (it
+ * is idempotent for one VM id), with a growing pause, until the node answers
+ * or `leaseTtlMs` has passed: the node may have taken both. Its answer is
+ * final either way, since a lease id the node said it did not hold can never
+ * be reserved afterwards (core/ledger.ts). Only a node silent that long leaves
+ * the create uncertain (504).
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSpec, VmState } from '../core/messages.ts'
@@ -31,6 +34,7 @@ export interface PlacerInit {
   sample: number
   leaseTtlMs: number
   now: () => number
+  sleep: (ms: number) => Promise<void>
   onAttempt: (result: 'reserved' | 'refused' | 'unreachable' | 'commit-failed') => void
 }
 
@@ -119,12 +123,20 @@ export class Placer {
     throw new NoCapacityError(`no node accepted ${resources.cpu} vCPU / ${resources.memMiB} MiB: ${refusals.slice(0, 5).join('; ')}`)
   }
 
-  /** The second and last try of a commit whose first answer was lost. */
+  /** A commit whose answer was lost, asked again until the node answers, for at most a lease's lifetime. */
   async #commitAgain (node: string, req: PlaceRequest, vm: VmSpec): Promise<PlaceResponse> {
-    try {
-      return await this.#init.send(node, req)
-    } catch (err: any) {
-      throw new PlacementUncertainError(`node ${node} reserved room for ${vm.id} but did not confirm it (${err.name}); the VM may still appear there`)
+    const deadline = this.#init.now() + this.#init.leaseTtlMs
+    let pauseMs = COMMIT_RETRY_FIRST_MS
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.#init.send(node, req)
+      } catch (err: any) {
+        if (this.#init.now() + pauseMs >= deadline) {
+          throw new PlacementUncertainError(`node ${node} may have taken ${vm.id} but did not answer ${tries} commits in ${this.#init.leaseTtlMs / 1000} s (${causeName(err)}); the VM may still appear there`)
+        }
+      }
+      await this.#init.sleep(pauseMs)
+      pauseMs = Math.min(2 * pauseMs, COMMIT_RETRY_MAX_MS)
     }
   }
 
@@ -138,6 +150,10 @@ export class Placer {
     else this.#inFlight.set(node, left)
   }
 }
+
+/** Pauses between the tries of a commit whose answer was lost: from 100 ms, doubling, up to 2 s. */
+const COMMIT_RETRY_FIRST_MS = 100
+const COMMIT_RETRY_MAX_MS = 2_000
 
 type Settled<T> = { ok: true, value: T } | { ok: false, error: Error }
 

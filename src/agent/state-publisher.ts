@@ -4,15 +4,25 @@
  * - with a threshold: a change of the VM set is always published, a change
  *   of free capacity only when it moved by `changeThreshold` of capacity
  *   since the last publish; smaller drifts wait for the refresh;
- * - refreshed every `refreshIntervalMs` even when nothing changed;
+ * - refreshed when nothing was published for a while: every
+ *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
+ *   refreshes of all peers together take at most a quarter of the budget;
  * - within a budget: every agent receives every other agent's publishes, so
- *   to keep what each agent handles flat as the cluster grows, each agent
- *   publishes at most `budgetPerSecond / peers` times a second, sustained
- *   (a token bucket). An idle agent has a full bucket: a lone change still
- *   goes out at once.
+ *   the state messages each agent receives stay under `budgetPerSecond`,
+ *   however large the cluster. Each agent may always publish its fair share,
+ *   budget / peers a second (a token bucket, `burst` deep); and it may take
+ *   half of what the budget has left, measured by what it receives itself.
+ *   One agent busy in a quiet cluster publishes a few times a second; k
+ *   agents busy at once settle at (budget - refreshes) / (k + 1) each, k / (k
+ *   + 1) of the budget in all; everyone busy is everyone's fair share.
  */
 import type { GossipConfig } from '../config.ts'
 import type { NodeState } from '../core/messages.ts'
+
+/** The share of the budget the refreshes of all peers may take. */
+const REFRESH_SHARE = 0.25
+/** What a publisher measures its peers' publishes over. */
+const RECEIVED_WINDOW_MS = 4_000
 
 export interface StatePublisherInit {
   config: GossipConfig
@@ -20,7 +30,7 @@ export interface StatePublisherInit {
   build: (next: boolean) => NodeState
   /** Committed plus reserved resources and capacity, cheaply: for the threshold. */
   load: () => { cpu: number, memMiB: number, capCpu: number, capMemMiB: number }
-  /** How many peers share the budget (the size of the view). */
+  /** How many peers share the budget (the size of the view, this agent included). */
   peers: () => number
   publish: (state: NodeState) => Promise<void>
   onError: (err: Error) => void
@@ -28,6 +38,8 @@ export interface StatePublisherInit {
 
 export class StatePublisher {
   readonly #init: StatePublisherInit
+  readonly #received = new RateWindow(RECEIVED_WINDOW_MS)
+  #started = false
   #lastAt = 0
   #lastLoad?: { cpu: number, memMiB: number }
   #pending?: NodeJS.Timeout
@@ -42,14 +54,14 @@ export class StatePublisher {
   }
 
   start (): void {
-    if (this.#refresh != null) return
-    this.#refresh = setInterval(() => { this.#schedule() }, this.#init.config.refreshIntervalMs)
-    this.#refresh.unref()
+    if (this.#started) return
+    this.#started = true
     this.#publishNow()
   }
 
   stop (): void {
-    if (this.#refresh != null) clearInterval(this.#refresh)
+    this.#started = false
+    if (this.#refresh != null) clearTimeout(this.#refresh)
     if (this.#pending != null) clearTimeout(this.#pending)
     this.#refresh = undefined
     this.#pending = undefined
@@ -57,15 +69,29 @@ export class StatePublisher {
 
   /** Something changed; `vmSet` says whether the set or state of VMs did. */
   changed (vmSet: boolean): void {
-    if (this.#refresh == null) return
+    if (!this.#started) return
     if (vmSet) this.#dirtyVmSet = true
     if (!this.#dirtyVmSet && !this.#beyondThreshold()) return
     this.#schedule()
   }
 
-  /** Sustained publishes per second this agent may make now. */
+  /** A peer's state message arrived: what the budget has left is measured by these. */
+  heard (): void {
+    this.#received.add(Date.now())
+  }
+
+  /** Publishes per second this agent may make now, sustained: its fair share, or half of what the budget has left. */
   rate (): number {
-    return this.#init.config.budgetPerSecond / Math.max(1, this.#init.peers() - 1)
+    const { budgetPerSecond } = this.#init.config
+    const fair = budgetPerSecond / Math.max(1, this.#init.peers() - 1)
+    const left = budgetPerSecond - this.#received.perSecond(Date.now())
+    return Math.max(fair, left / 2)
+  }
+
+  /** How long this agent stays silent before it publishes its state anyway. */
+  refreshIntervalMs (): number {
+    const { budgetPerSecond, refreshIntervalMs } = this.#init.config
+    return Math.max(refreshIntervalMs, 1000 * Math.max(1, this.#init.peers() - 1) / (budgetPerSecond * REFRESH_SHARE))
   }
 
   #schedule (): void {
@@ -97,10 +123,50 @@ export class StatePublisher {
   }
 
   #publishNow (): void {
+    if (!this.#started) return
     const state = this.#init.build(true)
     this.#lastLoad = { cpu: state.used.cpu + state.reserved.cpu, memMiB: state.used.memMiB + state.reserved.memMiB }
     this.#lastAt = Date.now()
     this.#dirtyVmSet = false
     this.#init.publish(state).catch(err => { this.#init.onError(err) })
+    // Any publish is a refresh: the next one is due a whole interval from now.
+    if (this.#refresh != null) clearTimeout(this.#refresh)
+    this.#refresh = setTimeout(() => {
+      this.#refresh = undefined
+      if (this.#pending == null) this.#publishNow()
+    }, this.refreshIntervalMs())
+    this.#refresh.unref()
+  }
+}
+
+/** Events per second over the last `windowMs`, in buckets of a tenth of it: constant memory whatever the rate. */
+export class RateWindow {
+  readonly #bucketMs: number
+  readonly #counts: number[]
+  #bucketAt = 0
+
+  constructor (windowMs: number, buckets = 10) {
+    this.#bucketMs = windowMs / buckets
+    this.#counts = new Array<number>(buckets).fill(0)
+  }
+
+  add (nowMs: number): void {
+    this.#advance(nowMs)
+    this.#counts[this.#counts.length - 1]++
+  }
+
+  perSecond (nowMs: number): number {
+    this.#advance(nowMs)
+    return this.#counts.reduce((a, b) => a + b, 0) * 1000 / (this.#bucketMs * this.#counts.length)
+  }
+
+  #advance (nowMs: number): void {
+    const bucket = Math.floor(nowMs / this.#bucketMs)
+    const steps = Math.min(this.#counts.length, bucket - this.#bucketAt)
+    for (let i = 0; i < steps; i++) {
+      this.#counts.shift()
+      this.#counts.push(0)
+    }
+    if (steps > 0 || this.#bucketAt === 0) this.#bucketAt = bucket
   }
 }

@@ -87,10 +87,19 @@ export class ClusterView {
     if (entry.status === 'alive') entry.status = 'suspect'
   }
 
-  /** Moves peers along alive → suspect → dead → forgotten; returns what changed. */
-  tick (nowMs: number): StatusChange[] {
+  /**
+   * Moves peers along alive → suspect → dead → forgotten; returns what changed.
+   * `refreshMs` is how long a healthy peer may now stay silent (its refresh
+   * interval grows with the cluster): a peer is suspect after at least two of
+   * them and dead after at least four, whatever the configured timeouts.
+   */
+  tick (nowMs: number, refreshMs = 0): StatusChange[] {
     const changes: StatusChange[] = []
-    const c = this.#config
+    const c = {
+      ...this.#config,
+      suspectAfterMs: Math.max(this.#config.suspectAfterMs, 2 * refreshMs),
+      deadAfterMs: Math.max(this.#config.deadAfterMs, 4 * refreshMs)
+    }
     for (const [peerId, entry] of this.#entries) {
       if (peerId === this.self) continue
       const silent = nowMs - entry.lastSeenMs

@@ -3,6 +3,13 @@
  * it has promised. Only the owner of the capacity writes here, one call at a
  * time, so a reservation is atomic: two concurrent placements through
  * different agents can never both take the last slot.
+ *
+ * A lease id is used once. Once its lease is committed, released or expired
+ * — or once a commit or release asked for it before it existed — the id is
+ * closed for `CLOSED_LEASE_KEEP_MS`, and a reserve of it is refused. So when a
+ * placer's reserve and commit travel apart (a stream broke, the commit was
+ * asked again on a new one), an answer "no such reservation" is final: the
+ * late reserve cannot make the VM appear after all.
  */
 import { add, free, fits, sub, sum, type Resources, ZERO } from './resources.ts'
 
@@ -12,6 +19,11 @@ export interface Lease {
   expiresAtMs: number
 }
 
+/** How long a lease id stays closed: far longer than any request is in flight. */
+export const CLOSED_LEASE_KEEP_MS = 5 * 60_000
+/** The most lease ids kept closed at once (the oldest are forgotten first): bounded memory. */
+export const CLOSED_LEASE_MAX = 100_000
+
 export type ReserveResult = { ok: true } | { ok: false, reason: string }
 export type CommitResult = { ok: true, resources: Resources } | { ok: false, reason: 'unknown-lease' | 'expired' }
 
@@ -20,6 +32,8 @@ export class Ledger {
   readonly cpuOvercommit: number
   readonly #vms = new Map<string, Resources>()
   readonly #leases = new Map<string, Lease>()
+  /** Lease ids used up, with when they were closed, oldest first. */
+  readonly #closed = new Map<string, number>()
   #used: Resources = ZERO
   #reserved: Resources = ZERO
 
@@ -36,6 +50,7 @@ export class Ledger {
   reserve (leaseId: string, resources: Resources, ttlMs: number, nowMs: number): ReserveResult {
     this.expire(nowMs)
     if (this.#leases.has(leaseId)) return { ok: false, reason: 'lease id already in use' }
+    if (this.#closed.has(leaseId)) return { ok: false, reason: 'lease id already used: the reservation was given up' }
     const available = this.free
     if (!fits(resources, available)) {
       return { ok: false, reason: `not enough free capacity: need ${resources.cpu} vCPU / ${resources.memMiB} MiB, free ${Math.max(0, available.cpu)} vCPU / ${Math.max(0, available.memMiB)} MiB` }
@@ -48,20 +63,26 @@ export class Ledger {
   /** Turns a live lease into a running VM's usage. */
   commit (leaseId: string, vmId: string, nowMs: number): CommitResult {
     const lease = this.#leases.get(leaseId)
-    if (lease == null) return { ok: false, reason: 'unknown-lease' }
+    if (lease == null) {
+      this.#close(leaseId, nowMs)
+      return { ok: false, reason: 'unknown-lease' }
+    }
     if (lease.expiresAtMs <= nowMs) {
-      this.#drop(lease)
+      this.#drop(lease, nowMs)
       return { ok: false, reason: 'expired' }
     }
-    this.#drop(lease)
+    this.#drop(lease, nowMs)
     this.addVm(vmId, lease.resources)
     return { ok: true, resources: lease.resources }
   }
 
-  release (leaseId: string): boolean {
+  release (leaseId: string, nowMs: number): boolean {
     const lease = this.#leases.get(leaseId)
-    if (lease == null) return false
-    this.#drop(lease)
+    if (lease == null) {
+      this.#close(leaseId, nowMs)
+      return false
+    }
+    this.#drop(lease, nowMs)
     return true
   }
 
@@ -70,9 +91,13 @@ export class Ledger {
     const gone: string[] = []
     for (const lease of this.#leases.values()) {
       if (lease.expiresAtMs <= nowMs) {
-        this.#drop(lease)
+        this.#drop(lease, nowMs)
         gone.push(lease.id)
       }
+    }
+    for (const [id, closedAtMs] of this.#closed) {
+      if (closedAtMs > nowMs - CLOSED_LEASE_KEEP_MS) break
+      this.#closed.delete(id)
     }
     return gone
   }
@@ -104,8 +129,15 @@ export class Ledger {
     return { used: sum(this.#vms.values()), reserved: sum([...this.#leases.values()].map(l => l.resources)) }
   }
 
-  #drop (lease: Lease): void {
+  #drop (lease: Lease, nowMs: number): void {
     this.#leases.delete(lease.id)
     this.#reserved = sub(this.#reserved, lease.resources)
+    this.#close(lease.id, nowMs)
+  }
+
+  #close (leaseId: string, nowMs: number): void {
+    this.#closed.delete(leaseId)
+    this.#closed.set(leaseId, nowMs)
+    if (this.#closed.size > CLOSED_LEASE_MAX) this.#closed.delete(this.#closed.keys().next().value!)
   }
 }

@@ -71,15 +71,4 @@ export async function startAgent (args: string[], timeoutMs = 30_000): Promise<A
   return { proc, api: new ApiClient(ready.api), peerId: ready.peerId, exited }
 }
 
-/** Sums one Prometheus counter over all its label sets that match `labels`. */
-export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line)
-    if (m == null || m[1] !== name) continue
-    const set = m[2] ?? ''
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) total += Number(m[3])
-  }
-  return total
-}
+export { metricValue } from '../../bench/lib/metrics.ts'

@@ -117,6 +117,18 @@ describe('liveness by silence', () => {
     expect(statusOf(view, PEER)).toBe(status)
   })
 
+  it.each<{ refreshMs: number, at: number, status: PeerStatus }>([
+    { refreshMs: 400, at: 1000, status: 'suspect' },
+    { refreshMs: 1000, at: 1999, status: 'alive' },
+    { refreshMs: 1000, at: 2000, status: 'suspect' },
+    { refreshMs: 1000, at: 3999, status: 'suspect' },
+    { refreshMs: 1000, at: 4000, status: 'dead' }
+  ])('a peer refreshing every $refreshMs ms, silent since 0, at $at ms → $status', ({ refreshMs, at, status }) => {
+    const view = viewWithPeer()
+    view.tick(at, refreshMs)
+    expect(statusOf(view, PEER)).toBe(status)
+  })
+
   it('tick reports each change once, in order', () => {
     const view = viewWithPeer()
     const p = peerId(PEER)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Ledger } from '../../src/core/ledger.ts'
+import { CLOSED_LEASE_KEEP_MS, CLOSED_LEASE_MAX, Ledger } from '../../src/core/ledger.ts'
 import { free, type Resources } from '../../src/core/resources.ts'
 import { seededRng } from '../../src/core/rng.ts'
 
@@ -64,12 +64,12 @@ describe('reserve', () => {
     expect(ledger.leaseCount).toBe(1)
   })
 
-  it('takes a lease id again once its lease has expired', () => {
+  it('frees an expired lease\'s room, but never takes its id again', () => {
     const ledger = new Ledger(CAP)
     ledger.reserve('dup', r(1, 512), TTL, 0)
-    expect(ledger.reserve('dup', r(2, 512), TTL, TTL).ok).toBe(true)
-    expect(ledger.reserved).toEqual(r(2, 512))
-    expect(ledger.leaseCount).toBe(1)
+    expect(ledger.reserve('dup', r(2, 512), TTL, TTL).ok).toBe(false)
+    expect(ledger.reserved).toEqual(r(0, 0))
+    expect(ledger.leaseCount).toBe(0)
   })
 
   it('expires old leases first, so their room can be promised again', () => {
@@ -118,16 +118,48 @@ describe('commit', () => {
   })
 })
 
+describe('closed lease ids', () => {
+  it.each<[string, (l: Ledger) => void]>([
+    ['committed', l => { l.reserve('l1', r(1, 100), TTL, 0); l.commit('l1', 'vm-1', 1) }],
+    ['released', l => { l.reserve('l1', r(1, 100), TTL, 0); l.release('l1', 1) }],
+    ['expired', l => { l.reserve('l1', r(1, 100), TTL, 0); l.expire(TTL + 1) }],
+    ['asked to commit before it existed', l => { l.commit('l1', 'vm-1', 1) }],
+    ['asked to release before it existed', l => { l.release('l1', 1) }]
+  ])('refuses to reserve a lease id once it was %s', (_, before) => {
+    const ledger = new Ledger(CAP)
+    before(ledger)
+    const used = ledger.used
+    const again = ledger.reserve('l1', r(1, 100), TTL, TTL + 2)
+    expect(again.ok).toBe(false)
+    expect(again.ok ? '' : again.reason).toMatch(/already used/)
+    expect(ledger.reserved).toEqual(r(0, 0))
+    expect(ledger.used).toEqual(used)
+    // Another id is taken as usual.
+    expect(ledger.reserve('l2', r(1, 100), TTL, TTL + 2)).toEqual({ ok: true })
+  })
+
+  it('forgets a closed lease id after a while, and keeps at most a bounded number', () => {
+    const ledger = new Ledger(CAP)
+    ledger.commit('old', 'vm-1', 0)
+    ledger.expire(CLOSED_LEASE_KEEP_MS + 1)
+    expect(ledger.reserve('old', r(1, 100), TTL, CLOSED_LEASE_KEEP_MS + 1)).toEqual({ ok: true })
+    const bounded = new Ledger(CAP)
+    for (let i = 0; i <= CLOSED_LEASE_MAX; i++) bounded.release(`l${i}`, 1)
+    expect(bounded.reserve('l0', r(1, 100), TTL, 2)).toEqual({ ok: true })
+    expect(bounded.reserve('l1', r(1, 100), TTL, 2).ok).toBe(false)
+  })
+})
+
 describe('release', () => {
   it('gives a lease back once', () => {
     const ledger = new Ledger(CAP)
     ledger.reserve('l1', r(3, 3000), TTL, 0)
     ledger.reserve('l2', r(1, 1000), TTL, 0)
-    expect(ledger.release('l1')).toBe(true)
+    expect(ledger.release('l1', 0)).toBe(true)
     expect(ledger.reserved).toEqual(r(1, 1000))
-    expect(ledger.release('l1')).toBe(false)
+    expect(ledger.release('l1', 0)).toBe(false)
     expect(ledger.reserved).toEqual(r(1, 1000))
-    expect(ledger.release('unknown')).toBe(false)
+    expect(ledger.release('unknown', 0)).toBe(false)
     expect(ledger.commit('l1', 'vm-1', 1)).toEqual({ ok: false, reason: 'unknown-lease' })
   })
 })
@@ -194,7 +226,7 @@ describe('audit after random sequences', () => {
         const vmId = `vm-${id}`
         if (ledger.commit(id, vmId, now).ok) vms.push(vmId)
       } else if (op === 3 && leases.length > 0) {
-        ledger.release(leases.splice(int(leases.length), 1)[0])
+        ledger.release(leases.splice(int(leases.length), 1)[0], now)
       } else if (op === 4) {
         ledger.expire(now)
       } else if (op === 5 && vms.length > 0) {

@@ -1,7 +1,7 @@
 /**
  * The placement flow of one create, with in-memory nodes standing in for
  * peers: refusal → next candidate, unreachable → next, a lost commit answer
- * retried once, 503 when nobody can host it. Each fake node owns a real Ledger
+ * asked again until answered, 503 when nobody can host it. Each fake node owns a real Ledger
  * and, like a real owner, takes one peer's requests in the order they were sent.
  */
 import { describe, expect, it } from 'vitest'
@@ -34,6 +34,8 @@ function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewU
   for (const s of specs) fakes.set(peerId(s.tag), { ledger: new Ledger({ cpu: s.cpu, memMiB: s.memMiB }), committed: [] })
   const attempts: string[] = []
   const sent: Array<{ to: string, op: string }> = []
+  // A virtual clock: the placer's pauses between commit retries move it on.
+  const clock = { ms: 0 }
   const placer = new Placer({
     self: peerId(specs[0].tag),
     // The view may be stale: it shows what `viewUsedCpu` says, not the ledger.
@@ -78,10 +80,11 @@ function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewU
     rng: seededRng(seed),
     sample: 2,
     leaseTtlMs: 10_000,
-    now: () => 0,
+    now: () => clock.ms,
+    sleep: async (ms) => { clock.ms += ms },
     onAttempt: (r) => { attempts.push(r) }
   })
-  return { placer, fakes, attempts, sent }
+  return { placer, fakes, attempts, sent, clock }
 }
 
 describe('Placer', () => {
@@ -160,10 +163,26 @@ describe('Placer', () => {
     expect(fakes.get(peerId('A'))!.ledger.used.cpu).toBe(0)
   })
 
-  it('reports an uncertain placement when the commit answer is lost twice', async () => {
-    const { placer, fakes } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }])
-    fakes.get(peerId('A'))!.loseCommitAnswers = 2
-    await expect(placer.place({ cpu: 1, memMiB: 1 })).rejects.toMatchObject({ name: 'PlacementUncertainError' })
+  it('keeps asking a commit whose answers are lost, with growing pauses, until the node answers', async () => {
+    const { placer, fakes, sent, clock } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }])
+    fakes.get(peerId('A'))!.loseCommitAnswers = 4
+    const placed = await placer.place({ cpu: 1, memMiB: 1 })
+    expect(placed.node).toBe(peerId('A'))
+    expect(sent.filter(s => s.op === 'commit')).toHaveLength(5)
+    // The first went right behind the reserve; the second at once; then pauses of 100, 200 and 400 ms.
+    expect(clock.ms).toBe(700)
+    expect(fakes.get(peerId('A'))!.committed).toEqual([placed.id])
+    expect(fakes.get(peerId('A'))!.ledger.used.cpu).toBe(1)
+  })
+
+  it('reports an uncertain placement only when the node answers no commit for a lease\'s lifetime', async () => {
+    const { placer, fakes, sent, clock } = cluster([{ tag: 'A', cpu: 4, memMiB: 4096 }, { tag: 'B', cpu: 4, memMiB: 4096, viewUsedCpu: 3 }])
+    fakes.get(peerId('A'))!.loseCommitAnswers = Infinity
+    await expect(placer.place({ cpu: 1, memMiB: 1 })).rejects.toMatchObject({ name: 'PlacementUncertainError', message: expect.stringMatching(/did not answer \d+ commits in 10 s/) })
+    expect(sent.filter(s => s.op === 'commit').length).toBeGreaterThan(5)
+    expect(clock.ms).toBeLessThanOrEqual(10_000)
+    // It did not go on to B: A may hold the VM.
+    expect(sent.some(s => s.to === peerId('B'))).toBe(false)
   })
 
   it.each([

@@ -1,0 +1,98 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { RateWindow, StatePublisher } from '../../src/agent/state-publisher.ts'
+import type { GossipConfig } from '../../src/config.ts'
+import { makeNode } from './fixtures.ts'
+
+const config: GossipConfig = { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 }
+
+function publisher (peers: number) {
+  const published: number[] = []
+  let seq = 0
+  const p = new StatePublisher({
+    config,
+    build: () => makeNode({ tag: 'Me', seq: ++seq }),
+    load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
+    peers: () => peers,
+    publish: async () => { published.push(Date.now()) },
+    onError: (err) => { throw err }
+  })
+  return { p, published }
+}
+
+describe('StatePublisher', () => {
+  beforeEach(() => { vi.useFakeTimers({ now: 1_000_000 }) })
+  afterEach(() => { vi.useRealTimers() })
+
+  it.each([
+    { peers: 1, want: 5_000 },
+    { peers: 5, want: 5_000 },
+    { peers: 21, want: 10_000 },
+    { peers: 51, want: 25_000 }
+  ])('refreshes every $want ms with $peers peers: all refreshes together take a quarter of the budget', ({ peers, want }) => {
+    expect(publisher(peers).p.refreshIntervalMs()).toBe(want)
+  })
+
+  it('takes half of the budget left when its peers are quiet, its fair share when they use it all', () => {
+    const { p } = publisher(51)
+    expect(p.rate()).toBe(4)
+    // Peers publishing 6 a second leave 2: this agent may take 1.
+    for (let i = 0; i < 24; i++) p.heard()
+    expect(p.rate()).toBeCloseTo(1)
+    // Peers using the whole budget: the fair share, 8 / 50.
+    for (let i = 0; i < 40; i++) p.heard()
+    expect(p.rate()).toBeCloseTo(0.16)
+    // Their messages age out of the window.
+    vi.advanceTimersByTime(5_000)
+    expect(p.rate()).toBe(4)
+  })
+
+  it('publishes a change at once, coalesces a burst of changes, and keeps within its rate', () => {
+    const { p, published } = publisher(51)
+    p.start()
+    expect(published).toHaveLength(1)
+    vi.advanceTimersByTime(1_000)
+    for (let i = 0; i < 50; i++) p.changed(true)
+    vi.advanceTimersByTime(100)
+    expect(published).toHaveLength(2)
+    // Peers busy: the fair share of 0.16 a second once the bucket of 2 is spent.
+    for (let i = 0; i < 40; i++) p.heard()
+    for (let s = 0; s < 20; s++) {
+      p.changed(true)
+      vi.advanceTimersByTime(500)
+      if (s % 4 === 3) for (let i = 0; i < 16; i++) p.heard()
+    }
+    const changes = published.length - 2
+    expect(changes).toBeGreaterThanOrEqual(1)
+    expect(changes).toBeLessThanOrEqual(1 + Math.ceil(10 * 0.16) + 1)
+    p.stop()
+  })
+
+  it('refreshes only after a whole interval of silence', () => {
+    const { p, published } = publisher(3)
+    p.start()
+    vi.advanceTimersByTime(3_000)
+    p.changed(true)
+    vi.advanceTimersByTime(100)
+    expect(published).toHaveLength(2)
+    // The change counted as a refresh: the next one is due 5 s after it, not 5 s after the start.
+    vi.advanceTimersByTime(4_800)
+    expect(published).toHaveLength(2)
+    vi.advanceTimersByTime(300)
+    expect(published).toHaveLength(3)
+    p.stop()
+    vi.advanceTimersByTime(60_000)
+    expect(published).toHaveLength(3)
+  })
+})
+
+describe('RateWindow', () => {
+  it('counts events per second over its window, and forgets older ones', () => {
+    const w = new RateWindow(4_000)
+    for (let t = 10_000; t < 14_000; t += 100) w.add(t)
+    expect(w.perSecond(13_999)).toBeCloseTo(10)
+    // Half the events fell out of the window, give or take a bucket (a tenth of it).
+    expect(w.perSecond(16_000)).toBeGreaterThanOrEqual(4)
+    expect(w.perSecond(16_000)).toBeLessThanOrEqual(5)
+    expect(w.perSecond(30_000)).toBe(0)
+  })
+})
