@@ -103,7 +103,12 @@ export interface AgentConfig {
   view: ViewConfig
   /** How long a reservation holds before it expires on its own. Default 10 s: a create that dies mid-way leaks nothing for long. */
   leaseTtlMs: number
-  /** Timeout of one stream request (reserve, commit, release). Default 5 s (local/lan), 10 s (wan). */
+  /**
+   * Timeout of one stream request (reserve, commit, release, migrate, rebalance).
+   * Default 10 s (local: 50 agents sharing two cores answer in seconds under
+   * load; a killed peer resets its connections at once anyway), 5 s (lan),
+   * 10 s (wan).
+   */
   requestTimeoutMs: number
   /** Re-dial back-off: first and largest wait. Default 250 ms → 10 s, doubling. */
   redialMinMs: number
@@ -159,7 +164,7 @@ export function defaultLocalConfig (): AgentConfig {
     migration: { ...DEFAULT_MIGRATION },
     profile: 'local',
     bootDelayMs: 200,
-    requestTimeoutMs: 5_000,
+    requestTimeoutMs: 10_000,
     gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 },
     connection: { pingIntervalMs: 30_000 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead

@@ -11,7 +11,7 @@
  * the lease when the reserve was granted, and no lease (and changes nothing)
  * when it was refused. When an answer is lost, the commit is asked again (it
  * is idempotent for one VM id), with a growing pause, until the node answers
- * or `leaseTtlMs` has passed: the node may have taken both. Its answer is
+ * or twice `leaseTtlMs` has passed: the node may have taken both. Its answer is
  * final either way, since a lease id the node said it did not hold can never
  * be reserved afterwards (core/ledger.ts). Only a node silent that long leaves
  * the create uncertain (504).
@@ -123,16 +123,17 @@ export class Placer {
     throw new NoCapacityError(`no node accepted ${resources.cpu} vCPU / ${resources.memMiB} MiB: ${refusals.slice(0, 5).join('; ')}`)
   }
 
-  /** A commit whose answer was lost, asked again until the node answers, for at most a lease's lifetime. */
+  /** A commit whose answer was lost, asked again until the node answers, for at most two leases' lifetimes. */
   async #commitAgain (node: string, req: PlaceRequest, vm: VmSpec): Promise<PlaceResponse> {
-    const deadline = this.#init.now() + this.#init.leaseTtlMs
+    const windowMs = 2 * this.#init.leaseTtlMs
+    const deadline = this.#init.now() + windowMs
     let pauseMs = COMMIT_RETRY_FIRST_MS
     for (let tries = 1; ; tries++) {
       try {
         return await this.#init.send(node, req)
       } catch (err: any) {
         if (this.#init.now() + pauseMs >= deadline) {
-          throw new PlacementUncertainError(`node ${node} may have taken ${vm.id} but did not answer ${tries} commits in ${this.#init.leaseTtlMs / 1000} s (${causeName(err)}); the VM may still appear there`)
+          throw new PlacementUncertainError(`node ${node} may have taken ${vm.id} but did not answer ${tries} commits in ${windowMs / 1000} s (${causeName(err)}); the VM may still appear there`)
         }
       }
       await this.#init.sleep(pauseMs)

@@ -16,7 +16,9 @@
  *    `connection.pingIntervalMs`): with flood publishing, relays mostly send
  *    copies that are dropped on arrival, and a ping is a stream per
  *    connection;
- * 7. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
+ * 7. Ed25519 keys turned into Node key objects once (ed25519-keys.ts), not
+ *    on every signature and every check;
+ * 8. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
  *    is a message to every mesh peer, sent when the copies it would spare are
  *    mostly on their way already (with flood publishing every peer gets the
  *    original at once). It paid off only for large messages; a state message
@@ -34,6 +36,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { readFile } from 'node:fs/promises'
 import { LIMITS } from '../core/messages.ts'
 import { coalescingEncrypter } from './coalesce.ts'
+import { installEd25519KeyCache } from './ed25519-keys.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 
 export interface HostInit {
@@ -57,6 +60,7 @@ function meshDegrees (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: 
 }
 
 export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>, identify: unknown, ping: unknown }>> {
+  installEd25519KeyCache()
   const psk = init.swarmKeyFile != null ? await readFile(init.swarmKeyFile) : undefined
   const node = await createLibp2p({
     privateKey: init.privateKey,
