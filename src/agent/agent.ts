@@ -239,7 +239,7 @@ export class Agent {
     const store = Store.open(config.dataDir)
     try {
       const privateKey = await loadOrCreateIdentity(store)
-      const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile, meshDegree: config.gossip.meshDegree, pingIntervalMs: config.connection.pingIntervalMs })
+      const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile, meshDegree: config.gossip.meshDegree, pingIntervalMs: config.connection.pingIntervalMs, pingTimeoutMs: config.connection.pingTimeoutMs })
       const agent = new Agent(config, log, store, libp2p, createDriver(config))
       await agent.#start()
       return agent

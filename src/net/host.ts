@@ -12,10 +12,11 @@
  * 4. writes coalesced under noise (coalesce.ts): the frames yamux writes in
  *    one turn of the event loop become one noise message and one system call;
  * 5. noise's session keys turned into Node key objects once (noise-crypto.ts);
- * 6. a small mesh and rare pings (config.ts: `gossip.meshDegree`,
- *    `connection.pingIntervalMs`): with flood publishing, relays mostly send
- *    copies that are dropped on arrival, and a ping is a stream per
- *    connection;
+ * 6. a small mesh and rare, patient pings (config.ts: `gossip.meshDegree`,
+ *    `connection.pingIntervalMs`, `connection.pingTimeoutMs`): with flood
+ *    publishing, relays mostly send copies that are dropped on arrival; a
+ *    ping is a stream per connection, and one that times out on a busy
+ *    machine closes a healthy connection;
  * 7. Ed25519 keys turned into Node key objects once (ed25519-keys.ts), not
  *    on every signature and every check;
  * 8. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
@@ -47,6 +48,8 @@ export interface HostInit {
   meshDegree?: number
   /** libp2p's connection monitor's ping interval (config.ts, `connection.pingIntervalMs`). Default 10 s, libp2p's. */
   pingIntervalMs?: number
+  /** How long a ping may take before the connection is closed (config.ts, `connection.pingTimeoutMs`). Default 5 s, libp2p's. */
+  pingTimeoutMs?: number
 }
 
 function b64 (bytes: Uint8Array | undefined): string {
@@ -74,10 +77,11 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
       inboundConnectionThreshold: 10_000,
       maxIncomingPendingConnections: 200
     },
-    connectionMonitor: { pingInterval: init.pingIntervalMs ?? 10_000 },
+    connectionMonitor: { pingInterval: init.pingIntervalMs ?? 10_000, pingTimeout: { minTimeout: init.pingTimeoutMs ?? 5_000, maxTimeout: Math.max(60_000, init.pingTimeoutMs ?? 0) } },
     services: {
       identify: identify(),
-      ping: ping(),
+      // The connection monitor's pings land here: the answering side waits as long as the asking side.
+      ping: ping({ timeout: init.pingTimeoutMs ?? 10_000 }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
