@@ -49,6 +49,15 @@ export interface GossipConfig {
    * and one delivery costs 1.5–3 ms of CPU), 40 (lan/wan: one agent per machine).
    */
   budgetPerSecond: number
+  /**
+   * With every agent of the cluster on one host (the `local` profile), what
+   * all of them together may receive per second: each agent's budget is then
+   * at most this divided by the agents. Default 160 (local: a delivery costs
+   * 1.5–3 ms of CPU, so gossip takes at most about a fifth of two cores,
+   * whatever the number of agents; 8 each up to 20 agents, 3.2 each at 50),
+   * none (lan/wan: one agent per machine).
+   */
+  hostBudgetPerSecond?: number
   /** Publishes an idle agent may make at once before the budget applies. Default 2. */
   burst: number
   /**
@@ -174,7 +183,7 @@ export function defaultLocalConfig (): AgentConfig {
     profile: 'local',
     bootDelayMs: 200,
     requestTimeoutMs: 10_000,
-    gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 },
+    gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, hostBudgetPerSecond: 160, burst: 2, meshDegree: 3 },
     connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
     // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not

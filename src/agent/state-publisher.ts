@@ -80,9 +80,15 @@ export class StatePublisher {
     this.#received.add(Date.now())
   }
 
+  /** State messages per second this agent is willing to receive: `budgetPerSecond`, less when agents share a host's budget. */
+  budgetPerSecond (): number {
+    const { budgetPerSecond, hostBudgetPerSecond } = this.#init.config
+    return hostBudgetPerSecond == null ? budgetPerSecond : Math.min(budgetPerSecond, hostBudgetPerSecond / Math.max(1, this.#init.peers()))
+  }
+
   /** Publishes per second this agent may make now, sustained: its fair share, or half of what the budget has left. */
   rate (): number {
-    const { budgetPerSecond } = this.#init.config
+    const budgetPerSecond = this.budgetPerSecond()
     const fair = budgetPerSecond / Math.max(1, this.#init.peers() - 1)
     const left = budgetPerSecond - this.#received.perSecond(Date.now())
     return Math.max(fair, left / 2)
@@ -90,7 +96,8 @@ export class StatePublisher {
 
   /** How long this agent stays silent before it publishes its state anyway. */
   refreshIntervalMs (): number {
-    const { budgetPerSecond, refreshIntervalMs } = this.#init.config
+    const { refreshIntervalMs } = this.#init.config
+    const budgetPerSecond = this.budgetPerSecond()
     return Math.max(refreshIntervalMs, 1000 * Math.max(1, this.#init.peers() - 1) / (budgetPerSecond * REFRESH_SHARE))
   }
 

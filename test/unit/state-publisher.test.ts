@@ -5,11 +5,11 @@ import { makeNode } from './fixtures.ts'
 
 const config: GossipConfig = { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 }
 
-function publisher (peers: number) {
+function publisher (peers: number, cfg: GossipConfig = config) {
   const published: number[] = []
   let seq = 0
   const p = new StatePublisher({
-    config,
+    config: cfg,
     build: () => makeNode({ tag: 'Me', seq: ++seq }),
     load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
     peers: () => peers,
@@ -30,6 +30,18 @@ describe('StatePublisher', () => {
     { peers: 51, want: 25_000 }
   ])('refreshes every $want ms with $peers peers: all refreshes together take a quarter of the budget', ({ peers, want }) => {
     expect(publisher(peers).p.refreshIntervalMs()).toBe(want)
+  })
+
+  it.each([
+    { peers: 5, want: 8 },
+    { peers: 20, want: 8 },
+    { peers: 50, want: 3.2 },
+    { peers: 200, want: 0.8 }
+  ])('with $peers agents sharing a host budget of 160 a second, each is willing to receive $want', ({ peers, want }) => {
+    const { p } = publisher(peers, { ...config, hostBudgetPerSecond: 160 })
+    expect(p.budgetPerSecond()).toBeCloseTo(want)
+    expect(p.rate()).toBeCloseTo(want / 2)
+    expect(p.refreshIntervalMs()).toBe(Math.max(5_000, 1000 * (peers - 1) / (want / 4)))
   })
 
   it('takes half of the budget left when its peers are quiet, its fair share when they use it all', () => {
