@@ -465,7 +465,7 @@ export class Agent {
       return v
     })
     const reserved = this.#local.ledger.reserved
-    if (reserved.cpu > 0 || reserved.memMiB > 0) vms.push({ id: 'reserved', cpu: reserved.cpu, memMiB: reserved.memMiB, demand: reserved.cpu })
+    if (reserved.cpu > 0 || reserved.memMiB > 0) vms.push({ id: 'reserved', cpu: reserved.cpu, memMiB: reserved.memMiB, demand: reserved.cpu, pinned: true })
     return { peerId: this.peerId, capacity: this.config.capacity, cpuOvercommit: this.config.cpuOvercommit, vms, labels: this.config.labels, idle: this.#isIdle() }
   }
 

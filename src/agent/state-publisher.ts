@@ -6,21 +6,26 @@
  *   since the last publish; smaller drifts wait for the refresh;
  * - refreshed when nothing was published for a while: every
  *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
- *   refreshes of all peers together take at most a quarter of the budget;
+ *   refreshes of all peers together take at most a fifth of the budget;
  * - within a budget: every agent receives every other agent's publishes, so
- *   the state messages each agent receives stay under `budgetPerSecond`,
- *   however large the cluster. Each agent may always publish its fair share,
- *   budget / peers a second (a token bucket, `burst` deep); and it may take
- *   half of what the budget has left, measured by what it receives itself.
- *   One agent busy in a quiet cluster publishes a few times a second; k
- *   agents busy at once settle at (budget - refreshes) / (k + 1) each, k / (k
- *   + 1) of the budget in all; everyone busy is everyone's fair share.
+ *   the state messages each agent receives stay under its budget
+ *   (`budgetPerSecond`, or a share of `hostBudgetPerSecond` when all the
+ *   agents share one host), however large the cluster. Each agent may always
+ *   publish its fair share, budget / peers a second (a token bucket, `burst`
+ *   deep); and it may take three quarters of what the budget has left,
+ *   measured by what it receives itself. One agent busy in a quiet cluster
+ *   publishes a few times a second; k agents busy at once settle at
+ *   3 L / (1 + 3 k) each, L being what the refreshes leave: 3 k / (1 + 3 k)
+ *   of it in all, always less than the budget; everyone busy is everyone's
+ *   fair share.
  */
 import type { GossipConfig } from '../config.ts'
 import type { NodeState } from '../core/messages.ts'
 
 /** The share of the budget the refreshes of all peers may take. */
-const REFRESH_SHARE = 0.25
+const REFRESH_SHARE = 0.2
+/** The share of what the budget has left that one agent may take. */
+const LEFT_SHARE = 0.75
 /** What a publisher measures its peers' publishes over. */
 const RECEIVED_WINDOW_MS = 4_000
 
@@ -86,12 +91,12 @@ export class StatePublisher {
     return hostBudgetPerSecond == null ? budgetPerSecond : Math.min(budgetPerSecond, hostBudgetPerSecond / Math.max(1, this.#init.peers()))
   }
 
-  /** Publishes per second this agent may make now, sustained: its fair share, or half of what the budget has left. */
+  /** Publishes per second this agent may make now, sustained: its fair share, or three quarters of what the budget has left. */
   rate (): number {
     const budgetPerSecond = this.budgetPerSecond()
     const fair = budgetPerSecond / Math.max(1, this.#init.peers() - 1)
     const left = budgetPerSecond - this.#received.perSecond(Date.now())
-    return Math.max(fair, left / 2)
+    return Math.max(fair, left * LEFT_SHARE)
   }
 
   /** How long this agent stays silent before it publishes its state anyway. */

@@ -43,6 +43,8 @@ export interface VmLoad {
   demand: number
   /** Anti-affinity group: no two VMs of one group on a host. */
   spread?: string
+  /** Counts on its host but never moves: the host's reservations, for VMs not yet there. */
+  pinned?: boolean
 }
 
 export interface HostLoad {
@@ -334,7 +336,7 @@ function planOverload (hosts: HostLoad[], src: HostLoad, o: Resolved): PlanResul
   const done = (vms: VmLoad[], ks: number[]): PlanResult => planOf(src, vms, ks.map(k => dests[k].host.peerId))
 
   // Moving a VM that demands nothing sheds nothing.
-  const vms = src.vms.filter(vm => vm.demand > 0)
+  const vms = src.vms.filter(vm => vm.demand > 0 && vm.pinned !== true)
   let budget = o.maxSearch
   let cut = false
 
@@ -415,6 +417,7 @@ function planUnderload (hosts: HostLoad[], src: HostLoad, o: Resolved): PlanResu
       ? `${src.peerId} is idle, not underloaded`
       : `${src.peerId} is not underloaded: demand ${num(demandOf(src))} of ${src.capacity.cpu} cores is not below ${o.underloadThreshold} of them`)
   }
+  if (src.vms.some(vm => vm.pinned === true)) return fail(`cannot evacuate ${src.peerId}: it holds reservations for VMs on their way`)
   if (src.vms.length > o.maxMigrations) return fail(`cannot evacuate ${src.peerId}: its ${count(src.vms.length, 'VM')} need more than maxMigrations (${o.maxMigrations}) migrations`)
   const where = `the partition of ${count(hosts.length, 'host')}`
   const dests = hosts

@@ -49,7 +49,8 @@ const vmLoadSchema = z.object({
   cpu: z.number().int().min(0).max(1024),
   memMiB: z.number().int().min(0),
   demand: z.number().min(0).max(1024),
-  spread: z.string().max(63).optional()
+  spread: z.string().max(63).optional(),
+  pinned: z.boolean().optional()
 }).strict()
 
 const hostLoadSchema = z.object({

@@ -102,6 +102,22 @@ const rows: Row[] = [
     expected: ['small→dst']
   },
   {
+    name: 'a pinned load (the host\'s reservations) is never moved, though it would shed the excess with the least memory',
+    hosts: [host('src', 4, 32768, [vm('big', 2, 8192, 2), { ...vm('reserved', 2, 256, 2), pinned: true }, vm('small', 1, 1024, 1)], { cpuOvercommit: 2 }), host('dst', 8, 32768)],
+    expected: ['small→dst']
+  },
+  {
+    name: 'a pinned load alone cannot be shed: no plan',
+    hosts: [host('src', 2, 32768, [vm('a', 1, 1024, 0.5), { ...vm('reserved', 3, 256, 2.5), pinned: true }], { cpuOvercommit: 2 }), host('dst', 8, 32768)],
+    expected: /shed/
+  },
+  {
+    name: 'underload: a host holding reservations is not evacuated',
+    hosts: [host('u', 8, 32768, [vm('a', 1, 1024, 0.2), { ...vm('reserved', 1, 256, 1), pinned: true }]), host('dst', 8, 32768, [vm('b', 4, 1024, 3)])],
+    problem: UNDERLOAD,
+    expected: /holds reservations/
+  },
+  {
     name: 'worst fit: the destination with most head-room, whatever the id order',
     hosts: [source(), loaded('a-snug', 4, 2, 32768), loaded('b-roomy', 8, 2, 32768)],
     expected: ['small→b-roomy']

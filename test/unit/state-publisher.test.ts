@@ -26,9 +26,9 @@ describe('StatePublisher', () => {
   it.each([
     { peers: 1, want: 5_000 },
     { peers: 5, want: 5_000 },
-    { peers: 21, want: 10_000 },
-    { peers: 51, want: 25_000 }
-  ])('refreshes every $want ms with $peers peers: all refreshes together take a quarter of the budget', ({ peers, want }) => {
+    { peers: 21, want: 12_500 },
+    { peers: 51, want: 31_250 }
+  ])('refreshes every $want ms with $peers peers: all refreshes together take a fifth of the budget', ({ peers, want }) => {
     expect(publisher(peers).p.refreshIntervalMs()).toBe(want)
   })
 
@@ -40,22 +40,22 @@ describe('StatePublisher', () => {
   ])('with $peers agents sharing a host budget of 160 a second, each is willing to receive $want', ({ peers, want }) => {
     const { p } = publisher(peers, { ...config, hostBudgetPerSecond: 160 })
     expect(p.budgetPerSecond()).toBeCloseTo(want)
-    expect(p.rate()).toBeCloseTo(want / 2)
-    expect(p.refreshIntervalMs()).toBe(Math.max(5_000, 1000 * (peers - 1) / (want / 4)))
+    expect(p.rate()).toBeCloseTo(want * 0.75)
+    expect(p.refreshIntervalMs()).toBeCloseTo(Math.max(5_000, 1000 * (peers - 1) / (want / 5)))
   })
 
-  it('takes half of the budget left when its peers are quiet, its fair share when they use it all', () => {
+  it('takes three quarters of the budget left when its peers are quiet, its fair share when they use it all', () => {
     const { p } = publisher(51)
-    expect(p.rate()).toBe(4)
-    // Peers publishing 6 a second leave 2: this agent may take 1.
+    expect(p.rate()).toBe(6)
+    // Peers publishing 6 a second leave 2: this agent may take 1.5.
     for (let i = 0; i < 24; i++) p.heard()
-    expect(p.rate()).toBeCloseTo(1)
+    expect(p.rate()).toBeCloseTo(1.5)
     // Peers using the whole budget: the fair share, 8 / 50.
     for (let i = 0; i < 40; i++) p.heard()
     expect(p.rate()).toBeCloseTo(0.16)
     // Their messages age out of the window.
     vi.advanceTimersByTime(5_000)
-    expect(p.rate()).toBe(4)
+    expect(p.rate()).toBe(6)
   })
 
   it('publishes a change at once, coalesces a burst of changes, and keeps within its rate', () => {
