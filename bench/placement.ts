@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson, request } from './lib/http.ts'
 import { scrapeAll } from './lib/metrics.ts'
-import { cpuPercent, cpuSeconds, statusMiB } from './lib/proc.ts'
+import { cpuPercent, cpuSeconds, pssMiB, statusMiB } from './lib/proc.ts'
 import { fmt, max, mean, percentile } from './lib/stats.ts'
 import { keyValues, table } from './lib/table.ts'
 
@@ -79,7 +79,7 @@ export interface RunResult {
   load: { vms: number, concurrency: number, wallS: number, vmsPerS: number, createMs: { p50: number, p99: number, max: number }, status: { created: number, noCapacity: number, other: number, error: number }, agentsCpuPct: { sum: number, mean: number } }
   /** Summed over every agent, from the cluster's start to the end of the load. */
   counters: { peerDisconnects: number, attempts: Record<string, number>, placeFailed: number }
-  after: { viewsChecked: number, overCapacity: string[], placed: number, expected: number, reservedLeft: { cpu: number, memMiB: number }, rssMiB: { mean: number, max: number }, peakRssMiB: { mean: number, max: number } }
+  after: { viewsChecked: number, overCapacity: string[], placed: number, expected: number, reservedLeft: { cpu: number, memMiB: number }, rssMiB: { mean: number, max: number }, pssMiB: { mean: number, max: number }, peakRssMiB: { mean: number, max: number } }
 }
 
 /**
@@ -232,6 +232,7 @@ async function runOne (nodes: number, basePort: number, opts: Options): Promise<
         ...checked,
         expected: CONVERGENCE_SAMPLES + loadResult.status.created,
         rssMiB: spread(pids.map(p => statusMiB(p, 'VmRSS'))),
+        pssMiB: spread(pids.map(pssMiB)),
         peakRssMiB: spread(pids.map(p => statusMiB(p, 'VmHWM')))
       }
     }
@@ -268,6 +269,7 @@ export function runTable (r: RunResult): string {
       `${a.placed} VMs on nodes, ${a.expected} expected${a.placed === a.expected ? '' : ' (MISMATCH)'}; reserved left ${a.reservedLeft.cpu} vCPU / ${a.reservedLeft.memMiB} MiB`],
     ...a.overCapacity.slice(0, 5).map((line): [string, string] => ['  over', line]),
     ['RSS after load', mib(a.rssMiB)],
+    ['PSS after load', `${mib(a.pssMiB)} (shared pages counted once across the agents)`],
     ['peak RSS (VmHWM)', mib(a.peakRssMiB)]
   ])
 }
@@ -282,6 +284,7 @@ export function summaryRows (runs: RunResult[]) {
     convergenceP99Ms: Number(fmt(r.convergence.p99Ms, 0)),
     peakRssMeanMiB: Number(fmt(r.after.peakRssMiB.mean)),
     peakRssMaxMiB: Number(fmt(r.after.peakRssMiB.max)),
+    pssMeanMiB: Number(fmt(r.after.pssMiB.mean)),
     idleCpuMeanPct: Number(fmt(r.idle.cpuPct.mean, 2)),
     noCapacity: r.load.status.noCapacity,
     capacityOk: capacityOk(r)
@@ -289,9 +292,9 @@ export function summaryRows (runs: RunResult[]) {
 }
 
 export function summaryTable (runs: RunResult[]): string {
-  return table(['nodes', 'VMs/s', 'create p50 ms', 'create p99 ms', 'convergence p50/p99 ms', 'peak RSS MiB mean/max', 'idle CPU % mean', '503', 'capacity'],
+  return table(['nodes', 'VMs/s', 'create p50 ms', 'create p99 ms', 'convergence p50/p99 ms', 'peak RSS MiB mean/max', 'PSS MiB mean', 'idle CPU % mean', '503', 'capacity'],
     runs.map(r => [r.nodes, fmt(r.load.vmsPerS), fmt(r.load.createMs.p50), fmt(r.load.createMs.p99), `${fmt(r.convergence.p50Ms, 0)}/${fmt(r.convergence.p99Ms, 0)}`,
-      `${fmt(r.after.peakRssMiB.mean)}/${fmt(r.after.peakRssMiB.max)}`, fmt(r.idle.cpuPct.mean, 2), r.load.status.noCapacity, capacityOk(r) ? 'ok' : 'FAIL']))
+      `${fmt(r.after.peakRssMiB.mean)}/${fmt(r.after.peakRssMiB.max)}`, fmt(r.after.pssMiB.mean), fmt(r.idle.cpuPct.mean, 2), r.load.status.noCapacity, capacityOk(r) ? 'ok' : 'FAIL']))
 }
 
 export async function main (args: string[]): Promise<number> {

@@ -22,6 +22,20 @@ export function statusMiB (pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
+/**
+ * Proportional set size in MiB (/proc/PID/smaps_rollup): resident memory with
+ * each page shared by k processes counted 1/k. Agents of one host share the
+ * Node binary and its libraries, which RSS counts whole in each of them.
+ */
+export function pssMiB (pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
+    return m == null ? NaN : Number(m[1]) / 1024
+  } catch {
+    return NaN
+  }
+}
+
 /** User + system CPU time of a process so far, in seconds. */
 export function cpuSeconds (pid: number): number {
   try {
