@@ -36,6 +36,8 @@ import { VmWaiters } from './vm-waiters.ts'
 export const VERSION = '0.1.0'
 /** Requests that may wait for a VM at once (`GET /v1/vms/:id?wait=`); more are answered at once. */
 const MAX_VM_WAITERS = 10_000
+/** Parsed peer ids kept (`#peerIdOf`); the cache starts over beyond this. */
+const MAX_PEER_IDS = 10_000
 /** The longest wait a request may ask for. */
 export const MAX_VM_WAIT_MS = 60_000
 
@@ -94,6 +96,7 @@ export class Agent {
   readonly #rebalanceServer: RpcServer<typeof rebalanceMessageSchema>
   readonly #rebalanceEvents: RebalanceEventView[] = []
   readonly #vmWaiters = new VmWaiters(MAX_VM_WAITERS)
+  readonly #peerIds = new Map<string, PeerId>()
   #ring?: { key: string, ring: Ring }
   #seq = 0
   #tick?: NodeJS.Timeout
@@ -365,7 +368,8 @@ export class Agent {
     try {
       const placed = await this.#placer.place(req)
       this.metrics.placements.inc({ result: 'placed' })
-      this.log.info({ component: 'discovery:placement', vm: placed.id, node: placed.node }, 'vm placed')
+      // Debug, not info: at hundreds of creates a second, one line each is a cost of its own.
+      this.log.debug({ component: 'discovery:placement', vm: placed.id, node: placed.node }, 'vm placed')
       return placed
     } catch (err: any) {
       const noCapacity = err.name === 'NoCapacityError'
@@ -419,7 +423,31 @@ export class Agent {
   }
 
   #placementNodes (): NodeState[] {
-    return this.#view.alive().map(s => s.peerId === this.peerId ? this.#buildState(false) : s)
+    return this.#view.alive().map(s => s.peerId === this.peerId ? this.#placementSelf(s) : s)
+  }
+
+  /**
+   * Our own entry as placement reads it, on every create: usage, reservations
+   * and VMs (for spread groups) fresh; addresses and demand as last published,
+   * which placement does not read (building them is most of `#buildState`).
+   */
+  #placementSelf (published: NodeState): NodeState {
+    const ledger = this.#local.ledger
+    const { idle: _idle, ...rest } = published
+    const state: NodeState = { ...rest, used: ledger.used, reserved: ledger.reserved, vms: this.#local.summaries() }
+    if (this.#isIdle()) state.idle = true
+    return state
+  }
+
+  /** Peer ids parsed once: base58, multihash and key decoding on every request otherwise. */
+  #peerIdOf (peerId: string): PeerId {
+    let id = this.#peerIds.get(peerId)
+    if (id == null) {
+      id = peerIdFromString(peerId)
+      if (this.#peerIds.size >= MAX_PEER_IDS) this.#peerIds.clear()
+      this.#peerIds.set(peerId, id)
+    }
+    return id
   }
 
   #knownAddrs (): string[] {
@@ -484,7 +512,7 @@ export class Agent {
 
   /** The peer itself when we are connected (or know no address); else its gossiped addresses. */
   #dialTarget (peerId: string): PeerId | Multiaddr[] {
-    const id = peerIdFromString(peerId)
+    const id = this.#peerIdOf(peerId)
     const entry = this.#view.get(peerId)
     return this.libp2p.getConnections(id).length > 0 || entry == null ? id : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
   }
