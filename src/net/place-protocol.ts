@@ -18,6 +18,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { LIMITS, placeRequestSchema, placeResponseSchema, PROTOCOL_VERSION, type PlaceRequest, type PlaceResponse } from '../core/messages.ts'
 import { decode, encode, MessageTooLargeError } from './codec.ts'
+import { rpcExchange, rpcRequest } from './rpc.ts'
 
 export const PLACE_PROTOCOL = '/discovery/place/1.0.0'
 /** The same messages, many requests per stream, answered in order. */
@@ -460,7 +461,7 @@ export async function placeRequest (libp2p: Libp2p, peer: PeerId | Multiaddr[], 
       // The peer speaks 1.0.0 only: one request per stream, from now on.
       state.legacy.add(key)
       ch.close(new PlaceStreamClosedError('the peer speaks /discovery/place/1.0.0 only'))
-      return await exchangeOnce(legacyStream, req, timeoutMs)
+      return await rpcExchange(legacyStream, req, placeResponseSchema, timeoutMs)
     }
     return await answer
   }
@@ -469,49 +470,5 @@ export async function placeRequest (libp2p: Libp2p, peer: PeerId | Multiaddr[], 
 
 /** 1.0.0: one request on a stream of its own. A failed call aborts the stream and rethrows. */
 export async function placeRequestOnce (libp2p: Libp2p, peer: PeerId | Multiaddr[], req: PlaceRequest, timeoutMs: number): Promise<PlaceResponse> {
-  const stream = await libp2p.dialProtocol(peer, PLACE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) })
-  return await exchangeOnce(stream, req, timeoutMs)
-}
-
-async function exchangeOnce (stream: Stream, req: PlaceRequest, timeoutMs: number): Promise<PlaceResponse> {
-  const signal = AbortSignal.timeout(timeoutMs)
-  try {
-    const out = new Outbox()
-    out.push(frame(encode(req)))
-    out.end()
-    const sunk = stream.sink(out)
-    const reader = new FrameReader(LIMITS.maxMessageBytes)
-    let res: PlaceResponse | undefined
-    const read = (async () => {
-      for await (const chunk of stream.source) {
-        reader.push(chunk)
-        const bytes = reader.next()
-        if (bytes != null) {
-          res = decode(placeResponseSchema, bytes)
-          return
-        }
-      }
-    })()
-    await raceSignal(Promise.all([sunk, read]), signal)
-    if (res == null) throw new PlaceStreamClosedError()
-    await stream.close({ signal })
-    return res
-  } catch (err: any) {
-    stream.abort(err)
-    if (signal.aborted) throw new PlaceTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
-    throw err
-  }
-}
-
-async function raceSignal<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) throw new PlaceTimeoutError()
-  let onAbort: (() => void) | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => {
-      onAbort = () => { reject(new PlaceTimeoutError()) }
-      signal.addEventListener('abort', onAbort, { once: true })
-    })])
-  } finally {
-    if (onAbort != null) signal.removeEventListener('abort', onAbort)
-  }
+  return await rpcRequest(libp2p, peer, PLACE_PROTOCOL, req, placeResponseSchema, timeoutMs)
 }

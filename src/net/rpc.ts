@@ -1,6 +1,7 @@
 /**
  * One length-prefixed JSON request and one response per stream, for the
- * stream protocols (`/discovery/migrate/1.0.0`, `/discovery/rebalance/1.0.0`):
+ * stream protocols (`/discovery/migrate/1.0.0`, `/discovery/rebalance/1.0.0`,
+ * and the client side of `/discovery/place/1.0.0`):
  * a maximum message size, a timeout on both sides, and validation of what is
  * received against its schema. A bad request is answered with an error,
  * reported, and never reaches the handler.
@@ -76,16 +77,30 @@ export class RpcServer<Req extends z.ZodType> {
 /** Sends one request and waits for its answer; a failed call aborts the stream and rethrows. */
 export async function rpcRequest<Res extends z.ZodType> (libp2p: Libp2p, peer: PeerId | Multiaddr[], protocol: string, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
   const signal = AbortSignal.timeout(timeoutMs)
-  let stream: Stream | undefined
+  let stream: Stream
   try {
     stream = await libp2p.dialProtocol(peer, protocol, { signal })
+  } catch (err: any) {
+    if (signal.aborted) throw new RpcTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
+    throw err
+  }
+  return await exchange(stream, req, schema, signal, timeoutMs)
+}
+
+/** One request and its answer on a stream already open (and negotiated); a failed call aborts the stream and rethrows. */
+export async function rpcExchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
+  return await exchange(stream, req, schema, AbortSignal.timeout(timeoutMs), timeoutMs)
+}
+
+async function exchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, signal: AbortSignal, timeoutMs: number): Promise<z.infer<Res>> {
+  try {
     const lp = lpStream(stream, { maxDataLength: LIMITS.maxMessageBytes })
     await lp.write(encode(req), { signal })
     const res = decode(schema, (await lp.read({ signal })).subarray())
     await stream.close({ signal })
     return res
   } catch (err: any) {
-    stream?.abort(err)
+    stream.abort(err)
     if (signal.aborted) throw new RpcTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
     throw err
   }

@@ -10,10 +10,11 @@ import type { Libp2p } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from 'it-length-prefixed-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LIMITS, PROTOCOL_VERSION, type PlaceRequest, type PlaceResponse } from '../../src/core/messages.ts'
+import { LIMITS, placeRequestSchema, PROTOCOL_VERSION, type PlaceRequest, type PlaceResponse } from '../../src/core/messages.ts'
 import { MessageTooLargeError } from '../../src/net/codec.ts'
 import { createHost } from '../../src/net/host.ts'
 import { FrameReader, Outbox, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, PlaceServer, frame, placeRequest, placeRequestOnce } from '../../src/net/place-protocol.ts'
+import { RpcServer } from '../../src/net/rpc.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -116,6 +117,31 @@ describe('place protocol between two hosts', () => {
     await lp.write(enc.encode(JSON.stringify(release(6))))
     expect(JSON.parse(dec.decode((await lp.read()).subarray()))).toEqual({ v: PROTOCOL_VERSION, ok: true })
     await stream.close()
+  })
+
+  it('falls back to 1.0.0 with a peer that offers only that, one stream per request', async () => {
+    const old = await createHost({ privateKey: await generateKeyPair('Ed25519') as any, listen: '/ip4/127.0.0.1/tcp/0' }) as unknown as Libp2p
+    const seen: PlaceRequest[] = []
+    // An agent of an earlier version: /discovery/place/1.0.0 and nothing else.
+    const legacy = new RpcServer({
+      libp2p: old,
+      protocol: PLACE_PROTOCOL,
+      schema: placeRequestSchema,
+      timeoutMs: 2_000,
+      onInvalid: () => {},
+      handle: async (req) => { seen.push(req); return { v: PROTOCOL_VERSION, ok: true } }
+    })
+    await legacy.start()
+    try {
+      const addr = old.getMultiaddrs()[0]
+      expect(await placeRequest(client, [addr], release(20), 2_000)).toEqual({ v: PROTOCOL_VERSION, ok: true })
+      expect(await placeRequest(client, old.peerId, release(21), 2_000)).toEqual({ v: PROTOCOL_VERSION, ok: true })
+      expect(seen).toEqual([release(20), release(21)])
+      const toOld = client.getConnections(old.peerId).flatMap(c => c.streams)
+      expect(toOld.filter(s => s.protocol === PLACE_PROTOCOL_PIPELINED)).toEqual([])
+    } finally {
+      await old.stop()
+    }
   })
 
   it('answers a bad request with the reason, counts it, and hands nothing to the agent', async () => {
