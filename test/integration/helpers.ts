@@ -53,6 +53,8 @@ export interface AgentProcess {
   proc: ChildProcess
   api: ApiClient
   peerId: string
+  /** Its libp2p addresses, `/ip4/…/tcp/…/p2p/ID`. */
+  addrs: string[]
   exited: Promise<number | null>
 }
 
@@ -68,7 +70,7 @@ export async function startAgent (args: string[], timeoutMs = 30_000): Promise<A
     lines.once('line', (line) => { clearTimeout(timer); resolve(JSON.parse(line)) })
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`agent exited with ${code}: ${stderr}`)) })
   })
-  return { proc, api: new ApiClient(ready.api), peerId: ready.peerId, exited }
+  return { proc, api: new ApiClient(ready.api), peerId: ready.peerId, addrs: ready.addrs, exited }
 }
 
 export { metricValue } from '../../bench/lib/metrics.ts'
