@@ -468,7 +468,7 @@ export class Agent {
     this.metrics.gossipReceived.inc({ result })
     if (result !== 'stale') {
       this.#fence(state)
-      this.#vmWaiters.seen(state.vms.map(vm => vm.id))
+      if (this.#vmWaiters.size > 0) this.#vmWaiters.seen(state.vms.map(vm => vm.id))
     }
   }
 
