@@ -122,9 +122,9 @@ export class Agent {
       driver,
       labels: config.labels,
       now: Date.now,
-      onChange: (vmSet) => {
-        this.#publisher?.changed(vmSet)
-        if (vmSet) this.#vmWaiters.check(id => this.#local.get(id) != null)
+      onChange: (change) => {
+        this.#publisher?.changed(change)
+        if (change === 'vms') this.#vmWaiters.check(id => this.#local.get(id) != null)
       }
     })
     const pubsub = (libp2p as any).services.pubsub
@@ -133,7 +133,7 @@ export class Agent {
       onState: (state) => { this.#onState(state) },
       onInvalid: (from, reason) => { this.#invalid('gossip', from, reason) },
       // A new subscriber learns our state now rather than at the next refresh (floodPublish reaches it before the mesh forms).
-      onPeerSubscribed: () => { this.#publisher?.changed(true) }
+      onPeerSubscribed: () => { this.#publisher?.changed('vms') }
     })
     this.#placeServer = new PlaceServer({
       libp2p,

@@ -16,9 +16,16 @@ export interface LocalNodeInit {
   driver: Driver
   labels: Record<string, string>
   now: () => number
-  /** Called after every change; `vmSet` is true when the set or state of VMs changed. */
-  onChange: (vmSet: boolean) => void
+  /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
+  onChange: (change: Change) => void
 }
+
+/**
+ * What a change touched: `vms`, the set of VMs or an epoch (a VM created,
+ * deleted, adopted by migration); `state`, only a VM's state (booted,
+ * migrating, running again); `load`, only reservations.
+ */
+export type Change = 'vms' | 'state' | 'load'
 
 export type CommitOutcome = { ok: true, state: VmState } | { ok: false, reason: string }
 
@@ -51,7 +58,7 @@ export class LocalNode {
       this.#summaries = undefined
       // Not waited on: a restart sets every VM back to creating, whatever the store says.
       init.store.putVmLater(rec)
-      init.onChange(true)
+      init.onChange('state')
     })
   }
 
@@ -65,7 +72,7 @@ export class LocalNode {
       rec.state = 'creating'
       await this.#init.driver.create(rec.spec)
     }
-    if (records.length > 0) this.#init.onChange(true)
+    if (records.length > 0) this.#init.onChange('vms')
     return records.length
   }
 
@@ -108,7 +115,7 @@ export class LocalNode {
     const r = this.ledger.reserve(leaseId, resources, ttlMs, now)
     if (!r.ok) return r
     if (spread != null) this.#leaseSpread.set(leaseId, spread)
-    this.#init.onChange(false)
+    this.#init.onChange('load')
     return r
   }
 
@@ -153,13 +160,13 @@ export class LocalNode {
       this.#init.store.removeVm(spec.id).catch(() => {})
       return { ok: false, reason: `the hypervisor refused the VM: ${err.message}` }
     }
-    this.#init.onChange(true)
+    this.#init.onChange('vms')
     return { ok: true, state: rec.state }
   }
 
   release (leaseId: string): void {
     this.#leaseSpread.delete(leaseId)
-    if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange(false)
+    if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange('load')
   }
 
   async deleteVm (id: string): Promise<boolean> {
@@ -173,7 +180,7 @@ export class LocalNode {
       this.#vms.delete(id)
       this.#summaries = undefined
       this.ledger.removeVm(id)
-      this.#init.onChange(true)
+      this.#init.onChange('vms')
       return true
     })()
     this.#deleting.set(id, done)
@@ -191,7 +198,7 @@ export class LocalNode {
     rec.state = state
     this.#summaries = undefined
     this.#init.store.putVm(rec)
-    this.#init.onChange(true)
+    this.#init.onChange('state')
   }
 
   /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
@@ -217,7 +224,7 @@ export class LocalNode {
     this.#vms.set(spec.id, rec)
     this.#summaries = undefined
     await this.#init.driver.create(spec, { incoming: true })
-    this.#init.onChange(true)
+    this.#init.onChange('vms')
     return { ok: true, state: 'running' }
   }
 
@@ -259,7 +266,7 @@ export class LocalNode {
   #expire (now: number): void {
     const gone = this.ledger.expire(now)
     for (const id of gone) this.#leaseSpread.delete(id)
-    if (gone.length > 0) this.#init.onChange(false)
+    if (gone.length > 0) this.#init.onChange('load')
   }
 }
 

@@ -3,7 +3,11 @@
  * - on change, coalesced: at most one publish per `minPublishIntervalMs`;
  * - with a threshold: a change of the VM set is always published, a change
  *   of free capacity only when it moved by `changeThreshold` of capacity
- *   since the last publish; smaller drifts wait for the refresh;
+ *   since the last publish; smaller drifts wait for the refresh; a change of
+ *   a VM's state alone (booted, migrating) is published while the bucket
+ *   holds a token beyond the one kept for the next change of the VM set,
+ *   and otherwise rides with the next publish: under a tight budget a create
+ *   costs one message, not two (its arrival, then its boot);
  * - refreshed when nothing was published for a while: every
  *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
  *   refreshes of all peers together take at most a fifth of the budget;
@@ -21,11 +25,14 @@
  */
 import type { GossipConfig } from '../config.ts'
 import type { NodeState } from '../core/messages.ts'
+import type { Change } from './local-node.ts'
 
 /** The share of the budget the refreshes of all peers may take. */
 const REFRESH_SHARE = 0.2
 /** The share of what the budget has left that one agent may take. */
 const LEFT_SHARE = 0.75
+/** Tokens a change of a VM's state alone leaves in the bucket, for the next change of the VM set. */
+const TOKENS_KEPT_FOR_VMS = 1
 /** What a publisher measures its peers' publishes over. */
 const RECEIVED_WINDOW_MS = 4_000
 
@@ -50,6 +57,7 @@ export class StatePublisher {
   #pending?: NodeJS.Timeout
   #refresh?: NodeJS.Timeout
   #dirtyVmSet = false
+  #dirtyState = false
   #tokens: number
   #tokensAt = Date.now()
 
@@ -72,12 +80,21 @@ export class StatePublisher {
     this.#pending = undefined
   }
 
-  /** Something changed; `vmSet` says whether the set or state of VMs did. */
-  changed (vmSet: boolean): void {
+  /** Something changed (local-node.ts says what). */
+  changed (change: Change): void {
     if (!this.#started) return
-    if (vmSet) this.#dirtyVmSet = true
-    if (!this.#dirtyVmSet && !this.#beyondThreshold()) return
-    this.#schedule()
+    if (change === 'vms') this.#dirtyVmSet = true
+    if (change === 'state') this.#dirtyState = true
+    if (this.#dirtyVmSet) {
+      this.#schedule()
+      return
+    }
+    if (this.#dirtyState) {
+      this.#refill(Date.now())
+      if (this.#tokens >= 1 + TOKENS_KEPT_FOR_VMS) this.#schedule()
+      return
+    }
+    if (this.#beyondThreshold()) this.#schedule()
   }
 
   /** A peer's state message arrived: what the budget has left is measured by these. */
@@ -140,6 +157,7 @@ export class StatePublisher {
     this.#lastLoad = { cpu: state.used.cpu + state.reserved.cpu, memMiB: state.used.memMiB + state.reserved.memMiB }
     this.#lastAt = Date.now()
     this.#dirtyVmSet = false
+    this.#dirtyState = false
     this.#init.publish(state).catch(err => { this.#init.onError(err) })
     // Any publish is a refresh: the next one is due a whole interval from now.
     if (this.#refresh != null) clearTimeout(this.#refresh)

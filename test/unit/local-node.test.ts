@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Ledger } from '../../src/core/ledger.ts'
 import type { VmSpec } from '../../src/core/messages.ts'
-import { LocalNode } from '../../src/agent/local-node.ts'
+import { type Change, LocalNode } from '../../src/agent/local-node.ts'
 import { SimDriver } from '../../src/hypervisor/sim-driver.ts'
 import { Store } from '../../src/store/store.ts'
 
@@ -21,8 +21,8 @@ function node (capacity = { cpu: 8, memMiB: 8192 }) {
   const dir = mkdtempSync(join(tmpdir(), 'discovery-local-'))
   const store = Store.open(dir)
   const driver = new SimDriver({ bootDelayMs: 5 })
-  const changes: boolean[] = []
-  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, labels: {}, now: Date.now, onChange: (vmSet) => { changes.push(vmSet) } })
+  const changes: Change[] = []
+  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, labels: {}, now: Date.now, onChange: (change) => { changes.push(change) } })
   cleanup.push(() => { void driver.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) })
   return { local, store, dir, changes }
 }

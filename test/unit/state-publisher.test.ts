@@ -63,13 +63,13 @@ describe('StatePublisher', () => {
     p.start()
     expect(published).toHaveLength(1)
     vi.advanceTimersByTime(1_000)
-    for (let i = 0; i < 50; i++) p.changed(true)
+    for (let i = 0; i < 50; i++) p.changed('vms')
     vi.advanceTimersByTime(100)
     expect(published).toHaveLength(2)
     // Peers busy: the fair share of 0.16 a second once the bucket of 2 is spent.
     for (let i = 0; i < 40; i++) p.heard()
     for (let s = 0; s < 20; s++) {
-      p.changed(true)
+      p.changed('vms')
       vi.advanceTimersByTime(500)
       if (s % 4 === 3) for (let i = 0; i < 16; i++) p.heard()
     }
@@ -79,11 +79,38 @@ describe('StatePublisher', () => {
     p.stop()
   })
 
+  it('publishes a change of a VM\'s state alone only with a token to spare; otherwise it rides with the next publish', () => {
+    const quiet = publisher(51)
+    quiet.p.start()
+    vi.advanceTimersByTime(1_000)
+    quiet.p.changed('state')
+    vi.advanceTimersByTime(100)
+    expect(quiet.published).toHaveLength(2)
+    quiet.p.stop()
+
+    const { p, published } = publisher(51)
+    p.start()
+    // Peers use the whole budget: this agent refills at its fair share, 0.16 a second.
+    for (let i = 0; i < 40; i++) p.heard()
+    vi.advanceTimersByTime(200)
+    p.changed('vms')
+    vi.advanceTimersByTime(100)
+    expect(published).toHaveLength(2)
+    // One token left: kept for the next change of the VM set.
+    p.changed('state')
+    vi.advanceTimersByTime(1_000)
+    expect(published).toHaveLength(2)
+    p.changed('vms')
+    vi.advanceTimersByTime(100)
+    expect(published).toHaveLength(3)
+    p.stop()
+  })
+
   it('refreshes only after a whole interval of silence', () => {
     const { p, published } = publisher(3)
     p.start()
     vi.advanceTimersByTime(3_000)
-    p.changed(true)
+    p.changed('vms')
     vi.advanceTimersByTime(100)
     expect(published).toHaveLength(2)
     // The change counted as a refresh: the next one is due 5 s after it, not 5 s after the start.
