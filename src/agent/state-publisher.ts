@@ -11,6 +11,9 @@
  * - refreshed when nothing was published for a while: every
  *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
  *   refreshes of all peers together take at most a fifth of the budget;
+ *   each wait is drawn between 3/4 and 5/4 of it, so that agents started
+ *   together do not all refresh at once (fifty refreshes in a burst stalled a
+ *   2-core machine for seconds);
  * - within a budget: every agent receives every other agent's publishes, so
  *   the state messages each agent receives stay under its budget
  *   (`budgetPerSecond`, or a share of `hostBudgetPerSecond` when all the
@@ -46,6 +49,8 @@ export interface StatePublisherInit {
   peers: () => number
   publish: (state: NodeState) => Promise<void>
   onError: (err: Error) => void
+  /** Uniform in [0, 1): spreads the refreshes. Default Math.random. */
+  random?: () => number
 }
 
 export class StatePublisher {
@@ -161,10 +166,11 @@ export class StatePublisher {
     this.#init.publish(state).catch(err => { this.#init.onError(err) })
     // Any publish is a refresh: the next one is due a whole interval from now.
     if (this.#refresh != null) clearTimeout(this.#refresh)
+    const jitter = 0.75 + 0.5 * (this.#init.random ?? Math.random)()
     this.#refresh = setTimeout(() => {
       this.#refresh = undefined
       if (this.#pending == null) this.#publishNow()
-    }, this.refreshIntervalMs())
+    }, this.refreshIntervalMs() * jitter)
     this.#refresh.unref()
   }
 }

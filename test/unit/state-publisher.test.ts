@@ -14,7 +14,9 @@ function publisher (peers: number, cfg: GossipConfig = config) {
     load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
     peers: () => peers,
     publish: async () => { published.push(Date.now()) },
-    onError: (err) => { throw err }
+    onError: (err) => { throw err },
+    // The middle of the refresh's spread: exactly the interval.
+    random: () => 0.5
   })
   return { p, published }
 }
@@ -104,6 +106,28 @@ describe('StatePublisher', () => {
     vi.advanceTimersByTime(100)
     expect(published).toHaveLength(3)
     p.stop()
+  })
+
+  it('spreads the refreshes of agents started together over half an interval', () => {
+    const times = [0, 0.25, 0.5, 0.99].map(r => {
+      vi.setSystemTime(1_000_000)
+      const published: number[] = []
+      let seq = 0
+      const p = new StatePublisher({
+        config,
+        build: () => makeNode({ tag: 'Me', seq: ++seq }),
+        load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
+        peers: () => 3,
+        publish: async () => { published.push(Date.now()) },
+        onError: (err) => { throw err },
+        random: () => r
+      })
+      p.start()
+      vi.advanceTimersByTime(7_000)
+      p.stop()
+      return published[1] - published[0]
+    })
+    expect(times).toEqual([3_750, 4_375, 5_000, 6_225])
   })
 
   it('refreshes only after a whole interval of silence', () => {
