@@ -5,7 +5,8 @@ import { makeNode } from './fixtures.ts'
 
 const config: GossipConfig = { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 }
 
-function publisher (peers: number, cfg: GossipConfig = config) {
+/** `random` 0.5 is the middle of the refresh's spread: exactly the interval. */
+function publisher (peers: number, cfg: GossipConfig = config, random = 0.5) {
   const published: number[] = []
   let seq = 0
   const p = new StatePublisher({
@@ -15,8 +16,7 @@ function publisher (peers: number, cfg: GossipConfig = config) {
     peers: () => peers,
     publish: async () => { published.push(Date.now()) },
     onError: (err) => { throw err },
-    // The middle of the refresh's spread: exactly the interval.
-    random: () => 0.5
+    random: () => random
   })
   return { p, published }
 }
@@ -111,17 +111,7 @@ describe('StatePublisher', () => {
   it('spreads the refreshes of agents started together over half an interval', () => {
     const times = [0, 0.25, 0.5, 0.99].map(r => {
       vi.setSystemTime(1_000_000)
-      const published: number[] = []
-      let seq = 0
-      const p = new StatePublisher({
-        config,
-        build: () => makeNode({ tag: 'Me', seq: ++seq }),
-        load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
-        peers: () => 3,
-        publish: async () => { published.push(Date.now()) },
-        onError: (err) => { throw err },
-        random: () => r
-      })
+      const { p, published } = publisher(3, config, r)
       p.start()
       vi.advanceTimersByTime(7_000)
       p.stop()
