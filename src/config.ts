@@ -28,10 +28,11 @@ export interface GossipConfig {
    * Slow refresh: an agent that published nothing for this long publishes its
    * state anyway, so a peer that missed a message catches up and silence
    * means trouble. The interval grows with the cluster so that all the
-   * refreshes together take at most a quarter of `budgetPerSecond` (50
-   * agents, budget 8: every 24.5 s). Default 5 s (local), 3 s (lan), 5 s
-   * (wan): a 1 Hz full-state heartbeat saturates a 2-core machine at about
-   * 30 agents (NOTES.md).
+   * refreshes together take at most a fifth of the budget (50 local agents,
+   * 3.2 messages a second each: every 77 s), and each wait is drawn between
+   * 3/4 and 5/4 of it (agent/state-publisher.ts). Default 5 s (local), 3 s
+   * (lan), 5 s (wan): a 1 Hz full-state heartbeat saturates a 2-core machine
+   * at about 30 agents (NOTES.md).
    */
   refreshIntervalMs: number
   /**
@@ -66,7 +67,7 @@ export interface GossipConfig {
    */
   burst: number
   /**
-   * Gossipsub's mesh degree D (Dlo = D - 1, Dhi = 2 D): how many peers relay
+   * Gossipsub's mesh degree D (the other degrees in gossipsub's proportions, net/host.ts): how many peers relay
    * each message. The origin sends its own messages to every peer it is
    * connected to (flood publishing), so the mesh only repairs what that
    * missed, and every relay is one more copy every agent decrypts and drops.

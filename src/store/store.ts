@@ -81,12 +81,6 @@ export class Store {
     this.#write({ put: record })
   }
 
-  /** Deletes one VM record now (fsync'd), after any queued write. */
-  deleteVm (id: string): void {
-    this.flush()
-    this.#write({ delete: id })
-  }
-
   /**
    * Group commit: resolves once the record is written and fsync'd. Every
    * write queued in the same turn of the event loop goes into one

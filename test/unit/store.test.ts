@@ -61,10 +61,10 @@ describe('Store', () => {
   it('a synchronous write goes after what is queued', async () => {
     const d = dir()
     const store = Store.open(d)
-    const queued = store.writeVm(rec(1))
-    store.deleteVm(rec(1).spec.id)
+    const queued = store.writeVm(rec(1, 'creating'))
+    store.putVm(rec(1, 'migrating'))
     await queued
-    expect(store.listVms()).toEqual([])
+    expect(store.listVms().map(r => r.state)).toEqual(['migrating'])
     store.close()
   })
 })
