@@ -1,0 +1,59 @@
+/**
+ * The typed events an agent emits: what it did and what it saw happen in the
+ * cluster. Metrics and logs subscribe to them, and `GET /v1/events` streams
+ * them (server-sent events). A type is `area.what`; its data is plain JSON.
+ *
+ * VM and peer events describe this agent's view: `vm.placed` is emitted by
+ * the agent that placed the VM, by the node that took it, and by every other
+ * agent when gossip brings the VM into its view; so a client following any
+ * one agent sees the whole cluster, as that agent knows it.
+ */
+import type { PeerStatus } from '../core/cluster-view.ts'
+
+export interface AgentEventMap {
+  /** A peer entered this agent's view. */
+  'peer.joined': { peerId: string }
+  /** A suspect or dead peer was heard from again. */
+  'peer.alive': { peerId: string, from: PeerStatus }
+  'peer.suspect': { peerId: string, from: PeerStatus }
+  'peer.dead': { peerId: string, from: PeerStatus }
+  /** A peer's gossiped state changed (capacity, usage, VMs). */
+  'peer.state': { peerId: string, seq: number, used: { cpu: number, memMiB: number }, reserved: { cpu: number, memMiB: number }, vmCount: number }
+  /** This agent accepted a create request and is placing the VM. */
+  'vm.created': { id: string, name: string, cpu: number, memMiB: number }
+  /** The VM is on `node`: placed by this agent, taken by it, or seen in gossip. */
+  'vm.placed': { id: string, node: string, cpu: number, memMiB: number, attempts?: number, ms?: number }
+  /** The VM booted on `node`. */
+  'vm.running': { id: string, node: string }
+  /** The VM is gone from `node` (deleted, or moved away: a `vm.placed` elsewhere follows). */
+  'vm.deleted': { id: string, node: string }
+  /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
+  'vm.failed': { id: string, reason: string, uncertain: boolean }
+  'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
+  'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
+  'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
+  'rebalance.started': { partitionId: string, problem: 'overload' | 'underload', initiator: string }
+  'rebalance.planned': { partitionId: string, migrations: number, size: number }
+  'rebalance.ended': { partitionId: string, outcome: 'solved' | 'failed' | 'unsolvable' | 'timeout', size: number, durationMs: number }
+  /** This node's VMs ask for more CPU than its cores. */
+  'overload.started': { peerId: string, demand: number, cores: number }
+  'overload.ended': { peerId: string, durationMs: number }
+}
+
+export type AgentEventType = keyof AgentEventMap
+
+export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
+  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state',
+  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
+  'migration.started', 'migration.committed', 'migration.aborted',
+  'rebalance.started', 'rebalance.planned', 'rebalance.ended',
+  'overload.started', 'overload.ended'
+] as const)
+
+/** One emitted event: `id` grows by one per event of this agent's run. */
+export interface AgentEvent<T extends AgentEventType = AgentEventType> {
+  id: number
+  type: T
+  atMs: number
+  data: AgentEventMap[T]
+}
