@@ -6,76 +6,16 @@
  * - `lan`:   one agent per machine in one data centre;
  * - `wan`:   edge sites tens of milliseconds apart.
  */
+import type { GossipConfig } from './core/gossip-policy.ts'
 import type { Resources } from './core/resources.ts'
 import type { ViewConfig } from './core/cluster-view.ts'
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
-import { DEFAULT_MIGRATION, type MigrationConfig } from './agent/migrations.ts'
+import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
 
 export type Profile = 'local' | 'lan' | 'wan'
 export type DriverName = 'sim'
-
-export interface GossipConfig {
-  /**
-   * Coalescing window: at most one state publish per this many ms, however
-   * often the state changes. Default 100 ms (local), 200 ms (lan/wan): every
-   * publish costs every peer 1.5–3 ms of CPU (NOTES.md), so a burst of
-   * creates becomes one message, while a change still shows cluster-wide
-   * within a few hundred ms.
-   */
-  minPublishIntervalMs: number
-  /**
-   * Slow refresh: an agent that published nothing for this long publishes its
-   * state anyway, so a peer that missed a message catches up and silence
-   * means trouble. The interval grows with the cluster so that all the
-   * refreshes together take at most a fifth of the budget (50 local agents,
-   * 3.2 messages a second each: every 77 s), and each wait is drawn between
-   * 3/4 and 5/4 of it (agent/state-publisher.ts). Default 5 s (local), 3 s
-   * (lan), 5 s (wan): a 1 Hz full-state heartbeat saturates a 2-core machine
-   * at about 30 agents (NOTES.md).
-   */
-  refreshIntervalMs: number
-  /**
-   * Threshold: a change of free CPU or memory smaller than this fraction of
-   * capacity waits for the refresh; a change of the set of VMs is always
-   * published. Default 0.05.
-   */
-  changeThreshold: number
-  /**
-   * State messages per second each agent is willing to receive from all its
-   * peers together, so the load per agent stays flat as the cluster grows.
-   * Each agent may publish budget / peers times a second, sustained, and
-   * more while the budget is not used up (agent/state-publisher.ts).
-   * Default 8 (local: every agent of the cluster shares this machine's cores,
-   * and one delivery costs 1.5–3 ms of CPU), 40 (lan/wan: one agent per machine).
-   */
-  budgetPerSecond: number
-  /**
-   * With every agent of the cluster on one host (the `local` profile), what
-   * all of them together may receive per second: each agent's budget is then
-   * at most this divided by the agents. Default 160 (local: a delivery costs
-   * 1.5–3 ms of CPU, so gossip takes at most about a fifth of two cores,
-   * whatever the number of agents; 8 each up to 20 agents, 3.2 each at 50),
-   * none (lan/wan: one agent per machine).
-   */
-  hostBudgetPerSecond?: number
-  /**
-   * Publishes an idle agent may make at once before the budget applies.
-   * Default 4 (local: a node given two VMs in a row publishes both arrivals
-   * and both boots at once; with 2, one create in twenty waited seconds for
-   * a token at 50 agents), 2 (lan/wan).
-   */
-  burst: number
-  /**
-   * Gossipsub's mesh degree D (the other degrees in gossipsub's proportions, net/host.ts): how many peers relay
-   * each message. The origin sends its own messages to every peer it is
-   * connected to (flood publishing), so the mesh only repairs what that
-   * missed, and every relay is one more copy every agent decrypts and drops.
-   * Default 3 (local: 49 agents on one host spend a tenth less CPU than with
-   * 6), 6 (lan/wan: gossipsub's default, peers not all connected).
-   */
-  meshDegree: number
-}
+export type { GossipConfig }
 
 export interface ConnectionConfig {
   /**
@@ -156,7 +96,7 @@ export interface AgentConfig {
   monitorIntervalMs: number
   /** Cooperative rebalancing (DVMS): see core/rebalance.ts for each field. Consolidation is off by default. */
   rebalance: RebalanceConfig
-  /** Live migration: see agent/migrations.ts for each field. */
+  /** Live migration: see core/migration-fsm.ts for each field. */
   migration: MigrationConfig
 }
 

@@ -14,11 +14,11 @@ import { ClusterView, type PeerStatus } from '../core/cluster-view.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSummary } from '../core/messages.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
-import type { MigrationRecord } from '../core/migration-fsm.ts'
 import { filterCandidates, rankCandidates } from '../core/placement.ts'
 import type { HostLoad } from '../core/planner.ts'
-import type { Note, RebalanceMessage } from '../core/rebalance.ts'
-import { migrateRequestSchema, migrateResponseSchema, rebalanceMessageSchema, type MigrateRequest, type MigrateResponse } from '../core/rebalance-messages.ts'
+import type { Note } from '../core/rebalance.ts'
+import { migrateRequestSchema, migrateResponseSchema, type MigrateRequest, type MigrateResponse, type MigrationRecord } from '../core/migrate-messages.ts'
+import { rebalanceEnvelopeSchema } from '../core/rebalance-messages.ts'
 import { Ring } from '../core/ring.ts'
 import { RpcServer, rpcRequest } from '../net/rpc.ts'
 import { Migrations } from './migrations.ts'
@@ -93,7 +93,7 @@ export class Agent {
   readonly #migrations: Migrations
   readonly #rebalancer: Rebalancer
   readonly #migrateServer: RpcServer<typeof migrateRequestSchema>
-  readonly #rebalanceServer: RpcServer<typeof rebalanceMessageSchema>
+  readonly #rebalanceServer: RpcServer<typeof rebalanceEnvelopeSchema>
   readonly #rebalanceEvents: RebalanceEventView[] = []
   readonly #vmWaiters = new VmWaiters(MAX_VM_WAITERS)
   readonly #peerIds = new Map<string, PeerId>()
@@ -159,7 +159,9 @@ export class Agent {
         await this.#gossip.publish(state)
         this.metrics.gossipPublished.inc()
       },
-      onError: (err) => { this.log.warn({ component: 'discovery:gossip', err: err.message }, 'publish failed') }
+      onError: (err) => { this.log.warn({ component: 'discovery:gossip', err: err.message }, 'publish failed') },
+      clock: { now: Date.now },
+      rng: { next: Math.random }
     })
     this.#redialer = new Redialer({
       libp2p,
@@ -179,6 +181,7 @@ export class Agent {
       now: Date.now,
       send: async (peerId, req) => await this.#rpc(peerId, MIGRATE_PROTOCOL, req, migrateResponseSchema) as MigrateResponse,
       partition: () => this.#rebalancer?.partitionId,
+      load: () => this.hostLoad(),
       onEnded: (r) => {
         this.metrics.migrations.inc({ result: r.phase })
         this.log.info({ component: 'discovery:migration', migration: r.id, vm: r.vmId, to: r.to, phase: r.phase, reason: r.reason, totalMs: r.totalMs, downtimeMs: r.downtimeMs }, 'migration ended')
@@ -209,29 +212,28 @@ export class Agent {
       onInvalid: (from, reason) => { this.#invalid('migrate', from, reason) },
       handle: async (req, from) => {
         this.#view.heard(from, Date.now())
-        return await this.#serveMigrate(req)
+        return await this.#serveMigrate(req, from)
       }
     })
     this.#rebalanceServer = new RpcServer({
       libp2p,
       protocol: REBALANCE_PROTOCOL,
-      schema: rebalanceMessageSchema,
+      schema: rebalanceEnvelopeSchema,
       timeoutMs: config.requestTimeoutMs,
       onInvalid: (from, reason) => { this.#invalid('rebalance', from, reason) },
       handle: async (req, from) => {
         this.#view.heard(from, Date.now())
-        this.#rebalancer.receive(from, req.msg as RebalanceMessage)
+        this.#rebalancer.receive(from, req.msg)
         return { v: PROTOCOL_VERSION, ok: true }
       }
     })
     this.#placer = new Placer({
-      self: this.peerId,
       nodes: () => this.#placementNodes(),
       send: async (peerId, req) => await this.#send(peerId, req),
       rng: { next: Math.random },
       sample: config.placementSample,
       leaseTtlMs: config.leaseTtlMs,
-      now: Date.now,
+      clock: { now: Date.now },
       sleep: async (ms) => { await sleep(ms) },
       onAttempt: (result) => { this.metrics.placeAttempts.inc({ result }) }
     })
@@ -523,7 +525,7 @@ export class Agent {
     return res
   }
 
-  async #serveMigrate (req: MigrateRequest): Promise<MigrateResponse> {
+  async #serveMigrate (req: MigrateRequest, from: string): Promise<MigrateResponse> {
     if (req.op === 'request') {
       try {
         const migration = await this.migrateVm(req.vmId, req.to)
@@ -532,13 +534,7 @@ export class Agent {
         return { v: PROTOCOL_VERSION, ok: false, reason: `${err.name}: ${err.message}` }
       }
     }
-    if (req.op === 'propose') {
-      // The destination must stay within its cores once the VM's demand arrives.
-      const load = this.hostLoad()
-      const demand = load.vms.reduce((a, v) => a + v.demand, 0)
-      if (demand + req.demand > this.config.capacity.cpu + 1e-9) return { v: PROTOCOL_VERSION, ok: false, reason: `taking ${req.vm.id} (demand ${req.demand.toFixed(2)} vCPU) would overload this node (demand ${demand.toFixed(2)} of ${this.config.capacity.cpu} cores)` }
-    }
-    return await this.#migrations.handle(req)
+    return await this.#migrations.handle(req, from)
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
 import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
+import type { Change } from '../core/gossip-policy.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { Store, VmRecord } from '../store/store.ts'
@@ -20,12 +21,7 @@ export interface LocalNodeInit {
   onChange: (change: Change) => void
 }
 
-/**
- * What a change touched: `vms`, the set of VMs or an epoch (a VM created,
- * deleted, adopted by migration); `state`, only a VM's state (booted,
- * migrating, running again); `load`, only reservations.
- */
-export type Change = 'vms' | 'state' | 'load'
+export type { Change }
 
 export type CommitOutcome = { ok: true, state: VmState } | { ok: false, reason: string }
 

@@ -7,25 +7,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { PROTOCOL_VERSION, type VmSpec } from '../core/messages.ts'
-import { isFinal, type MigrationAction, type MigrationEvent, type MigrationRecord, startMigration, stepMigration } from '../core/migration-fsm.ts'
-import type { MigrateRequest, MigrateResponse } from '../core/rebalance-messages.ts'
+import type { MigrateRequest, MigrateResponse } from '../core/migrate-messages.ts'
+import { admitIncoming, DEFAULT_MIGRATION, type IncomingEvent, type IncomingRecord, isFinal, type MigrationAction, type MigrationConfig, type MigrationEvent, type MigrationRecord, startIncoming, startMigration, stepIncoming, stepMigration } from '../core/migration-fsm.ts'
+import type { HostLoad } from '../core/rebalance-messages.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { LocalNode } from './local-node.ts'
 
-export interface MigrationConfig {
-  /** Live-migration bandwidth the sim driver's model assumes, MiB/s. Default 1,250 (10 Gbit/s). */
-  bandwidthMiBps: number
-  /** Longest pause at the switch-over. Default 30 ms (pre-copy stops when the rest fits). */
-  maxDowntimeMs: number
-  /** The destination's lease: long enough for the transfer. Default 10 min. */
-  leaseTtlMs: number
-  /** How long a source waits for evidence after a lost commit answer before it resumes. Default 30 s. */
-  doubtMs: number
-  /** Migrations kept in the list once ended. Default 200. */
-  keepEnded: number
-}
-
-export const DEFAULT_MIGRATION: MigrationConfig = { bandwidthMiBps: 1250, maxDowntimeMs: 30, leaseTtlMs: 600_000, doubtMs: 30_000, keepEnded: 200 }
+export { DEFAULT_MIGRATION, type MigrationConfig }
 
 export interface MigrationsInit {
   self: string
@@ -35,6 +23,8 @@ export interface MigrationsInit {
   send: (peerId: string, req: MigrateRequest) => Promise<MigrateResponse>
   /** The partition this node is in (rebalancing), if any: proposals from another partition are refused. */
   partition: () => string | undefined
+  /** This node as the planner sees it, reservations included: what the admission of an incoming VM reads. */
+  load: () => HostLoad
   onEnded: (record: MigrationRecord) => void
   now: () => number
 }
@@ -54,8 +44,8 @@ export class Migrations {
   readonly #transfers = new Map<string, Map<string, AbortController>>()
   readonly #doubts = new Map<string, NodeJS.Timeout>()
   readonly #waiters = new Map<string, Array<(r: MigrationRecord) => void>>()
-  /** Incoming migrations: migration id → VM id. */
-  readonly #incoming = new Map<string, string>()
+  /** Incoming migrations, by migration id, until adopted or released. */
+  readonly #incoming = new Map<string, IncomingRecord>()
 
   constructor (init: MigrationsInit) {
     this.#init = init
@@ -100,29 +90,55 @@ export class Migrations {
   }
 
   /** Serves `/discovery/migrate/1.0.0` as destination. */
-  async handle (req: MigrateRequest): Promise<MigrateResponse> {
+  async handle (req: MigrateRequest, from = ''): Promise<MigrateResponse> {
     const local = this.#init.local
+    const now = this.#init.now()
+    this.#expireIncoming(now)
     switch (req.op) {
       case 'propose': {
-        const partition = this.#init.partition()
-        if (partition != null && partition !== req.partitionId) return { v: PROTOCOL_VERSION, ok: false, reason: 'this node is in another rebalancing partition' }
+        const vm = { id: req.vm.id, cpu: req.vm.cpu, memMiB: req.vm.memMiB, demand: req.demand, ...(req.vm.constraints?.spread != null ? { spread: req.vm.constraints.spread } : {}) }
+        const partitionId = this.#init.partition()
+        const refusal = admitIncoming(this.#init.load(), vm, { ...(partitionId != null ? { partitionId } : {}), ...(req.partitionId != null ? { proposalPartitionId: req.partitionId } : {}) })
+        if (refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: refusal }
         const r = local.reserveIncoming(req.migrationId, req.vm, this.#init.config.leaseTtlMs)
         if (!r.ok) return { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
-        this.#incoming.set(req.migrationId, req.vm.id)
+        this.#incoming.set(req.migrationId, startIncoming({ migrationId: req.migrationId, vmId: req.vm.id, from, epoch: req.epoch, expiresAtMs: now + this.#init.config.leaseTtlMs }))
         return { v: PROTOCOL_VERSION, ok: true }
       }
       case 'commit': {
+        const rec = this.#incoming.get(req.migrationId)
+        if (rec == null) {
+          // Adopted already (a commit asked again), or never reserved here: the ledger knows.
+          const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch)
+          return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
+        }
+        const step = this.#stepIncoming(rec, { type: 'commit', epoch: req.epoch }, now)
+        if (step.refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: step.refusal }
+        if (!step.actions.includes('adopt')) return { v: PROTOCOL_VERSION, ok: true }
         const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch)
-        this.#incoming.delete(req.migrationId)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
-      case 'abort':
-        this.#incoming.delete(req.migrationId)
-        local.release(req.migrationId)
+      case 'abort': {
+        const rec = this.#incoming.get(req.migrationId)
+        if (rec != null) this.#stepIncoming(rec, { type: 'abort' }, now)
+        else local.release(req.migrationId)
         return { v: PROTOCOL_VERSION, ok: true }
+      }
       case 'request':
         return { v: PROTOCOL_VERSION, ok: false, reason: 'request is served by the agent' }
     }
+  }
+
+  #stepIncoming (rec: IncomingRecord, event: IncomingEvent, now: number): ReturnType<typeof stepIncoming> {
+    const step = stepIncoming(rec, event, now)
+    if (step.actions.includes('release')) this.#init.local.release(rec.migrationId)
+    if (step.record.phase === 'reserved') this.#incoming.set(rec.migrationId, step.record)
+    else this.#incoming.delete(rec.migrationId)
+    return step
+  }
+
+  #expireIncoming (now: number): void {
+    for (const rec of this.#incoming.values()) if (rec.expiresAtMs <= now) this.#stepIncoming(rec, { type: 'expired' }, now)
   }
 
   stop (): void {

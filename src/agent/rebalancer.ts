@@ -6,7 +6,7 @@
 import type { HostLoad } from '../core/planner.ts'
 import { type Effects, type Note, RebalanceNode, type RebalanceConfig, type RebalanceMessage } from '../core/rebalance.ts'
 import type { Ring } from '../core/ring.ts'
-import type { MigrationRecord } from '../core/migration-fsm.ts'
+import type { MigrationRecord } from '../core/migrate-messages.ts'
 
 export interface RebalancerInit {
   self: string

@@ -5,6 +5,7 @@
  * the core. Zod is pure (no I/O), so it may live in core/.
  */
 import { z } from 'zod'
+import { leaseIdSchema, peerIdSchema, vmIdSchema } from './ids.ts'
 
 /** Bounds that keep a hostile message from making us allocate or loop without end. */
 export const LIMITS = Object.freeze({
@@ -30,8 +31,6 @@ export const resourcesSchema = z.object({
   memMiB: z.number().int().min(0).max(LIMITS.maxMemMiB * 64)
 })
 
-const peerIdString = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id')
-const vmId = z.string().regex(/^vm-[a-z0-9]{6,40}$/, 'a VM id like vm-1a2b3c4d')
 const vmName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/, 'a name: letters, digits, . _ -, starting with a letter or digit')
 const groupName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9._-]+$/, 'a group name: letters, digits, . _ -')
 
@@ -60,7 +59,7 @@ export type CreateVmRequest = z.infer<typeof createVmSchema>
 
 /** A VM as its owner stores it and as it is gossiped. */
 export const vmSpecSchema = z.object({
-  id: vmId,
+  id: vmIdSchema,
   name: vmName,
   cpu: z.number().int().min(1).max(LIMITS.maxCpu),
   memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
@@ -73,7 +72,7 @@ export type VmSpec = z.infer<typeof vmSpecSchema>
 
 /** The part of a VM every peer needs: enough for `scope=cluster`, spread groups and accounting. */
 export const vmSummarySchema = z.object({
-  id: vmId,
+  id: vmIdSchema,
   name: vmName,
   cpu: z.number().int().min(1).max(LIMITS.maxCpu),
   memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
@@ -88,7 +87,7 @@ export const PROTOCOL_VERSION = 1
 /** What an agent gossips on `/discovery/state/1`. */
 export const nodeStateSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
-  peerId: peerIdString,
+  peerId: peerIdSchema,
   /** Start time of this run of the agent: a restarted agent's sequence starts again above the old one. */
   incarnation: z.number().int().min(0),
   seq: z.number().int().min(0),
@@ -116,7 +115,7 @@ export type NodeState = z.infer<typeof nodeStateSchema>
  */
 export const stateDeltaSchema = z.object({
   base: z.number().int().min(0),
-  removed: z.array(vmId).max(LIMITS.maxVmsPerNode),
+  removed: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode),
   count: z.number().int().min(0).max(LIMITS.maxVmsPerNode)
 }).strict()
 export type StateDelta = z.infer<typeof stateDeltaSchema>
@@ -126,11 +125,11 @@ export type StateMessage = z.infer<typeof stateMessageSchema>
 
 /** `/discovery/place/1.0.0`: one request, one response. */
 export const placeRequestSchema = z.discriminatedUnion('op', [
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('reserve'), leaseId: z.string().uuid(), resources: resourcesSchema, constraints: constraintsSchema.optional(), ttlMs: z.number().int().min(100).max(120_000) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), leaseId: z.string().uuid(), vm: vmSpecSchema }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('release'), leaseId: z.string().uuid() }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('reserve'), leaseId: leaseIdSchema, resources: resourcesSchema, constraints: constraintsSchema.optional(), ttlMs: z.number().int().min(100).max(120_000) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), leaseId: leaseIdSchema, vm: vmSpecSchema }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('release'), leaseId: leaseIdSchema }).strict(),
   // An extension of DESIGN.md's reserve/commit/release: a VM is deleted by the node that owns its capacity.
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), vmId }).strict()
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), vmId: vmIdSchema }).strict()
 ])
 export type PlaceRequest = z.infer<typeof placeRequestSchema>
 

@@ -1,8 +1,12 @@
 /**
- * A live migration as its source sees it: propose → (the destination
- * reserves and accepts) → transfer → commit, or abort. Pure: events in,
- * the next phase and the actions to carry out out. Every path ends with the
- * VM running in exactly one place and no reservation held for long:
+ * A live migration, both ends, as pure state machines: events in, the next
+ * phase and the actions to carry out out. The agent runs them over
+ * `/discovery/migrate/1.0.0` with its driver; the simulator runs the same
+ * over its simulated network with the pre-copy model.
+ *
+ * Source: propose → (the destination admits, reserves and accepts) →
+ * transfer → commit, or abort. Every path ends with the VM running in
+ * exactly one place and no reservation held for long:
  * - refused, unreachable, transfer refused or failed, commit refused →
  *   `aborted`: the source resumes its copy, the destination releases (or its
  *   lease expires on its own);
@@ -11,27 +15,34 @@
  *   until either the destination is seen running it at the higher epoch
  *   (fencing: stop our copy) or `doubt` expires (resume; should the
  *   destination have committed after all, the higher epoch wins later).
+ *
+ * Destination: a proposal is admitted (`admitIncoming`: the one rule, also
+ * the planner's viability) and reserved with a lease; a commit adopts the VM
+ * at its new epoch, an abort or the lease's expiry releases the room.
  */
-export type MigrationPhase = 'proposing' | 'transferring' | 'committing' | 'in-doubt' | 'committed' | 'aborted'
+import type { MigrationPhase, MigrationRecord } from './migrate-messages.ts'
+import type { HostLoad, VmLoad } from './rebalance-messages.ts'
+import { allocatable } from './resources.ts'
 
-export interface MigrationRecord {
-  id: string
-  vmId: string
-  from: string
-  to: string
-  memMiB: number
-  /** The VM's epoch before the migration; the destination runs it at epoch + 1. */
-  epoch: number
-  phase: MigrationPhase
-  reason?: string
-  startedAtMs: number
-  endedAtMs?: number
-  /** Figures of the transfer (model or real). */
-  totalMs?: number
-  downtimeMs?: number
-  bytesMiB?: number
-  partitionId?: string
+export type { MigrationPhase, MigrationRecord }
+
+export interface MigrationConfig {
+  /** Live-migration bandwidth the sim driver's model assumes, MiB/s. Default 1,250 (10 Gbit/s; wan 125). */
+  bandwidthMiBps: number
+  /** Longest pause at the switch-over. Default 30 ms (pre-copy stops when the rest fits). */
+  maxDowntimeMs: number
+  /** The destination's lease: long enough for the transfer. Default 10 min. */
+  leaseTtlMs: number
+  /** How long a source waits for evidence after a lost commit answer before it resumes. Default 30 s. */
+  doubtMs: number
+  /** Migrations kept in the list once ended. Default 200. */
+  keepEnded: number
 }
+
+export const DEFAULT_MIGRATION: MigrationConfig = Object.freeze({ bandwidthMiBps: 1250, maxDowntimeMs: 30, leaseTtlMs: 600_000, doubtMs: 30_000, keepEnded: 200 })
+
+// ---------------------------------------------------------------------------
+// Source
 
 export type MigrationEvent =
   | { type: 'accepted' }
@@ -54,6 +65,7 @@ export type MigrationAction =
   | 'drop-local'
   /** Resume our copy: the migration did not happen. */
   | 'resume-local'
+  /** Wait `doubtMs` for evidence, then feed `doubt-expired`. */
   | 'wait-for-evidence'
 
 export interface Step {
@@ -96,6 +108,110 @@ export function stepMigration (record: MigrationRecord, event: MigrationEvent, n
       if (event.type === 'doubt-expired') return to('aborted', ['resume-local'], { reason: 'the destination never confirmed the commit' })
       return unchanged
     default:
+      return unchanged
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Destination
+
+/**
+ * Demand is a float summed in whatever order: the admission forgives this
+ * much rounding, as the planner does (planner.ts), so that a destination the
+ * planner chose is never refused for a rounding difference.
+ */
+const EPSILON = 1e-9
+
+export interface AdmissionContext {
+  /** The rebalancing partition this node belongs to, if any. */
+  partitionId?: string
+  /** The partition the proposal comes from, if any. */
+  proposalPartitionId?: string
+}
+
+/**
+ * Why `dest` cannot take `vm` by migration; undefined when it can. The one
+ * rule of the destination: it is in no other rebalancing partition, does not
+ * run the VM already, and stays viable once the VM has arrived — demand
+ * within its cores, memory within its memory, allocation within
+ * `allocatable`, no second VM of a spread group. `dest` counts its
+ * reservations (as pinned VMs) with the demand its runtime gives them.
+ */
+export function admitIncoming (dest: HostLoad, vm: VmLoad, ctx: AdmissionContext = {}): string | undefined {
+  if (ctx.partitionId != null && ctx.partitionId !== ctx.proposalPartitionId) return 'this node is in another rebalancing partition'
+  let demand = 0
+  let memMiB = 0
+  let alloc = 0
+  for (const v of dest.vms) {
+    if (v.id === vm.id) return `this node already runs ${vm.id}`
+    if (vm.spread != null && v.spread === vm.spread) return `this node already hosts spread group ${vm.spread}`
+    demand += v.demand
+    memMiB += v.memMiB
+    alloc += v.cpu
+  }
+  const cores = dest.capacity.cpu
+  if (demand + vm.demand > cores + EPSILON) return `taking ${vm.id} (demand ${vm.demand.toFixed(2)} vCPU) would overload this node (demand ${demand.toFixed(2)} of ${cores} cores)`
+  if (memMiB + vm.memMiB > dest.capacity.memMiB) return `not enough free memory for ${vm.id}: need ${vm.memMiB} MiB, free ${dest.capacity.memMiB - memMiB} MiB`
+  const limit = allocatable(dest.capacity, dest.cpuOvercommit).cpu
+  if (alloc + vm.cpu > limit) return `no vCPU left to allocate for ${vm.id}: need ${vm.cpu}, ${limit - alloc} of ${limit} left`
+  return undefined
+}
+
+export type IncomingPhase = 'reserved' | 'adopted' | 'released'
+
+/** A migration as its destination records it, from the admitted proposal on. */
+export interface IncomingRecord {
+  migrationId: string
+  vmId: string
+  from: string
+  /** The VM's epoch at the source; it runs here at epoch + 1. */
+  epoch: number
+  phase: IncomingPhase
+  expiresAtMs: number
+  reason?: string
+}
+
+export type IncomingEvent =
+  | { type: 'commit', epoch: number }
+  | { type: 'abort' }
+  /** The lease's time is up with no commit. */
+  | { type: 'expired' }
+
+export type IncomingAction =
+  /** Take the VM over at the new epoch (durable before the answer). */
+  | 'adopt'
+  /** Give the reserved room back. */
+  | 'release'
+
+export interface IncomingStep {
+  record: IncomingRecord
+  actions: IncomingAction[]
+  /** For `commit`: what to answer the source; undefined when nothing is to be answered. */
+  refusal?: string
+}
+
+export function startIncoming (init: Omit<IncomingRecord, 'phase'>): IncomingRecord {
+  return { ...init, phase: 'reserved' }
+}
+
+/** The next phase of an incoming migration. A commit of an adopted VM is answered again (the source may ask twice). */
+export function stepIncoming (record: IncomingRecord, event: IncomingEvent, nowMs: number): IncomingStep {
+  const unchanged: IncomingStep = { record, actions: [] }
+  switch (record.phase) {
+    case 'reserved':
+      if (event.type === 'commit') {
+        if (event.epoch !== record.epoch + 1) return { record, actions: [], refusal: `commit at epoch ${event.epoch}, expected ${record.epoch + 1}` }
+        if (nowMs >= record.expiresAtMs) return { record: { ...record, phase: 'released', reason: 'the reservation expired' }, actions: ['release'], refusal: 'the reservation expired' }
+        return { record: { ...record, phase: 'adopted' }, actions: ['adopt'] }
+      }
+      if (event.type === 'abort') return { record: { ...record, phase: 'released', reason: 'aborted by the source' }, actions: ['release'] }
+      if (event.type === 'expired') return { record: { ...record, phase: 'released', reason: 'the reservation expired' }, actions: ['release'] }
+      return unchanged
+    case 'adopted':
+      if (event.type === 'commit') return { record, actions: [] }
+      return unchanged
+    case 'released':
+      if (event.type === 'commit') return { record, actions: [], refusal: record.reason ?? 'no such migration' }
       return unchanged
   }
 }

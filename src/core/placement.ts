@@ -18,9 +18,15 @@
  * the capacity has the last word (the reservation), so a stale view costs a
  * retry, never an over-commit.
  */
+import { constraintMiss } from './constraints.ts'
 import type { Constraints, NodeState } from './messages.ts'
-import { add, dominantShare, fits, free, type Resources, ZERO } from './resources.ts'
+import { add, allocatable, dominantShare, fits, free, type Resources, ZERO } from './resources.ts'
 import type { Rng } from './rng.ts'
+
+/** What this agent is reserving right now, per node, not yet in anyone's gossip (a Map, or `InFlight`). */
+export interface HeldResources {
+  get (peerId: string): Resources | undefined
+}
 
 export interface PlacementRequest {
   resources: Resources
@@ -45,28 +51,29 @@ export interface FilterResult {
   considered: number
 }
 
-export function filterCandidates (nodes: Iterable<NodeState>, req: PlacementRequest, inFlight: ReadonlyMap<string, Resources> = new Map()): FilterResult {
+/** What a node lacks to take the VM, or the candidate it makes. */
+export function checkNode (node: NodeState, req: PlacementRequest, inFlight: HeldResources = NO_FLIGHT): Candidate | RejectReason {
+  const miss = constraintMiss(node.labels, req.constraints, group => node.vms.some(vm => vm.spread === group && vm.state !== 'deleted'))
+  if (miss != null) return miss.kind
+  const committed = add(add(node.used, node.reserved), inFlight.get(node.peerId) ?? ZERO)
+  const available = free(node.capacity, committed, node.cpuOvercommit)
+  if (!fits(req.resources, available)) return req.resources.memMiB > available.memMiB ? 'memory' : 'cpu'
+  const candidate: Candidate = { peerId: node.peerId, free: available, loadAfter: dominantShare(add(committed, req.resources), allocatable(node.capacity, node.cpuOvercommit)) }
+  if (node.idle === true) candidate.idle = true
+  return candidate
+}
+
+const NO_FLIGHT: HeldResources = new Map<string, Resources>()
+
+export function filterCandidates (nodes: Iterable<NodeState>, req: PlacementRequest, inFlight: HeldResources = NO_FLIGHT): FilterResult {
   const rejected: Record<RejectReason, number> = { cpu: 0, memory: 0, labels: 0, zone: 0, spread: 0 }
   const candidates: Candidate[] = []
   let considered = 0
-  const c = req.constraints ?? {}
   for (const node of nodes) {
     considered++
-    if (c.zone != null && node.labels.zone !== c.zone) { rejected.zone++; continue }
-    if (c.labels != null && !Object.entries(c.labels).every(([k, v]) => node.labels[k] === v)) { rejected.labels++; continue }
-    if (c.spread != null && node.vms.some(vm => vm.spread === c.spread && vm.state !== 'deleted')) { rejected.spread++; continue }
-    const committed = add(add(node.used, node.reserved), inFlight.get(node.peerId) ?? ZERO)
-    const available = free(node.capacity, committed, node.cpuOvercommit)
-    if (!fits(req.resources, available)) {
-      if (req.resources.memMiB > available.memMiB) rejected.memory++
-      else rejected.cpu++
-      continue
-    }
-    const after = add(committed, req.resources)
-    const cap = { cpu: Math.floor(node.capacity.cpu * node.cpuOvercommit), memMiB: node.capacity.memMiB }
-    const candidate: Candidate = { peerId: node.peerId, free: available, loadAfter: dominantShare(after, cap) }
-    if (node.idle === true) candidate.idle = true
-    candidates.push(candidate)
+    const c = checkNode(node, req, inFlight)
+    if (typeof c === 'string') rejected[c]++
+    else candidates.push(c)
   }
   return { candidates, rejected, considered }
 }
@@ -102,4 +109,114 @@ export function explainNoCandidate (req: PlacementRequest, result: FilterResult)
   const need = `${req.resources.cpu} vCPU / ${req.resources.memMiB} MiB`
   if (result.considered === 0) return `no live node is known to host ${need}`
   return `no node can host ${need}: of ${result.considered} live nodes, ${parts.join(', ')}`
+}
+
+/** The nodes an agent may place on, by index: its view, or a simulated agent's. `at` is undefined for a node not believed alive. */
+export interface NodeSource {
+  readonly size: number
+  at (index: number): NodeState | undefined
+}
+
+export function arraySource (nodes: readonly NodeState[]): NodeSource {
+  return { size: nodes.length, at: i => nodes[i] }
+}
+
+/**
+ * The order of `rankCandidates`, drawn lazily so that a create costs a few
+ * checks, not a pass over thousands of nodes: `d` candidates are found by
+ * probing nodes at random (without replacement), and are asked first, least
+ * loaded first; only when they all refused is the whole view filtered and
+ * the rest asked, least loaded first, idle nodes last. Probing nodes in a
+ * random order and keeping those that pass the filter draws the same sample
+ * as drawing `d` of the filtered candidates; when a few probes do not find
+ * `d` of them (a nearly full cluster), the whole view is filtered at once.
+ * Free capacity is read when a node is checked, so capacity held by other
+ * creates in flight (`inFlight`, shared and updated by the caller) counts.
+ */
+export class CandidateOrder {
+  readonly #nodes: NodeSource
+  readonly #req: PlacementRequest
+  readonly #inFlight: HeldResources
+  readonly #rng: Rng
+  readonly #d: number
+  #queue: Candidate[] = []
+  readonly #asked = new Set<string>()
+  #phase: 'sample' | 'rest' | 'done' = 'sample'
+  #last?: FilterResult
+
+  constructor (nodes: NodeSource, req: PlacementRequest, inFlight: HeldResources, rng: Rng, d: number) {
+    this.#nodes = nodes
+    this.#req = req
+    this.#inFlight = inFlight
+    this.#rng = rng
+    this.#d = d
+  }
+
+  /** The next node to ask, or undefined when every candidate was asked. */
+  next (): Candidate | undefined {
+    while (true) {
+      const c = this.#queue.shift()
+      if (c != null) {
+        this.#asked.add(c.peerId)
+        return c
+      }
+      if (this.#phase === 'sample') {
+        this.#phase = 'rest'
+        this.#queue = this.#sample()
+      } else if (this.#phase === 'rest') {
+        this.#phase = 'done'
+        const all = this.#filterAll()
+        const rest = all.candidates.filter(c => !this.#asked.has(c.peerId))
+        const active = rest.filter(c => c.idle !== true).sort(byLoad)
+        const idle = rest.filter(c => c.idle === true).sort(byLoad)
+        this.#queue = [...active, ...idle]
+      } else {
+        return undefined
+      }
+    }
+  }
+
+  /** Why no node could host the VM: a pass over the whole view (only when none could). */
+  explain (): string {
+    return explainNoCandidate(this.#req, this.#last ?? this.#filterAll())
+  }
+
+  /** Candidates found by the last full pass (undefined until one ran). */
+  get filtered (): FilterResult | undefined {
+    return this.#last
+  }
+
+  #filterAll (): FilterResult {
+    const nodes: NodeState[] = []
+    for (let i = 0; i < this.#nodes.size; i++) {
+      const n = this.#nodes.at(i)
+      if (n != null) nodes.push(n)
+    }
+    this.#last = filterCandidates(nodes, this.#req, this.#inFlight)
+    return this.#last
+  }
+
+  #sample (): Candidate[] {
+    const n = this.#nodes.size
+    if (this.#d <= 0 || n === 0) return []
+    const maxProbes = Math.min(n, 4 * this.#d + 16)
+    const probed = new Set<number>()
+    const sample: Candidate[] = []
+    // Past half the view, drawing an unprobed index by rejection gets slow: filter it all instead.
+    while (sample.length < this.#d && probed.size < maxProbes && probed.size < n / 2 + 1) {
+      const i = Math.floor(this.#rng.next() * n)
+      if (probed.has(i)) continue
+      probed.add(i)
+      const node = this.#nodes.at(i)
+      if (node == null) continue
+      const c = checkNode(node, this.#req, this.#inFlight)
+      if (typeof c !== 'string' && c.idle !== true) sample.push(c)
+    }
+    if (sample.length < this.#d) {
+      // Too few found by probing: draw them from the whole filtered view, as rankCandidates does.
+      const all = this.#filterAll()
+      return rankCandidates(all.candidates, this.#rng, this.#d).slice(0, Math.min(this.#d, all.candidates.filter(c => c.idle !== true).length))
+    }
+    return sample.sort(byLoad)
+  }
 }

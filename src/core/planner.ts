@@ -32,42 +32,10 @@
  *
  * Deterministic: no randomness, every sort ends on an id.
  */
-import type { Resources } from './resources.ts'
+import type { HostLoad, Migration, Problem, VmLoad } from './rebalance-messages.ts'
+import { allocatable } from './resources.ts'
 
-export interface VmLoad {
-  id: string
-  /** Allocated vCPUs, an integer. */
-  cpu: number
-  memMiB: number
-  /** Current CPU demand in vCPUs, from 0 to `cpu`. */
-  demand: number
-  /** Anti-affinity group: no two VMs of one group on a host. */
-  spread?: string
-  /** Counts on its host but never moves: the host's reservations, for VMs not yet there. */
-  pinned?: boolean
-}
-
-export interface HostLoad {
-  peerId: string
-  /** `cpu` is physical cores: demand beyond it is an overload. */
-  capacity: Resources
-  /** Allocation may reach floor(capacity.cpu × cpuOvercommit), as in `free()` of resources.ts. */
-  cpuOvercommit: number
-  vms: VmLoad[]
-  /** Carried for the caller; the planner does not read it (a VmLoad asks for no labels). */
-  labels?: Record<string, string>
-  /** Consolidated or powered down: receives no VM unless `allowIdle`. */
-  idle?: boolean
-}
-
-export interface Migration {
-  vmId: string
-  from: string
-  to: string
-  memMiB: number
-}
-
-export type Problem = { kind: 'overload', peerId: string } | { kind: 'underload', peerId: string }
+export type { HostLoad, Migration, Problem, VmLoad }
 
 export interface PlanOptions {
   /**
@@ -125,7 +93,7 @@ export function isUnderloaded (h: HostLoad, threshold = DEFAULT_UNDERLOAD_THRESH
 
 /** Allocation ceiling: the same formula as `free()` in resources.ts, so the planner never promises what a reservation would refuse. */
 export function allocationLimit (h: HostLoad): number {
-  return Math.floor(h.capacity.cpu * h.cpuOvercommit)
+  return allocatable(h.capacity, h.cpuOvercommit).cpu
 }
 
 /** Demand ≤ cores, memory ≤ capacity, allocation ≤ floor(cores × over-commit). Spread groups are the planner's concern, not viability's. */

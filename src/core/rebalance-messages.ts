@@ -1,78 +1,73 @@
 /**
- * The schemas of `/discovery/migrate/1.0.0` and `/discovery/rebalance/1.0.0`:
- * one schema per message gives its type and its validation at the edge.
+ * The schemas of `/discovery/rebalance/1.0.0` and of what its messages carry:
+ * a host's load as the planner sees it, a problem, a migration of a plan. Each
+ * gives the type (the planner's and the partition state machine's) and the
+ * validation at the edge.
  */
 import { z } from 'zod'
-import { PROTOCOL_VERSION, vmSpecSchema } from './messages.ts'
+import { partitionIdSchema, peerIdSchema } from './ids.ts'
+import { PROTOCOL_VERSION } from './messages.ts'
 
-const peerId = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id')
-const partitionId = z.string().min(1).max(200)
-const migrationId = z.string().uuid()
-const vmId = z.string().regex(/^vm-[a-z0-9]{6,40}$/, 'a VM id like vm-1a2b3c4d')
-
-export const MIGRATION_PHASES = ['proposing', 'transferring', 'committing', 'in-doubt', 'committed', 'aborted'] as const
-
-export const migrationRecordSchema = z.object({
-  id: migrationId,
-  vmId,
-  from: peerId,
-  to: peerId,
-  memMiB: z.number().int().min(1),
-  epoch: z.number().int().min(0),
-  phase: z.enum(MIGRATION_PHASES),
-  reason: z.string().max(500).optional(),
-  startedAtMs: z.number().int().min(0),
-  endedAtMs: z.number().int().min(0).optional(),
-  totalMs: z.number().min(0).optional(),
-  downtimeMs: z.number().min(0).optional(),
-  bytesMiB: z.number().min(0).optional(),
-  partitionId: partitionId.optional()
-}).strict()
-
-export const migrateRequestSchema = z.discriminatedUnion('op', [
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('propose'), migrationId, vm: vmSpecSchema, epoch: z.number().int().min(0), demand: z.number().min(0).max(1024), partitionId: partitionId.optional(), ttlMs: z.number().int().min(1000).max(3_600_000) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), migrationId, vm: vmSpecSchema, epoch: z.number().int().min(1) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('abort'), migrationId }).strict(),
-  /** Asks the owner of a VM to migrate it (a user's request that reached another agent). */
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('request'), vmId, to: peerId.optional() }).strict()
-])
-export type MigrateRequest = z.infer<typeof migrateRequestSchema>
-
-export const migrateResponseSchema = z.union([
-  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true), migration: migrationRecordSchema.optional() }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500), migration: migrationRecordSchema.optional() }).strict()
-])
-export type MigrateResponse = z.infer<typeof migrateResponseSchema>
-
-const vmLoadSchema = z.object({
+/** A VM as the planner sees it. Its id is a VM id, or `reserved` for a host's reservations. */
+export const vmLoadSchema = z.object({
   id: z.string().min(1).max(64),
+  /** Allocated vCPUs, an integer. */
   cpu: z.number().int().min(0).max(1024),
   memMiB: z.number().int().min(0),
+  /** Current CPU demand in vCPUs, from 0 to `cpu`. */
   demand: z.number().min(0).max(1024),
+  /** Anti-affinity group: no two VMs of one group on a host. */
   spread: z.string().max(63).optional(),
+  /** Counts on its host but never moves: the host's reservations, for VMs not yet there. */
   pinned: z.boolean().optional()
 }).strict()
+export type VmLoad = z.infer<typeof vmLoadSchema>
 
-const hostLoadSchema = z.object({
-  peerId,
+export const hostLoadSchema = z.object({
+  peerId: peerIdSchema,
+  /** `cpu` is physical cores: demand beyond it is an overload. */
   capacity: z.object({ cpu: z.number().min(0), memMiB: z.number().min(0) }).strict(),
+  /** Allocation may reach floor(capacity.cpu × cpuOvercommit) (`allocatable` in resources.ts). */
   cpuOvercommit: z.number().min(0.01).max(1000),
   vms: z.array(vmLoadSchema).max(1000),
+  /** Carried for the caller; the planner does not read it. */
   labels: z.record(z.string().max(63), z.string().max(63)).optional(),
+  /** Consolidated or powered down: receives no VM unless the planner is allowed idle hosts. */
   idle: z.boolean().optional()
 }).strict()
+export type HostLoad = z.infer<typeof hostLoadSchema>
 
-const problemSchema = z.object({ kind: z.enum(['overload', 'underload']), peerId }).strict()
-const migrationSchema = z.object({ vmId: z.string().min(1).max(64), from: peerId, to: peerId, memMiB: z.number().int().min(0) }).strict()
+export const problemSchema = z.object({ kind: z.enum(['overload', 'underload']), peerId: peerIdSchema }).strict()
+export type Problem = z.infer<typeof problemSchema>
 
-export const rebalanceMessageSchema = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  msg: z.discriminatedUnion('type', [
-    z.object({ type: z.literal('event'), partitionId, initiator: peerId, problem: problemSchema, members: z.array(hostLoadSchema).min(1).max(128), turns: z.number().int().min(0).max(16), blocked: z.boolean(), hops: z.number().int().min(0), startedAtMs: z.number() }).strict(),
-    z.object({ type: z.literal('blocked'), partitionId }).strict(),
-    z.object({ type: z.literal('order'), partitionId, leader: peerId, migrations: z.array(migrationSchema).max(64) }).strict(),
-    z.object({ type: z.literal('report'), partitionId, vmId: z.string().min(1).max(64), ok: z.boolean(), reason: z.string().max(500).optional() }).strict(),
-    z.object({ type: z.literal('dissolve'), partitionId, outcome: z.enum(['solved', 'failed', 'unsolvable', 'timeout']) }).strict()
-  ])
+export const migrationSchema = z.object({ vmId: z.string().min(1).max(64), from: peerIdSchema, to: peerIdSchema, memMiB: z.number().int().min(0) }).strict()
+export type Migration = z.infer<typeof migrationSchema>
+
+export const OUTCOMES = ['solved', 'failed', 'unsolvable', 'timeout'] as const
+export type Outcome = typeof OUTCOMES[number]
+
+export const eventTokenSchema = z.object({
+  type: z.literal('event'),
+  partitionId: partitionIdSchema,
+  initiator: peerIdSchema,
+  problem: problemSchema,
+  /** The states of the nodes the partition has gathered. */
+  members: z.array(hostLoadSchema).min(1).max(128),
+  turns: z.number().int().min(0).max(16),
+  blocked: z.boolean(),
+  hops: z.number().int().min(0),
+  startedAtMs: z.number()
 }).strict()
-export type RebalanceEnvelope = z.infer<typeof rebalanceMessageSchema>
+export type EventToken = z.infer<typeof eventTokenSchema>
+
+export const rebalanceMessageSchema = z.discriminatedUnion('type', [
+  eventTokenSchema,
+  z.object({ type: z.literal('blocked'), partitionId: partitionIdSchema }).strict(),
+  z.object({ type: z.literal('order'), partitionId: partitionIdSchema, leader: peerIdSchema, migrations: z.array(migrationSchema).max(64) }).strict(),
+  z.object({ type: z.literal('report'), partitionId: partitionIdSchema, vmId: z.string().min(1).max(64), ok: z.boolean(), reason: z.string().max(500).optional() }).strict(),
+  z.object({ type: z.literal('dissolve'), partitionId: partitionIdSchema, outcome: z.enum(OUTCOMES) }).strict()
+])
+export type RebalanceMessage = z.infer<typeof rebalanceMessageSchema>
+
+export const rebalanceEnvelopeSchema = z.object({ v: z.literal(PROTOCOL_VERSION), msg: rebalanceMessageSchema }).strict()
+export type RebalanceEnvelope = z.infer<typeof rebalanceEnvelopeSchema>

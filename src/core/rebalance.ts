@@ -20,6 +20,8 @@
  * the token, died).
  */
 import { plan, isOverloaded, isUnderloaded, type HostLoad, type Migration, type PlanOptions, type PlanResult, type Problem } from './planner.ts'
+import type { EventToken, Outcome, RebalanceMessage } from './rebalance-messages.ts'
+import { allocatable } from './resources.ts'
 import type { Ring } from './ring.ts'
 
 export interface RebalanceConfig {
@@ -68,7 +70,7 @@ export function withTarget (hosts: HostLoad[], target: number): HostLoad[] {
   return hosts.map(h => {
     const cpu = h.capacity.cpu * target
     // The same allocation limit, floor(cores × over-commit), whatever the rounding of cpu × ratio.
-    const limit = Math.floor(h.capacity.cpu * h.cpuOvercommit)
+    const limit = allocatable(h.capacity, h.cpuOvercommit).cpu
     return { ...h, capacity: { cpu, memMiB: h.capacity.memMiB }, cpuOvercommit: cpu > 0 ? (limit + 0.5) / cpu : h.cpuOvercommit }
   })
 }
@@ -82,26 +84,7 @@ export function planWithTarget (hosts: HostLoad[], problem: Problem, target: num
   return plan(hosts, problem, opts)
 }
 
-export type Outcome = 'solved' | 'failed' | 'unsolvable' | 'timeout'
-
-export interface EventToken {
-  type: 'event'
-  partitionId: string
-  initiator: string
-  problem: Problem
-  members: HostLoad[]
-  turns: number
-  blocked: boolean
-  hops: number
-  startedAtMs: number
-}
-
-export type RebalanceMessage =
-  | EventToken
-  | { type: 'blocked', partitionId: string }
-  | { type: 'order', partitionId: string, leader: string, migrations: Migration[] }
-  | { type: 'report', partitionId: string, vmId: string, ok: boolean, reason?: string }
-  | { type: 'dissolve', partitionId: string, outcome: Outcome }
+export type { EventToken, Outcome, RebalanceMessage }
 
 export type Note =
   | { kind: 'initiated', partitionId: string, problem: Problem }

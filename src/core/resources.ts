@@ -33,14 +33,18 @@ export function fits (need: Resources, free: Resources): boolean {
 }
 
 /**
- * What a node can still promise: memory is never over-committed, CPU may be
- * by `cpuOvercommit` (a ratio ≥ 1), as DESIGN.md's invariant 3 says.
+ * The most a node may allocate: memory is never over-committed, CPU may be by
+ * `cpuOvercommit` (a ratio ≥ 1), rounded down to whole vCPUs (invariant 3).
+ * The one place this rule is written: reservations, placement, the planner and
+ * the migration admission all read it from here.
  */
+export function allocatable (capacity: Resources, cpuOvercommit = 1): Resources {
+  return { cpu: Math.floor(capacity.cpu * cpuOvercommit), memMiB: capacity.memMiB }
+}
+
+/** What a node can still promise once `committed` is running or reserved. */
 export function free (capacity: Resources, committed: Resources, cpuOvercommit = 1): Resources {
-  return {
-    cpu: Math.floor(capacity.cpu * cpuOvercommit) - committed.cpu,
-    memMiB: capacity.memMiB - committed.memMiB
-  }
+  return sub(allocatable(capacity, cpuOvercommit), committed)
 }
 
 /** The larger of the two shares of capacity that `r` takes: the dominant share. */

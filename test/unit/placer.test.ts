@@ -37,7 +37,6 @@ function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewU
   // A virtual clock: the placer's pauses between commit retries move it on.
   const clock = { ms: 0 }
   const placer = new Placer({
-    self: peerId(specs[0].tag),
     // The view may be stale: it shows what `viewUsedCpu` says, not the ledger.
     nodes: () => specs.map(s => makeNode({ tag: s.tag, capacity: { cpu: s.cpu, memMiB: s.memMiB }, used: { cpu: s.viewUsedCpu ?? 0, memMiB: 0 } })),
     send: async (to: string, req: PlaceRequest): Promise<PlaceResponse> => {
@@ -80,7 +79,7 @@ function cluster (specs: Array<{ tag: string, cpu: number, memMiB: number, viewU
     rng: seededRng(seed),
     sample: 2,
     leaseTtlMs: 10_000,
-    now: () => clock.ms,
+    clock: { now: () => clock.ms },
     sleep: async (ms) => { clock.ms += ms },
     onAttempt: (r) => { attempts.push(r) }
   })

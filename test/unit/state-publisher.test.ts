@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { RateWindow, StatePublisher } from '../../src/agent/state-publisher.ts'
-import type { GossipConfig } from '../../src/config.ts'
+import { StatePublisher } from '../../src/agent/state-publisher.ts'
+import type { GossipConfig } from '../../src/core/gossip-policy.ts'
+import { RateWindow } from '../../src/core/rate-window.ts'
 import { makeNode } from './fixtures.ts'
 
 const config: GossipConfig = { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 }
@@ -16,7 +17,8 @@ function publisher (peers: number, cfg: GossipConfig = config, random = 0.5) {
     peers: () => peers,
     publish: async () => { published.push(Date.now()) },
     onError: (err) => { throw err },
-    random: () => random
+    clock: { now: () => Date.now() },
+    rng: { next: () => random }
   })
   return { p, published }
 }

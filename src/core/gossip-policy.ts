@@ -1,0 +1,224 @@
+/**
+ * When an agent gossips its NodeState ("What gossip may cost"): a pure policy,
+ * fed with changes, the messages heard and the time; the agent keeps the one
+ * timer it asks for, and the simulator runs the same policy on its clock.
+ * - on change, coalesced: at most one publish per `minPublishIntervalMs`;
+ * - with a threshold: a change of the VM set is always published, a change
+ *   of free capacity only when it moved by `changeThreshold` of capacity
+ *   since the last publish; smaller drifts wait for the refresh; a change of
+ *   a VM's state alone (booted, migrating) is published while the bucket
+ *   holds a token beyond the one kept for the next change of the VM set, and
+ *   otherwise rides with the next publish: under a tight budget a create
+ *   costs one message, not two (its arrival, then its boot);
+ * - refreshed when nothing was published for a while: every
+ *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
+ *   refreshes of all peers together take at most a fifth of the budget; each
+ *   wait is drawn between 3/4 and 5/4 of it from the `Rng`, so that agents
+ *   started together do not all refresh at once (fifty refreshes in a burst
+ *   stalled a 2-core machine for seconds);
+ * - within a budget: every agent receives every other agent's publishes, so
+ *   the state messages each agent receives stay under its budget
+ *   (`budgetPerSecond`, or a share of `hostBudgetPerSecond` when all the
+ *   agents share one host), however large the cluster. Each agent may always
+ *   publish its fair share, budget / peers a second (a token bucket, `burst`
+ *   deep); and it may take three quarters of what the budget has left,
+ *   measured by what it receives itself. One agent busy in a quiet cluster
+ *   publishes a few times a second; k agents busy at once settle at
+ *   3 L / (1 + 3 k) each, L being what the refreshes leave: 3 k / (1 + 3 k)
+ *   of it in all, always less than the budget; everyone busy is everyone's
+ *   fair share.
+ */
+import { RateWindow } from './rate-window.ts'
+import type { Rng } from './rng.ts'
+
+export interface GossipConfig {
+  /**
+   * Coalescing window: at most one state publish per this many ms, however
+   * often the state changes. Default 100 ms (local), 200 ms (lan/wan): every
+   * publish costs every peer 1.5–3 ms of CPU, so a burst of creates becomes
+   * one message, while a change still shows cluster-wide within a few hundred ms.
+   */
+  minPublishIntervalMs: number
+  /**
+   * Slow refresh: an agent that published nothing for this long publishes its
+   * state anyway, so a peer that missed a message catches up and silence
+   * means trouble. The interval grows with the cluster so that all the
+   * refreshes together take at most a fifth of the budget (50 local agents,
+   * 3.2 messages a second each: every 77 s), and each wait is drawn between
+   * 3/4 and 5/4 of it. Default 5 s (local), 3 s (lan), 5 s (wan): a 1 Hz
+   * full-state heartbeat saturates a 2-core machine at about 30 agents.
+   */
+  refreshIntervalMs: number
+  /**
+   * Threshold: a change of free CPU or memory smaller than this fraction of
+   * capacity waits for the refresh; a change of the set of VMs is always
+   * published. Default 0.05.
+   */
+  changeThreshold: number
+  /**
+   * State messages per second each agent is willing to receive from all its
+   * peers together, so the load per agent stays flat as the cluster grows.
+   * Each agent may publish budget / peers times a second, sustained, and more
+   * while the budget is not used up. Default 8 (local: every agent of the
+   * cluster shares this machine's cores, and one delivery costs 1.5–3 ms of
+   * CPU), 40 (lan/wan: one agent per machine).
+   */
+  budgetPerSecond: number
+  /**
+   * With every agent of the cluster on one host (the `local` profile), what
+   * all of them together may receive per second: each agent's budget is then
+   * at most this divided by the agents. Default 160 (local: gossip takes at
+   * most about a fifth of two cores, whatever the number of agents; 8 each up
+   * to 20 agents, 3.2 each at 50), none (lan/wan: one agent per machine).
+   */
+  hostBudgetPerSecond?: number
+  /**
+   * Publishes an idle agent may make at once before the budget applies.
+   * Default 4 (local: a node given two VMs in a row publishes both arrivals
+   * and both boots at once; with 2, one create in twenty waited seconds for a
+   * token at 50 agents), 2 (lan/wan).
+   */
+  burst: number
+  /**
+   * Gossipsub's mesh degree D (the other degrees in gossipsub's proportions):
+   * how many peers relay each message. The origin sends its own messages to
+   * every peer it is connected to (flood publishing), so the mesh only
+   * repairs what that missed, and every relay is one more copy every agent
+   * decrypts and drops. Default 3 (local: 49 agents on one host spend a tenth
+   * less CPU than with 6), 6 (lan/wan: gossipsub's default).
+   */
+  meshDegree: number
+}
+
+/**
+ * What a change touched: `vms`, the set of VMs or an epoch (a VM created,
+ * deleted, adopted by migration); `state`, only a VM's state (booted,
+ * migrating, running again); `load`, only reservations.
+ */
+export type Change = 'vms' | 'state' | 'load'
+
+/** Committed plus reserved resources, and capacity: what the threshold compares. */
+export interface LoadSample {
+  cpu: number
+  memMiB: number
+  capCpu: number
+  capMemMiB: number
+}
+
+/** The share of the budget the refreshes of all peers may take. */
+export const REFRESH_SHARE = 0.2
+/** The share of what the budget has left that one agent may take. */
+export const LEFT_SHARE = 0.75
+/** Tokens a change of a VM's state alone leaves in the bucket, for the next change of the VM set. */
+export const TOKENS_KEPT_FOR_VMS = 1
+/** What an agent measures its peers' publishes over. */
+export const RECEIVED_WINDOW_MS = 4_000
+
+export class GossipPolicy {
+  readonly #config: GossipConfig
+  readonly #rng: Rng
+  readonly #received = new RateWindow(RECEIVED_WINDOW_MS)
+  #lastAt = -Infinity
+  #lastLoad?: { cpu: number, memMiB: number }
+  #pendingAt?: number
+  #refreshAt?: number
+  #dirtyVmSet = false
+  #dirtyState = false
+  #tokens: number
+  #tokensAt: number
+
+  constructor (config: GossipConfig, rng: Rng, nowMs: number) {
+    this.#config = config
+    this.#rng = rng
+    this.#tokens = config.burst
+    this.#tokensAt = nowMs
+  }
+
+  /** When the caller should call `tick` next; undefined when nothing is due. */
+  get nextWakeAt (): number | undefined {
+    if (this.#pendingAt == null) return this.#refreshAt
+    if (this.#refreshAt == null) return this.#pendingAt
+    return Math.min(this.#pendingAt, this.#refreshAt)
+  }
+
+  /** Something changed; `peers` is the size of the view, this agent included. */
+  changed (change: Change, nowMs: number, load: LoadSample, peers: number): void {
+    if (change === 'vms') this.#dirtyVmSet = true
+    if (change === 'state') this.#dirtyState = true
+    if (this.#dirtyVmSet) return this.#schedule(nowMs, peers)
+    if (this.#dirtyState) {
+      this.#refill(nowMs, peers)
+      if (this.#tokens >= 1 + TOKENS_KEPT_FOR_VMS) this.#schedule(nowMs, peers)
+      return
+    }
+    if (this.#beyondThreshold(load)) this.#schedule(nowMs, peers)
+  }
+
+  /** A peer's state message arrived: what the budget has left is measured by these. */
+  heard (nowMs: number, n = 1): void {
+    this.#received.add(nowMs, n)
+  }
+
+  /** Time has come (at or after `nextWakeAt`): true when the caller must publish now, then call `published`. */
+  tick (nowMs: number, peers: number): boolean {
+    if (this.#pendingAt != null && this.#pendingAt <= nowMs) {
+      this.#pendingAt = undefined
+      this.#refill(nowMs, peers)
+      this.#tokens = Math.max(0, this.#tokens - 1)
+      return true
+    }
+    if (this.#refreshAt != null && this.#refreshAt <= nowMs) {
+      this.#refreshAt = undefined
+      // A publish on its way is a refresh too.
+      return this.#pendingAt == null
+    }
+    return false
+  }
+
+  /** The caller published its state (at start, or when `tick` said so). Any publish is a refresh: the next is due a whole interval later. */
+  published (nowMs: number, load: { cpu: number, memMiB: number }, peers: number): void {
+    this.#lastLoad = { cpu: load.cpu, memMiB: load.memMiB }
+    this.#lastAt = nowMs
+    this.#dirtyVmSet = false
+    this.#dirtyState = false
+    this.#refreshAt = nowMs + this.refreshIntervalMs(peers) * (0.75 + 0.5 * this.#rng.next())
+  }
+
+  /** State messages per second this agent is willing to receive: `budgetPerSecond`, less when agents share a host's budget. */
+  budgetPerSecond (peers: number): number {
+    const { budgetPerSecond, hostBudgetPerSecond } = this.#config
+    return hostBudgetPerSecond == null ? budgetPerSecond : Math.min(budgetPerSecond, hostBudgetPerSecond / Math.max(1, peers))
+  }
+
+  /** Publishes per second this agent may make now, sustained: its fair share, or three quarters of what the budget has left. */
+  rate (nowMs: number, peers: number): number {
+    const budget = this.budgetPerSecond(peers)
+    const fair = budget / Math.max(1, peers - 1)
+    const left = budget - this.#received.perSecond(nowMs)
+    return Math.max(fair, left * LEFT_SHARE)
+  }
+
+  /** How long this agent stays silent before it publishes its state anyway. */
+  refreshIntervalMs (peers: number): number {
+    return Math.max(this.#config.refreshIntervalMs, 1000 * Math.max(1, peers - 1) / (this.budgetPerSecond(peers) * REFRESH_SHARE))
+  }
+
+  #schedule (nowMs: number, peers: number): void {
+    if (this.#pendingAt != null) return
+    this.#refill(nowMs, peers)
+    const tokenWait = this.#tokens >= 1 ? 0 : (1 - this.#tokens) / this.rate(nowMs, peers) * 1000
+    this.#pendingAt = nowMs + Math.max(tokenWait, this.#lastAt + this.#config.minPublishIntervalMs - nowMs, 0)
+  }
+
+  #refill (nowMs: number, peers: number): void {
+    this.#tokens = Math.min(this.#config.burst, this.#tokens + (nowMs - this.#tokensAt) / 1000 * this.rate(nowMs, peers))
+    this.#tokensAt = nowMs
+  }
+
+  #beyondThreshold (load: LoadSample): boolean {
+    const last = this.#lastLoad
+    if (last == null) return true
+    const t = this.#config.changeThreshold
+    return Math.abs(load.cpu - last.cpu) >= t * load.capCpu || Math.abs(load.memMiB - last.memMiB) >= t * load.capMemMiB
+  }
+}

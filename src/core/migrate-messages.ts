@@ -1,0 +1,46 @@
+/**
+ * The schemas of `/discovery/migrate/1.0.0` and of a migration's record (what
+ * `GET /v1/migrations` lists): each gives the type and the validation at the edge.
+ */
+import { z } from 'zod'
+import { migrationIdSchema, partitionIdSchema, peerIdSchema, vmIdSchema } from './ids.ts'
+import { PROTOCOL_VERSION, vmSpecSchema } from './messages.ts'
+
+export const MIGRATION_PHASES = ['proposing', 'transferring', 'committing', 'in-doubt', 'committed', 'aborted'] as const
+export const migrationPhaseSchema = z.enum(MIGRATION_PHASES)
+export type MigrationPhase = z.infer<typeof migrationPhaseSchema>
+
+/** A live migration as its source records it, with the figures of its transfer once done. */
+export const migrationRecordSchema = z.object({
+  id: migrationIdSchema,
+  vmId: vmIdSchema,
+  from: peerIdSchema,
+  to: peerIdSchema,
+  memMiB: z.number().int().min(1),
+  /** The VM's epoch before the migration; the destination runs it at epoch + 1. */
+  epoch: z.number().int().min(0),
+  phase: migrationPhaseSchema,
+  reason: z.string().max(500).optional(),
+  startedAtMs: z.number().min(0),
+  endedAtMs: z.number().min(0).optional(),
+  totalMs: z.number().min(0).optional(),
+  downtimeMs: z.number().min(0).optional(),
+  bytesMiB: z.number().min(0).optional(),
+  partitionId: partitionIdSchema.optional()
+}).strict()
+export type MigrationRecord = z.infer<typeof migrationRecordSchema>
+
+export const migrateRequestSchema = z.discriminatedUnion('op', [
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('propose'), migrationId: migrationIdSchema, vm: vmSpecSchema, epoch: z.number().int().min(0), demand: z.number().min(0).max(1024), partitionId: partitionIdSchema.optional(), ttlMs: z.number().int().min(1000).max(3_600_000) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), migrationId: migrationIdSchema, vm: vmSpecSchema, epoch: z.number().int().min(1) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('abort'), migrationId: migrationIdSchema }).strict(),
+  /** Asks the owner of a VM to migrate it (a user's request that reached another agent). */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('request'), vmId: vmIdSchema, to: peerIdSchema.optional() }).strict()
+])
+export type MigrateRequest = z.infer<typeof migrateRequestSchema>
+
+export const migrateResponseSchema = z.union([
+  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true), migration: migrationRecordSchema.optional() }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500), migration: migrationRecordSchema.optional() }).strict()
+])
+export type MigrateResponse = z.infer<typeof migrateResponseSchema>
