@@ -115,12 +115,11 @@ export class Agent {
     this.#incarnation = this.startedAtMs
     this.metrics = createMetrics()
     this.#view = new ClusterView(this.peerId, config.view)
-    const ledger = new Ledger(config.capacity, config.cpuOvercommit)
+    const ledger = new Ledger(config.capacity, config.cpuOvercommit, config.labels)
     this.#local = new LocalNode({
       ledger,
       store,
       driver,
-      labels: config.labels,
       now: Date.now,
       onChange: (change) => {
         this.#publisher?.changed(change)

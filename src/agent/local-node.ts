@@ -5,7 +5,7 @@
  * reservation atomic.
  */
 import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
-import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
+import { PROTOCOL_VERSION } from '../core/messages.ts'
 import type { Change } from '../core/gossip-policy.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { Driver } from '../hypervisor/driver.ts'
@@ -15,7 +15,6 @@ export interface LocalNodeInit {
   ledger: Ledger
   store: Store
   driver: Driver
-  labels: Record<string, string>
   now: () => number
   /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
   onChange: (change: Change) => void
@@ -37,8 +36,6 @@ export class LocalNode {
   readonly #committing = new Map<string, { rec: VmRecord, done: Promise<CommitOutcome> }>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
   readonly #deleting = new Map<string, Promise<boolean>>()
-  /** Spread groups of live leases: two concurrent creates of one group must not both land here. */
-  readonly #leaseSpread = new Map<string, string>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
   readonly #summary = new WeakMap<VmRecord, VmSummary>()
   #summaries?: VmSummary[]
@@ -64,7 +61,7 @@ export class LocalNode {
     for (const rec of records) {
       this.#vms.set(rec.spec.id, rec)
       this.#summaries = undefined
-      this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB })
+      this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, rec.spec.constraints?.spread)
       rec.state = 'creating'
       await this.#init.driver.create(rec.spec)
     }
@@ -94,24 +91,8 @@ export class LocalNode {
   }
 
   reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
-    const now = this.#init.now()
-    this.#expire(now)
-    if (this.#vms.size + this.#committing.size + this.ledger.leaseCount >= LIMITS.maxVmsPerNode) return { ok: false, reason: `this node already holds ${LIMITS.maxVmsPerNode} VMs, the most one node's gossiped state can list` }
-    const labels = this.#init.labels
-    if (constraints?.zone != null && labels.zone !== constraints.zone) return { ok: false, reason: `this node is not in zone ${constraints.zone}` }
-    if (constraints?.labels != null) {
-      for (const [k, v] of Object.entries(constraints.labels)) {
-        if (labels[k] !== v) return { ok: false, reason: `this node lacks label ${k}=${v}` }
-      }
-    }
-    const spread = constraints?.spread
-    if (spread != null && (this.#runsSpread(spread) || [...this.#leaseSpread.values()].includes(spread))) {
-      return { ok: false, reason: `this node already hosts spread group ${spread}` }
-    }
-    const r = this.ledger.reserve(leaseId, resources, ttlMs, now)
-    if (!r.ok) return r
-    if (spread != null) this.#leaseSpread.set(leaseId, spread)
-    this.#init.onChange('load')
+    const r = this.ledger.admit(leaseId, resources, constraints, ttlMs, this.#init.now())
+    if (r.ok) this.#init.onChange('load')
     return r
   }
 
@@ -124,7 +105,6 @@ export class LocalNode {
     const now = this.#init.now()
     // The lease becomes the VM's usage here, in this synchronous step: the capacity never shows free in between.
     const r = this.ledger.commit(leaseId, spec.id, now)
-    this.#leaseSpread.delete(leaseId)
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
     const rec: VmRecord = { spec, state: 'creating', epoch: 0 }
     const done = this.#persist(rec)
@@ -161,7 +141,6 @@ export class LocalNode {
   }
 
   release (leaseId: string): void {
-    this.#leaseSpread.delete(leaseId)
     if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange('load')
   }
 
@@ -208,7 +187,6 @@ export class LocalNode {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
     const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
-    this.#leaseSpread.delete(leaseId)
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
     const rec: VmRecord = { spec, state: 'running', epoch }
     try {
@@ -253,15 +231,8 @@ export class LocalNode {
     return out
   }
 
-  #runsSpread (group: string): boolean {
-    for (const rec of this.#vms.values()) if (rec.spec.constraints?.spread === group) return true
-    for (const { rec } of this.#committing.values()) if (rec.spec.constraints?.spread === group) return true
-    return false
-  }
-
   #expire (now: number): void {
     const gone = this.ledger.expire(now)
-    for (const id of gone) this.#leaseSpread.delete(id)
     if (gone.length > 0) this.#init.onChange('load')
   }
 }

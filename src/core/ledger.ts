@@ -11,6 +11,8 @@
  * asked again on a new one), an answer "no such reservation" is final: the
  * late reserve cannot make the VM appear after all.
  */
+import { constraintMiss } from './constraints.ts'
+import { type Constraints, LIMITS } from './messages.ts'
 import { add, free, fits, sub, sum, type Resources, ZERO } from './resources.ts'
 
 export interface Lease {
@@ -30,16 +32,45 @@ export type CommitResult = { ok: true, resources: Resources } | { ok: false, rea
 export class Ledger {
   readonly capacity: Resources
   readonly cpuOvercommit: number
+  /** This node's labels: what `admit` matches constraints against. */
+  readonly labels: Readonly<Record<string, string>>
   readonly #vms = new Map<string, Resources>()
+  /** Spread groups of the VMs and of the live leases: two creates of one group never both land here. */
+  readonly #vmSpread = new Map<string, string>()
+  readonly #leaseSpread = new Map<string, string>()
   readonly #leases = new Map<string, Lease>()
   /** Lease ids used up, with when they were closed, oldest first. */
   readonly #closed = new Map<string, number>()
   #used: Resources = ZERO
   #reserved: Resources = ZERO
 
-  constructor (capacity: Resources, cpuOvercommit = 1) {
+  constructor (capacity: Resources, cpuOvercommit = 1, labels: Readonly<Record<string, string>> = {}) {
     this.capacity = capacity
     this.cpuOvercommit = cpuOvercommit
+    this.labels = labels
+  }
+
+  /**
+   * The owner's decision on a reservation asked by a placing agent (the
+   * place protocol's `reserve`): the node holds fewer VMs than its gossiped
+   * state can list, matches the constraints (its labels, its zone, no VM or
+   * lease of the spread group), and has the room. Then the lease is taken.
+   */
+  admit (leaseId: string, resources: Resources, constraints: Constraints | undefined, ttlMs: number, nowMs: number): ReserveResult {
+    this.expire(nowMs)
+    if (this.#vms.size + this.#leases.size >= LIMITS.maxVmsPerNode) return { ok: false, reason: `this node already holds ${LIMITS.maxVmsPerNode} VMs, the most one node's gossiped state can list` }
+    const miss = constraintMiss(this.labels, constraints, group => this.runsSpread(group))
+    if (miss != null) return { ok: false, reason: miss.reason }
+    const r = this.reserve(leaseId, resources, ttlMs, nowMs)
+    if (r.ok && constraints?.spread != null) this.#leaseSpread.set(leaseId, constraints.spread)
+    return r
+  }
+
+  /** Whether a VM or a live lease of this node belongs to the spread group. */
+  runsSpread (group: string): boolean {
+    for (const g of this.#vmSpread.values()) if (g === group) return true
+    for (const g of this.#leaseSpread.values()) if (g === group) return true
+    return false
   }
 
   get used (): Resources { return this.#used }
@@ -71,8 +102,9 @@ export class Ledger {
       this.#drop(lease, nowMs)
       return { ok: false, reason: 'expired' }
     }
+    const spread = this.#leaseSpread.get(leaseId)
     this.#drop(lease, nowMs)
-    this.addVm(vmId, lease.resources)
+    this.addVm(vmId, lease.resources, spread)
     return { ok: true, resources: lease.resources }
   }
 
@@ -103,17 +135,20 @@ export class Ledger {
   }
 
   /** Records a VM's usage directly (restoring from the store, or a local placement). */
-  addVm (vmId: string, resources: Resources): void {
+  addVm (vmId: string, resources: Resources, spread?: string): void {
     const old = this.#vms.get(vmId)
     if (old != null) this.#used = sub(this.#used, old)
     this.#vms.set(vmId, resources)
     this.#used = add(this.#used, resources)
+    if (spread != null) this.#vmSpread.set(vmId, spread)
+    else this.#vmSpread.delete(vmId)
   }
 
   removeVm (vmId: string): boolean {
     const old = this.#vms.get(vmId)
     if (old == null) return false
     this.#vms.delete(vmId)
+    this.#vmSpread.delete(vmId)
     this.#used = sub(this.#used, old)
     return true
   }
@@ -131,6 +166,7 @@ export class Ledger {
 
   #drop (lease: Lease, nowMs: number): void {
     this.#leases.delete(lease.id)
+    this.#leaseSpread.delete(lease.id)
     this.#reserved = sub(this.#reserved, lease.resources)
     this.#close(lease.id, nowMs)
   }

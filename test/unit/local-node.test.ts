@@ -22,7 +22,7 @@ function node (capacity = { cpu: 8, memMiB: 8192 }) {
   const store = Store.open(dir)
   const driver = new SimDriver({ bootDelayMs: 5 })
   const changes: Change[] = []
-  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, labels: {}, now: Date.now, onChange: (change) => { changes.push(change) } })
+  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, now: Date.now, onChange: (change) => { changes.push(change) } })
   cleanup.push(() => { void driver.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) })
   return { local, store, dir, changes }
 }
