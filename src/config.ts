@@ -92,6 +92,12 @@ export interface AgentConfig {
   staticDemand: number
   /** Seed of the sim driver's demand traces. Default 1. */
   seed: number
+  /**
+   * Seed of this agent's decisions (which candidates placement samples, the
+   * refresh jitter). Default none: a fresh one each run, logged at start
+   * (`rngSeed` in "agent started"), so that a run can be replayed with it.
+   */
+  rngSeed?: number
   /** How often the monitor checks for overload (and underload). Default 1 s. */
   monitorIntervalMs: number
   /** Cooperative rebalancing (DVMS): see core/rebalance.ts for each field. Consolidation is off by default. */

@@ -28,12 +28,14 @@ export interface AgentEventMap {
   /** The VM is gone from `node` (deleted, or moved away: a `vm.placed` elsewhere follows). */
   'vm.deleted': { id: string, node: string }
   /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
-  'vm.failed': { id: string, reason: string, uncertain: boolean }
+  'vm.failed': { id: string, reason: string, uncertain: boolean, ms: number }
   'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
   'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
   'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
   'rebalance.started': { partitionId: string, problem: 'overload' | 'underload', initiator: string }
   'rebalance.planned': { partitionId: string, migrations: number, size: number }
+  /** This node joined a partition, merged into another, was blocked or left it on a timeout. */
+  'rebalance.progress': { partitionId: string, kind: 'joined' | 'merged' | 'blocked' | 'left-timeout' }
   'rebalance.ended': { partitionId: string, outcome: 'solved' | 'failed' | 'unsolvable' | 'timeout', size: number, durationMs: number }
   /** This node's VMs ask for more CPU than its cores. */
   'overload.started': { peerId: string, demand: number, cores: number }
@@ -46,7 +48,7 @@ export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
   'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state',
   'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
   'migration.started', 'migration.committed', 'migration.aborted',
-  'rebalance.started', 'rebalance.planned', 'rebalance.ended',
+  'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',
   'overload.started', 'overload.ended'
 ] as const)
 

@@ -18,6 +18,8 @@ export interface LocalNodeInit {
   now: () => number
   /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
   onChange: (change: Change) => void
+  /** One VM of this node appeared (placed, adopted, restored), changed state, or was deleted: for its events. */
+  onVm?: (rec: VmRecord, what: 'added' | 'state' | 'deleted') => void
 }
 
 export type { Change }
@@ -52,6 +54,7 @@ export class LocalNode {
       // Not waited on: a restart sets every VM back to creating, whatever the store says.
       init.store.putVmLater(rec)
       init.onChange('state')
+      init.onVm?.(rec, 'state')
     })
   }
 
@@ -64,6 +67,7 @@ export class LocalNode {
       this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, rec.spec.constraints?.spread)
       rec.state = 'creating'
       await this.#init.driver.create(rec.spec)
+      this.#init.onVm?.(rec, 'added')
     }
     if (records.length > 0) this.#init.onChange('vms')
     return records.length
@@ -137,6 +141,7 @@ export class LocalNode {
       return { ok: false, reason: `the hypervisor refused the VM: ${err.message}` }
     }
     this.#init.onChange('vms')
+    this.#init.onVm?.(rec, 'added')
     return { ok: true, state: rec.state }
   }
 
@@ -156,6 +161,7 @@ export class LocalNode {
       this.#summaries = undefined
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
+      this.#init.onVm?.(rec, 'deleted')
       return true
     })()
     this.#deleting.set(id, done)
@@ -174,6 +180,7 @@ export class LocalNode {
     this.#summaries = undefined
     this.#init.store.putVm(rec)
     this.#init.onChange('state')
+    this.#init.onVm?.(rec, 'state')
   }
 
   /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
@@ -199,6 +206,7 @@ export class LocalNode {
     this.#summaries = undefined
     await this.#init.driver.create(spec, { incoming: true })
     this.#init.onChange('vms')
+    this.#init.onVm?.(rec, 'added')
     return { ok: true, state: 'running' }
   }
 

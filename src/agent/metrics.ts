@@ -1,5 +1,7 @@
 /** The agent's Prometheus metrics, one registry per agent. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { EventLog } from './event-log.ts'
+import type { LocalNode } from './local-node.ts'
 
 export function createMetrics () {
   const registry = new Registry()
@@ -26,3 +28,45 @@ export function createMetrics () {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/**
+ * The counters that follow the agent's events: placements and their time,
+ * migrations by outcome, rebalancing by kind. (Per-message counters — gossip,
+ * place requests served, invalid input — are counted where the message is.)
+ */
+export function countEvents (metrics: Metrics, events: EventLog): () => void {
+  const off = [
+    events.on('vm.placed', e => {
+      // Only the placing agent's event carries its figures; the others saw it happen.
+      if (e.data.ms == null) return
+      metrics.placements.inc({ result: 'placed' })
+      metrics.createSeconds.observe(e.data.ms / 1000)
+    }),
+    events.on('vm.failed', e => {
+      metrics.placements.inc({ result: e.data.uncertain ? 'failed' : 'no-capacity' })
+      metrics.createSeconds.observe(e.data.ms / 1000)
+    }),
+    events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
+    events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
+    events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
+    events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),
+    events.on('rebalance.progress', e => { metrics.rebalanceNotes.inc({ kind: e.data.kind }) }),
+    events.on('rebalance.ended', e => { metrics.rebalanceNotes.inc({ kind: `ended-${e.data.outcome}` }) })
+  ]
+  return () => { for (const f of off) f() }
+}
+
+/** The gauges of this node, sampled on the agent's tick. */
+export function sampleNode (metrics: Metrics, local: LocalNode, connections: number): void {
+  const byState: Record<string, number> = { creating: 0, running: 0, stopped: 0, migrating: 0 }
+  for (const vm of local.records()) byState[vm.state] = (byState[vm.state] ?? 0) + 1
+  for (const [state, n] of Object.entries(byState)) metrics.vms.set({ state }, n)
+  const ledger = local.ledger
+  metrics.capacity.set({ resource: 'cpu' }, ledger.capacity.cpu)
+  metrics.capacity.set({ resource: 'memMiB' }, ledger.capacity.memMiB)
+  metrics.used.set({ resource: 'cpu' }, ledger.used.cpu)
+  metrics.used.set({ resource: 'memMiB' }, ledger.used.memMiB)
+  metrics.reserved.set({ resource: 'cpu' }, ledger.reserved.cpu)
+  metrics.reserved.set({ resource: 'memMiB' }, ledger.reserved.memMiB)
+  metrics.connections.set(connections)
+}

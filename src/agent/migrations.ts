@@ -25,6 +25,7 @@ export interface MigrationsInit {
   partition: () => string | undefined
   /** This node as the planner sees it, reservations included: what the admission of an incoming VM reads. */
   load: () => HostLoad
+  onStarted: (record: MigrationRecord) => void
   onEnded: (record: MigrationRecord) => void
   now: () => number
 }
@@ -69,6 +70,7 @@ export class Migrations {
     if (to === this.#init.self) throw new Error('a VM cannot migrate to the node it runs on')
     const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}) })
     this.#records.set(record.id, record)
+    this.#init.onStarted(record)
     this.#init.local.setState(vmId, 'migrating')
     const ended = new Promise<MigrationRecord>(resolve => { this.#waiters.set(record.id, [resolve]) })
     void this.#propose(record, rec.spec, this.#init.driver.demand(vmId) * rec.spec.cpu)

@@ -45,6 +45,8 @@ export class ClusterView {
   readonly self: string
   readonly #config: ViewConfig
   readonly #entries = new Map<string, ViewEntry>()
+  /** Every status change since the last `takeChanges`, whatever caused it. */
+  #changes: StatusChange[] = []
 
   constructor (self: string, config: ViewConfig) {
     this.self = self
@@ -65,7 +67,7 @@ export class ClusterView {
     }
     entry.state = state
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
-    entry.status = 'alive'
+    this.#set(entry, 'alive')
     delete entry.disconnectedAtMs
     return 'updated'
   }
@@ -76,7 +78,7 @@ export class ClusterView {
     if (entry == null) return
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
     delete entry.disconnectedAtMs
-    if (entry.status !== 'alive') entry.status = 'alive'
+    this.#set(entry, 'alive')
   }
 
   /** Our last connection to the peer closed: suspect it at once. */
@@ -84,7 +86,20 @@ export class ClusterView {
     const entry = this.#entries.get(peerId)
     if (entry == null || peerId === this.self) return
     entry.disconnectedAtMs ??= nowMs
-    if (entry.status === 'alive') entry.status = 'suspect'
+    if (entry.status === 'alive') this.#set(entry, 'suspect')
+  }
+
+  /** The status changes since the last call (merges, signs of life, disconnections and ticks alike), oldest first. */
+  takeChanges (): StatusChange[] {
+    const out = this.#changes
+    this.#changes = []
+    return out
+  }
+
+  #set (entry: ViewEntry, status: PeerStatus): void {
+    if (entry.status === status) return
+    this.#changes.push({ peerId: entry.peerId, from: entry.status, to: status })
+    entry.status = status
   }
 
   /**
@@ -113,7 +128,7 @@ export class ClusterView {
       }
       if (next !== entry.status) {
         changes.push({ peerId, from: entry.status, to: next })
-        entry.status = next
+        this.#set(entry, next)
       }
     }
     return changes

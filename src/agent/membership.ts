@@ -1,0 +1,273 @@
+/**
+ * Membership and the cluster view: every peer's gossiped state (last writer
+ * wins, core/cluster-view.ts), their liveness from signs of life and closed
+ * connections, fencing (a peer running one of our VMs at a higher epoch owns
+ * it), and the queries of the API over that view. Status changes and the VMs
+ * that appear, boot and leave become events.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import type { Clock } from '../core/clock.ts'
+import { ClusterView, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
+import type { NodeState, VmSummary } from '../core/messages.ts'
+import { Ring } from '../core/ring.ts'
+import type { VmChange, VmIndex } from '../core/vm-index.ts'
+import type { StateGossip } from '../net/index.ts'
+import { VmNotFoundError } from './errors.ts'
+import type { EventLog } from './event-log.ts'
+import type { LocalNode } from './local-node.ts'
+import type { Metrics } from './metrics.ts'
+import { VmWaiters } from './vm-waiters.ts'
+
+/** Requests that may wait for a VM at once (`GET /v1/vms/:id?wait=`); more are answered at once. */
+const MAX_VM_WAITERS = 10_000
+
+export interface NodeView {
+  peerId: string
+  addrs: string[]
+  api?: string
+  capacity: { cpu: number, memMiB: number }
+  cpuOvercommit: number
+  used: { cpu: number, memMiB: number }
+  reserved: { cpu: number, memMiB: number }
+  labels: Record<string, string>
+  vmCount: number
+  /** CPU its VMs ask for now, in vCPUs. */
+  demand: number
+  /** Emptied by consolidation. */
+  idle: boolean
+  state: PeerStatus
+  lastSeenMs: number
+}
+
+export interface ClusterVm extends VmSummary {
+  node: string
+}
+
+export interface MembershipComponents {
+  self: string
+  clock: Clock
+  events: EventLog
+  metrics: Metrics
+  log: Logger
+  libp2p: Libp2p
+  gossip: StateGossip
+  local: LocalNode
+  vms: VmIndex
+}
+
+export interface MembershipInit {
+  view: ViewConfig
+  /** Our own state as the API shows it, fresh. */
+  ownState: () => NodeState
+  /** A peer runs `vmId` at a higher epoch than ours: it owns it now. */
+  onFenced: (vmId: string, owner: string, epoch: number) => void
+  /** A peer is no longer alive (disconnected, suspect or dead): work with it in flight must stop waiting. */
+  onPeerLost: (peerId: string) => void
+  /** A peer's state message arrived (the gossip budget is measured by them). */
+  onHeard: () => void
+  /** Whether this agent is placing the VM now: then its `vm.placed` comes from the placement, with its figures. */
+  isPlacing: (vmId: string) => boolean
+}
+
+export class Membership {
+  readonly view: ClusterView
+  readonly #c: MembershipComponents
+  readonly #init: MembershipInit
+  readonly #waiters = new VmWaiters(MAX_VM_WAITERS)
+  #ring?: { key: string, ring: Ring }
+  #started = false
+
+  constructor (components: MembershipComponents, init: MembershipInit) {
+    this.#c = components
+    this.#init = init
+    this.view = new ClusterView(components.self, init.view)
+  }
+
+  start (): void {
+    if (this.#started) return
+    this.#started = true
+    this.#c.libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
+    this.#c.libp2p.addEventListener('peer:connect', this.#onConnect)
+  }
+
+  stop (): void {
+    if (!this.#started) return
+    this.#started = false
+    this.#c.libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
+    this.#c.libp2p.removeEventListener('peer:connect', this.#onConnect)
+    this.#waiters.clear()
+  }
+
+  /** A state message from a peer (validated by the gossip edge). */
+  onState (state: NodeState): void {
+    const self = this.#c.self
+    if (state.peerId === self) return
+    const now = this.#c.clock.now()
+    this.#init.onHeard()
+    const before = this.view.get(state.peerId)?.state
+    const result = this.view.merge(state, now)
+    this.view.heard(state.peerId, now)
+    this.#c.metrics.gossipReceived.inc({ result })
+    if (result !== 'stale') {
+      if (result === 'new') this.#c.events.emit('peer.joined', { peerId: state.peerId })
+      this.#c.events.emit('peer.state', { peerId: state.peerId, seq: state.seq, used: state.used, reserved: state.reserved, vmCount: state.vms.length })
+      if (before == null || before.vms !== state.vms) this.emitVmChanges(this.#c.vms.observeNode(state.peerId, state.vms))
+      this.#fence(state)
+      if (this.#waiters.size > 0) this.#waiters.seen(state.vms.map(vm => vm.id))
+    }
+    this.#drainStatus()
+  }
+
+  /** Our own state, as just published. */
+  mergeOwn (state: NodeState): void {
+    this.view.merge(state, this.#c.clock.now())
+  }
+
+  /** A sign of life from a peer (an answered request). */
+  heard (peerId: string): void {
+    this.view.heard(peerId, this.#c.clock.now())
+    this.#drainStatus()
+  }
+
+  /** The VMs of this node changed: waiters for them may be answered. */
+  localVmsChanged (): void {
+    this.#waiters.check(id => this.#c.local.get(id) != null)
+  }
+
+  /** Turns what the VM index saw into events. */
+  emitVmChanges (changes: VmChange[]): void {
+    for (const c of changes) {
+      if (c.kind === 'placed') {
+        if (!this.#init.isPlacing(c.id)) this.#c.events.emit('vm.placed', { id: c.id, node: c.node, cpu: c.cpu, memMiB: c.memMiB })
+      }
+      else if (c.kind === 'running') this.#c.events.emit('vm.running', { id: c.id, node: c.node })
+      else this.#c.events.emit('vm.deleted', { id: c.id, node: c.node })
+    }
+  }
+
+  /** Moves peers along alive → suspect → dead with `refreshMs` their allowed silence; counts them by status. */
+  tick (refreshMs: number): void {
+    const now = this.#c.clock.now()
+    // An open connection is a sign of life: libp2p's connection monitor pings it and closes it when the peer is gone.
+    for (const conn of this.#c.libp2p.getConnections()) this.view.heard(conn.remotePeer.toString(), now)
+    this.view.tick(now, refreshMs)
+    this.#drainStatus()
+    const counts = { alive: 0, suspect: 0, dead: 0 }
+    for (const e of this.view.entries()) counts[e.status]++
+    for (const [status, n] of Object.entries(counts)) this.#c.metrics.peers.set({ status }, n)
+  }
+
+  /** States of the peers believed alive, ourselves included. */
+  alive (): NodeState[] {
+    return this.view.alive()
+  }
+
+  /** Addresses of the peers not believed dead, as `/ip4/…/tcp/…/p2p/ID`: what the redialer may dial. */
+  knownAddrs (): string[] {
+    const out: string[] = []
+    for (const e of this.view.entries()) {
+      if (e.peerId === this.#c.self || e.status === 'dead') continue
+      for (const a of e.state.addrs) out.push(`${a}/p2p/${e.peerId}`)
+    }
+    return out
+  }
+
+  /** The rebalancing ring over the live peers and ourselves, rebuilt only when they change. */
+  ring (): Ring {
+    const ids = this.view.alive().map(s => s.peerId)
+    if (!ids.includes(this.#c.self)) ids.push(this.#c.self)
+    const key = ids.sort().join(',')
+    if (this.#ring?.key !== key) this.#ring = { key, ring: new Ring(ids) }
+    return this.#ring.ring
+  }
+
+  nodes (): NodeView[] {
+    const now = this.#c.clock.now()
+    const self = this.#c.self
+    return this.view.entries().map(e => {
+      const s = e.peerId === self ? this.#init.ownState() : e.state
+      const out: NodeView = {
+        peerId: s.peerId,
+        addrs: s.addrs,
+        capacity: s.capacity,
+        cpuOvercommit: s.cpuOvercommit,
+        used: s.used,
+        reserved: s.reserved,
+        labels: s.labels,
+        vmCount: s.vms.length,
+        demand: s.demand ?? 0,
+        idle: s.idle === true,
+        state: e.peerId === self ? 'alive' : e.status,
+        lastSeenMs: e.peerId === self ? 0 : Math.max(0, now - e.lastSeenMs)
+      }
+      if (s.api != null) out.api = s.api
+      return out
+    })
+  }
+
+  /** This agent's own VMs. */
+  localVms (): ClusterVm[] {
+    return this.#c.local.summaries().map(vm => ({ ...vm, node: this.#c.self }))
+  }
+
+  /** Every VM this agent knows of: its own, fresh, and those gossiped by live or suspect peers. */
+  clusterVms (): ClusterVm[] {
+    const out = this.localVms()
+    for (const e of this.view.entries()) {
+      if (e.peerId === this.#c.self || e.status === 'dead') continue
+      for (const vm of e.state.vms) out.push({ ...vm, node: e.peerId })
+    }
+    return out
+  }
+
+  getVm (id: string): ClusterVm {
+    const local = this.#c.local.summaries().find(vm => vm.id === id)
+    if (local != null) return { ...local, node: this.#c.self }
+    const found = this.clusterVms().find(vm => vm.id === id)
+    if (found == null) throw new VmNotFoundError(`no VM ${id} is known to this agent`)
+    return found
+  }
+
+  /** `getVm`, waiting up to `timeoutMs` for a VM this agent does not know yet (placed elsewhere, not yet gossiped). */
+  async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
+    try {
+      return this.getVm(id)
+    } catch (err: any) {
+      if (err.name !== 'VmNotFoundError' || !this.#started) throw err
+    }
+    await this.#waiters.wait(id, timeoutMs)
+    return this.getVm(id)
+  }
+
+  /** A peer runs one of our VMs at a higher epoch: it owns it now, so we stop our copy (fencing). */
+  #fence (state: NodeState): void {
+    for (const vm of state.vms) {
+      const local = this.#c.local.get(vm.id)
+      if (local == null || vm.epoch <= local.epoch) continue
+      this.#init.onFenced(vm.id, state.peerId, vm.epoch)
+    }
+  }
+
+  /** Status changes, whatever caused them, become events; a peer that is no longer alive is lost to work in flight. */
+  #drainStatus (): void {
+    for (const change of this.view.takeChanges()) {
+      if (change.to !== 'alive') this.#init.onPeerLost(change.peerId)
+      const type = change.to === 'alive' ? 'peer.alive' : change.to === 'suspect' ? 'peer.suspect' : 'peer.dead'
+      this.#c.events.emit(type, { peerId: change.peerId, from: change.from })
+    }
+  }
+
+  readonly #onDisconnect = (evt: CustomEvent<{ toString: () => string }>): void => {
+    const id = evt.detail.toString()
+    this.#c.metrics.disconnects.inc()
+    this.#c.log.debug({ component: 'discovery:membership', peer: id }, 'peer disconnected')
+    this.view.disconnected(id, this.#c.clock.now())
+    this.#init.onPeerLost(id)
+    this.#drainStatus()
+  }
+
+  readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
+    this.heard(evt.detail.toString())
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Placement: creates that reach this agent are placed through the cluster
+ * (placer.ts runs the core's attempt over the place protocol), deletes are
+ * sent to the VM's owner, and the place protocol is served for peers (their
+ * reserves, commits, releases and deletes, decided by our ledger).
+ */
+import type { Libp2p } from '@libp2p/interface'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { AgentConfig } from '../config.ts'
+import type { Clock } from '../core/clock.ts'
+import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse } from '../core/messages.ts'
+import type { Rng } from '../core/rng.ts'
+import type { VmIndex } from '../core/vm-index.ts'
+import { PlaceServer } from '../net/index.ts'
+import { PeerUnreachableError, VmNotFoundError } from './errors.ts'
+import type { EventLog } from './event-log.ts'
+import type { LocalNode } from './local-node.ts'
+import type { Membership } from './membership.ts'
+import type { Metrics } from './metrics.ts'
+import type { OwnState } from './own-state.ts'
+import type { PeerClient } from './peer-client.ts'
+import { type Placed, Placer } from './placer.ts'
+
+export interface PlacementComponents {
+  self: string
+  config: AgentConfig
+  clock: Clock
+  rng: Rng
+  events: EventLog
+  metrics: Metrics
+  libp2p: Libp2p
+  local: LocalNode
+  membership: Membership
+  ownState: OwnState
+  peers: PeerClient
+  vms: VmIndex
+  /** Bad input from a peer: counted and logged once. */
+  invalid: (source: string, from: string, reason: string) => void
+}
+
+export class PlacementService {
+  readonly #c: PlacementComponents
+  readonly #placer: Placer
+  readonly #server: PlaceServer
+  /** VMs this agent is placing now: their `vm.placed` is ours to emit, with its figures, not gossip's. */
+  readonly #placing = new Set<string>()
+
+  constructor (components: PlacementComponents) {
+    this.#c = components
+    const { config, clock, rng, metrics, peers, local, membership } = components
+    this.#placer = new Placer({
+      nodes: () => this.#placementNodes(),
+      send: async (peerId, req) => await peers.place(peerId, req),
+      rng,
+      sample: config.placementSample,
+      leaseTtlMs: config.leaseTtlMs,
+      clock,
+      sleep: async (ms) => { await sleep(ms) },
+      onAttempt: (result) => { metrics.placeAttempts.inc({ result }) }
+    })
+    this.#server = new PlaceServer({
+      libp2p: components.libp2p,
+      timeoutMs: config.requestTimeoutMs,
+      onInvalid: (from, reason) => { components.invalid('place', from, reason) },
+      handle: async (req, from) => {
+        membership.heard(from)
+        const res = await local.handle(req)
+        metrics.placeServed.inc({ op: req.op, result: res.ok ? 'ok' : 'refused' })
+        return res
+      }
+    })
+  }
+
+  async start (): Promise<void> {
+    await this.#server.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.#server.stop()
+  }
+
+  async createVm (req: CreateVmRequest): Promise<Placed> {
+    const { events, clock } = this.#c
+    const spec = this.#placer.specOf(req)
+    const startedAt = clock.now()
+    events.emit('vm.created', { id: spec.id, name: spec.name, cpu: spec.cpu, memMiB: spec.memMiB })
+    this.#placing.add(spec.id)
+    try {
+      const placed = await this.#placer.place(req, spec)
+      const changes = this.#c.vms.observe(placed.node, { id: placed.id, cpu: spec.cpu, memMiB: spec.memMiB, state: placed.state })
+      events.emit('vm.placed', { id: spec.id, node: placed.node, cpu: spec.cpu, memMiB: spec.memMiB, attempts: placed.attempts, ms: clock.now() - startedAt })
+      this.#c.membership.emitVmChanges(changes.filter(c => c.kind === 'running'))
+      return placed
+    } catch (err: any) {
+      events.emit('vm.failed', { id: spec.id, reason: String(err.message), uncertain: err.name === 'PlacementUncertainError', ms: clock.now() - startedAt })
+      throw err
+    } finally {
+      this.#placing.delete(spec.id)
+    }
+  }
+
+  /** Whether this agent is placing `id` now (its `vm.placed` comes from here). */
+  isPlacing (id: string): boolean {
+    return this.#placing.has(id)
+  }
+
+  async deleteVm (id: string): Promise<void> {
+    if (await this.#c.local.deleteVm(id)) return
+    const vm = this.#c.membership.getVm(id)
+    let res: PlaceResponse
+    try {
+      res = await this.#c.peers.place(vm.node, { v: PROTOCOL_VERSION, op: 'delete', vmId: id })
+    } catch (err: any) {
+      throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
+    }
+    if (!res.ok) throw new VmNotFoundError(`node ${vm.node} does not run ${id}`)
+  }
+
+  #placementNodes (): NodeState[] {
+    const self = this.#c.self
+    return this.#c.membership.alive().map(s => s.peerId === self ? this.#c.ownState.forPlacement(s) : s)
+  }
+}
