@@ -48,6 +48,8 @@ export class LocalNode {
     init.driver.onStateChange(change => {
       const rec = this.#vms.get(change.id)
       if (rec == null || change.state === 'deleted' || rec.state === change.state) return
+      // A VM that booted while it migrates stays migrating: the migration's end says where it runs.
+      if (rec.state === 'migrating') return
       rec.state = change.state
       this.#summary.delete(rec)
       this.#summaries = undefined
