@@ -10,6 +10,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
+import type { Clock } from '../core/clock.ts'
 import { ClusterView, type PeerStatus } from '../core/cluster-view.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSummary } from '../core/messages.ts'
@@ -24,7 +25,7 @@ import { RpcServer, rpcRequest } from '../net/rpc.ts'
 import { Migrations } from './migrations.ts'
 import { Rebalancer } from './rebalancer.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
-import { createHost, PlaceServer, placeRequest, Redialer, StateGossip } from '../net/index.ts'
+import { createHost, MIGRATE_PROTOCOL, PlaceClient, PlaceServer, REBALANCE_PROTOCOL, Redialer, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, Store } from '../store/index.ts'
 import { MigrationRefusedError, NoCapacityError, PeerUnreachableError, VmNotFoundError } from './errors.ts'
 import { LocalNode, summarize } from './local-node.ts'
@@ -63,8 +64,10 @@ export interface ClusterVm extends VmSummary {
   node: string
 }
 
-export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
-export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
+export { MIGRATE_PROTOCOL, REBALANCE_PROTOCOL } from '../net/index.ts'
+
+/** The system's time, for the net components that take a Clock. */
+const systemClock: Clock = { now: () => Date.now() }
 
 export interface RebalanceEventView {
   atMs: number
@@ -86,6 +89,7 @@ export class Agent {
   readonly #view: ClusterView
   readonly #gossip: StateGossip
   readonly #placeServer: PlaceServer
+  readonly #placeClient: PlaceClient
   readonly #publisher: StatePublisher
   readonly #redialer: Redialer
   readonly #placer: Placer
@@ -132,6 +136,7 @@ export class Agent {
       pubsub,
       onState: (state) => { this.#onState(state) },
       onInvalid: (from, reason) => { this.#invalid('gossip', from, reason) },
+      clock: systemClock,
       // A new subscriber learns our state now rather than at the next refresh (floodPublish reaches it before the mesh forms).
       onPeerSubscribed: () => { this.#publisher?.changed('vms') }
     })
@@ -146,6 +151,7 @@ export class Agent {
         return res
       }
     })
+    this.#placeClient = new PlaceClient({ libp2p, timeoutMs: config.requestTimeoutMs })
     this.#publisher = new StatePublisher({
       config: config.gossip,
       build: (next) => this.#buildState(next),
@@ -163,6 +169,7 @@ export class Agent {
     })
     this.#redialer = new Redialer({
       libp2p,
+      clock: systemClock,
       bootstrap: config.bootstrap,
       known: () => this.#knownAddrs(),
       minConnections: Math.min(4, Math.max(1, config.bootstrap.length)),
@@ -292,6 +299,7 @@ export class Agent {
     await this.#rebalanceServer.stop()
     this.#gossip.stop()
     await this.#placeServer.stop()
+    this.#placeClient.stop()
     await this.libp2p.stop()
     await this.#driver.stop()
     this.#store.close()
@@ -395,7 +403,7 @@ export class Agent {
 
   async #send (peerId: string, req: PlaceRequest): Promise<PlaceResponse> {
     if (peerId === this.peerId) return await this.#local.handle(req)
-    const res = await placeRequest(this.libp2p, this.#dialTarget(peerId), req, this.config.requestTimeoutMs)
+    const res = await this.#placeClient.request(this.#dialTarget(peerId), req)
     this.#view.heard(peerId, Date.now())
     return res
   }
