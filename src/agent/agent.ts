@@ -102,7 +102,7 @@ export class Agent {
     })
     this.#gossip = new StateGossip({
       pubsub: (libp2p as any).services.pubsub,
-      now: () => clock.now(),
+      clock,
       onState: (state) => { this.#membership.onState(state) },
       onInvalid: (from, reason) => { invalid('gossip', from, reason) },
       // A new subscriber learns our state now rather than at the next refresh (flood publishing reaches it before the mesh forms).
@@ -132,6 +132,7 @@ export class Agent {
     })
     this.#redialer = new Redialer({
       libp2p,
+      clock,
       bootstrap: config.bootstrap,
       known: () => this.#membership.knownAddrs(),
       minConnections: Math.min(4, Math.max(1, config.bootstrap.length)),

@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { z } from 'zod'
 import type { PlaceRequest, PlaceResponse } from '../core/messages.ts'
-import { placeRequest, rpcRequest } from '../net/index.ts'
+import { PlaceClient, rpcRequest } from '../net/index.ts'
 import type { LocalNode } from './local-node.ts'
 import type { Membership } from './membership.ts'
 
@@ -32,16 +32,18 @@ export class PeerClient {
   readonly #c: PeerClientComponents
   readonly #init: PeerClientInit
   readonly #peerIds = new Map<string, PeerId>()
+  readonly #place: PlaceClient
 
   constructor (components: PeerClientComponents, init: PeerClientInit) {
     this.#c = components
     this.#init = init
+    this.#place = new PlaceClient({ libp2p: components.libp2p, timeoutMs: init.requestTimeoutMs })
   }
 
   /** One place request to a node: ours is served here, a peer's over `/discovery/place/1.1.0`. */
   async place (peerId: string, req: PlaceRequest): Promise<PlaceResponse> {
     if (peerId === this.#c.self) return await this.#c.local.handle(req)
-    const res = await placeRequest(this.#c.libp2p, this.dialTarget(peerId), req, this.#init.requestTimeoutMs)
+    const res = await this.#place.request(this.dialTarget(peerId), req)
     this.#c.membership.heard(peerId)
     return res
   }
@@ -54,6 +56,7 @@ export class PeerClient {
   }
 
   stop (): void {
+    this.#place.stop()
     this.#peerIds.clear()
   }
 

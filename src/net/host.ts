@@ -9,15 +9,15 @@
  *    each other faster than the default 5 per second per host allows.
  * And for the CPU each message costs (a delivery is tens to hundreds of
  * microseconds of JavaScript, whatever its size):
- * 4. writes coalesced under noise (coalesce.ts): the frames yamux writes in
+ * 4. writes coalesced under noise (patches/coalesce.ts): the frames yamux writes in
  *    one turn of the event loop become one noise message and one system call;
- * 5. noise's session keys turned into Node key objects once (noise-crypto.ts);
+ * 5. noise's session keys turned into Node key objects once (patches/noise-crypto.ts);
  * 6. a small mesh and rare, patient pings (config.ts: `gossip.meshDegree`,
  *    `connection.pingIntervalMs`, `connection.pingTimeoutMs`): with flood
  *    publishing, relays mostly send copies that are dropped on arrival; a
  *    ping is a stream per connection, and one that times out on a busy
  *    machine closes a healthy connection;
- * 7. Ed25519 keys turned into Node key objects once (ed25519-keys.ts), not
+ * 7. Ed25519 keys turned into Node key objects once (patches/ed25519-keys.ts), not
  *    on every signature and every check;
  * 8. IDONTWANT (gossipsub 1.2) only for messages of 128 KiB or more: each one
  *    is a message to every mesh peer, sent when the copies it would spare are
@@ -36,9 +36,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { readFile } from 'node:fs/promises'
 import { LIMITS } from '../core/messages.ts'
-import { coalescingEncrypter } from './coalesce.ts'
-import { installEd25519KeyCache } from './ed25519-keys.ts'
-import { noiseCrypto } from './noise-crypto.ts'
+import { coalescingEncrypter, installEd25519KeyCache, noiseCrypto } from './patches/index.ts'
 
 export interface HostInit {
   privateKey: PrivateKey

@@ -1,12 +1,16 @@
 /**
  * The network edge: the libp2p host, the state gossip topic, the stream
  * protocols and peer dialing. Everything received is validated here, against
- * the schemas of core/messages.ts, before the agent sees it.
+ * the schemas of core/messages.ts, before the agent sees it. Protocol ids and
+ * topics are in protocols.ts; the patches of libraries' internals, kept
+ * together so that an upgrade re-checks them, in patches/.
  */
 export { createHost } from './host.ts'
-export { StateGossip, STATE_TOPIC } from './state-gossip.ts'
-export { PlaceServer, placeRequest, placeRequestOnce, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, PlaceTimeoutError, PlaceUnsentError, PlaceStreamClosedError } from './place-protocol.ts'
+export { StateGossip } from './state-gossip.ts'
+export { MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC } from './protocols.ts'
+export { PlaceServer } from './place-server.ts'
+export { PlaceClient } from './place-client.ts'
+export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './place-wire.ts'
 export { Redialer } from './redialer.ts'
 export { RpcServer, rpcRequest, RpcTimeoutError } from './rpc.ts'
 export { InvalidMessageError, MessageTooLargeError } from './codec.ts'
-export { MIGRATE_PROTOCOL, REBALANCE_PROTOCOL } from './protocols.ts'

@@ -1,5 +1,17 @@
-/** Every protocol id and topic the agents speak, in one place. */
-export { PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED } from './place-protocol.ts'
-export { STATE_TOPIC } from './state-gossip.ts'
+/**
+ * Every protocol id and gossip topic an agent speaks, in one place: what two
+ * agents of different versions must agree on. A change here is a change of
+ * the wire contract (DESIGN.md, "Protocols between agents"): add a version,
+ * keep serving the old one.
+ */
+
+/** Reserve, commit, release, delete: one request and one answer per stream. */
+export const PLACE_PROTOCOL = '/discovery/place/1.0.0'
+/** The same messages, any number per long-lived stream, answered in order. */
+export const PLACE_PROTOCOL_PIPELINED = '/discovery/place/1.1.0'
+/** Live migration: propose, accept with a reservation, transfer, commit or abort. */
 export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
+/** The cooperative rebalancing token and its partition messages. */
 export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
+/** Gossipsub topic of each agent's signed NodeState. */
+export const STATE_TOPIC = '/discovery/state/1'

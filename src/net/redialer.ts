@@ -3,7 +3,7 @@
  * stays isolated, and warm connections:
  * - while this agent has fewer than `minConnections` connections, it dials
  *   the bootstrap addresses and peers it knows from gossip, each address on
- *   its own doubling back-off;
+ *   its own doubling back-off (core/backoff.ts);
  * - in the background it also opens connections to peers it knows from
  *   gossip, up to `warmConnections`, a few per check. Any alive peer may be
  *   asked to host a VM, and a first request to a peer otherwise pays for the
@@ -14,41 +14,63 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { Backoff } from '../core/backoff.ts'
+import type { Clock } from '../core/clock.ts'
+import { expectNumber } from '../core/options.ts'
 
 export interface RedialerInit {
-  libp2p: Libp2p
+  libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
+  /** The time the back-off is measured on. */
+  clock: Clock
   bootstrap: string[]
   /** Addresses of peers known from gossip, as `/ip4/…/tcp/…/p2p/ID` strings. */
   known: () => string[]
+  /** Below this many connections, bootstrap and known peers are dialled until there are enough. */
   minConnections: number
+  /** Back-off of an address after its first failed dial, ms; doubles on each further failure. */
   minMs: number
+  /** Longest back-off of an address, ms. */
   maxMs: number
+  /** How often `start()` runs `check()`, ms. */
   checkEveryMs: number
   /** Connections to keep warm to peers known from gossip. Default 32; 0 turns warming off. */
   warmConnections?: number
-  /** Warming dials started per check, at most. Default 2. */
+  /** Warming dials started per check, at most. Default 2: a few handshakes a second, never a burst. */
   warmDialsPerCheck?: number
+  /** How long one dial may take. Default 5 s. */
+  dialTimeoutMs?: number
   onDialError?: (addr: string, err: Error) => void
 }
 
-interface Backoff { nextAtMs: number, delayMs: number }
-
 const PEER_ID = /\/p2p\/([^/]+)$/
+
+function peerIdOf (addr: string): string | undefined {
+  return addr.match(PEER_ID)?.[1]
+}
 
 export class Redialer {
   readonly #init: RedialerInit
-  readonly #backoff = new Map<string, Backoff>()
+  readonly #backoff: Backoff<string>
   readonly #dialing = new Set<string>()
+  readonly #warmConnections: number
+  readonly #warmDialsPerCheck: number
+  readonly #dialTimeoutMs: number
   #timer?: NodeJS.Timeout
 
   constructor (init: RedialerInit) {
     this.#init = init
+    expectNumber('minConnections', init.minConnections, { min: 0, integer: true })
+    expectNumber('checkEveryMs', init.checkEveryMs, { above: 0 })
+    this.#backoff = new Backoff({ minMs: init.minMs, maxMs: init.maxMs })
+    this.#warmConnections = expectNumber('warmConnections', init.warmConnections ?? 32, { min: 0, integer: true })
+    this.#warmDialsPerCheck = expectNumber('warmDialsPerCheck', init.warmDialsPerCheck ?? 2, { min: 0, integer: true })
+    this.#dialTimeoutMs = expectNumber('dialTimeoutMs', init.dialTimeoutMs ?? 5_000, { above: 0 })
   }
 
   start (): void {
     if (this.#timer != null) return
-    this.check()
-    this.#timer = setInterval(() => { this.check() }, this.#init.checkEveryMs)
+    void this.check()
+    this.#timer = setInterval(() => { void this.check() }, this.#init.checkEveryMs)
     this.#timer.unref()
   }
 
@@ -57,71 +79,70 @@ export class Redialer {
     this.#timer = undefined
   }
 
-  /** Dials what is due: bootstrap and known peers when we have too few connections, then a few warming dials. */
-  check (): void {
+  /**
+   * Dials what is due: bootstrap and known peers when there are too few
+   * connections, else a few warming dials. Resolves once the dials it started
+   * have ended (they never reject: failures go to `onDialError`).
+   */
+  async check (): Promise<void> {
     const { libp2p, minConnections } = this.#init
     const connected = new Set(libp2p.getConnections().map(c => c.remotePeer.toString()))
-    const now = Date.now()
+    const now = this.#init.clock.now()
     const self = libp2p.peerId.toString()
+    const dials: Array<Promise<void>> = []
     if (connected.size < minConnections) {
-      const targets = [...this.#init.bootstrap, ...this.#init.known()]
       let budget = minConnections - connected.size
-      for (const addr of targets) {
+      for (const addr of [...this.#init.bootstrap, ...this.#init.known()]) {
         if (budget <= 0) break
-        const id = addr.match(PEER_ID)?.[1]
+        const id = peerIdOf(addr)
         if (id === self || (id != null && connected.has(id)) || !this.#due(addr, now)) continue
         budget--
-        void this.#dial(addr)
+        dials.push(this.#dial(addr))
       }
-      return
+    } else {
+      this.#warm(connected, self, now, dials)
     }
-    this.#warm(connected, self, now)
+    await Promise.all(dials)
   }
 
-  #warm (connected: Set<string>, self: string, now: number): void {
-    const want = this.#init.warmConnections ?? 32
-    let budget = Math.min(this.#init.warmDialsPerCheck ?? 2, want - connected.size - this.#dialing.size)
+  #warm (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
+    let budget = Math.min(this.#warmDialsPerCheck, this.#warmConnections - connected.size - this.#dialing.size)
     if (budget <= 0) return
     const dialingIds = new Set<string>()
     for (const addr of this.#dialing) {
-      const id = addr.match(PEER_ID)?.[1]
+      const id = peerIdOf(addr)
       if (id != null) dialingIds.add(id)
     }
     for (const addr of this.#init.known()) {
       if (budget <= 0) break
-      const id = addr.match(PEER_ID)?.[1]
+      const id = peerIdOf(addr)
       // The peer with the smaller id dials: one connection per pair, not two that cross.
       if (id == null || id <= self || connected.has(id) || dialingIds.has(id) || !this.#due(addr, now)) continue
       budget--
       dialingIds.add(id)
-      void this.#dial(addr)
+      dials.push(this.#dial(addr))
     }
   }
 
   #due (addr: string, now: number): boolean {
-    if (this.#dialing.has(addr)) return false
-    const b = this.#backoff.get(addr)
-    return b == null || b.nextAtMs <= now
+    return !this.#dialing.has(addr) && this.#backoff.isDue(addr, now)
   }
 
   async #dial (addr: string): Promise<void> {
-    this.#dialing.add(addr)
     let ma: Multiaddr
     try {
       ma = multiaddr(addr)
     } catch (err: any) {
       this.#init.onDialError?.(addr, err)
-      this.#backoff.set(addr, { nextAtMs: Number.MAX_SAFE_INTEGER, delayMs: this.#init.maxMs })
-      this.#dialing.delete(addr)
+      this.#backoff.never(addr)
       return
     }
+    this.#dialing.add(addr)
     try {
-      await this.#init.libp2p.dial(ma, { signal: AbortSignal.timeout(5_000) })
-      this.#backoff.delete(addr)
+      await this.#init.libp2p.dial(ma, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
+      this.#backoff.succeeded(addr)
     } catch (err: any) {
-      const prev = this.#backoff.get(addr)
-      const delayMs = prev == null ? this.#init.minMs : Math.min(prev.delayMs * 2, this.#init.maxMs)
-      this.#backoff.set(addr, { nextAtMs: Date.now() + delayMs, delayMs })
+      this.#backoff.failed(addr, this.#init.clock.now())
       this.#init.onDialError?.(addr, err)
     } finally {
       this.#dialing.delete(addr)

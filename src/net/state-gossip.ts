@@ -22,10 +22,10 @@
  */
 import { TopicValidatorResult, type Message, type PeerId } from '@libp2p/interface'
 import { z } from 'zod'
+import type { Clock } from '../core/clock.ts'
 import { describeIssues, LIMITS, stateMessageSchema, vmSummarySchema, type NodeState, type StateMessage, type VmSummary } from '../core/messages.ts'
 import { encode, InvalidMessageError, parseJson } from './codec.ts'
-
-export const STATE_TOPIC = '/discovery/state/1'
+import { STATE_TOPIC } from './protocols.ts'
 
 /** A whole state at least this often, ms. */
 export const FULL_EVERY_MS = 10_000
@@ -49,7 +49,8 @@ export interface StateGossipInit {
   onInvalid: (from: string, reason: string) => void
   /** A peer subscribed to the topic: it has none of our state yet. */
   onPeerSubscribed?: (peerId: string) => void
-  now?: () => number
+  /** When a whole state is due again (FULL_EVERY_MS): the agent's clock, a ManualClock in tests. */
+  clock: Clock
 }
 
 /** The envelope is checked by the schema; the VMs it lists one by one (most are known already). */
@@ -75,7 +76,6 @@ interface Published {
 
 export class StateGossip {
   readonly #init: StateGossipInit
-  readonly #now: () => number
   /** Whole states, handed from the validator to the message event without parsing twice. */
   readonly #validated = new WeakMap<Uint8Array, NodeState>()
   readonly #known = new Map<string, Known>()
@@ -85,7 +85,6 @@ export class StateGossip {
 
   constructor (init: StateGossipInit) {
     this.#init = init
-    this.#now = init.now ?? Date.now
   }
 
   start (): void {
@@ -122,7 +121,7 @@ export class StateGossip {
 
   /** The bytes of the next message for `state` (a delta or the whole state), recorded as published. */
   encodeNext (state: NodeState): Uint8Array {
-    const now = this.#now()
+    const now = this.#init.clock.now()
     const prev = this.#published
     let delta: StateMessage | undefined
     if (prev != null && !this.#fullNext && prev.incarnation === state.incarnation && prev.seq < state.seq &&

@@ -9,7 +9,9 @@ import type { Message, PeerId, TopicValidatorResult } from '@libp2p/interface'
 import { describe, expect, it } from 'vitest'
 import { PROTOCOL_VERSION, type NodeState, type VmSummary } from '../../src/core/messages.ts'
 import { seededRng } from '../../src/core/rng.ts'
-import { FULL_EVERY_MS, MAX_DELTAS, STATE_TOPIC, StateGossip, type PubSubLike } from '../../src/net/state-gossip.ts'
+import { ManualClock } from '../../src/core/clock.ts'
+import { STATE_TOPIC } from '../../src/net/protocols.ts'
+import { FULL_EVERY_MS, MAX_DELTAS, StateGossip, type PubSubLike } from '../../src/net/state-gossip.ts'
 import { peerId } from './fixtures.ts'
 
 const A = peerId('A')
@@ -40,11 +42,11 @@ class FakePubSub implements PubSubLike {
   }
 }
 
-function pair (now = { t: 0 }) {
+function pair (now = new ManualClock(0)) {
   const pubsub = new FakePubSub()
-  const sender = new StateGossip({ pubsub, onState: () => {}, onInvalid: () => {}, now: () => now.t })
+  const sender = new StateGossip({ pubsub, onState: () => {}, onInvalid: () => {}, clock: now })
   sender.start()
-  const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {} })
+  const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {}, clock: new ManualClock(0) })
   const send = async (s: NodeState): Promise<{ whole: boolean, bytes: Uint8Array }> => {
     await sender.publish(s)
     const bytes = pubsub.published[pubsub.published.length - 1]
@@ -61,7 +63,7 @@ describe('StateGossip deltas', () => {
     let next = 0
     let deltas = 0
     for (let seq = 1; seq <= 300; seq++) {
-      now.t += 700
+      now.advance(700)
       const r = rng.next()
       if (r < 0.5) for (let i = 0; i < 1 + Math.floor(rng.next() * 5); i++) vms = [...vms, vm(next++, 'creating', rng.next() < 0.2 ? 'web' : undefined)]
       else if (r < 0.7 && vms.length > 0) vms = vms.filter((_, i) => i !== Math.floor(rng.next() * vms.length))
@@ -87,7 +89,7 @@ describe('StateGossip deltas', () => {
     const kinds: boolean[] = []
     for (let seq = 4; seq < 4 + MAX_DELTAS + 1; seq++) kinds.push((await send(stateOf(seq, vms))).whole)
     expect(kinds).toEqual([...Array.from({ length: MAX_DELTAS }, () => false), true])
-    now.t += FULL_EVERY_MS
+    now.advance(FULL_EVERY_MS)
     expect((await send(stateOf(100, vms))).whole).toBe(true)
     // A delta that would be about as large as the state goes whole.
     expect((await send(stateOf(101, Array.from({ length: 20 }, (_, i) => vm(100 + i))))).whole).toBe(true)
@@ -113,7 +115,7 @@ describe('StateGossip deltas', () => {
   it('does not deliver a delta from a peer it holds nothing of', async () => {
     const { send } = pair()
     await send(stateOf(1, [vm(1), vm(2), vm(3)]))
-    const late = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {} })
+    const late = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {}, clock: new ManualClock(0) })
     expect(late.receive(A, (await send(stateOf(2, [vm(1), vm(2), vm(3), vm(4)]))).bytes)).toBeUndefined()
   })
 
@@ -129,7 +131,7 @@ describe('StateGossip deltas', () => {
   })
 
   it('refuses a state signed by another peer, a delta based on itself, and garbage', () => {
-    const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {} })
+    const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {}, clock: new ManualClock(0) })
     expect(() => receiver.receive(peerId('B'), enc.encode(JSON.stringify(stateOf(1, []))))).toThrow(/signed by/)
     const selfBased = { ...stateOf(5, []), delta: { base: 5, removed: [], count: 0 } }
     expect(() => receiver.receive(A, enc.encode(JSON.stringify(selfBased)))).toThrow(/delta\.base/)

@@ -1,14 +1,12 @@
 /**
- * Write coalescing under noise, and noise's crypto with cached session keys:
- * the bytes that go out are the bytes that came in, in order; what is ready
- * together goes out as one chunk; encryption is byte for byte noise's own.
+ * Write coalescing under noise, on its own: the bytes that go out are the
+ * bytes that came in, in order; what is ready together goes out as one chunk.
+ * (test/integration/patches-coalesce.test.ts checks it under a real noise
+ * handshake between two hosts.)
  */
-import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
-import { randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { describe, expect, it } from 'vitest'
-import { coalesce } from '../../src/net/coalesce.ts'
-import { noiseCrypto } from '../../src/net/noise-crypto.ts'
+import { coalesce } from '../../src/net/patches/index.ts'
 
 async function collect (source: AsyncIterable<Uint8ArrayList>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = []
@@ -46,27 +44,5 @@ describe('coalesce', () => {
       throw new Error('reset')
     }
     await expect(collect(coalesce(failing()))).rejects.toThrow('reset')
-  })
-})
-
-describe('noise crypto with cached keys', () => {
-  const k = randomBytes(32)
-  const nonce = randomBytes(12)
-  const ad = randomBytes(32)
-  it.each([0, 100, 1023, 1024, 5000, 65_519])('encrypts and decrypts %i bytes exactly like noise does', (size) => {
-    const plaintext = randomBytes(size)
-    const theirs = Buffer.from(defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k).subarray())
-    const split = new Uint8ArrayList(plaintext.subarray(0, size >> 1), plaintext.subarray(size >> 1))
-    // Noise hands over lists (of its own copy of uint8arraylist): the same at run time.
-    const ours = Buffer.from(noiseCrypto.chaCha20Poly1305Encrypt(split as any, nonce, ad, k).subarray())
-    expect(ours.equals(theirs)).toBe(true)
-    const back = noiseCrypto.chaCha20Poly1305Decrypt(new Uint8ArrayList(theirs.subarray(0, 3), theirs.subarray(3)) as any, nonce, ad, k)
-    expect(Buffer.from(back.subarray()).equals(plaintext)).toBe(true)
-  })
-
-  it('refuses a message that was tampered with', () => {
-    const sealed = Buffer.from(noiseCrypto.chaCha20Poly1305Encrypt(randomBytes(4000), nonce, ad, k).subarray())
-    sealed[10] ^= 1
-    expect(() => noiseCrypto.chaCha20Poly1305Decrypt(sealed, nonce, ad, k)).toThrow()
   })
 })

@@ -8,7 +8,7 @@
  * are the same bytes and the same booleans: Node does the work either way.
  */
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
 
 /** Public keys of peers: few per agent; the cache starts over when it grows past this. */
 const MAX_PUBLIC_KEYS = 4_096
@@ -46,24 +46,47 @@ function privateKeyObject (owner: object, raw: Uint8Array): KeyObject {
   return key
 }
 
+/** The methods replaced, as @libp2p/crypto 5.1.23 declares them: `sign(message, options?)`, `verify(data, sig, options?)`. */
+export const PATCHED_ARITY = { sign: 2, verify: 3 } as const
+
+interface Protos {
+  privateProto: { sign: unknown }
+  publicProto: { verify: unknown }
+}
+
+/** The prototypes of @libp2p/crypto's Ed25519 key classes, found through a key of each. */
+export function ed25519Prototypes (): Protos {
+  const sample = privateKeyFromRaw(new Uint8Array(64).fill(1))
+  return {
+    privateProto: Object.getPrototypeOf(sample) as { sign: unknown },
+    publicProto: Object.getPrototypeOf(publicKeyFromRaw(sample.publicKey.raw)) as { verify: unknown }
+  }
+}
+
 let installed = false
 
-/** Makes every Ed25519 key of `@libp2p/crypto` in this process sign and verify with a cached key object. Idempotent. */
-export function installEd25519KeyCache (): void {
-  if (installed) return
+/**
+ * Makes every Ed25519 key of `@libp2p/crypto` in this process sign and verify
+ * with a cached key object. Idempotent. Returns false, and patches nothing,
+ * when the methods are not the ones this was written against (an upgrade of
+ * @libp2p/crypto): the keys then keep working as the library made them.
+ */
+export function installEd25519KeyCache (): boolean {
+  if (installed) return true
+  const { privateProto, publicProto } = ed25519Prototypes()
+  if (typeof privateProto.sign !== 'function' || privateProto.sign.length !== PATCHED_ARITY.sign ||
+    typeof publicProto.verify !== 'function' || publicProto.verify.length !== PATCHED_ARITY.verify) return false
   installed = true
-  const sample = privateKeyFromRaw(new Uint8Array(64).fill(1))
-  const privateProto = Object.getPrototypeOf(sample) as { sign: unknown }
-  const publicProto = Object.getPrototypeOf(publicKeyFromRaw(sample.publicKey.raw)) as { verify: unknown }
   const checkSignal = (options?: { signal?: AbortSignal }): void => { options?.signal?.throwIfAborted() }
-  publicProto.verify = function (this: { raw: Uint8Array }, data: Bytes, sig: Uint8Array, options?: { signal?: AbortSignal }): boolean {
+  publicProto.verify = function verify (this: { raw: Uint8Array }, data: Bytes, sig: Uint8Array, options?: { signal?: AbortSignal }): boolean {
     checkSignal(options)
     if (!(sig instanceof Uint8Array) || sig.byteLength !== 64) throw new TypeError('"sig" must be 64 bytes in length.')
-    return verify(null, flat(data), publicKeyObject(this.raw), sig)
+    return nodeVerify(null, flat(data), publicKeyObject(this.raw), sig)
   }
-  privateProto.sign = function (this: { raw: Uint8Array }, message: Bytes, options?: { signal?: AbortSignal }): Uint8Array {
+  privateProto.sign = function sign (this: { raw: Uint8Array }, message: Bytes, options?: { signal?: AbortSignal }): Uint8Array {
     checkSignal(options)
     if (this.raw.byteLength !== 64) throw new TypeError('"key" must be 64 bytes in length.')
-    return sign(null, flat(message), privateKeyObject(this, this.raw))
+    return nodeSign(null, flat(message), privateKeyObject(this, this.raw))
   }
+  return true
 }

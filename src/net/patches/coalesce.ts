@@ -65,6 +65,15 @@ export async function * coalesce (source: AsyncIterable<Chunk> | Iterable<Chunk>
 
 interface Secured { conn: { sink: (source: AsyncIterable<any>) => Promise<void> } }
 
+/** Thrown at the first connection when the encrypter no longer hands back `{ conn: { sink } }`. */
+export class UnexpectedEncrypterError extends Error {
+  static name = 'UnexpectedEncrypterError'
+  constructor (message = 'the connection encrypter did not return { conn: { sink } }: re-check src/net/patches/coalesce.ts against @chainsafe/libp2p-noise and libp2p') {
+    super(message)
+    this.name = UnexpectedEncrypterError.name
+  }
+}
+
 /**
  * Wraps a connection encrypter factory (e.g. `noise()`) so that what the
  * muxer writes into the secured connection is coalesced before encryption.
@@ -73,8 +82,10 @@ export function coalescingEncrypter<F extends (components: any) => any> (factory
   return ((components: any) => {
     const inner = factory(components)
     const wrap = <T extends Secured>(secured: T): T => {
-      const sink = secured.conn.sink
-      secured.conn.sink = async (source) => { await sink(coalesce(source)) }
+      const sink = secured?.conn?.sink
+      // Loud rather than silently slow (or broken): the shape below is what noise 16 returns.
+      if (typeof sink !== 'function') throw new UnexpectedEncrypterError()
+      secured.conn.sink = async (source) => { await sink.call(secured.conn, coalesce(source)) }
       return secured
     }
     const outer = Object.create(inner)

@@ -15,7 +15,7 @@ type ICryptoInterface = typeof defaultCrypto
 const ALGORITHM = 'chacha20-poly1305'
 const TAG_BYTES = 16
 /** From this size on, Node's cipher with a cached key beats the WebAssembly one. */
-const NATIVE_FROM_BYTES = 1024
+export const NATIVE_FROM_BYTES = 1024
 
 /** Session keys are never changed in place (noise replaces them), so the array itself is the cache key. */
 const keyObjects = new WeakMap<Uint8Array, KeyObject>()

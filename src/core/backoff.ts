@@ -1,0 +1,89 @@
+/**
+ * Doubling back-off, as a pure schedule: the caller passes the time and asks
+ * whether a try is due. The first failure waits `minMs`, each further one
+ * twice as long as the one before, up to `maxMs`; a success forgets the key,
+ * so the next failure starts from `minMs` again. No jitter (none was there
+ * before it was a schedule of its own); an `Rng` would come in here if agents
+ * retrying one address in step ever shows.
+ */
+import { expectNumber } from './options.ts'
+
+export interface BackoffPolicy {
+  /** Wait after a first failure, ms (> 0). */
+  minMs: number
+  /** Longest wait, ms (>= minMs). */
+  maxMs: number
+}
+
+export interface BackoffState {
+  /** When the next try is due, ms. */
+  readonly nextAtMs: number
+  /** The wait that ends at `nextAtMs`; the next failure waits twice as long, up to the policy's maximum. */
+  readonly delayMs: number
+}
+
+/** The state after a failure at `nowMs`, given the state before it (none: no failure since the last success). */
+export function afterFailure (prev: BackoffState | undefined, nowMs: number, policy: BackoffPolicy): BackoffState {
+  const delayMs = prev == null ? policy.minMs : Math.min(prev.delayMs * 2, policy.maxMs)
+  return { nextAtMs: nowMs + delayMs, delayMs }
+}
+
+/** Whether a try is due at `nowMs`; always with no failure recorded. */
+export function isDue (state: BackoffState | undefined, nowMs: number): boolean {
+  return state == null || state.nextAtMs <= nowMs
+}
+
+export interface BackoffInit extends BackoffPolicy {
+  /** Keys remembered at most (those that keep failing); the oldest is forgotten beyond this. Default 10,000. */
+  maxKeys?: number
+}
+
+/** One back-off schedule per key (an address, a peer). */
+export class Backoff<K> {
+  readonly #policy: BackoffPolicy
+  readonly #maxKeys: number
+  readonly #states = new Map<K, BackoffState>()
+
+  constructor (init: BackoffInit) {
+    const minMs = expectNumber('minMs', init.minMs, { above: 0 })
+    const maxMs = expectNumber('maxMs', init.maxMs, { min: minMs })
+    this.#policy = { minMs, maxMs }
+    this.#maxKeys = expectNumber('maxKeys', init.maxKeys ?? 10_000, { min: 1, integer: true })
+  }
+
+  /** Keys with a failure on record. */
+  get size (): number {
+    return this.#states.size
+  }
+
+  isDue (key: K, nowMs: number): boolean {
+    return isDue(this.#states.get(key), nowMs)
+  }
+
+  /** When the next try of `key` is due; undefined when it is due now (no failure on record). */
+  nextAtMs (key: K): number | undefined {
+    return this.#states.get(key)?.nextAtMs
+  }
+
+  /** Records a failure at `nowMs`; returns when the next try is due. */
+  failed (key: K, nowMs: number): number {
+    const state = afterFailure(this.#states.get(key), nowMs, this.#policy)
+    this.#set(key, state)
+    return state.nextAtMs
+  }
+
+  /** A key that can never succeed (an address that does not parse): never due again. */
+  never (key: K): void {
+    this.#set(key, { nextAtMs: Number.POSITIVE_INFINITY, delayMs: this.#policy.maxMs })
+  }
+
+  succeeded (key: K): void {
+    this.#states.delete(key)
+  }
+
+  #set (key: K, state: BackoffState): void {
+    this.#states.delete(key)
+    this.#states.set(key, state)
+    if (this.#states.size > this.#maxKeys) this.#states.delete(this.#states.keys().next().value as K)
+  }
+}

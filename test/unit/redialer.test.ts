@@ -1,0 +1,152 @@
+/**
+ * The redialer against a fake libp2p (the three methods it uses) and a
+ * manual clock: what is due is dialled, within the budget of a check; a
+ * failed address waits out its back-off; warm connections are opened only
+ * towards peers with a larger id than ours.
+ */
+import { describe, expect, it } from 'vitest'
+import { ManualClock } from '../../src/core/clock.ts'
+import { Redialer, type RedialerInit } from '../../src/net/redialer.ts'
+
+const SELF = '12D3KooWNodeM'
+const addr = (tag: string, port = 4001): string => `/ip4/127.0.0.1/tcp/${port}/p2p/12D3KooWNode${tag}`
+
+/** Records dials; a dial fails when its address is in `failing`, hangs when in `hanging`, else connects. */
+class FakeLibp2p {
+  readonly peerId = { toString: () => SELF }
+  readonly connected = new Set<string>()
+  readonly dials: string[] = []
+  readonly failing = new Set<string>()
+  readonly hanging = new Map<string, () => void>()
+
+  getConnections (): Array<{ remotePeer: { toString: () => string } }> {
+    return [...this.connected].map(id => ({ remotePeer: { toString: () => id } }))
+  }
+
+  async dial (ma: { toString: () => string }): Promise<unknown> {
+    const a = ma.toString()
+    this.dials.push(a)
+    if (this.hanging.has(a)) await new Promise<void>(resolve => { this.hanging.set(a, resolve) })
+    if (this.failing.has(a)) throw new Error(`connection refused: ${a}`)
+    const id = a.match(/\/p2p\/([^/]+)$/)?.[1]
+    if (id != null) this.connected.add(id)
+    return {}
+  }
+
+  /** Dials made since the last call. */
+  take (): string[] {
+    return this.dials.splice(0)
+  }
+}
+
+function setup (init: Partial<Omit<RedialerInit, 'known'>> & { known?: string[] } = {}) {
+  const libp2p = new FakeLibp2p()
+  const clock = new ManualClock(0)
+  const errors: string[] = []
+  const { known = [], ...rest } = init
+  const redialer = new Redialer({
+    minConnections: 2,
+    minMs: 1_000,
+    maxMs: 4_000,
+    checkEveryMs: 1_000,
+    bootstrap: [],
+    ...rest,
+    known: () => known,
+    libp2p: libp2p as unknown as RedialerInit['libp2p'],
+    clock,
+    onDialError: (a) => { errors.push(a) }
+  })
+  return { libp2p, clock, errors, redialer }
+}
+
+describe('Redialer', () => {
+  it('dials bootstrap then known peers while under minConnections, no more per check than are missing, skipping itself and peers it has', async () => {
+    const { libp2p, redialer } = setup({ minConnections: 3, bootstrap: ['/ip4/10.0.0.1/tcp/4001', `/ip4/10.0.0.2/tcp/4001/p2p/${SELF}`, addr('A')], known: [addr('B'), addr('C'), addr('D')] })
+    libp2p.connected.add('12D3KooWNodeA')
+    await redialer.check()
+    expect(libp2p.take()).toEqual(['/ip4/10.0.0.1/tcp/4001', addr('B')])
+    // A and B connected (an address without a peer id names no peer); with one more, nothing is missing.
+    libp2p.connected.add('12D3KooWNodeX')
+    await redialer.check()
+    expect(libp2p.take()).toEqual([])
+  })
+
+  it('waits out the back-off of an address that failed, doubling up to the maximum, and starts over after a success', async () => {
+    const { libp2p, clock, errors, redialer } = setup({ minConnections: 1, bootstrap: [addr('B')] })
+    libp2p.failing.add(addr('B'))
+    const table: Array<{ at: number, dials: boolean }> = [
+      { at: 0, dials: true }, // fails: next at 1 s
+      { at: 999, dials: false },
+      { at: 1_000, dials: true }, // fails: next at 3 s
+      { at: 2_999, dials: false },
+      { at: 3_000, dials: true }, // fails: next at 7 s
+      { at: 6_999, dials: false },
+      { at: 7_000, dials: true }, // fails: next at 11 s (capped at 4 s)
+      { at: 10_999, dials: false },
+      { at: 11_000, dials: true }
+    ]
+    for (const { at, dials } of table) {
+      clock.set(at)
+      await redialer.check()
+      expect(libp2p.take().length > 0, `a dial at ${at} ms`).toBe(dials)
+    }
+    expect(errors).toHaveLength(5)
+    // A success forgets the back-off: the next failure waits the minimum again.
+    libp2p.failing.clear()
+    clock.set(15_000)
+    await redialer.check()
+    expect(libp2p.take()).toEqual([addr('B')])
+    libp2p.connected.clear()
+    libp2p.failing.add(addr('B'))
+    await redialer.check()
+    expect(libp2p.take()).toEqual([addr('B')])
+    clock.set(15_999)
+    await redialer.check()
+    expect(libp2p.take()).toEqual([])
+    clock.set(16_000)
+    await redialer.check()
+    expect(libp2p.take()).toEqual([addr('B')])
+  })
+
+  it('opens warm connections only towards peers with a larger id, a few per check, up to warmConnections', async () => {
+    const known = [addr('A'), addr('N'), addr('B'), addr('P'), addr('Q'), addr('R'), addr('S')]
+    const { libp2p, redialer } = setup({ minConnections: 1, warmConnections: 4, warmDialsPerCheck: 2, known })
+    libp2p.connected.add('12D3KooWNodeA')
+    await redialer.check()
+    // A and B are smaller than M: they dial us, not we them.
+    expect(libp2p.take()).toEqual([addr('N'), addr('P')])
+    await redialer.check()
+    // Four connections wanted, three there (A, N, P): one more.
+    expect(libp2p.take()).toEqual([addr('Q')])
+    await redialer.check()
+    expect(libp2p.take()).toEqual([])
+  })
+
+  it('does not dial an address again while its dial is in progress, and counts it towards the warm connections', async () => {
+    const { libp2p, redialer } = setup({ minConnections: 1, warmConnections: 3, warmDialsPerCheck: 2, known: [addr('N'), addr('P'), addr('Q')] })
+    libp2p.connected.add('12D3KooWNodeA')
+    libp2p.hanging.set(addr('N'), () => {})
+    const first = redialer.check()
+    expect(libp2p.take()).toEqual([addr('N'), addr('P')])
+    await redialer.check()
+    // A, P connected and N on its way: three, the most wanted.
+    expect(libp2p.take()).toEqual([])
+    libp2p.hanging.get(addr('N'))?.()
+    await first
+    expect(libp2p.connected.has('12D3KooWNodeN')).toBe(true)
+  })
+
+  it('reports an address that does not parse once, and never tries it again', async () => {
+    const { libp2p, clock, errors, redialer } = setup({ minConnections: 1, bootstrap: ['not-a-multiaddr'] })
+    await redialer.check()
+    clock.set(1e12)
+    await redialer.check()
+    expect(errors).toEqual(['not-a-multiaddr'])
+    expect(libp2p.take()).toEqual([])
+  })
+
+  it('refuses options out of range with a message that says what was expected', () => {
+    expect(() => setup({ warmDialsPerCheck: -1 })).toThrow('Expected `warmDialsPerCheck` to be an integer >= 0, got `-1` (number)')
+    expect(() => setup({ minMs: 5_000, maxMs: 1_000 })).toThrow('Expected `maxMs` to be a finite number >= 5000, got `1000` (number)')
+  })
+})
