@@ -28,8 +28,9 @@ import { createHost, PlaceServer, placeRequest, Redialer, StateGossip } from '..
 import { loadOrCreateIdentity, Store } from '../store/index.ts'
 import { MigrationRefusedError, NoCapacityError, PeerUnreachableError, VmNotFoundError } from './errors.ts'
 import { LocalNode, summarize } from './local-node.ts'
+import { EventLog } from './event-log.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
-import { type Placed, Placer } from './placer.ts'
+import { newVmId, type Placed, Placer } from './placer.ts'
 import { StatePublisher } from './state-publisher.ts'
 import { VmWaiters } from './vm-waiters.ts'
 
@@ -75,6 +76,8 @@ export class Agent {
   readonly config: AgentConfig
   readonly log: Logger
   readonly metrics: Metrics
+  /** What this agent did and saw, in order: `GET /v1/events` streams it. */
+  readonly events: EventLog
   readonly libp2p: Libp2p
   readonly peerId: string
   readonly startedAtMs: number
@@ -114,6 +117,7 @@ export class Agent {
     this.startedAtMs = Date.now()
     this.#incarnation = this.startedAtMs
     this.metrics = createMetrics()
+    this.events = new EventLog({ clock: { now: () => Date.now() } })
     this.#view = new ClusterView(this.peerId, config.view)
     const ledger = new Ledger(config.capacity, config.cpuOvercommit)
     this.#local = new LocalNode({
@@ -365,14 +369,19 @@ export class Agent {
 
   async createVm (req: CreateVmRequest): Promise<Placed> {
     const end = this.metrics.createSeconds.startTimer()
+    const startedMs = Date.now()
+    const id = newVmId()
+    this.events.emit('vm.created', { id, name: req.name ?? id, cpu: req.cpu, memMiB: req.memMiB })
     try {
-      const placed = await this.#placer.place(req)
+      const placed = await this.#placer.place(req, id)
+      this.events.emit('vm.placed', { id, node: placed.node, cpu: req.cpu, memMiB: req.memMiB, ms: Date.now() - startedMs })
       this.metrics.placements.inc({ result: 'placed' })
       // Debug, not info: at hundreds of creates a second, one line each is a cost of its own.
       this.log.debug({ component: 'discovery:placement', vm: placed.id, node: placed.node }, 'vm placed')
       return placed
     } catch (err: any) {
       const noCapacity = err.name === 'NoCapacityError'
+      this.events.emit('vm.failed', { id, reason: err.message, uncertain: err.name === 'PlacementUncertainError' })
       this.metrics.placements.inc({ result: noCapacity ? 'no-capacity' : 'failed' })
       if (!noCapacity) this.log.warn({ component: 'discovery:placement', err: err.message }, 'placement failed')
       throw err

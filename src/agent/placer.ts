@@ -57,8 +57,8 @@ export class Placer {
     this.#init = init
   }
 
-  async place (req: CreateVmRequest): Promise<Placed> {
-    const id = newVmId()
+  /** Places a new VM; `id` is drawn here unless the caller drew it (to name the VM before it is placed). */
+  async place (req: CreateVmRequest, id = newVmId()): Promise<Placed> {
     const spec: VmSpec = {
       id,
       name: req.name ?? id,

@@ -32,6 +32,8 @@ export const resourcesSchema = z.object({
 
 const peerIdString = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id')
 const vmId = z.string().regex(/^vm-[a-z0-9]{6,40}$/, 'a VM id like vm-1a2b3c4d')
+/** A VM id, as the API checks it in a path before looking the VM up. */
+export const vmIdSchema = vmId
 const vmName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/, 'a name: letters, digits, . _ -, starting with a letter or digit')
 const groupName = z.string().min(1).max(LIMITS.maxName).regex(/^[a-zA-Z0-9._-]+$/, 'a group name: letters, digits, . _ -')
 
