@@ -95,12 +95,13 @@ const INPUT_ERRORS: ReadonlySet<string> = new Set([
 
 /**
  * Fastify's own errors (`FST_ERR_*`, raised before a handler runs) as ours,
- * so that no framework code reaches a client. Its other 4xx errors are bad
- * requests too; anything else stays what it was.
+ * so that no framework code reaches a client. Its other 4xx errors, and a
+ * body that broke off (a stream error Fastify marks 400), are bad requests
+ * too; anything else stays what it was.
  */
 export function fromFramework (err: any, bodyLimit: number): unknown {
-  if (typeof err?.code !== 'string' || !err.code.startsWith('FST_')) return err
-  switch (err.code) {
+  if (typeof err?.name === 'string' && ERROR_TABLE[err.name] != null) return err
+  switch (err?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new PayloadTooLargeError(`the request body is larger than ${bodyLimit} bytes`)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -112,8 +113,8 @@ export function fromFramework (err: any, bodyLimit: number): unknown {
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new UriTooLongError('a path segment is too long: a VM id looks like vm-1a2b3c4d5e6f')
   }
-  const status = typeof err.statusCode === 'number' ? err.statusCode : 500
-  if (status >= 400 && status < 500) return new BadRequestError('the request is malformed')
+  const status = typeof err?.statusCode === 'number' ? err.statusCode : 500
+  if (status >= 400 && status < 500) return new BadRequestError(`the request could not be read (${typeof err.code === 'string' && !err.code.startsWith('FST_') ? err.code : 'malformed'})`)
   return err
 }
 

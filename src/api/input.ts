@@ -12,11 +12,14 @@ import { EVENT_TYPES, type AgentEventType } from '../agent/events.ts'
 import { describeIssues, vmIdSchema } from '../core/messages.ts'
 import { BadRequestError, UnsupportedMediaTypeError } from './errors.ts'
 
-/** A value as an error message shows it: quoted, and cut short so a hostile one cannot fill the answer. */
+/** A string cut short, so that a hostile one cannot fill the answer. */
+export function cut (s: string, max = 40): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s
+}
+
+/** A value as an error message shows what came: quoted, cut short, with its type. */
 export function shown (value: unknown): string {
-  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
-  const cut = s.length > 40 ? `${s.slice(0, 40)}…` : s
-  return `\`${cut}\` (${typeof value})`
+  return `\`${cut(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value))}\` (${typeof value})`
 }
 
 /** The `:id` of a VM route: malformed is 400 here; well-formed but unknown is the agent's 404. */

@@ -14,7 +14,7 @@ import { createVmSchema } from '../core/messages.ts'
 import { dashboardHtml } from './dashboard.ts'
 import { clientErrorHandler, errorSender, fromFramework, MethodNotAllowedError, RouteNotFoundError, UnauthorizedError } from './errors.ts'
 import { EventStreams } from './event-stream.ts'
-import { eventsQuery, eventTypes, lastEventId, noQuery, parseBody, parseJson, parseQuery, scopeQuery, shown, tokenMatches, vmIdParam, waitQuery } from './input.ts'
+import { cut, eventsQuery, eventTypes, lastEventId, noQuery, parseBody, parseJson, parseQuery, scopeQuery, tokenMatches, vmIdParam, waitQuery } from './input.ts'
 
 export interface ApiInit {
   agent: Agent
@@ -27,12 +27,22 @@ export interface ApiInit {
   eventsKeepAliveMs?: number
 }
 
-/** Longest path segment the router takes. Default 100 would do; 200 gives a long VM id a 400 that names the format rather than a 414. */
+/** Longest path segment the router takes (its default is 100): a VM id up to 200 characters gets the 400 that names the format, longer ones a 414. */
 const MAX_PARAM_LENGTH = 200
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
 
 const migrateSchema = z.object({ to: z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id').optional() }).strict()
 const demandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
+
+/** Open streams, and the event log's listeners (one per stream among them): a leak shows as a gap between the two that grows. */
+function streamGauges (agent: Agent, streams: EventStreams): void {
+  const registry = agent.metrics.registry
+  // One API per agent; a second would find the gauges there already.
+  if (registry.getSingleMetric('discovery_api_event_streams') != null) return
+  const events = agent.events
+  new Gauge({ name: 'discovery_api_event_streams', help: 'Open GET /v1/events streams', registers: [registry], collect () { this.set(streams.size) } })
+  new Gauge({ name: 'discovery_event_listeners', help: 'Listeners of the agent\'s event log, one per open GET /v1/events stream among them', registers: [registry], collect () { this.set(events.listenerCount) } })
+}
 
 export async function startApi (init: ApiInit): Promise<{ server: FastifyInstance, url: string }> {
   const { agent } = init
@@ -57,8 +67,8 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
   server.setNotFoundHandler((req, reply) => {
     const path = req.raw.url?.split('?')[0] ?? '/'
     const allow = METHODS.filter(m => m !== req.method && server.findRoute({ method: m, url: path }) != null)
-    if (allow.length > 0) return sendError(reply, new MethodNotAllowedError(`${req.method} is not allowed on ${shown(path)}: use ${allow.join(' or ')}`, allow))
-    return sendError(reply, new RouteNotFoundError(`no route ${req.method} ${shown(path)}: see the HTTP API in the README`))
+    if (allow.length > 0) return sendError(reply, new MethodNotAllowedError(`${req.method} is not allowed on ${cut(path, 80)}: use ${allow.join(' or ')}`, allow))
+    return sendError(reply, new RouteNotFoundError(`no route ${req.method} ${cut(path, 80)}: see the HTTP API in the README`))
   })
   // The only body parser: JSON in UTF-8. Any other type is 415 (text/plain included).
   server.removeAllContentTypeParsers()
@@ -70,16 +80,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
     }
   })
   server.addHook('preClose', (done) => { streams.closeAll(); done() })
-  if (agent.metrics.registry.getSingleMetric('discovery_event_listeners') == null) {
-    const events = agent.events
-    // eslint-disable-next-line no-new
-    new Gauge({
-      name: 'discovery_event_listeners',
-      help: 'Listeners of the agent\'s event log, one per open GET /v1/events stream among them: a leak shows here',
-      registers: [agent.metrics.registry],
-      collect () { this.set(events.listenerCount) }
-    })
-  }
+  streamGauges(agent, streams)
 
   if (init.token != null) {
     const token = init.token
