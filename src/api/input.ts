@@ -58,9 +58,9 @@ export const scopeQuery = z.object({ scope: z.enum(['local', 'cluster']).optiona
 
 /** `?wait=DURATION` of GET /v1/vms/:id: `500ms`, `5s`, or a bare number of seconds; at most a minute. */
 export const waitQuery = z.object({
-  wait: z.string().regex(/^\d{1,9}(\.\d{1,6})?(ms|s)?$/, 'a duration like 500ms or 5s')
+  wait: z.string().regex(/^\d{1,9}(\.\d{1,6})?(ms|s)?$/, `expected a duration like 500ms or 5s, at most ${MAX_VM_WAIT_MS / 1000}s`)
     .transform(s => s.endsWith('ms') ? Number(s.slice(0, -2)) : Number(s.replace(/s$/, '')) * 1000)
-    .refine(ms => ms <= MAX_VM_WAIT_MS, `at most ${MAX_VM_WAIT_MS / 1000}s`)
+    .refine(ms => ms <= MAX_VM_WAIT_MS, `expected a duration like 500ms or 5s, at most ${MAX_VM_WAIT_MS / 1000}s`)
     .optional()
 }).strict()
 

@@ -114,7 +114,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
 
   server.get('/v1/vms/:id', async (req) => {
     const id = vmIdParam(req.params)
-    const q = parseQuery(waitQuery, req.query, '?wait=DURATION, like 500ms or 5s, at most 60s')
+    const q = parseQuery(waitQuery, req.query, '?wait=DURATION')
     return q.wait != null ? await agent.waitForVm(id, q.wait) : agent.getVm(id)
   })
 
