@@ -1,40 +1,27 @@
 /** One error class per failure the agent reports; callers compare `err.name`. */
-export class NoCapacityError extends Error {
+import { DiscoveryError } from '../core/errors.ts'
+
+export class NoCapacityError extends DiscoveryError {
   static name = 'NoCapacityError'
-  constructor (message = 'no node can host this VM') {
-    super(message)
-    this.name = NoCapacityError.name
-  }
+  static defaultMessage = 'no node can host this VM'
 }
 
-export class VmNotFoundError extends Error {
+export class VmNotFoundError extends DiscoveryError {
   static name = 'VmNotFoundError'
-  constructor (message = 'no such VM') {
-    super(message)
-    this.name = VmNotFoundError.name
-  }
+  static defaultMessage = 'no such VM'
 }
 
-export class PeerUnreachableError extends Error {
+export class PeerUnreachableError extends DiscoveryError {
   static name = 'PeerUnreachableError'
-  constructor (message = 'the peer that owns this VM cannot be reached') {
-    super(message)
-    this.name = PeerUnreachableError.name
-  }
+  static defaultMessage = 'the peer that owns this VM cannot be reached'
 }
 
-export class PlacementUncertainError extends Error {
+export class PlacementUncertainError extends DiscoveryError {
   static name = 'PlacementUncertainError'
-  constructor (message = 'the chosen node did not confirm the VM; it may still appear') {
-    super(message)
-    this.name = PlacementUncertainError.name
-  }
+  static defaultMessage = 'the chosen node did not confirm the VM; it may still appear'
 }
 
-export class MigrationRefusedError extends Error {
+export class MigrationRefusedError extends DiscoveryError {
   static name = 'MigrationRefusedError'
-  constructor (message = 'the migration was refused') {
-    super(message)
-    this.name = MigrationRefusedError.name
-  }
+  static defaultMessage = 'the migration was refused'
 }

@@ -51,6 +51,13 @@ export class EventLog {
     return event
   }
 
+  /** Listeners now registered (by type and for every event): what a leak would make grow. */
+  get listenerCount (): number {
+    let n = this.#any.size
+    for (const set of this.#byType.values()) n += set.size
+    return n
+  }
+
   /** Calls `listener` for each later event of `type`; returns what removes it. */
   on<T extends AgentEventType> (type: T, listener: (event: AgentEvent<T>) => void): () => void {
     let set = this.#byType.get(type)

@@ -1,16 +1,20 @@
 /**
  * The HTTP API of every agent (DESIGN.md): JSON in and out, errors as
- * `{ error, message }`. Bodies are validated once here against the schemas of
- * core/messages.ts; a bad body is answered 400 with the field and what was
- * expected, counted in `discovery_invalid_messages_total{source="api"}` and
- * logged, and changes nothing.
+ * `{ error, message }`. Path parameters, query strings, the headers we read
+ * and bodies are validated once here (input.ts); a bad request is answered
+ * 4xx with what was expected, counted in
+ * `discovery_invalid_messages_total{source="api"}` and logged, and changes
+ * nothing. Handlers throw; one table (errors.ts) turns errors into statuses.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
-import { timingSafeEqual } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { Gauge } from 'prom-client'
 import { z } from 'zod'
-import { type Agent, MAX_VM_WAIT_MS } from '../agent/index.ts'
-import { createVmSchema, describeIssues } from '../core/messages.ts'
+import type { Agent } from '../agent/index.ts'
+import { createVmSchema } from '../core/messages.ts'
 import { dashboardHtml } from './dashboard.ts'
+import { clientErrorHandler, errorSender, fromFramework, MethodNotAllowedError, RouteNotFoundError, UnauthorizedError } from './errors.ts'
+import { EventStreams } from './event-stream.ts'
+import { cut, eventsQuery, eventTypes, lastEventId, noQuery, parseBody, parseJson, parseQuery, scopeQuery, tokenMatches, vmIdParam, waitQuery } from './input.ts'
 
 export interface ApiInit {
   agent: Agent
@@ -19,166 +23,152 @@ export interface ApiInit {
   token?: string
   /** Largest request body, in bytes. Default 64 KiB: a VM request is a few hundred bytes. */
   bodyLimit?: number
+  /** Between keep-alive comments on a quiet `GET /v1/events`. Default 15 s. */
+  eventsKeepAliveMs?: number
 }
 
-const scopeSchema = z.object({ scope: z.enum(['local', 'cluster']).optional() })
-const idSchema = z.object({ id: z.string().min(1).max(64) })
-/** `?wait=DURATION` of GET /v1/vms/:id: `500ms`, `5s`, or a bare number of seconds; at most a minute. */
-const waitSchema = z.object({
-  wait: z.string().regex(/^\d+(\.\d+)?(ms|s)?$/, 'a duration like 500ms or 5s')
-    .transform(s => s.endsWith('ms') ? Number(s.slice(0, -2)) : Number(s.replace(/s$/, '')) * 1000)
-    .refine(ms => ms <= MAX_VM_WAIT_MS, `at most ${MAX_VM_WAIT_MS / 1000}s`)
-    .optional()
-})
+/** Longest path segment the router takes (its default is 100): a VM id up to 200 characters gets the 400 that names the format, longer ones a 414. */
+const MAX_PARAM_LENGTH = 200
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
 
-function fail (reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
-  return reply.code(status).send({ error, message })
-}
+const migrateSchema = z.object({ to: z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id').optional() }).strict()
+const demandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
 
-function tokenMatches (header: string | undefined, token: string): boolean {
-  const given = Buffer.from(header?.startsWith('Bearer ') === true ? header.slice(7) : '')
-  const want = Buffer.from(token)
-  return given.length === want.length && timingSafeEqual(given, want)
+/** Open streams, and the event log's listeners (one per stream among them): a leak shows as a gap between the two that grows. */
+function streamGauges (agent: Agent, streams: EventStreams): void {
+  const registry = agent.metrics.registry
+  // One API per agent; a second would find the gauges there already.
+  if (registry.getSingleMetric('discovery_api_event_streams') != null) return
+  const events = agent.events
+  new Gauge({ name: 'discovery_api_event_streams', help: 'Open GET /v1/events streams', registers: [registry], collect () { this.set(streams.size) } })
+  new Gauge({ name: 'discovery_event_listeners', help: 'Listeners of the agent\'s event log, one per open GET /v1/events stream among them', registers: [registry], collect () { this.set(events.listenerCount) } })
 }
 
 export async function startApi (init: ApiInit): Promise<{ server: FastifyInstance, url: string }> {
   const { agent } = init
-  const server = Fastify({ bodyLimit: init.bodyLimit ?? 64 * 1024, logger: false })
-
-  server.setErrorHandler((err: any, _req, reply) => {
-    const status = typeof err.statusCode === 'number' ? err.statusCode : 500
-    if (status === 413) {
-      agent.invalidApiInput('body too large')
-      return fail(reply, 413, 'payload_too_large', `the request body is larger than ${init.bodyLimit ?? 64 * 1024} bytes`)
-    }
-    if (status === 415) {
-      agent.invalidApiInput('unsupported media type')
-      return fail(reply, 415, 'unsupported_media_type', 'send the body as application/json')
-    }
-    if (status >= 400 && status < 500) {
-      agent.invalidApiInput(err.message)
-      return fail(reply, 400, 'bad_request', `the request body is not valid JSON: ${err.message}`)
-    }
-    agent.log.error({ component: 'discovery:api', err: err.message }, 'request failed')
-    return fail(reply, 500, 'internal', err.message)
+  const bodyLimit = init.bodyLimit ?? 64 * 1024
+  const invalid = (reason: string): void => { agent.invalidApiInput(reason) }
+  const sendError = errorSender({
+    invalid,
+    internal: (err: any) => { agent.log.error({ component: 'discovery:api', err: err?.message, stack: err?.stack }, 'request failed') }
   })
-  server.setNotFoundHandler((req, reply) => fail(reply, 404, 'not_found', `no route ${req.method} ${req.url}`))
+  const server = Fastify({
+    bodyLimit,
+    logger: false,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Bad percent-encodings and over-long path segments: the router's own errors, answered in our shape.
+    frameworkErrors: (err, _req, reply) => sendError(reply, fromFramework(err, bodyLimit)),
+    // What Node's parser refuses (headers over 16 KiB, not HTTP): answered on the socket, in our shape.
+    clientErrorHandler: clientErrorHandler(invalid)
+  })
+  const streams = new EventStreams({ events: agent.events, self: agent.peerId, keepAliveMs: init.eventsKeepAliveMs })
+
+  server.setErrorHandler((err, _req, reply) => sendError(reply, fromFramework(err, bodyLimit)))
+  server.setNotFoundHandler((req, reply) => {
+    const path = req.raw.url?.split('?')[0] ?? '/'
+    const allow = METHODS.filter(m => m !== req.method && server.findRoute({ method: m, url: path }) != null)
+    if (allow.length > 0) return sendError(reply, new MethodNotAllowedError(`${req.method} is not allowed on ${cut(path, 80)}: use ${allow.join(' or ')}`, allow))
+    return sendError(reply, new RouteNotFoundError(`no route ${req.method} ${cut(path, 80)}: see the HTTP API in the README`))
+  })
+  // The only body parser: JSON in UTF-8. Any other type is 415 (text/plain included).
+  server.removeAllContentTypeParsers()
+  server.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done) => {
+    try {
+      done(null, parseJson(req, body))
+    } catch (err: any) {
+      done(err, undefined)
+    }
+  })
+  server.addHook('preClose', (done) => { streams.closeAll(); done() })
+  streamGauges(agent, streams)
 
   if (init.token != null) {
     const token = init.token
-    server.addHook('onRequest', async (req, reply) => {
-      if (req.url === '/' || req.url === '/v1/health') return
-      if (!tokenMatches(req.headers.authorization, token)) {
-        return await fail(reply, 401, 'unauthorized', 'send the API token as "Authorization: Bearer TOKEN"')
-      }
+    server.addHook('onRequest', async (req) => {
+      const route = req.routeOptions.url
+      if (route === '/' || route === '/v1/health') return
+      if (!tokenMatches(req.headers.authorization, token)) throw new UnauthorizedError()
     })
   }
 
-  server.get('/v1/health', async () => ({ status: 'ok', peerId: agent.peerId, version: agent.version, uptimeS: agent.uptimeS() }))
+  server.get('/v1/health', async (req) => {
+    parseQuery(noQuery, req.query, 'no parameters')
+    return { status: 'ok', peerId: agent.peerId, version: agent.version, uptimeS: agent.uptimeS() }
+  })
 
-  server.get('/v1/nodes', async () => agent.nodes())
+  server.get('/v1/nodes', async (req) => {
+    parseQuery(noQuery, req.query, 'no parameters')
+    return agent.nodes()
+  })
 
-  server.get('/v1/vms', async (req, reply) => {
-    const q = scopeSchema.safeParse(req.query)
-    if (!q.success) return fail(reply, 400, 'bad_request', `scope: expected "local" or "cluster"`)
-    return q.data.scope === 'cluster' ? agent.clusterVms() : agent.localVms()
+  server.get('/v1/vms', async (req) => {
+    const q = parseQuery(scopeQuery, req.query, '?scope=local or ?scope=cluster')
+    return q.scope === 'cluster' ? agent.clusterVms() : agent.localVms()
   })
 
   server.post('/v1/vms', async (req, reply) => {
-    const body = createVmSchema.safeParse(req.body)
-    if (!body.success) {
-      const message = describeIssues(body.error)
-      agent.invalidApiInput(message)
-      return fail(reply, 400, 'bad_request', message)
-    }
-    try {
-      const placed = await agent.createVm(body.data)
-      return reply.code(201).send(placed)
-    } catch (err: any) {
-      if (err.name === 'NoCapacityError') return fail(reply, 503, 'no_capacity', err.message)
-      if (err.name === 'PlacementUncertainError') return fail(reply, 504, 'placement_uncertain', err.message)
-      throw err
-    }
+    parseQuery(noQuery, req.query, 'no parameters')
+    const body = parseBody(createVmSchema, req.body)
+    return await reply.code(201).send(await agent.createVm(body))
   })
 
-  server.get('/v1/vms/:id', async (req, reply) => {
-    const { id } = idSchema.parse(req.params)
-    const q = waitSchema.safeParse(req.query)
-    if (!q.success) {
-      const message = `wait: expected a duration like 500ms or 5s, at most ${MAX_VM_WAIT_MS / 1000}s`
-      agent.invalidApiInput(message)
-      return fail(reply, 400, 'bad_request', message)
-    }
-    try {
-      return q.data.wait != null ? await agent.waitForVm(id, q.data.wait) : agent.getVm(id)
-    } catch (err: any) {
-      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
-      throw err
-    }
+  server.get('/v1/vms/:id', async (req) => {
+    const id = vmIdParam(req.params)
+    const q = parseQuery(waitQuery, req.query, '?wait=DURATION')
+    return q.wait != null ? await agent.waitForVm(id, q.wait) : agent.getVm(id)
   })
 
-  server.delete('/v1/vms/:id', async (req, reply) => {
-    const { id } = idSchema.parse(req.params)
-    try {
-      await agent.deleteVm(id)
-      return { id, state: 'deleted' }
-    } catch (err: any) {
-      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
-      if (err.name === 'PeerUnreachableError') return fail(reply, 503, 'peer_unreachable', err.message)
-      throw err
-    }
+  server.delete('/v1/vms/:id', async (req) => {
+    const id = vmIdParam(req.params)
+    parseQuery(noQuery, req.query, 'no parameters')
+    await agent.deleteVm(id)
+    return { id, state: 'deleted' }
   })
 
-  const migrateSchema = z.object({ to: z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id').optional() }).strict()
   server.post('/v1/vms/:id/migrate', async (req, reply) => {
-    const { id } = idSchema.parse(req.params)
-    const body = migrateSchema.safeParse(req.body ?? {})
-    if (!body.success) {
-      const message = describeIssues(body.error)
-      agent.invalidApiInput(message)
-      return fail(reply, 400, 'bad_request', message)
-    }
-    try {
-      const migration = await agent.migrateVm(id, body.data.to)
-      if (migration.phase === 'committed') return { migration }
-      return await reply.code(409).send({ error: 'migration_aborted', message: migration.reason ?? 'the migration was aborted', migration })
-    } catch (err: any) {
-      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
-      if (err.name === 'NoCapacityError') return fail(reply, 503, 'no_capacity', err.message)
-      if (err.name === 'PeerUnreachableError') return fail(reply, 503, 'peer_unreachable', err.message)
-      if (err.name === 'MigrationRefusedError' || err.name === 'MigrationBusyError') return fail(reply, 409, 'migration_refused', err.message)
-      throw err
-    }
+    const id = vmIdParam(req.params)
+    parseQuery(noQuery, req.query, 'no parameters')
+    // `to` is optional, so is the body: no body (or an empty one) is `{}`; a JSON `null` is not.
+    const body = parseBody(migrateSchema, req.body === undefined ? {} : req.body)
+    const migration = await agent.migrateVm(id, body.to)
+    if (migration.phase === 'committed') return { migration }
+    return await reply.code(409).send({ error: 'migration_aborted', message: migration.reason ?? 'the migration was aborted', migration })
   })
 
-  server.get('/v1/migrations', async () => agent.migrations())
-
-  server.get('/v1/rebalance', async () => agent.rebalanceEvents())
-
-  const demandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
-  server.put('/v1/vms/:id/demand', async (req, reply) => {
-    const { id } = idSchema.parse(req.params)
-    const body = demandSchema.safeParse(req.body)
-    if (!body.success) {
-      const message = describeIssues(body.error)
-      agent.invalidApiInput(message)
-      return fail(reply, 400, 'bad_request', `${message} (demand is a fraction of the VM's vCPUs, 0 to 1)`)
-    }
-    try {
-      agent.setDemand(id, body.data.demand)
-      return { id, demand: body.data.demand }
-    } catch (err: any) {
-      if (err.name === 'VmNotFoundError') return fail(reply, 404, 'not_found', err.message)
-      throw err
-    }
+  server.get('/v1/migrations', async (req) => {
+    parseQuery(noQuery, req.query, 'no parameters')
+    return agent.migrations()
   })
 
-  server.get('/metrics', async (_req, reply) => {
+  server.get('/v1/rebalance', async (req) => {
+    parseQuery(noQuery, req.query, 'no parameters')
+    return agent.rebalanceEvents()
+  })
+
+  server.put('/v1/vms/:id/demand', async (req) => {
+    const id = vmIdParam(req.params)
+    parseQuery(noQuery, req.query, 'no parameters')
+    const body = parseBody(demandSchema, req.body, ' (demand is a fraction of the VM\'s vCPUs, 0 to 1)')
+    agent.setDemand(id, body.demand)
+    return { id, demand: body.demand }
+  })
+
+  // No HEAD twin: it would run the stream's handler and never end.
+  server.get('/v1/events', { exposeHeadRoute: false }, async (req, reply) => {
+    const q = parseQuery(eventsQuery, req.query, '?types=TYPE,... and ?lastEventId=N')
+    const types = eventTypes(q.types)
+    const afterId = lastEventId(req.headers['last-event-id'], q.lastEventId)
+    streams.serve(reply, { afterId, types })
+  })
+
+  server.get('/metrics', async (req, reply) => {
+    parseQuery(noQuery, req.query, 'no parameters')
     const text = await agent.metrics.registry.metrics()
-    return reply.type(agent.metrics.registry.contentType).send(text)
+    return await reply.type(agent.metrics.registry.contentType).send(text)
   })
 
-  server.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(dashboardHtml))
+  // The dashboard takes whatever query a browser adds.
+  server.get('/', async (_req, reply) => await reply.type('text/html; charset=utf-8').send(dashboardHtml))
 
   await server.listen({ host: init.host, port: init.port })
   const addr = server.server.address()
@@ -186,3 +176,4 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
   const host = init.host.includes(':') ? `[${init.host}]` : init.host
   return { server, url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}` }
 }
+

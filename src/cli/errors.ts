@@ -1,17 +1,14 @@
+/** The two ways a command fails, each with its exit code. */
+import { DiscoveryError } from '../core/errors.ts'
+
 /** Bad usage: the command line itself is wrong. Exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends DiscoveryError {
   static name = 'UsageError'
-  constructor (message = 'bad usage: see --help') {
-    super(message)
-    this.name = UsageError.name
-  }
+  static defaultMessage = 'bad usage: see --help'
 }
 
 /** The operation was tried and failed. Exit code 1. */
-export class OperationError extends Error {
+export class OperationError extends DiscoveryError {
   static name = 'OperationError'
-  constructor (message = 'the operation failed') {
-    super(message)
-    this.name = OperationError.name
-  }
+  static defaultMessage = 'the operation failed'
 }

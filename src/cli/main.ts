@@ -9,6 +9,7 @@ import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
 import { OperationError, UsageError } from './errors.ts'
+import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
 import { createBody, migrationLine, migrationsTable, nodesTable, vmMigrate, vmTable } from './vm.ts'
 import { runSim } from './sim-command.ts'
@@ -190,6 +191,13 @@ program.command('nodes')
     const nodes = await client(opts).call<any[]>('GET', '/v1/nodes')
     out(opts.json, nodes, () => nodesTable(nodes))
   })
+
+program.command('events')
+  .description('follow the agent\'s events (GET /v1/events), one line each; reconnects when the stream drops; Ctrl-C stops')
+  .option('--types <t,...>', 'only these event types, e.g. vm.placed,migration.committed')
+  .addOption(apiOption()).addOption(tokenOption())
+  .option('--json', 'one JSON object per line: { id, type, atMs, data }')
+  .action(async (opts) => { await followEvents(opts) })
 
 /** `cluster up --foreground`: a live table until Ctrl-C, then every agent stopped and waited for. */
 async function foreground (dir: string, children: import('node:child_process').ChildProcess[], json: boolean): Promise<void> {

@@ -148,3 +148,4 @@ export function describeIssues (error: z.ZodError): string {
     return `${path}: ${inner ?? i.message}`
   }).join('; ')
 }
+export { vmIdSchema } from './ids.ts'
