@@ -5,6 +5,7 @@
  * abort and resume. As destination it reserves with a lease, adopts the VM
  * at its new epoch on commit, releases on abort (or lets the lease expire).
  */
+import { DiscoveryError } from '../core/errors.ts'
 import { randomUUID } from 'node:crypto'
 import { PROTOCOL_VERSION, type VmSpec } from '../core/messages.ts'
 import type { MigrateRequest, MigrateResponse } from '../core/migrate-messages.ts'
@@ -30,12 +31,9 @@ export interface MigrationsInit {
   now: () => number
 }
 
-export class MigrationBusyError extends Error {
+export class MigrationBusyError extends DiscoveryError {
   static name = 'MigrationBusyError'
-  constructor (message = 'the VM is already migrating') {
-    super(message)
-    this.name = MigrationBusyError.name
-  }
+  static defaultMessage = 'the VM is already migrating'
 }
 
 export class Migrations {

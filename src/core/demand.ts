@@ -12,6 +12,7 @@
  * Pure: every draw comes from the `Rng` passed in, so a seed gives the same
  * trace on every machine.
  */
+import { DiscoveryError } from './errors.ts'
 import type { Rng } from './rng.ts'
 
 export interface DemandConfig {
@@ -32,14 +33,15 @@ export const DEFAULT_DEMAND: DemandConfig = Object.freeze({
   step: 0.05
 })
 
-export class InvalidDemandConfigError extends Error {
+export class InvalidDemandConfigError extends DiscoveryError {
   static name = 'InvalidDemandConfigError'
   /** The field that was wrong. */
   readonly field: string
 
-  constructor (message = 'Invalid demand configuration', field = '') {
+  static defaultMessage = 'Invalid demand configuration'
+
+  constructor (message?: string, field = '') {
     super(message)
-    this.name = 'InvalidDemandConfigError'
     this.field = field
   }
 }

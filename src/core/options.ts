@@ -3,13 +3,11 @@
  * says what was expected and what came (p-queue's style):
  * ``Expected `timeoutMs` to be a finite number > 0, got `-1` (number)``.
  */
+import { DiscoveryError } from './errors.ts'
 
-export class InvalidOptionError extends Error {
+export class InvalidOptionError extends DiscoveryError {
   static name = 'InvalidOptionError'
-  constructor (message = 'an option has a value out of its range') {
-    super(message)
-    this.name = InvalidOptionError.name
-  }
+  static defaultMessage = 'an option has a value out of its range'
 }
 
 export interface NumberBounds {

@@ -1,21 +1,16 @@
 /** JSON on the wire, with the size bound checked before parsing. */
+import { DiscoveryError } from '../core/errors.ts'
 import type { z } from 'zod'
 import { describeIssues, LIMITS } from '../core/messages.ts'
 
-export class InvalidMessageError extends Error {
+export class InvalidMessageError extends DiscoveryError {
   static name = 'InvalidMessageError'
-  constructor (message = 'the message does not match its schema') {
-    super(message)
-    this.name = InvalidMessageError.name
-  }
+  static defaultMessage = 'the message does not match its schema'
 }
 
-export class MessageTooLargeError extends Error {
+export class MessageTooLargeError extends DiscoveryError {
   static name = 'MessageTooLargeError'
-  constructor (message = `the message is larger than ${LIMITS.maxMessageBytes} bytes`) {
-    super(message)
-    this.name = MessageTooLargeError.name
-  }
+  static defaultMessage = `the message is larger than ${LIMITS.maxMessageBytes} bytes`
 }
 
 const encoder = new TextEncoder()

@@ -3,6 +3,7 @@
  * compare `err.name`) and the frames on the wire (it-length-prefixed: an
  * unsigned varint length, then that many bytes of JSON).
  */
+import { DiscoveryError } from '../core/errors.ts'
 import type * as lp from 'it-length-prefixed'
 
 /** One framed message: its length prefix and its bytes, written as one chunk. */
@@ -18,20 +19,14 @@ export async function * joined (out: AsyncIterable<Frame[]>): AsyncGenerator<Fra
   }
 }
 
-export class PlaceTimeoutError extends Error {
+export class PlaceTimeoutError extends DiscoveryError {
   static name = 'PlaceTimeoutError'
-  constructor (message = 'the peer did not answer in time') {
-    super(message)
-    this.name = PlaceTimeoutError.name
-  }
+  static defaultMessage = 'the peer did not answer in time'
 }
 
-export class PlaceStreamClosedError extends Error {
+export class PlaceStreamClosedError extends DiscoveryError {
   static name = 'PlaceStreamClosedError'
-  constructor (message = 'the stream to the peer closed before it answered', options?: ErrorOptions) {
-    super(message, options)
-    this.name = PlaceStreamClosedError.name
-  }
+  static defaultMessage = 'the stream to the peer closed before it answered'
 }
 
 /**
@@ -41,11 +36,10 @@ export class PlaceStreamClosedError extends Error {
  * peer took the request — the placer relies on the difference to move on
  * to another node safely.
  */
-export class PlaceUnsentError extends Error {
+export class PlaceUnsentError extends DiscoveryError {
   static name = 'PlaceUnsentError'
   constructor (cause?: unknown) {
     const c = cause as { name?: string, message?: string } | undefined
     super(c != null ? `not sent: ${c.name ?? 'Error'}: ${c.message ?? String(cause)}` : 'not sent: the stream to the peer is closed', { cause })
-    this.name = PlaceUnsentError.name
   }
 }

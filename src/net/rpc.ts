@@ -6,6 +6,7 @@
  * received against its schema. A bad request is answered with an error,
  * reported, and never reaches the handler.
  */
+import { DiscoveryError } from '../core/errors.ts'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from 'it-length-prefixed-stream'
@@ -13,12 +14,9 @@ import type { z } from 'zod'
 import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
 import { decode, encode } from './codec.ts'
 
-export class RpcTimeoutError extends Error {
+export class RpcTimeoutError extends DiscoveryError {
   static name = 'RpcTimeoutError'
-  constructor (message = 'the peer did not answer in time') {
-    super(message)
-    this.name = RpcTimeoutError.name
-  }
+  static defaultMessage = 'the peer did not answer in time'
 }
 
 export interface RpcServerInit<Req extends z.ZodType> {

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { DiscoveryError } from '../core/errors.ts'
 import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { vmSpecSchema, vmStateSchema, type VmSpec, type VmState } from '../core/messages.ts'
@@ -10,12 +11,9 @@ export interface VmRecord {
   epoch: number
 }
 
-export class CorruptRecordError extends Error {
+export class CorruptRecordError extends DiscoveryError {
   static name = 'CorruptRecordError'
-  constructor (message = 'a stored record does not match its schema') {
-    super(message)
-    this.name = CorruptRecordError.name
-  }
+  static defaultMessage = 'a stored record does not match its schema'
 }
 
 type VmWrite = { put: VmRecord } | { delete: string }

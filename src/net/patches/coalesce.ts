@@ -8,6 +8,7 @@
  * ready in the same turn of the event loop goes out as one noise message and
  * one write; a lone chunk waits at most until `setImmediate`.
  */
+import { DiscoveryError } from '../../core/errors.ts'
 import { Uint8ArrayList } from 'uint8arraylist'
 
 type Chunk = Uint8Array | Uint8ArrayList
@@ -66,12 +67,9 @@ export async function * coalesce (source: AsyncIterable<Chunk> | Iterable<Chunk>
 interface Secured { conn: { sink: (source: AsyncIterable<any>) => Promise<void> } }
 
 /** Thrown at the first connection when the encrypter no longer hands back `{ conn: { sink } }`. */
-export class UnexpectedEncrypterError extends Error {
+export class UnexpectedEncrypterError extends DiscoveryError {
   static name = 'UnexpectedEncrypterError'
-  constructor (message = 'the connection encrypter did not return { conn: { sink } }: re-check src/net/patches/coalesce.ts against @chainsafe/libp2p-noise and libp2p') {
-    super(message)
-    this.name = UnexpectedEncrypterError.name
-  }
+  static defaultMessage = 'the connection encrypter did not return { conn: { sink } }: re-check src/net/patches/coalesce.ts against @chainsafe/libp2p-noise and libp2p'
 }
 
 /**
