@@ -22,6 +22,8 @@ export interface ObservedVm {
 interface Where {
   node: string
   state: VmState
+  /** `running` was reported on this node: a VM back from `migrating` does not boot again. */
+  ran: boolean
 }
 
 export class VmIndex {
@@ -47,13 +49,16 @@ export class VmIndex {
     const e = this.#where.get(vm.id)
     if (e == null || e.node !== node) {
       if (e != null) this.#byNode.get(e.node)?.delete(vm.id)
-      this.#where.set(vm.id, { node, state: vm.state })
+      this.#where.set(vm.id, { node, state: vm.state, ran: vm.state === 'running' })
       this.#nodeSet(node).add(vm.id)
       out.push({ kind: 'placed', id: vm.id, node, cpu: vm.cpu, memMiB: vm.memMiB })
       if (vm.state === 'running') out.push({ kind: 'running', id: vm.id, node })
       return out
     }
-    if (e.state !== 'running' && vm.state === 'running') out.push({ kind: 'running', id: vm.id, node })
+    if (!e.ran && vm.state === 'running') {
+      e.ran = true
+      out.push({ kind: 'running', id: vm.id, node })
+    }
     e.state = vm.state
     return out
   }
