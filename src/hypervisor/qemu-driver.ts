@@ -156,6 +156,13 @@ export class QemuDriver implements Driver {
   /** Demand is measured here; forcing it means nothing. */
   setDemand (_id: string, _demand: number): void {}
 
+  /** QEMU's own word on a VM (`running`, `paused`, `postmigrate`, `inmigrate`...): for diagnostics and tests. */
+  async status (id: string): Promise<string | undefined> {
+    const vm = this.#vms.get(id)
+    if (vm == null || vm.qmp.isClosed) return undefined
+    return (await vm.qmp.execute<{ status: string }>('query-status')).status
+  }
+
   async stats (id: string): Promise<VmStats | undefined> {
     const vm = this.#vms.get(id)
     if (vm == null || vm.state === 'stopped') return undefined

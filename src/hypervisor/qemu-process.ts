@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdir, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { type Accel, CPU_MODEL } from './accel.ts'
 
 /** QEMU would not start (bad arguments, missing binary, no memory...): its own words. */
@@ -173,6 +173,7 @@ export async function rssMiB (pid: number): Promise<number | undefined> {
 export async function ensureOverlay (qemuImg: string, base: string, overlay: string): Promise<void> {
   if (await stat(overlay).then(() => true, () => false)) return
   if (!(await stat(base).then(s => s.isFile(), () => false))) throw new QemuDiskError(`no base image ${base}`)
+  await mkdir(dirname(overlay), { recursive: true })
   const info = await run(qemuImg, ['info', '--output=json', base])
   let format: string
   try {
