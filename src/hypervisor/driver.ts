@@ -10,10 +10,10 @@ export interface VmStateChange {
 export interface TransferOptions {
   /** Where the destination waits for the VM: what its `prepareIncoming` returned (the qemu driver needs it). */
   uri?: string
-  /** What the link gives this migration, MiB/s. */
-  bandwidthMiBps: number
-  /** Longest pause allowed at the switch-over. */
-  maxDowntimeMs: number
+  /** What the link gives this migration, MiB/s. Default: the driver's (1,250). */
+  bandwidthMiBps?: number
+  /** Longest pause allowed at the switch-over. Default: the driver's (30 ms). */
+  maxDowntimeMs?: number
   /** Give up (with the reason) when the migration has not converged after this long. Default: the driver's. */
   deadlineMs?: number
   /** Aborts the transfer (the destination was lost, the agent stops). */

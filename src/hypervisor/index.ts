@@ -30,7 +30,7 @@ export function createDriver (nameOrConfig: HypervisorName | AgentConfig, init?:
   if (init == null) throw new TypeError(`createDriver('${nameOrConfig}') needs a DriverInit`)
   switch (nameOrConfig) {
     case 'sim':
-      return new SimDriver({ ...init.sim, clock: init.sim?.clock ?? init.clock })
+      return new SimDriver({ bandwidthMiBps: init.bandwidthMiBps, maxDowntimeMs: init.maxDowntimeMs, ...init.sim, clock: init.sim?.clock ?? init.clock })
     case 'qemu':
       return new QemuDriver(init)
     default:

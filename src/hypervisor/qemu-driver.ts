@@ -13,14 +13,15 @@
  *   A failed migration makes the destination's QEMU exit: the driver drops
  *   that VM quietly, as it was never the agent's.
  */
-import { readdir, rm, stat } from 'node:fs/promises'
+import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { VmSpec, VmState } from '../core/messages.ts'
 import { type AccelProbe, resolveAccel } from './accel.ts'
 import { type Driver, IncomingMissingError, type IncomingOffer, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange, type VmStats } from './driver.ts'
 import { type DriverInit, type ResolvedQemuInit, resolveQemuInit } from './driver-init.ts'
 import { migrateOut, parseIncomingUri } from './qemu-migration.ts'
-import { cpuTimeMs, ensureOverlay, isOurQemu, killQemu, QemuDiskError, qemuArgv, QemuStartError, readPid, rssMiB, startQemu, type VmPaths, vmPaths, waitExit } from './qemu-process.ts'
+import { cpuTimeMs, ensureOverlay, isOurQemu, killQemu, QemuDiskError, qemuArgv, QemuStartError, qemuVersion, readPid, rssMiB, startQemu, type VmPaths, vmPaths, waitExit } from './qemu-process.ts'
+import { endQemu, exists, type QemuVm, removeRuntimeFiles, settle } from './qemu-vm.ts'
 import { QmpClient } from './qmp.ts'
 
 /** A QEMU runs for this VM but its QMP socket does not answer (another agent on the same data dir?). */
@@ -30,27 +31,6 @@ export class QemuAdoptError extends Error {
     super(message)
     this.name = QemuAdoptError.name
   }
-}
-
-interface QemuVm {
-  spec: VmSpec
-  paths: VmPaths
-  pid: number
-  qmp: QmpClient
-  state: VmState
-  /** Destination of a migration not yet taken over by `create(spec, { incoming })`: not the agent's yet. */
-  incoming: boolean
-  hasDisk: boolean
-  /** The vCPU threads, whose CPU time is the guest's. */
-  tids: number[]
-  sample?: { atMs: number, vcpuMs: number }
-  demand: number
-  /** From QEMU's SHUTDOWN event, for the report when it exits. */
-  shutdownReason?: string
-  /** The driver itself ends this QEMU or lets go of it (delete, stop): its exit is no news. */
-  letGo: boolean
-  migrating: boolean
-  deleting?: Promise<void>
 }
 
 const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
@@ -69,6 +49,12 @@ export class QemuDriver implements Driver {
     this.#o = resolveQemuInit(init)
     this.#sampler = setInterval(() => { void this.#sample() }, this.#o.sampleIntervalMs)
     this.#sampler.unref()
+  }
+
+  /** For the agent's start: QEMU's version and the accelerator VMs will get; fails with a clear error when QEMU is missing. */
+  async preflight (): Promise<{ version: string, accel: AccelProbe }> {
+    const version = await qemuVersion(this.#o.qemuBinary)
+    return { version, accel: await this.accel() }
   }
 
   /** The accelerator VMs get here (KVM is tried once, on first use). */
@@ -103,12 +89,12 @@ export class QemuDriver implements Driver {
     }
     const vm = await this.#attach({ spec, paths, pid, qmp, state: 'running', incoming: false, hasDisk: await exists(paths.disk), tids: [], demand: 0, letGo: false, migrating: false })
     try {
-      const status = await this.#settle(vm)
+      const status = await settle(vm)
       if (status !== 'running') throw new Error(`it is ${status}`)
     } catch {
       // Not a VM we can run (shut down, crashed guest, a migration that never came): the agent restarts it.
       vm.letGo = true
-      await this.#end(vm)
+      await endQemu(vm)
       return 'gone'
     }
     this.#vms.set(spec.id, vm)
@@ -132,7 +118,7 @@ export class QemuDriver implements Driver {
     }
     vm.letGo = true
     vm.deleting = (async () => {
-      await this.#end(vm)
+      await endQemu(vm)
       await rm(vm.paths.dir, { recursive: true, force: true })
       if (this.#vms.get(id) === vm) this.#vms.delete(id)
       if (!vm.incoming) this.#emit({ id, state: 'deleted' })
@@ -290,32 +276,10 @@ export class QemuDriver implements Driver {
 
   /** The VM is set up: it runs (a BIOS guest has nothing more to boot). */
   async #watchBoot (vm: QemuVm): Promise<void> {
-    const status = await this.#settle(vm).catch(() => undefined)
+    const status = await settle(vm).catch(() => undefined)
     if (status !== 'running' || vm.letGo || vm.state !== 'creating') return
     vm.state = 'running'
     this.#emit({ id: vm.spec.id, state: 'running' })
-  }
-
-  /**
-   * Waits for the VM's status to leave the transient ones and returns it.
-   * A completed incoming migration says `inmigrate` for a few ms before
-   * `running`; an orphaned outgoing migration (its agent died) is cancelled
-   * and its paused guest resumed.
-   */
-  async #settle (vm: QemuVm, timeoutMs = 10_000): Promise<string> {
-    const deadline = AbortSignal.timeout(timeoutMs)
-    for (;;) {
-      const { status } = await vm.qmp.execute<{ status: string }>('query-status')
-      if (status === 'paused' || status === 'postmigrate') {
-        const m = await vm.qmp.execute<{ status?: string }>('query-migrate')
-        if (m.status === 'active' || m.status === 'setup' || m.status === 'device') await vm.qmp.execute('migrate_cancel')
-        else await vm.qmp.execute('cont')
-      } else if (status !== 'inmigrate' && status !== 'prelaunch' && status !== 'finish-migrate') {
-        return status
-      }
-      if (deadline.aborted) return status
-      await new Promise(resolve => setTimeout(resolve, 10))
-    }
   }
 
   /** Takes over the VM a migration brought in: it is ours once its QEMU runs it. */
@@ -325,7 +289,7 @@ export class QemuDriver implements Driver {
     if (vm == null || !vm.incoming || vm.deleting != null) throw new IncomingMissingError(`no incoming migration of ${spec.id} is waiting here (it failed, or was never prepared)`)
     let status: string
     try {
-      status = await this.#settle(vm)
+      status = await settle(vm)
     } catch (err: any) {
       throw new IncomingMissingError(`the migration of ${spec.id} did not arrive: ${String(err.message)}`)
     }
@@ -354,17 +318,6 @@ export class QemuDriver implements Driver {
     this.#emit({ id: vm.spec.id, state: 'stopped', reason: `its QEMU (pid ${vm.pid}) exited: ${vm.shutdownReason ?? `killed or crashed (see ${vm.paths.log})`}` })
   }
 
-  /** Ends a VM's QEMU: `quit`, then SIGKILL after a bound. */
-  async #end (vm: QemuVm): Promise<void> {
-    if (!vm.qmp.isClosed) await vm.qmp.execute('quit', undefined, { timeoutMs: 3_000 }).catch(() => {})
-    if (!(await waitExit(vm.pid, 5_000))) {
-      await killQemu(vm.pid, vm.paths.qmp)
-      await waitExit(vm.pid, 5_000)
-    }
-    vm.qmp.close()
-    await removeRuntimeFiles(vm.paths)
-  }
-
   async #sample (): Promise<void> {
     if (this.#sampling) return
     this.#sampling = true
@@ -387,16 +340,6 @@ export class QemuDriver implements Driver {
   #emit (change: VmStateChange): void {
     for (const l of this.#listeners) l(change)
   }
-}
-
-/** The QMP socket and pid file of a QEMU that is gone (the disk and the log stay). */
-async function removeRuntimeFiles (paths: VmPaths): Promise<void> {
-  await rm(paths.qmp, { force: true })
-  await rm(paths.pid, { force: true })
-}
-
-async function exists (path: string): Promise<boolean> {
-  return await stat(path).then(() => true, () => false)
 }
 
 function uriHost (host: string): string {

@@ -101,6 +101,22 @@ export async function startQemu (binary: string, argv: string[], paths: VmPaths,
   return pid
 }
 
+/** `qemu-system-x86_64 --version`'s first line; a clear error when QEMU is not installed. */
+export async function qemuVersion (binary: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(binary, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new QemuStartError(err.code === 'ENOENT' ? `${binary} is not installed (Debian, Ubuntu: apt-get install qemu-system-x86 qemu-utils)` : `${binary} --version: ${err.message}`))
+    })
+    child.once('close', code => {
+      if (code === 0) resolve(out.split('\n')[0].trim())
+      else reject(new QemuStartError(`${binary} --version exited with ${String(code)}`))
+    })
+  })
+}
+
 export async function readPid (file: string): Promise<number | undefined> {
   const text = await readFile(file, 'utf8').catch(() => '')
   const pid = Number.parseInt(text.trim(), 10)

@@ -13,7 +13,7 @@
 import { DEFAULT_DEMAND, drawDemand, nextChangeInS, type DemandConfig } from '../core/demand.ts'
 import type { Clock } from '../core/clock.ts'
 import type { VmSpec, VmState } from '../core/messages.ts'
-import { precopy } from '../core/precopy.ts'
+import { DEFAULT_MAX_DOWNTIME_MS, precopy } from '../core/precopy.ts'
 import { fnv1a } from '../core/ring.ts'
 import { seededRng, type Rng } from '../core/rng.ts'
 import { type Driver, type IncomingOffer, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange, type VmStats } from './driver.ts'
@@ -31,6 +31,10 @@ export interface SimDriverInit {
   dirtyIntensity?: number
   /** Reads the time for the CPU-time integral. Default: the system's. */
   clock?: Clock
+  /** Migration bandwidth when a transfer does not say, MiB/s. Default 1,250 (10 Gbit/s). */
+  bandwidthMiBps?: number
+  /** Longest switch-over pause when a transfer does not say. Default 30 ms. */
+  maxDowntimeMs?: number
 }
 
 const systemClock: Clock = { now: () => Date.now() }
@@ -56,6 +60,8 @@ export class SimDriver implements Driver {
   readonly #seed: number
   readonly #dirtyIntensity: number
   readonly #clock: Clock
+  readonly #bandwidthMiBps: number
+  readonly #maxDowntimeMs: number
   readonly #incoming = new Set<string>()
   readonly #vms = new Map<string, SimVm>()
   readonly #listeners: Array<(c: VmStateChange) => void> = []
@@ -67,6 +73,8 @@ export class SimDriver implements Driver {
     this.#seed = init.seed ?? 1
     this.#dirtyIntensity = init.dirtyIntensity ?? 0.3
     this.#clock = init.clock ?? systemClock
+    this.#bandwidthMiBps = init.bandwidthMiBps ?? 1250
+    this.#maxDowntimeMs = init.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
   }
 
   async create (spec: VmSpec, opts: { incoming?: boolean } = {}): Promise<void> {
@@ -147,7 +155,7 @@ export class SimDriver implements Driver {
   async transferOut (id: string, opts: TransferOptions): Promise<TransferResult> {
     const vm = this.#vms.get(id)
     if (vm == null) throw new TransferAbortedError(`no VM ${id} on this driver`)
-    const model = precopy({ memMiB: vm.memMiB, bandwidthMiBps: opts.bandwidthMiBps, cpuBusy: vm.demand, dirtyIntensity: this.#dirtyIntensity, maxDowntimeMs: opts.maxDowntimeMs, ...(opts.deadlineMs != null ? { maxTotalMs: opts.deadlineMs } : {}) })
+    const model = precopy({ memMiB: vm.memMiB, bandwidthMiBps: opts.bandwidthMiBps ?? this.#bandwidthMiBps, cpuBusy: vm.demand, dirtyIntensity: this.#dirtyIntensity, maxDowntimeMs: opts.maxDowntimeMs ?? this.#maxDowntimeMs, ...(opts.deadlineMs != null ? { maxTotalMs: opts.deadlineMs } : {}) })
     if (!model.ok) throw new TransferRefusedError(model.reason)
     await new Promise<void>((resolve, reject) => {
       if (opts.signal.aborted) {

@@ -4,10 +4,11 @@
  * live migrations between two drivers on two data dirs (two agents),
  * including the failures that must leave the VM running at its source.
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { VmSpec } from '../../src/core/messages.ts'
 import { QemuDriver, type VmStateChange } from '../../src/hypervisor/index.ts'
@@ -211,6 +212,31 @@ describe.skipIf(!HAVE_QEMU)(HAVE_QEMU ? 'qemu driver' : `qemu driver — skipped
     await second.delete(kept.id)
     await second.delete(killed.id)
     expect(qemuPids(dir)).toEqual([])
+  })
+
+  it('VMs outlive their agent: an agent process killed with its whole process group leaves its QEMU running, for the next one to adopt', async () => {
+    const dir = newDataDir()
+    const s = spec(64)
+    const agent = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'qemu-agent.ts'), dir, s.id], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+    const exited = new Promise(resolve => agent.once('exit', resolve))
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error('the agent did not report its VM running within 30 s')) }, 30_000)
+        createInterface({ input: agent.stdout }).once('line', l => { clearTimeout(timer); resolve(l) })
+        agent.once('exit', code => { clearTimeout(timer); reject(new Error(`the agent exited with ${String(code)}`)) })
+      })
+      expect(line).toBe(`running ${s.id}`)
+    } finally {
+      process.kill(-agent.pid!, 'SIGKILL')
+    }
+    await exited
+    const pid = pidOf(dir, s.id)!
+    expect(alive(pid)).toBe(true)
+    const next = newDriver(dir)
+    expect(await next.adopt(s)).toBe('adopted')
+    expect(await next.status(s.id)).toBe('running')
+    await next.delete(s.id)
+    await gone(pid)
   })
 
   it.each([128, 256])('live-migrates a %i MiB VM between two drivers: the destination runs it, the source QEMU ends', async (memMiB) => {
