@@ -20,7 +20,7 @@ import { type AccelProbe, resolveAccel } from './accel.ts'
 import { type Driver, IncomingMissingError, type IncomingOffer, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange, type VmStats } from './driver.ts'
 import { type DriverInit, type ResolvedQemuInit, resolveQemuInit } from './driver-init.ts'
 import { migrateOut, parseIncomingUri } from './qemu-migration.ts'
-import { cpuTimeMs, ensureOverlay, isOurQemu, killQemu, QemuDiskError, qemuArgv, QemuStartError, qemuVersion, readPid, rssMiB, startQemu, type VmPaths, vmPaths, waitExit } from './qemu-process.ts'
+import { cpuTimeMs, ensureOverlay, isOurQemu, killQemu, QemuDiskError, qemuArgv, QemuStartError, qemuVersion, readPid, rssMiB, SAFE_VM_ID, startQemu, type VmPaths, vmPaths, waitExit } from './qemu-process.ts'
 import { endQemu, exists, type QemuVm, removeRuntimeFiles, settle } from './qemu-vm.ts'
 import { QmpClient } from './qmp.ts'
 
@@ -104,6 +104,7 @@ export class QemuDriver implements Driver {
   async delete (id: string): Promise<void> {
     const vm = this.#vms.get(id)
     if (vm == null) {
+      if (!SAFE_VM_ID.test(id)) return
       // Maybe a VM of an earlier run that nobody adopted.
       const paths = vmPaths(this.#o.dataDir, id)
       if (!(await exists(paths.dir))) return
@@ -158,13 +159,16 @@ export class QemuDriver implements Driver {
   }
 
   async prepareIncoming (spec: VmSpec): Promise<IncomingOffer> {
+    const waiting = this.#vms.get(spec.id)
+    if (waiting?.incoming === true && waiting.incomingUri != null && waiting.deleting == null) return { uri: waiting.incomingUri }
     const vm = await this.#launch(spec, true)
     try {
       await vm.qmp.execute('migrate-incoming', { uri: `tcp:${uriHost(this.#o.migrationHost)}:0` })
       const info = await vm.qmp.execute<{ 'socket-address'?: Array<{ port?: string | number }> }>('query-migrate')
       const port = Number(info['socket-address']?.[0]?.port)
       if (!Number.isInteger(port) || port <= 0) throw new QemuStartError(`QEMU did not say which port it listens on for VM ${spec.id}`)
-      return { uri: `tcp:${uriHost(this.#o.migrationAdvertiseHost)}:${port}` }
+      vm.incomingUri = `tcp:${uriHost(this.#o.migrationAdvertiseHost)}:${port}`
+      return { uri: vm.incomingUri }
     } catch (err) {
       await this.delete(spec.id)
       throw err
@@ -207,7 +211,7 @@ export class QemuDriver implements Driver {
     const ids = await readdir(join(this.#o.dataDir, 'qemu')).catch(() => [] as string[])
     const removed: string[] = []
     for (const id of ids) {
-      if (kept.has(id) || this.#vms.has(id) || this.#starting.has(id)) continue
+      if (kept.has(id) || this.#vms.has(id) || this.#starting.has(id) || !SAFE_VM_ID.test(id)) continue
       await this.delete(id)
       removed.push(id)
     }

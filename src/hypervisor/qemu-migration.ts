@@ -63,11 +63,9 @@ export async function migrateOut (qmp: QmpClient, o: MigrateOutOptions): Promise
   const before = await qmp.execute<MigrationInfo>('query-migrate')
   if (before.status != null && !FINAL.has(before.status) && before.status !== 'none') throw new TransferRefusedError(`a migration of this VM is already ${before.status}`)
   const wasRunning = (await qmp.execute<{ status: string }>('query-status')).status === 'running'
+  // `block` (and `block-incremental`) only for a VM with a disk: QEMU 9.1 removed them, diskless VMs still migrate there.
   await qmp.execute('migrate-set-capabilities', {
-    capabilities: [
-      { capability: 'auto-converge', state: true },
-      { capability: 'block', state: o.hasDisk }
-    ]
+    capabilities: [{ capability: 'auto-converge', state: true }, ...(o.hasDisk ? [{ capability: 'block', state: true }] : [])]
   })
   const bytesPerS = Math.max(1, Math.round(o.bandwidthMiBps * MiB))
   await qmp.execute('migrate-set-parameters', {
@@ -76,7 +74,7 @@ export async function migrateOut (qmp: QmpClient, o: MigrateOutOptions): Promise
     'throttle-trigger-threshold': 100,
     'cpu-throttle-initial': 20,
     'cpu-throttle-increment': 10,
-    'block-incremental': o.hasDisk
+    ...(o.hasDisk ? { 'block-incremental': true } : {})
   })
 
   let throttled = false

@@ -32,6 +32,18 @@ export class QemuDiskError extends Error {
   }
 }
 
+/** A VM id that cannot name a directory safely (it becomes a path under the data dir). */
+export class InvalidVmIdError extends Error {
+  static name = 'InvalidVmIdError'
+  constructor (message = 'not a VM id') {
+    super(message)
+    this.name = InvalidVmIdError.name
+  }
+}
+
+/** What a VM id may look like here: a single path component (the agent's ids are `vm-` and 6–40 of [a-z0-9]). */
+export const SAFE_VM_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+
 export interface VmPaths {
   dir: string
   qmp: string
@@ -45,6 +57,7 @@ export const MAX_SOCKET_PATH = 107
 
 /** Each VM's files, under `<dataDir>/qemu/<id>/`. `dataDir` must be absolute: QEMU's daemon runs in `/`. */
 export function vmPaths (dataDir: string, id: string): VmPaths {
+  if (!SAFE_VM_ID.test(id)) throw new InvalidVmIdError(`Expected a VM id (letters, digits, _ -, at most 64), got \`${id.slice(0, 80)}\``)
   const dir = join(dataDir, 'qemu', id)
   return { dir, qmp: join(dir, 'qmp.sock'), pid: join(dir, 'qemu.pid'), log: join(dir, 'qemu.log'), disk: join(dir, 'disk.qcow2') }
 }

@@ -16,6 +16,8 @@ export interface QemuVm {
   state: VmState
   /** Destination of a migration not yet taken over by `create(spec, { incoming })`: not the agent's yet. */
   incoming: boolean
+  /** What `prepareIncoming` answered: a repeated call gets the same. */
+  incomingUri?: string
   hasDisk: boolean
   /** The vCPU threads, whose CPU time is the guest's. */
   tids: number[]

@@ -55,6 +55,10 @@ describe('qemu command line', () => {
     expect(argv).not.toContain('-drive')
   })
 
+  it.each(['../etc', '', 'a/b', '.hidden', 'x'.repeat(65)])('refuses %j as a VM id: it would not be one directory under the data dir', id => {
+    expect(() => vmPaths('/var/lib/discovery', id)).toThrow(/Expected a VM id/)
+  })
+
   it('waits for a migration with -incoming defer, and attaches the overlay as the disk', () => {
     const argv = qemuArgv({ id: spec.id, cpu: 1, memMiB: 128, accel: 'kvm', paths, disk: paths.disk, incoming: true })
     expect(argv.slice(argv.indexOf('-incoming'), argv.indexOf('-incoming') + 2)).toEqual(['-incoming', 'defer'])
