@@ -109,7 +109,10 @@ export class QemuDriver implements Driver {
       const paths = vmPaths(this.#o.dataDir, id)
       if (!(await exists(paths.dir))) return
       const pid = await readPid(paths.pid)
-      if (pid != null) await killQemu(pid, paths.qmp)
+      if (pid != null) {
+        await killQemu(pid, paths.qmp)
+        await waitExit(pid, 5_000)
+      }
       await rm(paths.dir, { recursive: true, force: true })
       return
     }
