@@ -150,7 +150,13 @@ export class Agent {
     try {
       const privateKey = await loadOrCreateIdentity(store)
       const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile, meshDegree: config.gossip.meshDegree, pingIntervalMs: config.connection.pingIntervalMs, pingTimeoutMs: config.connection.pingTimeoutMs })
-      const driver = createDriver(config)
+      const driver = createDriver('sim', {
+        dataDir: config.dataDir,
+        clock,
+        maxDowntimeMs: config.migration.maxDowntimeMs,
+        bandwidthMiBps: config.migration.bandwidthMiBps,
+        sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
+      })
       const agent = new Agent(config, log, store, libp2p as unknown as Libp2p, driver, clock, agentRng(config.rngSeed))
       await agent.#start()
       return agent

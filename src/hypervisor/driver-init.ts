@@ -2,6 +2,7 @@
  * What a driver is made from: the hypervisor's own settings, not the agent's
  * config (the agent maps its flags onto these). Validated once, here.
  */
+import { DiscoveryError } from '../core/errors.ts'
 import { join, resolve } from 'node:path'
 import type { Clock } from '../core/clock.ts'
 import type { AccelPreference } from './accel.ts'
@@ -54,12 +55,9 @@ export interface ResolvedQemuInit {
 }
 
 /** A driver option is not what it must be: says which, what was expected and what came. */
-export class DriverInitError extends Error {
+export class DriverInitError extends DiscoveryError {
   static name = 'DriverInitError'
-  constructor (message = 'invalid driver options') {
-    super(message)
-    this.name = DriverInitError.name
-  }
+  static defaultMessage = 'invalid driver options'
 }
 
 export function resolveQemuInit (init: DriverInit): ResolvedQemuInit {

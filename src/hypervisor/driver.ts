@@ -1,3 +1,4 @@
+import { DiscoveryError } from '../core/errors.ts'
 import type { VmSpec, VmState } from '../core/messages.ts'
 
 export interface VmStateChange {
@@ -96,35 +97,23 @@ export interface Driver {
   stop (): Promise<void>
 }
 
-export class VmExistsError extends Error {
+export class VmExistsError extends DiscoveryError {
   static name = 'VmExistsError'
-  constructor (message = 'a VM with this id already exists on this driver') {
-    super(message)
-    this.name = VmExistsError.name
-  }
+  static defaultMessage = 'a VM with this id already exists on this driver'
 }
 
-export class TransferRefusedError extends Error {
+export class TransferRefusedError extends DiscoveryError {
   static name = 'TransferRefusedError'
-  constructor (message = 'the live migration cannot converge') {
-    super(message)
-    this.name = TransferRefusedError.name
-  }
+  static defaultMessage = 'the live migration cannot converge'
 }
 
-export class TransferAbortedError extends Error {
+export class TransferAbortedError extends DiscoveryError {
   static name = 'TransferAbortedError'
-  constructor (message = 'the transfer was aborted') {
-    super(message)
-    this.name = TransferAbortedError.name
-  }
+  static defaultMessage = 'the transfer was aborted'
 }
 
 /** `create` with `incoming`, but no migration of the VM has arrived here (or it failed). */
-export class IncomingMissingError extends Error {
+export class IncomingMissingError extends DiscoveryError {
   static name = 'IncomingMissingError'
-  constructor (message = 'no incoming migration of this VM is waiting here') {
-    super(message)
-    this.name = IncomingMissingError.name
-  }
+  static defaultMessage = 'no incoming migration of this VM is waiting here'
 }

@@ -5,7 +5,6 @@
  * real live migration over TCP). Each is made from a `DriverInit` of the
  * hypervisor's own, not from the agent's config.
  */
-import type { AgentConfig } from '../config.ts'
 import type { Driver } from './driver.ts'
 import type { DriverInit, HypervisorName } from './driver-init.ts'
 import { QemuDriver } from './qemu-driver.ts'
@@ -19,21 +18,13 @@ export type { Accel, AccelPreference, AccelProbe } from './accel.ts'
 export { QemuDriver, QemuAdoptError } from './qemu-driver.ts'
 export { SimDriver } from './sim-driver.ts'
 
-export function createDriver (name: HypervisorName, init: DriverInit): Driver
-/** @deprecated The agent's call until it builds a `DriverInit`: a sim driver from the agent's config. */
-export function createDriver (config: AgentConfig): Driver
-export function createDriver (nameOrConfig: HypervisorName | AgentConfig, init?: DriverInit): Driver {
-  if (typeof nameOrConfig !== 'string') {
-    const config = nameOrConfig
-    return new SimDriver({ bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed })
-  }
-  if (init == null) throw new TypeError(`createDriver('${nameOrConfig}') needs a DriverInit`)
-  switch (nameOrConfig) {
+export function createDriver (name: HypervisorName, init: DriverInit): Driver {
+  switch (name) {
     case 'sim':
       return new SimDriver({ bandwidthMiBps: init.bandwidthMiBps, maxDowntimeMs: init.maxDowntimeMs, ...init.sim, clock: init.sim?.clock ?? init.clock })
     case 'qemu':
       return new QemuDriver(init)
     default:
-      throw new TypeError(`Expected the driver to be sim or qemu, got \`${String(nameOrConfig)}\``)
+      throw new TypeError(`Expected the driver to be sim or qemu, got \`${String(name)}\``)
   }
 }

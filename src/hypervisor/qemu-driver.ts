@@ -13,6 +13,7 @@
  *   A failed migration makes the destination's QEMU exit: the driver drops
  *   that VM quietly, as it was never the agent's.
  */
+import { DiscoveryError } from '../core/errors.ts'
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { VmSpec, VmState } from '../core/messages.ts'
@@ -25,12 +26,9 @@ import { endQemu, exists, type QemuVm, removeRuntimeFiles, settle } from './qemu
 import { QmpClient } from './qmp.ts'
 
 /** A QEMU runs for this VM but its QMP socket does not answer (another agent on the same data dir?). */
-export class QemuAdoptError extends Error {
+export class QemuAdoptError extends DiscoveryError {
   static name = 'QemuAdoptError'
-  constructor (message = 'the VM\'s QEMU runs but cannot be adopted') {
-    super(message)
-    this.name = QemuAdoptError.name
-  }
+  static defaultMessage = 'the VM\'s QEMU runs but cannot be adopted'
 }
 
 const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/

@@ -9,36 +9,28 @@
  * fresh one look the same: neither is our child, both are watched through
  * their QMP socket and /proc.
  */
+import { DiscoveryError } from '../core/errors.ts'
 import { spawn } from 'node:child_process'
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type Accel, CPU_MODEL } from './accel.ts'
 
 /** QEMU would not start (bad arguments, missing binary, no memory...): its own words. */
-export class QemuStartError extends Error {
+export class QemuStartError extends DiscoveryError {
   static name = 'QemuStartError'
-  constructor (message = 'QEMU did not start') {
-    super(message)
-    this.name = QemuStartError.name
-  }
+  static defaultMessage = 'QEMU did not start'
 }
 
 /** The VM's disk could not be made (no such base image, qemu-img failed). */
-export class QemuDiskError extends Error {
+export class QemuDiskError extends DiscoveryError {
   static name = 'QemuDiskError'
-  constructor (message = 'the VM\'s disk could not be made') {
-    super(message)
-    this.name = QemuDiskError.name
-  }
+  static defaultMessage = 'the VM\'s disk could not be made'
 }
 
 /** A VM id that cannot name a directory safely (it becomes a path under the data dir). */
-export class InvalidVmIdError extends Error {
+export class InvalidVmIdError extends DiscoveryError {
   static name = 'InvalidVmIdError'
-  constructor (message = 'not a VM id') {
-    super(message)
-    this.name = InvalidVmIdError.name
-  }
+  static defaultMessage = 'not a VM id'
 }
 
 /** What a VM id may look like here: a single path component (the agent's ids are `vm-` and 6–40 of [a-z0-9]). */

@@ -8,46 +8,37 @@
  * keeps one client per VM for the VM's whole life, and `connect` fails with
  * a timeout (not a hang) when someone else holds the socket.
  */
+import { DiscoveryError } from '../core/errors.ts'
 import { connect as netConnect, type Socket } from 'node:net'
 
 /** What QEMU answered instead of `return`: its error class (e.g. `GenericError`, `CommandNotFound`) and description. */
-export class QmpError extends Error {
+export class QmpError extends DiscoveryError {
   static name = 'QmpError'
   readonly class: string
   readonly desc: string
   constructor (errorClass = 'GenericError', desc = 'QEMU refused the command', command?: string) {
     super(command != null ? `${command}: ${desc} (${errorClass})` : `${desc} (${errorClass})`)
-    this.name = QmpError.name
     this.class = errorClass
     this.desc = desc
   }
 }
 
 /** The QMP connection is gone (QEMU exited, or the client was closed). */
-export class QmpClosedError extends Error {
+export class QmpClosedError extends DiscoveryError {
   static name = 'QmpClosedError'
-  constructor (message = 'the QMP connection is closed') {
-    super(message)
-    this.name = QmpClosedError.name
-  }
+  static defaultMessage = 'the QMP connection is closed'
 }
 
 /** QEMU did not answer in time (or the caller's signal fired first). */
-export class QmpTimeoutError extends Error {
+export class QmpTimeoutError extends DiscoveryError {
   static name = 'QmpTimeoutError'
-  constructor (message = 'QEMU did not answer in time') {
-    super(message)
-    this.name = QmpTimeoutError.name
-  }
+  static defaultMessage = 'QEMU did not answer in time'
 }
 
 /** QEMU sent something that is not QMP. */
-export class QmpProtocolError extends Error {
+export class QmpProtocolError extends DiscoveryError {
   static name = 'QmpProtocolError'
-  constructor (message = 'QEMU sent something that is not QMP') {
-    super(message)
-    this.name = QmpProtocolError.name
-  }
+  static defaultMessage = 'QEMU sent something that is not QMP'
 }
 
 export interface QmpEvent {
