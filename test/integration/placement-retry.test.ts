@@ -49,10 +49,12 @@ describe('a commit whose answer is lost', () => {
     expect(tookMs).toBeGreaterThanOrEqual(PAUSE_MS)
     // The answer is final: the owner holds the VM exactly when the create said so, and no reservation is left.
     const settled = await waitFor('the owner to settle: no reservation left', async () => {
-      const nodes = await owner.api.call<Array<{ peerId: string, reserved: { cpu: number } }>>('GET', '/v1/nodes')
+      const nodes = await owner.api.call<Array<{ peerId: string, reserved: { cpu: number }, used: { cpu: number } }>>('GET', '/v1/nodes')
       return nodes.find(n => n.peerId === owner.peerId)?.reserved.cpu === 0 ? nodes : undefined
     }, 30_000)
-    expect(settled).toBeDefined()
+    const ownerNode = settled.find(n => n.peerId === owner.peerId)!
+    // What the owner's ledger holds is exactly the VMs it runs: the warm one, and the paused one when the create said 201.
+    expect(ownerNode.used.cpu).toBe(res.status === 201 ? 4 : 2)
     const vms = await owner.api.call<Array<{ id: string, name: string }>>('GET', '/v1/vms')
     const paused = vms.filter(v => v.name === 'paused')
     if (res.status === 201) expect(paused.map(v => v.id)).toEqual([res.body.id])
