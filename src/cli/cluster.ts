@@ -4,7 +4,7 @@
  * each agent's pid and addresses, so `status` and `down` find them again.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient } from './client.ts'
@@ -72,15 +72,40 @@ export function bootstrapPeers (index: number, n: number): number[] {
   return [...out]
 }
 
-export function memberPlan (index: number, n: number, dir: string, basePort: number): ClusterMember & { args: string[] } {
-  const apiPort = basePort + index
-  const p2pPort = basePort + 1000 + index
+/**
+ * Agent `index`'s ports, data dir, log and command line. With a base port,
+ * agent i serves its API on P+i and libp2p on P+1000+i and dials its
+ * neighbours' known ports. With base port 0 the system picks free ports
+ * (no clash with anything else on the machine, as tests need): then
+ * `bootstrap` gives the addresses of agents already up.
+ */
+export function memberPlan (index: number, n: number, dir: string, basePort: number, bootstrap?: string[]): ClusterMember & { args: string[] } {
+  const auto = basePort === 0
+  const apiPort = auto ? 0 : basePort + index
   const dataDir = join(dir, `agent-${index}`)
-  const listen = `/ip4/127.0.0.1/tcp/${p2pPort}`
-  const bootstrap = bootstrapPeers(index, n).map(k => `/ip4/127.0.0.1/tcp/${basePort + 1000 + k}`)
+  const listen = `/ip4/127.0.0.1/tcp/${auto ? 0 : basePort + 1000 + index}`
+  const peers = bootstrap ?? (auto ? [] : bootstrapPeers(index, n).map(k => `/ip4/127.0.0.1/tcp/${basePort + 1000 + k}`))
   const args = ['agent', '--listen', listen, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--json']
-  if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','))
+  if (peers.length > 0) args.push('--bootstrap', peers.join(','))
   return { index, pid: 0, api: `http://127.0.0.1:${apiPort}`, listen, dataDir, log: join(dir, `agent-${index}.log`), args }
+}
+
+/** The ready line an agent started with `--json` writes (to its log, in a cluster): its API and libp2p addresses. */
+export function readyLine (logPath: string, fromByte = 0): { api: string, addrs: string[] } | undefined {
+  let text: string
+  try {
+    text = readFileSync(logPath).subarray(fromByte).toString('utf8')
+  } catch {
+    return undefined
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes('"event":"ready"')) continue
+    try {
+      const r = JSON.parse(line) as { event?: string, api?: string, addrs?: string[] }
+      if (r.event === 'ready' && typeof r.api === 'string' && Array.isArray(r.addrs)) return { api: r.api, addrs: r.addrs }
+    } catch {}
+  }
+  return undefined
 }
 
 /**
@@ -124,20 +149,47 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   if (existing != null && existing.nodes.some(m => alive(m.pid))) {
     throw new OperationError(`a cluster is already running in ${dir}: run \`discovery cluster down --dir ${opts.dir}\` first`)
   }
-  if (opts.basePort + 1000 + opts.nodes > 65535) throw new UsageError(`Expected --base-port + 1000 + --nodes to stay under 65536, got ${opts.basePort}`)
+  if (opts.basePort !== 0 && opts.basePort + 1000 + opts.nodes > 65535) throw new UsageError(`Expected --base-port + 1000 + --nodes to stay under 65536, got ${opts.basePort}`)
   mkdirSync(dir, { recursive: true })
   const children: ChildProcess[] = []
   const members: ClusterMember[] = []
-  for (let i = 0; i < opts.nodes; i++) {
-    const plan = memberPlan(i, opts.nodes, dir, opts.basePort)
+  const file: ClusterFile = { basePort: opts.basePort, nodes: members }
+  /** Where each agent's log stood when it was started: a ready line before that is an earlier run's. */
+  const logFrom = new Map<number, number>()
+  const start = (i: number, bootstrap?: string[]): ClusterMember => {
+    const plan = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap)
+    logFrom.set(i, existsSync(plan.log) ? statSync(plan.log).size : 0)
     const child = spawnAgent(plan, opts.agentArgs, opts.foreground)
     children.push(child)
     const { args: _args, ...member } = plan
-    members.push({ ...member, pid: child.pid ?? 0 })
+    const m = { ...member, pid: child.pid ?? 0 }
+    members.push(m)
+    return m
   }
-  const file: ClusterFile = { basePort: opts.basePort, nodes: members }
-  writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
   try {
+    if (opts.basePort !== 0) {
+      for (let i = 0; i < opts.nodes; i++) start(i)
+      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+    } else {
+      // Ports picked by the system: agent 0 first; the others join it once its address is known.
+      const first = start(0)
+      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      const ready = await waitFor(`agent 0 ready (see ${first.log})`, opts.waitMs, async () => {
+        if (!alive(first.pid)) throw new OperationError(`agent 0 exited: see ${first.log}`)
+        return readyLine(first.log, logFrom.get(0))
+      })
+      for (let i = 1; i < opts.nodes; i++) start(i, ready.addrs.slice(0, 1))
+      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      await Promise.all(members.map(async m => {
+        const r = await waitFor(`agent ${m.index} ready (see ${m.log})`, opts.waitMs, async () => {
+          if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
+          return readyLine(m.log, logFrom.get(m.index))
+        })
+        m.api = r.api
+        m.listen = r.addrs[0].replace(/\/p2p\/[^/]+$/, '')
+      }))
+      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+    }
     await Promise.all(members.map(async m => await waitFor(`agent ${m.index} answering on ${m.api} (see ${m.log})`, opts.waitMs, async () => {
       if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
       const res = await new ApiClient(m.api, undefined, 2_000).request('GET', '/v1/health')

@@ -91,14 +91,17 @@ describe('discovery vm and nodes', () => {
 describe('the foreground cluster of `npm start`', () => {
   it('shows its agents and stops every one of them on Ctrl-C', async () => {
     const dir = tempDir('foreground')
-    const child = spawn(process.execPath, [BIN, 'cluster', 'up', '--nodes', '3', '--foreground', '--dir', dir, '--base-port', '25000'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, 'cluster', 'up', '--nodes', '3', '--foreground', '--dir', dir, '--base-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     child.stdout.on('data', (d) => { stdout += String(d) })
     const exited = new Promise<number | null>(resolve => child.on('exit', (code) => { resolve(code) }))
     try {
       await waitFor('the live table', () => /discovery local cluster/.test(stdout) ? true : undefined, 60_000)
-      expect(stdout).toContain('api http://127.0.0.1:25000')
-      const pids: number[] = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')).nodes.map((n: { pid: number }) => n.pid)
+      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { nodes: Array<{ pid: number, api: string }> }
+      // Ports picked by the system, recorded in the cluster's file and shown.
+      for (const n of file.nodes) expect(n.api).toMatch(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/)
+      expect(stdout).toContain(`api ${file.nodes[0].api}`)
+      const pids = file.nodes.map(n => n.pid)
       expect(pids).toHaveLength(3)
       child.kill('SIGINT')
       expect(await exited).toBe(0)

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHost, PLACE_PROTOCOL, STATE_TOPIC } from '../../src/net/index.ts'
 import { ApiClient, metricValue, readCluster, runCli, tempDir, waitFor } from './helpers.ts'
 
-const BASE = 21000
 const N = 5
 const dir = tempDir('cluster')
 let apis: ApiClient[] = []
@@ -33,7 +32,7 @@ function overCommitted (views: Node[][]): string[] {
 }
 
 beforeAll(async () => {
-  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', String(BASE), '--cpu', '40', '--mem', '32GiB', '--json'])
+  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '40', '--mem', '32GiB', '--json'])
   expect(up.code, up.stderr).toBe(0)
   const file = JSON.parse(up.stdout)
   expect(file.nodes).toHaveLength(N)

@@ -7,14 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApiClient, runCli, tempDir, waitFor } from './helpers.ts'
 
-const BASE = 23000
 const N = 5
 const dir = tempDir('concurrency')
 let apis: ApiClient[] = []
 
 beforeAll(async () => {
   // 30 vCPU / 30 GiB per node; VMs of 1 vCPU / 1 GiB: room for exactly 150.
-  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', String(BASE), '--cpu', '30', '--mem', '30GiB', '--json'])
+  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '30', '--mem', '30GiB', '--json'])
   expect(up.code, up.stderr).toBe(0)
   apis = JSON.parse(up.stdout).nodes.map((m: { api: string }) => new ApiClient(m.api, undefined, 60_000))
 })
