@@ -26,6 +26,7 @@ export interface AgentFlags {
   logLevel?: string
   demand?: string
   seed?: string
+  rngSeed?: string
   migrationBandwidth?: string
   consolidate?: boolean
   monitorInterval?: string
@@ -69,6 +70,7 @@ export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
     config.staticDemand = parseRatio('--demand', flags.demand, 0, 1)
   }
   if (flags.seed != null) config.seed = parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1)
+  if (flags.rngSeed != null) config.rngSeed = parseInteger('--rng-seed', flags.rngSeed, 0, 2 ** 31 - 1)
   if (flags.migrationBandwidth != null) config.migration = { ...config.migration, bandwidthMiBps: parseRatio('--migration-bandwidth', flags.migrationBandwidth.replace(/\s*MiB\/s$/i, ''), 0.001, 1_000_000) }
   if (flags.consolidate === true) config.rebalance = { ...config.rebalance, consolidate: true }
   if (flags.monitorInterval != null) {
