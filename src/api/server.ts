@@ -8,9 +8,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { Gauge } from 'prom-client'
-import { z } from 'zod'
 import type { Agent } from '../agent/index.ts'
-import { createVmSchema } from '../core/messages.ts'
+import { createVmSchema, migrateVmSchema, setDemandSchema } from '../core/messages.ts'
 import { dashboardHtml } from './dashboard.ts'
 import { clientErrorHandler, errorSender, fromFramework, MethodNotAllowedError, RouteNotFoundError, UnauthorizedError } from './errors.ts'
 import { EventStreams } from './event-stream.ts'
@@ -31,8 +30,6 @@ export interface ApiInit {
 const MAX_PARAM_LENGTH = 200
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
 
-const migrateSchema = z.object({ to: z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a base58 peer id').optional() }).strict()
-const demandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
 
 /** Open streams, and the event log's listeners (one per stream among them): a leak shows as a gap between the two that grows. */
 function streamGauges (agent: Agent, streams: EventStreams): void {
@@ -129,7 +126,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
     const id = vmIdParam(req.params)
     parseQuery(noQuery, req.query, 'no parameters')
     // `to` is optional, so is the body: no body (or an empty one) is `{}`; a JSON `null` is not.
-    const body = parseBody(migrateSchema, req.body === undefined ? {} : req.body)
+    const body = parseBody(migrateVmSchema, req.body === undefined ? {} : req.body)
     const migration = await agent.migrateVm(id, body.to)
     if (migration.phase === 'committed') return { migration }
     return await reply.code(409).send({ error: 'migration_aborted', message: migration.reason ?? 'the migration was aborted', migration })
@@ -148,7 +145,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
   server.put('/v1/vms/:id/demand', async (req) => {
     const id = vmIdParam(req.params)
     parseQuery(noQuery, req.query, 'no parameters')
-    const body = parseBody(demandSchema, req.body, ' (demand is a fraction of the VM\'s vCPUs, 0 to 1)')
+    const body = parseBody(setDemandSchema, req.body, ' (demand is a fraction of the VM\'s vCPUs, 0 to 1)')
     agent.setDemand(id, body.demand)
     return { id, demand: body.demand }
   })

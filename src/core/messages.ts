@@ -57,6 +57,14 @@ export const createVmSchema = z.object({
 }).strict()
 export type CreateVmRequest = z.infer<typeof createVmSchema>
 
+/** The body of `POST /v1/vms/:id/migrate` (optional: no body is `{}`). */
+export const migrateVmSchema = z.object({ to: peerIdSchema.optional() }).strict()
+export type MigrateVmRequest = z.infer<typeof migrateVmSchema>
+
+/** The body of `PUT /v1/vms/:id/demand` (sim driver): a fraction of the VM's vCPUs. */
+export const setDemandSchema = z.object({ demand: z.number().min(0).max(1) }).strict()
+export type SetDemandRequest = z.infer<typeof setDemandSchema>
+
 /** A VM as its owner stores it and as it is gossiped. */
 export const vmSpecSchema = z.object({
   id: vmIdSchema,
