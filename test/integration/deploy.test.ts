@@ -209,6 +209,8 @@ describe('the agent under the unit\'s rules', () => {
     })
     const agentPid = Number(readFileSync(`/proc/${strace.pid}/task/${strace.pid}/children`, 'utf8').trim().split(/\s+/)[0])
     expect(agentPid).toBeGreaterThan(0)
+    // Killing strace would leave the agent running, detached: if the test fails, kill the agent itself.
+    started.unshift({ kill: (signal) => { try { process.kill(agentPid, signal) } catch {} } })
     expect(ready.dataDir).toBe(join(dirs.S, 'discovery'))
 
     // The API wants the token; the labels came through.
