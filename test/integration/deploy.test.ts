@@ -15,7 +15,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -170,11 +170,17 @@ function readTrace (file: string): Trace {
 
 describe('the agent under the unit\'s rules', () => {
   const started: Array<{ kill: (s: NodeJS.Signals) => void }> = []
-  afterAll(() => { for (const p of started) p.kill('SIGKILL') })
+  const scratch: string[] = []
+  afterAll(() => {
+    for (const p of started) p.kill('SIGKILL')
+    // strace's log is several MB.
+    for (const d of scratch) rmSync(d, { recursive: true, force: true })
+  })
 
   it('runs with the unit\'s command line, makes only allowed system calls and writes only its own directories', async (ctx) => {
     if (!hasStrace || !hasSystemdAnalyze) { skipping(hasStrace ? 'systemd-analyze' : 'strace', 'the agent under strace'); ctx.skip() }
     const dir = tempDir('unit-run')
+    scratch.push(dir)
     // What systemd would set up: the state, cache and credentials directories.
     const dirs = { S: join(dir, 'state'), C: join(dir, 'cache'), d: join(dir, 'credentials') }
     for (const d of [join(dirs.S, 'discovery'), join(dirs.C, 'discovery'), dirs.d]) mkdirSync(d, { recursive: true, mode: 0o700 })
