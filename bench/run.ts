@@ -5,7 +5,7 @@
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
-  rebalance: { about: 'the simulator\'s vmplaces table: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
+  rebalance: { about: 'the simulator\'s vmplaces and vmplaces-10g tables: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
 }
 
 function usage (): string {

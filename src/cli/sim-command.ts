@@ -2,9 +2,9 @@
 import { validateDemandConfig } from '../core/demand.ts'
 import { ALGORITHMS, type AlgorithmName } from '../sim/algorithms.ts'
 import { LINKS, type LinkModel } from '../sim/network.ts'
-import { reportTable } from '../sim/report.ts'
+import { reportTable } from './sim-report.ts'
 import { runSimulation, type SimOptions } from '../sim/run.ts'
-import { SCENARIOS } from '../sim/scenarios.ts'
+import { type DirtyIntensity, GBIT_MIBPS, SCENARIOS } from '../sim/scenarios.ts'
 import { UsageError } from './errors.ts'
 import { parseDuration, parseInteger, parseRatio } from './parse.ts'
 
@@ -20,6 +20,8 @@ export interface SimFlags {
   centralDelay?: string
   centralPeriod?: string
   demandMean?: string
+  bandwidth?: string
+  dirtyIntensity?: string
   json?: boolean
   progress?: boolean
 }
@@ -33,6 +35,8 @@ export function resolveSimOptions (flags: SimFlags): SimOptions {
   const vms = flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : hosts * base.vmsPerHost
   const scenario = { ...base, demand: { ...base.demand } }
   if (flags.demandMean != null) scenario.demand = validateDemandConfig({ ...scenario.demand, mean: parseRatio('--demand-mean', flags.demandMean, 0, 1) })
+  if (flags.bandwidth != null) scenario.bandwidthMiBps = parseBandwidth('--bandwidth', flags.bandwidth)
+  if (flags.dirtyIntensity != null) scenario.dirtyIntensity = parseDirtyIntensity('--dirty-intensity', flags.dirtyIntensity)
   const durationS = flags.duration != null ? parseDuration('--duration', flags.duration) / 1000 : base.durationS
   if (durationS <= 0) throw new UsageError('Expected --duration to be longer than 0')
   const algorithms = (flags.algorithms ?? ALGORITHMS.join(',')).split(',').map(a => a.trim()) as AlgorithmName[]
@@ -60,6 +64,29 @@ export function resolveSimOptions (flags: SimFlags): SimOptions {
     centralPeriodMs: flags.centralPeriod != null ? parseDuration('--central-period', flags.centralPeriod) : 30_000,
     centralDelay
   }
+}
+
+const BANDWIDTH_UNITS: Record<string, number> = { 'mib/s': 1, 'mb/s': 1e6 / 1024 / 1024, 'gbit/s': GBIT_MIBPS, 'gbps': GBIT_MIBPS, 'mbit/s': GBIT_MIBPS / 1000, 'mbps': GBIT_MIBPS / 1000 }
+
+/** A live-migration bandwidth in MiB/s: `119.2`, `119.2MiB/s`, `125MB/s`, `1Gbit/s`, `100Mbit/s` (a bare number is MiB/s). */
+export function parseBandwidth (flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z/]+)?$/i.exec(value.trim())
+  const unit = BANDWIDTH_UNITS[(m?.[2] ?? 'mib/s').toLowerCase()]
+  const mibps = m == null || unit == null ? NaN : Number(m[1]) * unit
+  if (!(mibps > 0) || mibps > 1e6) throw new UsageError(`Expected ${flag} to be a bandwidth like 119.2 (MiB/s), 125MB/s, 1Gbit/s or 10Gbit/s, got \`${value}\``)
+  return mibps
+}
+
+/** A dirty-page intensity: `0.3` for every VM, `0.1-0.5` uniform per VM, `0.1-0.5:5` one of 5 evenly spaced classes per VM. */
+export function parseDirtyIntensity (flag: string, value: string): DirtyIntensity {
+  const m = /^(\d*\.?\d+)(?:\s*-\s*(\d*\.?\d+)(?::(\d+))?)?$/.exec(value.trim())
+  const expected = `Expected ${flag} to be a fraction from 0 to 1 like 0.3, a range like 0.1-0.5 (uniform per VM) or 0.1-0.5:5 (5 classes), got \`${value}\``
+  if (m == null) throw new UsageError(expected)
+  const lo = Number(m[1])
+  const hi = m[2] != null ? Number(m[2]) : lo
+  const classes = m[3] != null ? Number(m[3]) : undefined
+  if (!(lo >= 0 && hi >= lo && hi <= 1) || (classes != null && (classes < 2 || classes > 1000))) throw new UsageError(expected)
+  return classes != null ? { lo, hi, classes } : { lo, hi }
 }
 
 export function runSim (flags: SimFlags): void {

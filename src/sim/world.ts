@@ -12,7 +12,7 @@ import { seededRng, type Rng } from '../core/rng.ts'
 import { EventQueue } from './event-queue.ts'
 import { type MigrationEnded, type MigrationStats, SimMigrations } from './migrations.ts'
 import { type LinkModel, SimNetwork } from './network.ts'
-import type { Scenario } from './scenarios.ts'
+import { drawDirtyIntensity, type Scenario } from './scenarios.ts'
 
 export { MIGRATION_TIMEOUT_MS, type MigrationStats } from './migrations.ts'
 
@@ -85,7 +85,9 @@ export class World {
     // Round-robin initial placement, as in VMPlaceS; each VM's demand has its own random stream.
     for (let j = 0; j < opts.vms; j++) {
       const rng = seededRng((opts.seed * 1_000_003) ^ fnv1a(`vm-${j}`))
-      const vm: SimVm = { idx: j, id: `vm-${String(j).padStart(6, '0')}`, cpu: s.vmCpu, memMiB: s.vmMemMiB, demand: drawDemand(rng, s.demand), host: j % opts.hosts, migrating: false, epoch: 0, dirtyIntensity: s.dirtyIntensity, rng }
+      // Its dirty-page intensity from a stream of its own: the demand trace is the same whatever the links.
+      const dirtyIntensity = drawDirtyIntensity(seededRng((opts.seed * 1_000_003) ^ fnv1a(`dirty-${j}`)), s.dirtyIntensity)
+      const vm: SimVm = { idx: j, id: `vm-${String(j).padStart(6, '0')}`, cpu: s.vmCpu, memMiB: s.vmMemMiB, demand: drawDemand(rng, s.demand), host: j % opts.hosts, migrating: false, epoch: 0, dirtyIntensity, rng }
       this.vms.push(vm)
       this.vmById.set(vm.id, vm)
       const h = this.hosts[vm.host]

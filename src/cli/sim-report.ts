@@ -1,11 +1,12 @@
 /** The side-by-side table of `discovery sim`. */
-import { table } from '../cli/table.ts'
-import type { SimReport } from './run.ts'
+import { table } from './table.ts'
+import type { SimReport } from '../sim/run.ts'
+import { describeDirtyIntensity } from '../sim/scenarios.ts'
 
 const f = (x: number | null, unit = ''): string => x == null ? '-' : `${x}${unit}`
 
 export function reportTable (r: SimReport): string {
-  const head = `scenario ${r.scenario} · ${r.hosts} hosts · ${r.vms} VMs · ${r.durationS} s simulated · seed ${r.seed} · link ${r.link.baseMs} ms (+${r.link.jitterMs}), loss ${r.link.loss} · centralized planning delay ${r.centralDelay === 'measured' ? 'measured' : `${r.centralDelay} ms`}`
+  const head = `scenario ${r.scenario} · ${r.hosts} hosts · ${r.vms} VMs · ${r.durationS} s simulated · seed ${r.seed} · link ${r.link.baseMs} ms (+${r.link.jitterMs}), loss ${r.link.loss} · migrations at ${r.bandwidthMiBps} MiB/s, dirty-page intensity ${describeDirtyIntensity(r.dirtyIntensity)} · centralized planning delay ${r.centralDelay === 'measured' ? 'measured' : `${r.centralDelay} ms`}`
   const rows: Array<[string, (a: SimReport['results'][number]) => string]> = [
     ['overload events', a => String(a.overloadEvents)],
     ['cumulated overload time', a => f(a.overloadS, ' s')],
