@@ -1,8 +1,9 @@
-/** `discovery sim`: flags into SimOptions, a progress bar on stderr, the report on stdout. */
+/** `discovery sim`: flags into SimOptions (or PlacementOptions), a progress bar on stderr, the report on stdout. */
 import { validateDemandConfig } from '../core/demand.ts'
 import { ALGORITHMS, type AlgorithmName } from '../sim/algorithms.ts'
 import { LINKS, type LinkModel } from '../sim/network.ts'
-import { reportTable } from './sim-report.ts'
+import { placementTable, reportTable } from './sim-report.ts'
+import { placementDefaults, type PlacementOptions, runPlacement } from '../sim/placement-run.ts'
 import { runSimulation, type SimOptions } from '../sim/run.ts'
 import { type DirtyIntensity, GBIT_MIBPS, SCENARIOS } from '../sim/scenarios.ts'
 import { UsageError } from './errors.ts'
@@ -22,15 +23,23 @@ export interface SimFlags {
   demandMean?: string
   bandwidth?: string
   dirtyIntensity?: string
+  rate?: string
   json?: boolean
   progress?: boolean
 }
 
+/** The `placement` scenario is a run of its own (placement-run.ts); the others are rebalancing runs. */
+export const SIM_SCENARIOS = [...Object.keys(SCENARIOS), 'placement']
+
+/** Flags that only one kind of run reads: given to the other, they are a mistake, not something to ignore. */
+const REBALANCING_ONLY: Array<[keyof SimFlags, string]> = [['duration', '--duration'], ['algorithms', '--algorithms'], ['centralDelay', '--central-delay'], ['centralPeriod', '--central-period'], ['demandMean', '--demand-mean'], ['bandwidth', '--bandwidth'], ['dirtyIntensity', '--dirty-intensity']]
+
 export function resolveSimOptions (flags: SimFlags): SimOptions {
   const name = flags.scenario ?? 'vmplaces'
   const base = SCENARIOS[name]
-  if (base == null) throw new UsageError(`Expected --scenario to be one of ${Object.keys(SCENARIOS).join(', ')}, got \`${name}\``)
+  if (base == null) throw new UsageError(`Expected --scenario to be one of ${SIM_SCENARIOS.join(', ')}, got \`${name}\``)
   if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --nodes 1024 --vms 10240`')
+  if (flags.rate != null) throw new UsageError(`--rate is for --scenario placement, not ${name}`)
   const hosts = parseInteger('--nodes', flags.nodes, 1, 1_000_000)
   const vms = flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : hosts * base.vmsPerHost
   const scenario = { ...base, demand: { ...base.demand } }
@@ -89,9 +98,29 @@ export function parseDirtyIntensity (flag: string, value: string): DirtyIntensit
   return classes != null ? { lo, hi, classes } : { lo, hi }
 }
 
+export function resolvePlacementOptions (flags: SimFlags): PlacementOptions {
+  for (const [key, flag] of REBALANCING_ONLY) if (flags[key] != null) throw new UsageError(`${flag} is not read by --scenario placement`)
+  if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --scenario placement --nodes 1000 --vms 100000`')
+  const nodes = parseInteger('--nodes', flags.nodes, 2, 1_000_000)
+  const d = placementDefaults(nodes, flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : undefined)
+  const profile = flags.latency ?? 'lan'
+  if (profile !== 'lan' && profile !== 'wan') throw new UsageError(`Expected --latency to be lan or wan with --scenario placement (the agents' profile and its link), got \`${profile}\``)
+  const link = { ...LINKS[profile] }
+  if (flags.loss != null) link.loss = parseRatio('--loss', flags.loss, 0, 0.5)
+  const ratePerS = flags.rate != null ? parseRatio('--rate', flags.rate, 0.001, 1_000_000) : d.ratePerS
+  return { nodes, vms: d.vms, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, ratePerS, hostCpu: d.hostCpu, hostMemMiB: d.hostMemMiB }
+}
+
 export function runSim (flags: SimFlags): void {
-  const opts = resolveSimOptions(flags)
   const showProgress = flags.progress !== false && process.stderr.isTTY === true
+  if (flags.scenario === 'placement') {
+    const opts = resolvePlacementOptions(flags)
+    const report = runPlacement(opts, showProgress ? f => { process.stderr.write(`\rplacement [${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(f * 100).toFixed(0)}%`) } : undefined)
+    if (showProgress) process.stderr.write('\r' + ' '.repeat(60) + '\r')
+    process.stdout.write((flags.json === true ? JSON.stringify(report, null, 2) : placementTable(report)) + '\n')
+    return
+  }
+  const opts = resolveSimOptions(flags)
   let last = ''
   const report = runSimulation(opts, showProgress
     ? (algorithm, fraction) => {

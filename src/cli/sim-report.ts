@@ -1,5 +1,6 @@
-/** The side-by-side table of `discovery sim`. */
+/** The tables of `discovery sim`: rebalancing algorithms side by side, or the placement scenario's figures. */
 import { table } from './table.ts'
+import type { PlacementReport } from '../sim/placement-run.ts'
 import type { SimReport } from '../sim/run.ts'
 import { describeDirtyIntensity } from '../sim/scenarios.ts'
 
@@ -24,4 +25,23 @@ export function reportTable (r: SimReport): string {
     ['wall time', a => f(a.wallS, ' s')]
   ]
   return head + '\n\n' + table(['', ...r.results.map(a => a.algorithm)], rows.map(([name, get]) => [name, ...r.results.map(get)]))
+}
+
+export function placementTable (r: PlacementReport): string {
+  const head = `scenario placement · ${r.nodes} agents of ${r.hostCpu} vCPU / ${r.hostMemMiB / 1024} GiB · ${r.vms} VMs at ${r.ratePerS} a second · seed ${r.seed} · ${r.profile} (link ${r.link.baseMs} ms (+${r.link.jitterMs}), loss ${r.link.loss})`
+  const rows: Array<[string, string]> = [
+    ['placed', String(r.placed)],
+    ['refused (503)', String(r.refused)],
+    ['false refusals (503 while a node had room)', String(r.falseRefusals)],
+    ['uncertain (504)', String(r.uncertain)],
+    ['candidates asked per create, mean', String(r.attemptsMean)],
+    ['over-commits', String(r.overcommits)],
+    ['age of the state placed with p50 / p99', `${r.stalenessP50Ms} ms / ${r.stalenessP99Ms} ms`],
+    ['state messages received per node per second', String(r.msgsPerNodePerS)],
+    ['state publishes per second (cluster)', String(r.publishesPerS)],
+    ['vCPUs allocated at the end', `${(r.cpuFill * 100).toFixed(1)} %`],
+    ['simulated time', `${r.simulatedS} s`],
+    ['wall time', `${r.wallS} s`]
+  ]
+  return head + '\n\n' + table(['', ''], rows).split('\n').slice(1).join('\n')
 }
