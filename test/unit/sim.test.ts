@@ -300,3 +300,78 @@ describe('runSimulation', () => {
     }
   })
 })
+
+// ---------------------------------------------------------------------------
+// Migrations in the world go through core's state machines (core/migration-fsm.ts).
+
+describe('World migrations', () => {
+  /** Hosts of 1 core, VMs of 1 vCPU always fully busy: a host with a VM has no room for another. */
+  function tinyWorld (hosts: number, vms: number, link: LinkModel = { ...LINKS.lan }): World {
+    const scenario = { ...SCENARIOS['vmplaces-10g'], hostCpu: 1, cpuOvercommit: 1, demand: { ...SCENARIOS['vmplaces-10g'].demand, mean: 1, stddev: 0, meanChangeIntervalS: 1e9 } }
+    return new World({ scenario, hosts, vms, seed: 1, link })
+  }
+
+  function migrate (world: World, vmId: string, from: string, to: string, partitionId?: string): { ok?: boolean, reason?: string } {
+    const ended: { ok?: boolean, reason?: string } = {}
+    world.migrate(vmId, from, to, partitionId, (ok, reason) => { Object.assign(ended, { ok, reason }) })
+    world.run(world.now + 60_000)
+    return ended
+  }
+
+  it('a destination with room takes the VM: it runs there at epoch + 1, the reservation is spent, three messages', () => {
+    const world = tinyWorld(3, 2)
+    const vm = world.vmById.get('vm-000000')!
+    expect(migrate(world, vm.id, 'host-00000', 'host-00002')).toEqual({ ok: true, reason: undefined })
+    expect(vm.host).toBe(2)
+    expect(vm.epoch).toBe(1)
+    expect(vm.migrating).toBe(false)
+    expect(world.hosts[2].reserved.size).toBe(0)
+    expect(world.hosts[0].vms.size).toBe(0)
+    expect(world.migrations.count).toBe(1)
+    expect(world.network.sent).toBe(3)
+  })
+
+  it('the admission (core\'s admitIncoming) refuses a destination that would overload: the VM stays at its source, nothing is reserved', () => {
+    const world = tinyWorld(2, 2)
+    const vm = world.vmById.get('vm-000000')!
+    const r = migrate(world, vm.id, 'host-00000', 'host-00001')
+    expect(r.ok).toBe(false)
+    expect(r.reason).toMatch(/would overload this node/)
+    expect(vm.host).toBe(0)
+    expect(vm.epoch).toBe(0)
+    expect(vm.migrating).toBe(false)
+    expect(world.hosts[1].reserved.size).toBe(0)
+    expect(world.migrations).toMatchObject({ count: 0, aborted: 1 })
+  })
+
+  it('DVMS\'s rule is the admission context: a destination in another partition refuses, one in the same partition takes the VM', () => {
+    const world = tinyWorld(3, 1)
+    world.partitionOf = h => h.idx === 1 ? 'p-1' : h.idx === 2 ? 'p-2' : undefined
+    const vm = world.vmById.get('vm-000000')!
+    const refused = migrate(world, vm.id, 'host-00000', 'host-00001', 'p-2')
+    expect(refused.reason).toMatch(/another rebalancing partition/)
+    expect(vm.host).toBe(0)
+    expect(migrate(world, vm.id, 'host-00000', 'host-00002', 'p-2').ok).toBe(true)
+    expect(vm.host).toBe(2)
+  })
+
+  it('every message lost: the source gives up after the request timeout and the VM stays where it was', () => {
+    const world = tinyWorld(3, 1, { ...LINKS.lan, loss: 1 })
+    const vm = world.vmById.get('vm-000000')!
+    const r = migrate(world, vm.id, 'host-00000', 'host-00002')
+    expect(r).toEqual({ ok: false, reason: 'no answer from the destination in time' })
+    expect(vm.host).toBe(0)
+    expect(vm.migrating).toBe(false)
+  })
+
+  it('a VM already migrating is not migrated twice', () => {
+    const world = tinyWorld(3, 1)
+    const vm = world.vmById.get('vm-000000')!
+    const results: boolean[] = []
+    world.migrate(vm.id, 'host-00000', 'host-00001', undefined, ok => { results.push(ok) })
+    world.migrate(vm.id, 'host-00000', 'host-00002', undefined, ok => { results.push(ok) })
+    world.run(60_000)
+    expect(results).toEqual([false, true])
+    expect(vm.host).toBe(1)
+  })
+})
