@@ -100,7 +100,7 @@ export class Migrations {
         const partitionId = this.#init.partition()
         const refusal = admitIncoming(this.#init.load(), vm, { ...(partitionId != null ? { partitionId } : {}), ...(req.partitionId != null ? { proposalPartitionId: req.partitionId } : {}) })
         if (refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: refusal }
-        const r = local.reserveIncoming(req.migrationId, req.vm, this.#init.config.leaseTtlMs)
+        const r = local.reserveIncoming(req.migrationId, req.vm, this.#init.config.leaseTtlMs, from !== '' ? from : undefined)
         if (!r.ok) return { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
         this.#incoming.set(req.migrationId, startIncoming({ migrationId: req.migrationId, vmId: req.vm.id, from, epoch: req.epoch, expiresAtMs: now + this.#init.config.leaseTtlMs }))
         return { v: PROTOCOL_VERSION, ok: true }
