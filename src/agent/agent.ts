@@ -260,10 +260,10 @@ export class Agent {
   get admin (): boolean { return this.#gater != null }
 
   /** Admin: blocks the peers (`both` ways, or `inbound` only); returns every block now in force. */
-  partition (peers: string[], direction: PartitionDirection): BlockedPeer[] {
+  async partition (peers: string[], direction: PartitionDirection): Promise<BlockedPeer[]> {
     const gater = this.#requireGater()
     const before = new Map(gater.blocked().map(b => [b.peerId, b.direction]))
-    const now = gater.block(peers, { direction })
+    const now = await gater.block(peers, { direction })
     for (const b of now) {
       if (before.get(b.peerId) !== b.direction) this.events.emit('peer.partitioned', { peerId: b.peerId, direction: b.direction })
     }

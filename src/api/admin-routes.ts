@@ -25,7 +25,7 @@ export function adminRoutes (server: FastifyInstance, agent: Agent): void {
     parseQuery(noQuery, req.query, 'no parameters')
     const body = parseBody(partitionRequestSchema, req.body, ' (peers: a list of peer ids; direction: both or inbound)')
     if (body.peers.includes(agent.peerId)) throw new BadRequestError(`peers names this agent itself (${agent.peerId}): an agent cannot be partitioned from itself`)
-    return { blocked: agent.partition(body.peers, body.direction) }
+    return { blocked: await agent.partition(body.peers, body.direction) }
   })
 
   server.post('/v1/admin/heal', async (req) => {

@@ -63,6 +63,9 @@ export class UnexpectedRegistrarError extends DiscoveryError {
   static defaultMessage = 'libp2p has no components.registrar.getHandler: re-check src/net/partition-gater.ts against libp2p'
 }
 
+/** How long a dial of the gater's own (one way's replacement connection, a heal) may take. */
+const DIAL_TIMEOUT_MS = 10_000
+
 type Handler = (data: { connection: Connection, stream: Stream }) => void | Promise<void>
 
 /** libp2p's `ConnectionGater`, as the plain object of functions `createLibp2p` spreads into its defaults. */
@@ -123,14 +126,20 @@ export class PartitionGater {
     }
   }
 
-  /** Blocks the peers (a new direction replaces an older one); returns every block now in force. */
-  block (peerIds: string[], opts: { direction: PartitionDirection }): BlockedPeer[] {
+  /**
+   * Blocks the peers (a new direction replaces an older one); returns every
+   * block now in force. One way, a connection the peer had opened is replaced
+   * by one this agent opens (dialed before the peer's is closed, so that the
+   * peer never looks disconnected): we still reach them.
+   */
+  async block (peerIds: string[], opts: { direction: PartitionDirection }): Promise<BlockedPeer[]> {
     const now = this.#init.clock.now()
-    for (const peerId of new Set(peerIds)) {
+    const ids = [...new Set(peerIds)]
+    for (const peerId of ids) {
       const old = this.#blocked.get(peerId)
       this.#blocked.set(peerId, { peerId, direction: opts.direction, sinceMs: old?.direction === opts.direction ? old.sinceMs : now })
-      this.#drop(peerId, opts.direction)
     }
+    await Promise.all(ids.map(async id => { await this.#drop(id, opts.direction) }))
     return this.blocked()
   }
 
@@ -152,7 +161,7 @@ export class PartitionGater {
   }
 
   /** Closes what the block forbids now: every connection (both), or theirs and the streams they opened on ours (inbound). */
-  #drop (peerId: string, direction: PartitionDirection): void {
+  async #drop (peerId: string, direction: PartitionDirection): Promise<void> {
     const libp2p = this.#libp2p
     if (libp2p == null) return
     let id: PeerId
@@ -161,8 +170,16 @@ export class PartitionGater {
     } catch {
       return
     }
+    const conns = libp2p.getConnections(id as any)
+    if (direction === 'inbound' && conns.length > 0 && !conns.some(c => c.direction === 'outbound' && c.status === 'open')) {
+      try {
+        await libp2p.dial(id as any, { force: true, signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      } catch {
+        // Unreachable from here: their connection still goes; ours will be dialed when we need one.
+      }
+    }
     const err = new PartitionedError()
-    for (const conn of libp2p.getConnections(id as any)) {
+    for (const conn of conns) {
       if (direction === 'both' || conn.direction === 'inbound') {
         conn.abort(err)
         continue
@@ -177,7 +194,7 @@ export class PartitionGater {
     const libp2p = this.#libp2p
     if (libp2p == null || this.#blocked.has(peerId)) return
     try {
-      await libp2p.dial(peerIdFromString(peerId) as any, { signal: AbortSignal.timeout(10_000) })
+      await libp2p.dial(peerIdFromString(peerId) as any, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
     } catch {
       // Best effort: the peer may be gone, or reach us first; the redialer and the next request try again.
     }
