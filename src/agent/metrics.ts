@@ -5,7 +5,7 @@ import type { LocalNode } from './local-node.ts'
 
 export function createMetrics () {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'discovery_process_' })
+  collectDefaultMetrics({ register: registry, prefix: 'discovery_process_', eventLoopMonitoringPrecision: 1000 })
   return {
     registry,
     invalidMessages: new Counter({ name: 'discovery_invalid_messages_total', help: 'Malformed, oversized or hostile inputs dropped, by where they came from', labelNames: ['source'] as const, registers: [registry] }),

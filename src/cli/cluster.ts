@@ -27,18 +27,6 @@ export interface ClusterFile {
   nodes: ClusterMember[]
 }
 
-export interface UpOptions {
-  nodes: number
-  dir: string
-  basePort: number
-  foreground: boolean
-  /** Extra flags passed to every agent (capacity, profile…). */
-  agentArgs: string[]
-  json: boolean
-  /** How long to wait for the agents to be up and to see each other. */
-  waitMs: number
-}
-
 export function clusterFilePath (dir: string): string {
   return join(resolve(dir), 'cluster.json')
 }
@@ -53,7 +41,7 @@ export function readClusterFile (dir: string): ClusterFile | undefined {
   }
 }
 
-function alive (pid: number): boolean {
+export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -91,7 +79,7 @@ export function memberPlan (index: number, n: number, dir: string, basePort: num
 }
 
 /** The ready line an agent started with `--json` writes (to its log, in a cluster): its API and libp2p addresses. */
-export function readyLine (logPath: string, fromByte = 0): { api: string, addrs: string[] } | undefined {
+export function readyLine (logPath: string, fromByte = 0): { api: string, addrs: string[], peerId?: string } | undefined {
   let text: string
   try {
     text = readFileSync(logPath).subarray(fromByte).toString('utf8')
@@ -101,8 +89,8 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
   for (const line of text.split('\n')) {
     if (!line.includes('"event":"ready"')) continue
     try {
-      const r = JSON.parse(line) as { event?: string, api?: string, addrs?: string[] }
-      if (r.event === 'ready' && typeof r.api === 'string' && Array.isArray(r.addrs)) return { api: r.api, addrs: r.addrs }
+      const r = JSON.parse(line) as { event?: string, api?: string, addrs?: string[], peerId?: string }
+      if (r.event === 'ready' && typeof r.api === 'string' && Array.isArray(r.addrs)) return { api: r.api, addrs: r.addrs, peerId: r.peerId }
     } catch {}
   }
   return undefined
@@ -126,89 +114,6 @@ export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[]
   closeSync(fd)
   if (!foreground) child.unref()
   return child
-}
-
-async function waitFor<T> (what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + deadlineMs
-  let last: unknown
-  while (Date.now() < end) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    await new Promise(r => setTimeout(r, 200))
-  }
-  throw new OperationError(`${what} did not happen within ${deadlineMs} ms${last instanceof Error ? ` (${last.message})` : ''}`)
-}
-
-export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, children: ChildProcess[] }> {
-  const dir = resolve(opts.dir)
-  const existing = readClusterFile(dir)
-  if (existing != null && existing.nodes.some(m => alive(m.pid))) {
-    throw new OperationError(`a cluster is already running in ${dir}: run \`discovery cluster down --dir ${opts.dir}\` first`)
-  }
-  if (opts.basePort !== 0 && opts.basePort + 1000 + opts.nodes > 65535) throw new UsageError(`Expected --base-port + 1000 + --nodes to stay under 65536, got ${opts.basePort}`)
-  mkdirSync(dir, { recursive: true })
-  const children: ChildProcess[] = []
-  const members: ClusterMember[] = []
-  const file: ClusterFile = { basePort: opts.basePort, nodes: members }
-  /** Where each agent's log stood when it was started: a ready line before that is an earlier run's. */
-  const logFrom = new Map<number, number>()
-  const start = (i: number, bootstrap?: string[]): ClusterMember => {
-    const plan = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap)
-    logFrom.set(i, existsSync(plan.log) ? statSync(plan.log).size : 0)
-    const child = spawnAgent(plan, opts.agentArgs, opts.foreground)
-    children.push(child)
-    const { args: _args, ...member } = plan
-    const m = { ...member, pid: child.pid ?? 0 }
-    members.push(m)
-    return m
-  }
-  try {
-    if (opts.basePort !== 0) {
-      for (let i = 0; i < opts.nodes; i++) start(i)
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
-    } else {
-      // Ports picked by the system: agent 0 first; the others join it once its address is known.
-      const first = start(0)
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
-      const ready = await waitFor(`agent 0 ready (see ${first.log})`, opts.waitMs, async () => {
-        if (!alive(first.pid)) throw new OperationError(`agent 0 exited: see ${first.log}`)
-        return readyLine(first.log, logFrom.get(0))
-      })
-      for (let i = 1; i < opts.nodes; i++) start(i, ready.addrs.slice(0, 1))
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
-      await Promise.all(members.map(async m => {
-        const r = await waitFor(`agent ${m.index} ready (see ${m.log})`, opts.waitMs, async () => {
-          if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
-          return readyLine(m.log, logFrom.get(m.index))
-        })
-        m.api = r.api
-        m.listen = r.addrs[0].replace(/\/p2p\/[^/]+$/, '')
-      }))
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
-    }
-    await Promise.all(members.map(async m => await waitFor(`agent ${m.index} answering on ${m.api} (see ${m.log})`, opts.waitMs, async () => {
-      if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
-      const res = await new ApiClient(m.api, undefined, 2_000).request('GET', '/v1/health')
-      return res.status === 200 ? true : undefined
-    })))
-    await Promise.all(members.map(async m => await waitFor(`agent ${m.index} seeing all ${opts.nodes} agents`, opts.waitMs, async () => {
-      const nodes = await new ApiClient(m.api, undefined, 2_000).call<any[]>('GET', '/v1/nodes')
-      return nodes.filter(n => n.state === 'alive').length >= opts.nodes ? true : undefined
-    })))
-  } catch (err) {
-    // Leave nothing behind that `cluster down` could no longer find.
-    for (const c of children) c.kill('SIGTERM')
-    const end = Date.now() + 10_000
-    while (Date.now() < end && members.some(m => alive(m.pid))) await new Promise(r => setTimeout(r, 100))
-    for (const m of members) if (alive(m.pid)) try { process.kill(m.pid, 'SIGKILL') } catch {}
-    rmSync(clusterFilePath(dir), { force: true })
-    throw err
-  }
-  return { file, children }
 }
 
 export interface MemberStatus extends ClusterMember {

@@ -8,7 +8,8 @@ import { rmSync } from 'node:fs'
 import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
 import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
-import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
+import { clusterDown, clusterFilePath, clusterStatus, statusTable } from './cluster.ts'
+import { clusterUp } from './cluster-up.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
@@ -75,7 +76,8 @@ cluster.command('up')
   .option('--mem <size>', 'memory each agent offers')
   .option('--cpu-overcommit <ratio>', 'CPU over-commit ratio of each agent (default 1: demand can never overload)')
   .option('--consolidate', 'each agent evacuates nearly empty nodes')
-  .option('--wait <duration>', 'how long to wait for the agents to start and see each other (default 30s + 1s per agent)')
+  .option('--wait <duration>', 'give up once the agents have made no progress (starting, seeing each other) for this long (default 60s)')
+  .option('--wave <n>', 'agents started at once (default 4 per core)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
@@ -85,7 +87,16 @@ cluster.command('up')
     if (opts.mem != null) agentArgs.push('--mem', opts.mem)
     if (opts.cpuOvercommit != null) agentArgs.push('--cpu-overcommit', opts.cpuOvercommit)
     if (opts.consolidate === true) agentArgs.push('--consolidate')
-    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 30_000 + 1_000 * nodes })
+    const { file, children } = await clusterUp({
+      nodes,
+      dir: opts.dir,
+      basePort,
+      foreground: opts.foreground === true,
+      agentArgs,
+      json: opts.json === true,
+      stallMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000,
+      ...(opts.wave != null ? { waveSize: parseInteger('--wave', opts.wave, 1, 1000) } : {})
+    })
     out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
       (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))
     if (opts.foreground === true) await foreground(opts.dir, children, opts.json === true)

@@ -1,0 +1,82 @@
+/**
+ * The plan of `cluster up`, without I/O: how many agents start at once, whom
+ * each one dials first, and when a cluster coming up has stopped making
+ * progress. A hundred agents started at once on two cores each wait seconds
+ * for the CPU before they answer, and their health checks time out; in waves
+ * each wave is answering before the next one starts, and a slow machine only
+ * makes the whole take longer.
+ */
+
+/**
+ * Agents started at once: four per core. One agent's start costs about 0.5 s
+ * of CPU (bin/bundle.js): a wave answers in about half a second of each
+ * core, while the agents already up take in the newcomers.
+ */
+export function waveSize (cores: number): number {
+  return Math.max(4, 4 * Math.max(1, Math.floor(cores)))
+}
+
+/** The waves of `nodes` agents: indexes, in order. With ports picked by the system, agent 0 comes alone first (the others need its address). */
+export function waves (nodes: number, size: number, autoPorts: boolean): number[][] {
+  const out: number[][] = []
+  let i = 0
+  if (autoPorts && nodes > 0) {
+    out.push([0])
+    i = 1
+  }
+  while (i < nodes) {
+    const wave: number[] = []
+    for (; i < nodes && wave.length < size; i++) wave.push(i)
+    out.push(wave)
+  }
+  return out
+}
+
+/**
+ * Agents an agent dials first, among those already up (`up`, in the order
+ * they came up): up to three, spread over the cluster so that no one agent
+ * takes every newcomer's first connection (each newcomer also syncs its view
+ * from the first it reaches).
+ */
+export function bootstrapFor (index: number, up: readonly number[]): number[] {
+  if (up.length === 0) return []
+  const picks = new Set<number>()
+  for (const k of [index, index * 7 + 3, index * 13 + 5]) {
+    picks.add(up[k % up.length])
+    if (picks.size === Math.min(3, up.length)) break
+  }
+  return [...picks]
+}
+
+/**
+ * Whether a cluster coming up still makes progress: `progress(score, now)`
+ * is fed a number that grows while it does (agents answering, peers seen
+ * alive); `stalled(now)` is true once it has not grown for `stallMs`.
+ */
+export class StallWatch {
+  readonly #stallMs: number
+  #best = -Infinity
+  #since: number
+
+  constructor (stallMs: number, nowMs: number) {
+    this.#stallMs = stallMs
+    this.#since = nowMs
+  }
+
+  /** Records the current score; true if it is higher than ever before. */
+  progress (score: number, nowMs: number): boolean {
+    if (score <= this.#best) return false
+    this.#best = score
+    this.#since = nowMs
+    return true
+  }
+
+  /** Milliseconds since the score last grew. */
+  idleMs (nowMs: number): number {
+    return nowMs - this.#since
+  }
+
+  stalled (nowMs: number): boolean {
+    return this.idleMs(nowMs) >= this.#stallMs
+  }
+}
