@@ -38,6 +38,33 @@ export interface ConnectionConfig {
    * 15 s (wan).
    */
   pingTimeoutMs: number
+  /**
+   * A bounded fan-out (core/fanout.ts): beyond this many connections the
+   * agent closes idle ones (saying bye first, net/farewell.ts); requests to a
+   * peer it is not connected to dial it, and that connection is closed in
+   * turn once idle. Each connection costs a noise session, a yamux muxer,
+   * gossipsub's streams and heartbeat work, and pings: with every agent
+   * connected to every other, a hundred agents on one host hold 9,900
+   * connections. Gossip still reaches everyone through gossipsub's mesh.
+   * Default 8 (local), unbounded (lan, wan: one agent per machine, where a
+   * connection to every peer is what a first request would otherwise wait
+   * for).
+   */
+  maxConnections: number
+  /**
+   * Connections the agent opens on its own to peers it knows, so that a first
+   * request does not pay for the handshake. Default 4 (local: half of
+   * `maxConnections`, so that the agents dialled by others do not close
+   * connections as fast as new ones open), 32 (lan, wan).
+   */
+  warmConnections: number
+  /**
+   * How often the agent asks one connected peer, at random, for the states it
+   * holds newer than ours (net/view-sync.ts): a state published while the
+   * mesh formed may have missed us. 0: only when the agent joins (its first
+   * minute). Default 30 s (local, where the fan-out is bounded), 0 (lan, wan).
+   */
+  viewSyncEveryMs: number
 }
 
 export interface AgentConfig {
@@ -167,7 +194,7 @@ export function defaultLocalConfig (): AgentConfig {
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
-    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
+    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000, maxConnections: 8, warmConnections: 4, viewSyncEveryMs: 30_000 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
     // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
     // connected to, whose refresh slows down as the cluster grows: hence the long silence timeouts.
@@ -185,7 +212,7 @@ export function defaultLanConfig (): AgentConfig {
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
     gossip: { ...PROFILE_GOSSIP.lan },
-    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 },
+    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0 },
     view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
   }
 }
@@ -200,7 +227,7 @@ export function defaultWanConfig (): AgentConfig {
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
     gossip: { ...PROFILE_GOSSIP.wan },
-    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 },
+    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0 },
     view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
   }
 }

@@ -16,7 +16,7 @@ import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
-import { type BlockedPeer, createHost, type PartitionDirection, PartitionGater, Redialer, StateGossip } from '../net/index.ts'
+import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, Store } from '../store/index.ts'
 import { AdminDisabledError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
@@ -27,6 +27,7 @@ import { countEvents, createMetrics, type Metrics, sampleNode } from './metrics.
 import { MigrationService } from './migration-service.ts'
 import { OwnState } from './own-state.ts'
 import { PeerClient } from './peer-client.ts'
+import { PeerExchange } from './peer-exchange.ts'
 import { PlacementService } from './placement-service.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
@@ -65,6 +66,8 @@ export class Agent {
   readonly #migrations: MigrationService
   readonly #rebalance: RebalanceService
   readonly #redialer: Redialer
+  readonly #farewell: Farewell
+  readonly #exchange: PeerExchange
   /** Admin partitions: only with `--admin`. */
   readonly #gater?: PartitionGater
   readonly #stopEvents: Array<() => void>
@@ -111,15 +114,21 @@ export class Agent {
       onState: (state) => { this.#membership.onState(state) },
       onInvalid: (from, reason) => { invalid('gossip', from, reason) },
       // A new subscriber learns our state now rather than at the next refresh (flood publishing reaches it before the mesh forms).
-      onPeerSubscribed: () => { this.#ownState.changed('vms') }
+      // With a bounded fan-out, connections open and close as requests need them: only a peer we do not know yet is new
+      // (a newcomer also asks its first peers for the whole view: peer-exchange.ts).
+      onPeerSubscribed: (peerId) => {
+        if (!Number.isFinite(config.connection.maxConnections) || this.#membership.view.get(peerId)?.status !== 'alive') this.#ownState.changed('vms')
+      }
     })
+    this.#farewell = new Farewell({ libp2p, clock, onInvalid: (from, reason) => { invalid('bye', from, reason) } })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
       onFenced: (vmId, owner, epoch) => { this.#migrations.fenced(vmId, owner, epoch) },
       onPeerLost: (peerId) => { this.#migrations?.peerLost(peerId) },
       onHeard: () => { this.#ownState.heard() },
-      isPlacing: (id) => this.#placement?.isPlacing(id) ?? false
+      isPlacing: (id) => this.#placement?.isPlacing(id) ?? false,
+      leftOnPurpose: (peerId) => this.#farewell.leftOnPurpose(peerId)
     })
     this.#ownState = new OwnState({ self, config, clock, rng: rng.rng, log, metrics, libp2p, gossip: this.#gossip, local: this.#local, driver, membership: this.#membership })
     this.#peers = new PeerClient({ self, libp2p, local: this.#local, membership: this.#membership }, { requestTimeoutMs: config.requestTimeoutMs })
@@ -144,7 +153,21 @@ export class Agent {
       minMs: config.redialMinMs,
       maxMs: config.redialMaxMs,
       checkEveryMs: 1_000,
-      onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') }
+      onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') },
+      warmConnections: config.connection.warmConnections,
+      ...(Number.isFinite(config.connection.maxConnections)
+        ? {
+            maxConnections: config.connection.maxConnections,
+            close: async (peerId) => { await this.#farewell.close(peerId) },
+            inMesh: (peerId) => (libp2p as any).services.pubsub.mesh?.get(STATE_TOPIC)?.has(peerId) === true,
+            // A peer that closed a connection with us has enough of them: warm others for a minute.
+            avoid: (peerId) => this.#farewell.saidBye(peerId, 60_000)
+          }
+        : {})
+    })
+    this.#exchange = new PeerExchange({ self, clock, rng: rng.rng, log, libp2p, membership: this.#membership, gossip: this.#gossip, invalid }, {
+      requestTimeoutMs: config.requestTimeoutMs,
+      syncEveryMs: config.connection.viewSyncEveryMs
     })
     this.#stopEvents = [countEvents(metrics, events), logEvents(events, log)]
   }
@@ -188,6 +211,8 @@ export class Agent {
     await this.#placement.start()
     await this.#migrations.start()
     await this.#rebalance.start()
+    await this.#farewell.start()
+    await this.#exchange.start()
     this.#membership.start()
     this.#ownState.start()
     this.#redialer.start()
@@ -203,6 +228,8 @@ export class Agent {
     this.#ownState.stop()
     this.#redialer.stop()
     this.#membership.stop()
+    await this.#exchange.stop()
+    await this.#farewell.stop()
     await this.#rebalance.stop()
     await this.#migrations.stop()
     this.#gossip.stop()

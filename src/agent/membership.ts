@@ -68,6 +68,8 @@ export interface MembershipInit {
   onHeard: () => void
   /** Whether this agent is placing the VM now: then its `vm.placed` comes from the placement, with its figures. */
   isPlacing: (vmId: string) => boolean
+  /** Whether the last connection with the peer was closed on purpose, by either side (net/farewell.ts). */
+  leftOnPurpose?: (peerId: string) => boolean
 }
 
 export class Membership {
@@ -99,15 +101,19 @@ export class Membership {
     this.#waiters.clear()
   }
 
-  /** A state message from a peer (validated by the gossip edge). */
-  onState (state: NodeState): void {
+  /**
+   * A state message from a peer (validated by the gossip edge), or with
+   * `relayed` a state another peer passed on (a view sync): not a sign of
+   * life of its owner's, nor a message of the gossip budget.
+   */
+  onState (state: NodeState, relayed = false): void {
     const self = this.#c.self
     if (state.peerId === self) return
     const now = this.#c.clock.now()
-    this.#init.onHeard()
+    if (!relayed) this.#init.onHeard()
     const before = this.view.get(state.peerId)?.state
     const result = this.view.merge(state, now)
-    this.view.heard(state.peerId, now)
+    if (!relayed) this.view.heard(state.peerId, now)
     this.#c.metrics.gossipReceived.inc({ result })
     if (result !== 'stale') {
       if (result === 'new') this.#c.events.emit('peer.joined', { peerId: state.peerId })
@@ -260,6 +266,8 @@ export class Membership {
 
   readonly #onDisconnect = (evt: CustomEvent<{ toString: () => string }>): void => {
     const id = evt.detail.toString()
+    // Closed on purpose, by either side (a bounded fan-out: net/farewell.ts): no sign of anything.
+    if (this.#init.leftOnPurpose?.(id) === true) return
     this.#c.metrics.disconnects.inc()
     this.#c.log.debug({ component: 'discovery:membership', peer: id }, 'peer disconnected')
     this.view.disconnected(id, this.#c.clock.now())

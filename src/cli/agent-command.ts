@@ -38,6 +38,7 @@ export interface AgentFlags {
   migrationBandwidth?: string
   consolidate?: boolean
   monitorInterval?: string
+  maxConnections?: string
   json?: boolean
 }
 
@@ -108,6 +109,13 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
   if (flags.rngSeed != null) config.rngSeed = parseInteger('--rng-seed', flags.rngSeed, 0, 2 ** 31 - 1)
   if (flags.migrationBandwidth != null) config.migration = { ...config.migration, bandwidthMiBps: parseRatio('--migration-bandwidth', flags.migrationBandwidth.replace(/\s*MiB\/s$/i, ''), 0.001, 1_000_000) }
   if (flags.consolidate === true) config.rebalance = { ...config.rebalance, consolidate: true }
+  if (flags.maxConnections != null) {
+    if (flags.maxConnections.trim() === 'none') config.connection = { ...config.connection, maxConnections: Infinity, warmConnections: 32 }
+    else {
+      const max = parseInteger('--max-connections', flags.maxConnections, 2, 10_000)
+      config.connection = { ...config.connection, maxConnections: max, warmConnections: Math.ceil(max / 2), viewSyncEveryMs: config.connection.viewSyncEveryMs || 30_000 }
+    }
+  }
   if (flags.monitorInterval != null) {
     config.monitorIntervalMs = parseDuration('--monitor-interval', flags.monitorInterval)
     if (config.monitorIntervalMs < 50) throw new UsageError('Expected --monitor-interval to be at least 50ms')

@@ -13,6 +13,10 @@ export const PLACE_PROTOCOL_PIPELINED = '/discovery/place/1.1.0'
 export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
 /** The cooperative rebalancing token and its partition messages. */
 export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
+/** "I close our connection on purpose": said before an idle connection is closed (farewell.ts). */
+export const BYE_PROTOCOL = '/discovery/bye/1.0.0'
+/** A peer's view of the cluster, for an agent that joins or may have missed states (view-sync.ts). */
+export const VIEW_PROTOCOL = '/discovery/view/1.0.0'
 /** Gossipsub topic of each agent's signed NodeState. */
 export const STATE_TOPIC = '/discovery/state/1'
 

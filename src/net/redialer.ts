@@ -11,11 +11,17 @@
  *   milliseconds of CPU on each side) in the middle of a create. Of two peers
  *   only the one with the smaller id dials the other, so that they do not
  *   end up with two connections.
+ * With `maxConnections` (a bounded fan-out, core/fanout.ts) it warms up to
+ * `warmConnections` in an order of its own per pair of peers, avoiding for
+ * a while the peers that closed a connection with us on purpose, and closes
+ * idle connections beyond `maxConnections` through `close` (farewell.ts:
+ * a bye first, so that the peer does not take it for a death).
  */
 import type { Libp2p } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { Backoff } from '../core/backoff.ts'
 import type { Clock } from '../core/clock.ts'
+import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
 
 export interface RedialerInit {
@@ -40,7 +46,22 @@ export interface RedialerInit {
   /** How long one dial may take. Default 5 s. */
   dialTimeoutMs?: number
   onDialError?: (addr: string, err: Error) => void
+  /** A bounded fan-out: idle connections beyond this many are closed (through `close`). Default none. */
+  maxConnections?: number
+  /** Closes every connection with a peer on purpose (farewell.ts). Needed with `maxConnections`. */
+  close?: (peerId: string) => Promise<void>
+  /** Whether the peer is in our gossipsub mesh: those are closed last. */
+  inMesh?: (peerId: string) => boolean
+  /** Peers not to warm a connection to now (they closed one with us on purpose lately). */
+  avoid?: (peerId: string) => boolean
+  /** A connection younger than this is never closed as idle: it has its first work to do (a view sync, gossipsub's subscriptions). Default 10 s. */
+  minIdleAgeMs?: number
 }
+
+/** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
+const UPKEEP_PROTOCOL = /^\/(meshsub|floodsub|ipfs\/(id|ping))\//
+/** Idle connections closed per check at most: a few byes a second, never a burst. */
+const CLOSES_PER_CHECK = 2
 
 const PEER_ID = /\/p2p\/([^/]+)$/
 
@@ -55,6 +76,9 @@ export class Redialer {
   readonly #warmConnections: number
   readonly #warmDialsPerCheck: number
   readonly #dialTimeoutMs: number
+  readonly #maxConnections: number
+  readonly #minIdleAgeMs: number
+  readonly #closing = new Set<string>()
   #timer?: NodeJS.Timeout
 
   constructor (init: RedialerInit) {
@@ -65,6 +89,14 @@ export class Redialer {
     this.#warmConnections = expectNumber('warmConnections', init.warmConnections ?? 32, { min: 0, integer: true })
     this.#warmDialsPerCheck = expectNumber('warmDialsPerCheck', init.warmDialsPerCheck ?? 2, { min: 0, integer: true })
     this.#dialTimeoutMs = expectNumber('dialTimeoutMs', init.dialTimeoutMs ?? 5_000, { above: 0 })
+    this.#maxConnections = init.maxConnections == null ? Infinity : expectNumber('maxConnections', init.maxConnections, { min: 1, integer: true })
+    this.#minIdleAgeMs = expectNumber('minIdleAgeMs', init.minIdleAgeMs ?? 10_000, { min: 0 })
+    if (Number.isFinite(this.#maxConnections) && init.close == null) throw new TypeError('Expected `close` with `maxConnections`, got none')
+  }
+
+  /** Whether the fan-out is bounded. */
+  get bounded (): boolean {
+    return Number.isFinite(this.#maxConnections)
   }
 
   start (): void {
@@ -99,10 +131,52 @@ export class Redialer {
         budget--
         dials.push(this.#dial(addr))
       }
+    } else if (this.bounded) {
+      this.#warmSpread(connected, self, now, dials)
     } else {
       this.#warm(connected, self, now, dials)
     }
+    if (connected.size > this.#maxConnections) dials.push(this.#trim(self, now))
     await Promise.all(dials)
+  }
+
+  /** Bounded: warms up to `warmConnections`, in the pair's order, any direction (core/fanout.ts). */
+  #warmSpread (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
+    const budget = Math.min(this.#warmDialsPerCheck, this.#warmConnections - connected.size - this.#dialing.size)
+    if (budget <= 0) return
+    const addrOf = new Map<string, string>()
+    for (const addr of this.#init.known()) {
+      const id = peerIdOf(addr)
+      if (id != null && !addrOf.has(id) && this.#due(addr, now)) addrOf.set(id, addr)
+    }
+    const dialingIds = new Set([...this.#dialing].map(peerIdOf))
+    const skip = (id: string): boolean => connected.has(id) || dialingIds.has(id) || this.#closing.has(id) || this.#init.avoid?.(id) === true
+    for (const id of pickDials(self, addrOf.keys(), skip, budget)) dials.push(this.#dial(addrOf.get(id)!))
+  }
+
+  /** Bounded: closes idle connections beyond `maxConnections`, a few per check. */
+  async #trim (self: string, now: number): Promise<void> {
+    const open: OpenConnection[] = []
+    for (const c of this.#init.libp2p.getConnections()) {
+      const peer = c.remotePeer.toString()
+      if (this.#closing.has(peer)) continue
+      open.push({
+        peer,
+        idle: c.streams.every(s => s.protocol == null || UPKEEP_PROTOCOL.test(s.protocol)),
+        inMesh: this.#init.inMesh?.(peer) === true,
+        inbound: c.direction === 'inbound',
+        ageMs: now - c.timeline.open
+      })
+    }
+    const closes = pickCloses(self, open, this.#maxConnections, this.#minIdleAgeMs).slice(0, CLOSES_PER_CHECK)
+    await Promise.all(closes.map(async peer => {
+      this.#closing.add(peer)
+      try {
+        await this.#init.close!(peer)
+      } catch {} finally {
+        this.#closing.delete(peer)
+      }
+    }))
   }
 
   #warm (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {

@@ -192,6 +192,13 @@ export class StateGossip {
     return { ...rest, vms: [...known.vms.values()] }
   }
 
+  /** A whole state learnt another way (a view sync, net/view-sync.ts): the deltas published after it apply to it. */
+  seed (state: NodeState): void {
+    const known = this.#known.get(state.peerId)
+    if (known != null && known.exact && (known.incarnation > state.incarnation || (known.incarnation === state.incarnation && known.seq >= state.seq))) return
+    this.#remember(state.peerId, { incarnation: state.incarnation, seq: state.seq, vms: new Map(state.vms.map(v => [v.id, v])), exact: true })
+  }
+
   #remember (peerId: string, known: Known): void {
     this.#known.delete(peerId)
     this.#known.set(peerId, known)

@@ -1,0 +1,122 @@
+/**
+ * What an agent learns of the cluster from the peers it reaches, beyond what
+ * gossip brings it (net/view-sync.ts):
+ * - in its first minute (it is joining: the others published their states
+ *   before it was there, and refresh them only every few minutes in a large
+ *   local cluster), it asks each peer it connects to for the states that peer
+ *   holds newer than its own;
+ * - every `syncEveryMs`, if set, it asks one connected peer at random: with a
+ *   bounded fan-out a state published while the mesh formed may have missed
+ *   it (anti-entropy).
+ * A relayed state is merged like a gossiped one, but is no sign of life of
+ * its owner's and no message of the gossip budget (membership.ts).
+ */
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Logger } from 'pino'
+import type { Clock } from '../core/clock.ts'
+import type { NodeState } from '../core/messages.ts'
+import type { Rng } from '../core/rng.ts'
+import { type StateGossip, ViewSync } from '../net/index.ts'
+import type { Membership } from './membership.ts'
+
+/** How long after its start an agent asks every peer it connects to. */
+const JOIN_WINDOW_MS = 60_000
+/** One peer is not asked again within this. */
+const ASK_AGAIN_AFTER_MS = 5_000
+
+export interface PeerExchangeComponents {
+  self: string
+  clock: Clock
+  rng: Rng
+  log: Logger
+  libp2p: Libp2p
+  membership: Membership
+  gossip: StateGossip
+  invalid: (source: string, from: string, reason: string) => void
+}
+
+export interface PeerExchangeInit {
+  requestTimeoutMs: number
+  /** Anti-entropy: how often one connected peer is asked; 0 for never (only while joining). */
+  syncEveryMs: number
+}
+
+export class PeerExchange {
+  readonly #c: PeerExchangeComponents
+  readonly #init: PeerExchangeInit
+  readonly #sync: ViewSync
+  readonly #asked = new Map<string, number>()
+  #startedAt = 0
+  #timer?: NodeJS.Timeout
+  #started = false
+
+  constructor (components: PeerExchangeComponents, init: PeerExchangeInit) {
+    this.#c = components
+    this.#init = init
+    this.#sync = new ViewSync({
+      libp2p: components.libp2p,
+      timeoutMs: init.requestTimeoutMs,
+      states: () => this.#held(),
+      onInvalid: (from, reason) => { components.invalid('view', from, reason) }
+    })
+  }
+
+  async start (): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    this.#startedAt = this.#c.clock.now()
+    await this.#sync.start()
+    this.#c.libp2p.addEventListener('peer:connect', this.#onConnect)
+    if (this.#init.syncEveryMs > 0) {
+      this.#timer = setInterval(() => { void this.#antiEntropy() }, this.#init.syncEveryMs)
+      this.#timer.unref()
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    if (this.#timer != null) clearInterval(this.#timer)
+    this.#c.libp2p.removeEventListener('peer:connect', this.#onConnect)
+    await this.#sync.stop()
+  }
+
+  /** Asks `peerId` for the states it holds newer than ours; merges them. Never throws. */
+  async syncWith (peerId: string): Promise<number> {
+    const now = this.#c.clock.now()
+    const last = this.#asked.get(peerId)
+    if (last != null && now - last < ASK_AGAIN_AFTER_MS) return 0
+    this.#asked.set(peerId, now)
+    if (this.#asked.size > 10_000) this.#asked.delete(this.#asked.keys().next().value!)
+    try {
+      const res = await this.#sync.ask(peerIdFromString(peerId), this.#c.membership.view.entries().map(e => e.state))
+      for (const state of res.states) {
+        this.#c.gossip.seed(state)
+        this.#c.membership.onState(state, true)
+      }
+      return res.states.length
+    } catch (err: any) {
+      this.#c.log.debug({ component: 'discovery:view-sync', peer: peerId, err: err.message }, 'view sync failed')
+      return 0
+    }
+  }
+
+  /** The states we pass on: ours as last published, and those of the peers we believe alive. */
+  * #held (): Iterable<NodeState> {
+    for (const e of this.#c.membership.view.entries()) {
+      if (e.peerId === this.#c.self || e.status === 'alive') yield e.state
+    }
+  }
+
+  async #antiEntropy (): Promise<void> {
+    const conns = this.#c.libp2p.getConnections()
+    if (conns.length === 0) return
+    await this.syncWith(conns[Math.floor(this.#c.rng.next() * conns.length)].remotePeer.toString())
+  }
+
+  readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
+    if (this.#c.clock.now() - this.#startedAt > JOIN_WINDOW_MS) return
+    void this.syncWith(evt.detail.toString())
+  }
+}

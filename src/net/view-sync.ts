@@ -1,0 +1,76 @@
+/**
+ * `/discovery/view/1.0.0`: an agent asks a peer for the states it holds newer
+ * than its own (sending what it has, as (incarnation, seq) per peer). An
+ * agent that joins a cluster otherwise knows only the states published after
+ * it connected: the others refresh theirs every few minutes in a large
+ * local cluster (core/gossip-policy.ts). With a bounded fan-out
+ * (core/fanout.ts) it is also how a state missed while the mesh formed is
+ * caught up. The states come relayed, not signed by their owners: peers trust
+ * each other (the swarm key decides who is a peer), each state is checked
+ * against the same schema as gossip, and the newest by (incarnation, seq)
+ * wins as always.
+ */
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { LIMITS, type NodeState } from '../core/messages.ts'
+import { type ViewRequest, viewRequestSchema, type ViewResponse, viewResponseSchema } from '../core/fanout-messages.ts'
+import { PROTOCOL_VERSION } from '../core/messages.ts'
+import { VIEW_PROTOCOL } from './protocols.ts'
+import { RpcServer, rpcRequest } from './rpc.ts'
+
+export interface ViewSyncInit {
+  libp2p: Libp2p
+  timeoutMs: number
+  /** The states this agent holds, its own included. */
+  states: () => Iterable<NodeState>
+  onInvalid: (from: string, reason: string) => void
+}
+
+/** Room left in an answer for its envelope. */
+const ENVELOPE_BYTES = 1024
+
+/** The states `held` has newer than what `known` lists (or that it does not list), within `maxBytes` of JSON. */
+export function newerStates (held: Iterable<NodeState>, known: ViewRequest['known'], asker: string, maxBytes: number): ViewResponse {
+  const theirs = new Map(known.map(([peerId, incarnation, seq]) => [peerId, { incarnation, seq }]))
+  const states: NodeState[] = []
+  let bytes = ENVELOPE_BYTES
+  let more = false
+  for (const s of held) {
+    if (s.peerId === asker) continue
+    const k = theirs.get(s.peerId)
+    if (k != null && (k.incarnation > s.incarnation || (k.incarnation === s.incarnation && k.seq >= s.seq))) continue
+    const size = JSON.stringify(s).length + 1
+    if (bytes + size > maxBytes) {
+      more = true
+      continue
+    }
+    bytes += size
+    states.push(s)
+  }
+  return more ? { v: PROTOCOL_VERSION, states, more } : { v: PROTOCOL_VERSION, states }
+}
+
+export class ViewSync {
+  readonly #init: ViewSyncInit
+  readonly #server: RpcServer<typeof viewRequestSchema>
+
+  constructor (init: ViewSyncInit) {
+    this.#init = init
+    this.#server = new RpcServer({
+      libp2p: init.libp2p,
+      protocol: VIEW_PROTOCOL,
+      schema: viewRequestSchema,
+      timeoutMs: init.timeoutMs,
+      onInvalid: init.onInvalid,
+      handle: async (req, from) => newerStates(init.states(), req.known, from, LIMITS.maxMessageBytes)
+    })
+  }
+
+  async start (): Promise<void> { await this.#server.start() }
+  async stop (): Promise<void> { await this.#server.stop() }
+
+  /** Asks `peer` for the states it holds newer than ours. */
+  async ask (peer: PeerId, known: NodeState[]): Promise<ViewResponse> {
+    const req: ViewRequest = { v: PROTOCOL_VERSION, known: known.map(s => [s.peerId, s.incarnation, s.seq]) }
+    return await rpcRequest(this.#init.libp2p, peer, VIEW_PROTOCOL, req, viewResponseSchema, this.#init.timeoutMs)
+  }
+}
