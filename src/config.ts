@@ -65,6 +65,21 @@ export interface ConnectionConfig {
    * minute). Default 30 s (local, where the fan-out is bounded), 0 (lan, wan).
    */
   viewSyncEveryMs: number
+  /**
+   * Gossipsub's heartbeat (mesh upkeep, and IHAVE to peers outside the mesh):
+   * a wake-up and some messages a second per agent, whatever happens.
+   * Default 2 s (local: a hundred idle agents on one host), 1 s (lan, wan:
+   * gossipsub's).
+   */
+  gossipHeartbeatMs: number
+  /**
+   * Peers outside the mesh told at each heartbeat which messages we have
+   * seen (IHAVE), so that one that missed a message can ask for it. On one
+   * host, where connections do not lose messages, flood publishing and the
+   * mesh deliver them, and the view sync catches up what a forming mesh
+   * missed. Default 1 (local), the mesh degree (lan, wan: gossipsub's).
+   */
+  gossipLazyPeers: number
 }
 
 export interface AgentConfig {
@@ -131,7 +146,12 @@ export interface AgentConfig {
   /** Re-dial back-off: first and largest wait. Default 250 ms → 10 s, doubling. */
   redialMinMs: number
   redialMaxMs: number
-  /** How often the agent ticks the view and expires leases. Default 250 ms. */
+  /**
+   * How often the agent ticks the view, expires leases and samples its gauges.
+   * Default 1 s (local: every tick of every agent is a wake-up of the host,
+   * and a lease of 10 s or a peer dead 3 s after its connection closed need
+   * no finer step), 250 ms (lan, wan).
+   */
   tickIntervalMs: number
   /** How many candidates placement samples first (power of d choices). Default 2, as in Sparrow. */
   placementSample: number
@@ -191,10 +211,11 @@ export function defaultLocalConfig (): AgentConfig {
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
     profile: 'local',
+    tickIntervalMs: 1_000,
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
-    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000, maxConnections: 8, warmConnections: 4, viewSyncEveryMs: 30_000 },
+    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000, maxConnections: 8, warmConnections: 4, viewSyncEveryMs: 30_000, gossipHeartbeatMs: 2_000, gossipLazyPeers: 1 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
     // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
     // connected to, whose refresh slows down as the cluster grows: hence the long silence timeouts.
@@ -212,7 +233,7 @@ export function defaultLanConfig (): AgentConfig {
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
     gossip: { ...PROFILE_GOSSIP.lan },
-    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0 },
+    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0, gossipHeartbeatMs: 1_000, gossipLazyPeers: PROFILE_GOSSIP.lan.meshDegree },
     view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
   }
 }
@@ -227,7 +248,7 @@ export function defaultWanConfig (): AgentConfig {
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
     gossip: { ...PROFILE_GOSSIP.wan },
-    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0 },
+    connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0, gossipHeartbeatMs: 1_000, gossipLazyPeers: PROFILE_GOSSIP.wan.meshDegree },
     view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
   }
 }

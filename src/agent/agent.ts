@@ -117,7 +117,7 @@ export class Agent {
       // With a bounded fan-out, connections open and close as requests need them: only a peer we do not know yet is new
       // (a newcomer also asks its first peers for the whole view: peer-exchange.ts).
       onPeerSubscribed: (peerId) => {
-        if (!Number.isFinite(config.connection.maxConnections) || this.#membership.view.get(peerId)?.status !== 'alive') this.#ownState.changed('vms')
+        if (!Number.isFinite(config.connection.maxConnections) || !this.#ownState.publishing || this.#membership.view.get(peerId)?.status !== 'alive') this.#ownState.changed('vms')
       }
     })
     this.#farewell = new Farewell({ libp2p, clock, onInvalid: (from, reason) => { invalid('bye', from, reason) } })
@@ -187,7 +187,9 @@ export class Agent {
         ...(config.mdns ? { mdns: { intervalMs: MDNS_INTERVAL_MS } } : {}),
         meshDegree: config.gossip.meshDegree,
         pingIntervalMs: config.connection.pingIntervalMs,
-        pingTimeoutMs: config.connection.pingTimeoutMs
+        pingTimeoutMs: config.connection.pingTimeoutMs,
+        gossipHeartbeatMs: config.connection.gossipHeartbeatMs,
+        gossipLazyPeers: config.connection.gossipLazyPeers
       })
       const driver = createDriver('sim', {
         dataDir: config.dataDir,

@@ -32,6 +32,9 @@ export interface OwnStateComponents {
   membership: Membership
 }
 
+/** The first publish waits this long at most for a first change or subscriber. */
+const FIRST_PUBLISH_WITHIN_MS = 5_000
+
 export class OwnState {
   /** Start time of this run: a restarted agent's sequence numbers start again above the old ones. */
   readonly incarnation: number
@@ -40,6 +43,10 @@ export class OwnState {
   readonly #c: OwnStateComponents
   readonly #publisher: StatePublisher
   #seq = 0
+  /** `start` was called; the publisher starts at the first change or subscriber, or after FIRST_PUBLISH_WITHIN_MS. */
+  #begun = false
+  #publishing = false
+  #firstTimer?: NodeJS.Timeout
 
   constructor (components: OwnStateComponents) {
     this.#c = components
@@ -64,18 +71,46 @@ export class OwnState {
     })
   }
 
+  /**
+   * Our first publish goes out once someone can hear it: at the first change
+   * or subscriber (agent.ts), or after FIRST_PUBLISH_WITHIN_MS. Published at
+   * start, before any connection, it reached nobody, and a newcomer to a busy
+   * cluster then announced itself only when the gossip budget gave it a token
+   * (a minute and more at a hundred local agents).
+   */
   start (): void {
     this.#c.membership.mergeOwn(this.build(true))
-    this.#publisher.start()
+    this.#begun = true
+    this.#firstTimer = setTimeout(() => { this.#startPublishing() }, FIRST_PUBLISH_WITHIN_MS)
+    this.#firstTimer.unref()
   }
 
   stop (): void {
+    this.#begun = false
+    if (this.#firstTimer != null) clearTimeout(this.#firstTimer)
     this.#publisher.stop()
   }
 
-  /** Our state changed (local-node.ts says how): the publisher decides when the cluster hears of it. */
+  /** Our state changed (local-node.ts says how), or a peer subscribed: the publisher decides when the cluster hears of it. */
   changed (change: Change): void {
+    if (!this.#publishing) {
+      // The first publish carries whatever changed.
+      if (this.#begun) this.#startPublishing()
+      return
+    }
     this.#publisher.changed(change)
+  }
+
+  /** Whether the first publish went out. */
+  get publishing (): boolean {
+    return this.#publishing
+  }
+
+  #startPublishing (): void {
+    if (this.#publishing || !this.#begun) return
+    this.#publishing = true
+    if (this.#firstTimer != null) clearTimeout(this.#firstTimer)
+    this.#publisher.start()
   }
 
   /** A peer's state message arrived. */

@@ -58,6 +58,12 @@ export class PeerExchange {
       libp2p: components.libp2p,
       timeoutMs: init.requestTimeoutMs,
       states: () => this.#held(),
+      // From the peer itself, over its own connection: a sign of life (but no message of the gossip budget).
+      onPeerState: (state) => {
+        this.#c.gossip.seed(state)
+        this.#c.membership.onState(state, true)
+        this.#c.membership.heard(state.peerId)
+      },
       onInvalid: (from, reason) => { components.invalid('view', from, reason) }
     })
   }
@@ -90,7 +96,8 @@ export class PeerExchange {
     this.#asked.set(peerId, now)
     if (this.#asked.size > 10_000) this.#asked.delete(this.#asked.keys().next().value!)
     try {
-      const res = await this.#sync.ask(peerIdFromString(peerId), this.#c.membership.view.entries().map(e => e.state))
+      const known = this.#c.membership.view.entries().map(e => e.state)
+      const res = await this.#sync.ask(peerIdFromString(peerId), known, known.find(s => s.peerId === this.#c.self))
       for (const state of res.states) {
         this.#c.gossip.seed(state)
         this.#c.membership.onState(state, true)

@@ -41,10 +41,10 @@ export function waves (nodes: number, size: number, autoPorts: boolean): number[
 export function bootstrapFor (index: number, up: readonly number[]): number[] {
   if (up.length === 0) return []
   const picks = new Set<number>()
-  for (const k of [index, index * 7 + 3, index * 13 + 5]) {
-    picks.add(up[k % up.length])
-    if (picks.size === Math.min(3, up.length)) break
-  }
+  const want = Math.min(3, up.length)
+  // A stride of 7 from a start of the index's own: the agents up are visited in an order of their own per newcomer.
+  for (let j = 0; picks.size < want && j < up.length * 7; j++) picks.add(up[(index * 13 + 7 * j) % up.length])
+  for (const k of up) { if (picks.size >= want) break; picks.add(k) }
   return [...picks]
 }
 

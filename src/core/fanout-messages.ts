@@ -18,10 +18,15 @@ export const MAX_VIEW_PEERS = 10_000
 export const byeRequestSchema = z.object({ v: z.literal(PROTOCOL_VERSION) }).strict()
 export const byeResponseSchema = z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true) }).strict()
 
-/** `known`: [peerId, incarnation, seq] of each state the asking agent holds. */
+/**
+ * `known`: [peerId, incarnation, seq] of each state the asking agent holds;
+ * `self`: its own state (a newcomer's, that the answering agent may not have
+ * yet), which must name the asking peer.
+ */
 export const viewRequestSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
-  known: z.array(z.tuple([peerIdSchema, z.number().int().min(0), z.number().int().min(0)])).max(MAX_VIEW_PEERS)
+  known: z.array(z.tuple([peerIdSchema, z.number().int().min(0), z.number().int().min(0)])).max(MAX_VIEW_PEERS),
+  self: nodeStateSchema.optional()
 }).strict()
 export type ViewRequest = z.infer<typeof viewRequestSchema>
 

@@ -24,6 +24,15 @@
  *    mostly on their way already (with flood publishing every peer gets the
  *    original at once). It paid off only for large messages; a state message
  *    is a few kB.
+ * And for what an idle connection costs (a hundred agents on one host):
+ * 9. no yamux keep-alive: libp2p's connection monitor already pings every
+ *    connection (`pingIntervalMs`), and a second ping per connection was
+ *    only more wake-ups;
+ * 10. a slower gossipsub heartbeat and fewer lazy (IHAVE) peers where asked
+ *    (config.ts, `connection.gossipHeartbeatMs`, `connection.gossipLazyPeers`):
+ *    each heartbeat sends IHAVE to `Dlazy` peers outside the mesh whenever a
+ *    message was seen in the last three heartbeats, which on an idle cluster
+ *    was as many messages as the states themselves.
  *
  * Who may connect: only peers with the swarm key (swarm-key.ts), when there
  * is one; and, with `--admin`, not the peers an admin partition blocks
@@ -60,6 +69,10 @@ export interface HostInit {
   pingIntervalMs?: number
   /** How long a ping may take before the connection is closed (config.ts, `connection.pingTimeoutMs`). Default 5 s, libp2p's. */
   pingTimeoutMs?: number
+  /** Gossipsub's heartbeat interval (config.ts, `connection.gossipHeartbeatMs`). Default 1 s, gossipsub's. */
+  gossipHeartbeatMs?: number
+  /** Peers outside the mesh sent IHAVE at each heartbeat (config.ts, `connection.gossipLazyPeers`). Default the mesh degree, gossipsub's. */
+  gossipLazyPeers?: number
 }
 
 function b64 (bytes: Uint8Array | undefined): string {
@@ -80,7 +93,7 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
     addresses: { listen: [init.listen] },
     transports: [tcp()],
     connectionEncrypters: [coalescingEncrypter(noise({ crypto: noiseCrypto }))],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ enableKeepAlive: false })],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk }) } : {}),
     ...(init.gater != null ? { connectionGater: init.gater.connectionGater } : {}),
     ...(init.mdns != null ? { peerDiscovery: [mdns({ interval: init.mdns.intervalMs })] } : {}),
@@ -102,7 +115,9 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
         fastMsgIdFn: (msg) => b64(msg.from) + b64(msg.seqno),
         scoreParams: { IPColocationFactorWeight: 0 },
         idontwantMinDataSize: 128 * 1024,
-        ...meshDegrees(init.meshDegree ?? 6)
+        ...meshDegrees(init.meshDegree ?? 6),
+        ...(init.gossipHeartbeatMs != null ? { heartbeatInterval: init.gossipHeartbeatMs } : {}),
+        ...(init.gossipLazyPeers != null ? { Dlazy: init.gossipLazyPeers } : {})
       })
     }
   })

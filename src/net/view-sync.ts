@@ -22,6 +22,8 @@ export interface ViewSyncInit {
   timeoutMs: number
   /** The states this agent holds, its own included. */
   states: () => Iterable<NodeState>
+  /** The asking peer's own state, checked to name it. */
+  onPeerState: (state: NodeState, from: string) => void
   onInvalid: (from: string, reason: string) => void
 }
 
@@ -61,16 +63,23 @@ export class ViewSync {
       schema: viewRequestSchema,
       timeoutMs: init.timeoutMs,
       onInvalid: init.onInvalid,
-      handle: async (req, from) => newerStates(init.states(), req.known, from, LIMITS.maxMessageBytes)
+      handle: async (req, from) => {
+        if (req.self != null) {
+          if (req.self.peerId === from) init.onPeerState(req.self, from)
+          else init.onInvalid(from, `view request carries the state of ${req.self.peerId}, not of its sender`)
+        }
+        return newerStates(init.states(), req.known, from, LIMITS.maxMessageBytes)
+      }
     })
   }
 
   async start (): Promise<void> { await this.#server.start() }
   async stop (): Promise<void> { await this.#server.stop() }
 
-  /** Asks `peer` for the states it holds newer than ours. */
-  async ask (peer: PeerId, known: NodeState[]): Promise<ViewResponse> {
+  /** Asks `peer` for the states it holds newer than ours (`known`); tells it ours (`self`). */
+  async ask (peer: PeerId, known: NodeState[], self?: NodeState): Promise<ViewResponse> {
     const req: ViewRequest = { v: PROTOCOL_VERSION, known: known.map(s => [s.peerId, s.incarnation, s.seq]) }
+    if (self != null) req.self = self
     return await rpcRequest(this.#init.libp2p, peer, VIEW_PROTOCOL, req, viewResponseSchema, this.#init.timeoutMs)
   }
 }

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/core/clock.ts'
+import { pairRank } from '../../src/core/fanout.ts'
 import { Redialer, type RedialerInit } from '../../src/net/redialer.ts'
 
 const SELF = '12D3KooWNodeM'
@@ -18,9 +19,14 @@ class FakeLibp2p {
   readonly dials: string[] = []
   readonly failing = new Set<string>()
   readonly hanging = new Map<string, () => void>()
+  /** Per peer: its connection's streams' protocols, direction and opening time (defaults: none, outbound, 0). */
+  readonly details = new Map<string, { protocols?: string[], inbound?: boolean, openedAt?: number }>()
 
-  getConnections (): Array<{ remotePeer: { toString: () => string } }> {
-    return [...this.connected].map(id => ({ remotePeer: { toString: () => id } }))
+  getConnections (): Array<{ remotePeer: { toString: () => string }, streams: Array<{ protocol?: string }>, direction: string, timeline: { open: number } }> {
+    return [...this.connected].map(id => {
+      const d = this.details.get(id) ?? {}
+      return { remotePeer: { toString: () => id }, streams: (d.protocols ?? []).map(protocol => ({ protocol })), direction: d.inbound === true ? 'inbound' : 'outbound', timeline: { open: d.openedAt ?? 0 } }
+    })
   }
 
   async dial (ma: { toString: () => string }): Promise<unknown> {
@@ -148,5 +154,50 @@ describe('Redialer', () => {
   it('refuses options out of range with a message that says what was expected', () => {
     expect(() => setup({ warmDialsPerCheck: -1 })).toThrow('Expected `warmDialsPerCheck` to be an integer >= 0, got `-1` (number)')
     expect(() => setup({ minMs: 5_000, maxMs: 1_000 })).toThrow('Expected `maxMs` to be a finite number >= 5000, got `1000` (number)')
+    expect(() => setup({ maxConnections: 0, close: async () => {} })).toThrow('Expected `maxConnections` to be an integer >= 1, got `0` (number)')
+    expect(() => setup({ maxConnections: 8 })).toThrow('Expected `close` with `maxConnections`, got none')
+  })
+
+  describe('with a bounded fan-out (maxConnections)', () => {
+    const tags = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'J', 'K']
+    const id = (t: string): string => `12D3KooWNode${t}`
+
+    it('warms connections to peers of either side of its id, best ranked for the pair first, skipping those to avoid', async () => {
+      const closed: string[] = []
+      const avoid = id('C')
+      const { libp2p, redialer } = setup({ minConnections: 1, warmConnections: 4, warmDialsPerCheck: 2, maxConnections: 8, known: tags.map(t => addr(t)), close: async (p) => { closed.push(p) }, avoid: (p) => p === avoid })
+      libp2p.connected.add(id('A'))
+      await redialer.check()
+      await redialer.check()
+      const dialled = libp2p.take().map(a => a.match(/\/p2p\/(.+)$/)![1])
+      expect(dialled).toHaveLength(3)
+      expect(dialled).not.toContain(avoid)
+      const expected = tags.map(id).filter(p => p !== id('A') && p !== avoid).sort((x, y) => pairRank(SELF, x) - pairRank(SELF, y)).slice(0, 3)
+      expect(dialled).toEqual(expected)
+      // Some of them have a smaller id than ours: with a bound, either side dials.
+      expect(dialled.some(p => p < SELF) || expected.every(p => p > SELF)).toBe(true)
+      expect(closed).toEqual([])
+    })
+
+    it('closes idle connections beyond maxConnections, two per check at most, never a busy or a young one', async () => {
+      const closed: string[] = []
+      const { libp2p, clock, redialer } = setup({ minConnections: 1, warmConnections: 2, maxConnections: 3, minIdleAgeMs: 10_000, close: async (p) => { closed.push(p); libp2p.connected.delete(p) } })
+      clock.set(60_000)
+      for (const t of tags.slice(0, 7)) libp2p.connected.add(id(t))
+      libp2p.details.set(id('A'), { protocols: ['/discovery/place/1.1.0', '/meshsub/1.2.0'] })
+      libp2p.details.set(id('B'), { openedAt: 55_000 })
+      libp2p.details.set(id('C'), { protocols: ['/meshsub/1.2.0', '/ipfs/ping/1.0.0', '/ipfs/id/1.0.0'] })
+      await redialer.check()
+      expect(closed).toHaveLength(2)
+      await redialer.check()
+      expect(closed).toHaveLength(4)
+      await redialer.check()
+      // Three left: A (busy), B (young) and one idle one.
+      expect(closed).toHaveLength(4)
+      expect(closed).not.toContain(id('A'))
+      expect(closed).not.toContain(id('B'))
+      expect(libp2p.connected.size).toBe(3)
+      expect(libp2p.take()).toEqual([])
+    })
   })
 })
