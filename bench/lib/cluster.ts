@@ -30,9 +30,9 @@ export interface Cluster {
 const running = new Set<ChildProcess>()
 
 /** Runs the CLI; resolves to its exit code and output. */
-async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+async function cli (args: string[], env: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     running.add(child)
     let stdout = ''
     let stderr = ''
@@ -77,7 +77,8 @@ function trapSignals (): void {
   process.once('SIGTERM', onSignal)
 }
 
-export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number }): Promise<Cluster> {
+/** `env` goes to `cluster up`, and so to every agent it starts (NODE_OPTIONS, for one). */
+export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number, env?: Record<string, string> }): Promise<Cluster> {
   trapSignals()
   await checkPorts(opts.basePort, opts.nodes)
   const dir = mkdtempSync(join(tmpdir(), `discovery-bench-${opts.nodes}-`))
@@ -108,7 +109,7 @@ export async function clusterUp (opts: { nodes: number, basePort: number, cpu: n
   const t0 = performance.now()
   const args = ['cluster', 'up', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(opts.basePort),
     '--cpu', String(opts.cpu), '--mem', `${opts.memMiB}MiB`, '--json']
-  const res = await cli(args)
+  const res = await cli(args, opts.env)
   cluster.upMs = performance.now() - t0
   if (res.code !== 0) {
     await cluster.down(true)

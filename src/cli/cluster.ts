@@ -103,7 +103,7 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * took 19 MiB off each agent's resident memory at 20 agents, for the same
  * throughput (`npm run bench -- placement`).
  */
-const AGENT_NODE_FLAGS = ['--max-semi-space-size=16']
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=16']
 
 export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean): ChildProcess {
   const fd = openSync(plan.log, 'a')

@@ -1,0 +1,165 @@
+/**
+ * The placement benchmark's measurements, the same for the agents and for the
+ * bare-libp2p baseline (bench/bare-node.ts), which answer the same routes:
+ * idle CPU and memory of a set of processes, gossip convergence (a create
+ * through process 0, then every process asked `?wait=` for it), and creates
+ * as fast as the processes take them, with memory sampled meanwhile.
+ */
+import { readFileSync } from 'node:fs'
+import { max, mean, percentile } from '../../src/core/stats.ts'
+import { request } from './http.ts'
+import { cpuSeconds, pssMiB, statusMiB } from './proc.ts'
+
+export const CONVERGENCE_TIMEOUT_MS = 15_000
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
+
+export interface Spread { mean: number, max: number }
+export const spread = (values: number[]): Spread => ({ mean: mean(values.filter(Number.isFinite)), max: max(values.filter(Number.isFinite)) })
+
+export interface Idle {
+  /** CPU of all the processes together over the sample, in % of one core. */
+  cpuPctSum: number
+  cpuPct: Spread
+  rssMiB: Spread
+  pssMiB: Spread
+  sampleS: number
+}
+
+/** The machine's load average (1 min) when a figure was taken: the benchmark shares the machine. */
+export function loadAverage (): number {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0])
+  } catch {
+    return NaN
+  }
+}
+
+export async function idle (pids: readonly number[], ms: number): Promise<Idle> {
+  const t0 = performance.now()
+  const before = pids.map(cpuSeconds)
+  await sleep(ms)
+  const after = pids.map(cpuSeconds)
+  const wallS = (performance.now() - t0) / 1000
+  const pct = pids.map((_, i) => 100 * (after[i] - before[i]) / wallS)
+  return {
+    cpuPctSum: pct.reduce((a, b) => a + b, 0),
+    cpuPct: spread(pct),
+    rssMiB: spread(pids.map(p => statusMiB(p, 'VmRSS'))),
+    pssMiB: spread(pids.map(pssMiB)),
+    sampleS: wallS
+  }
+}
+
+export interface Convergence { samples: number, pairs: number, missed: number, p50Ms: number, p99Ms: number, maxMs: number, lastAgentP50Ms: number, lastAgentMaxMs: number }
+
+/**
+ * `samples` creates through `apis[0]` (`query` added to the create's URL),
+ * each followed at once by `GET /v1/vms/:id?wait=` at every process: per
+ * process, the time from the 201 until it has the VM, with no polling load.
+ */
+export async function convergence (apis: string[], samples: number, body: unknown, query = ''): Promise<Convergence> {
+  const pairs: number[] = []
+  const lastAgent: number[] = []
+  let missed = 0
+  for (let s = 0; s < samples; s++) {
+    const res = await request('POST', `${apis[0]}/v1/vms${query}`, body)
+    const t0 = performance.now()
+    if (res.status !== 201) throw new Error(`convergence create answered HTTP ${res.status}: ${JSON.stringify(res.body)}`)
+    const id: string = res.body.id
+    const delays = await Promise.all(apis.map(async api => {
+      try {
+        const seen = await request('GET', `${api}/v1/vms/${id}?wait=${CONVERGENCE_TIMEOUT_MS}ms`, undefined, CONVERGENCE_TIMEOUT_MS + 5_000)
+        if (seen.status === 200) return performance.now() - t0
+      } catch {}
+      return NaN
+    }))
+    for (const d of delays) if (Number.isNaN(d)) missed++; else pairs.push(d)
+    lastAgent.push(delays.some(Number.isNaN) ? Infinity : max(delays))
+    await sleep(400 + Math.random() * 400)
+  }
+  return {
+    samples,
+    pairs: pairs.length,
+    missed,
+    p50Ms: percentile(pairs, 0.5),
+    p99Ms: percentile(pairs, 0.99),
+    maxMs: max(pairs),
+    lastAgentP50Ms: percentile(lastAgent, 0.5),
+    lastAgentMaxMs: max(lastAgent)
+  }
+}
+
+export interface Load {
+  vms: number
+  concurrency: number
+  wallS: number
+  vmsPerS: number
+  createMs: { p50: number, p99: number, max: number }
+  status: { created: number, noCapacity: number, other: number, error: number }
+  /** CPU of all the processes over the load, in % of one core. */
+  cpuPctSum: number
+  /** Sampled every 2 s during the load: per process, its largest sample. */
+  rssMiB: Spread
+  pssMiB: Spread
+}
+
+/** `total` creates, round-robin over the processes, `concurrency` in flight; memory sampled meanwhile. */
+export async function load (apis: string[], pids: readonly number[], total: number, concurrency: number, body: unknown, log: (line: string) => void): Promise<Load> {
+  const status = { created: 0, noCapacity: 0, other: 0, error: 0 }
+  const latencies: number[] = []
+  const others = new Map<string, number>()
+  const rss = pids.map(() => 0)
+  const pss = pids.map(() => 0)
+  const sampleMemory = (): void => {
+    pids.forEach((p, i) => {
+      rss[i] = Math.max(rss[i], statusMiB(p, 'VmRSS') || 0)
+      pss[i] = Math.max(pss[i], pssMiB(p) || 0)
+    })
+  }
+  let next = 0
+  const cpuBefore = pids.map(cpuSeconds)
+  const t0 = performance.now()
+  const progress = setInterval(() => { log(`  ${status.created + status.noCapacity + status.other + status.error}/${total} answered, ${status.created} created`) }, 5_000)
+  const sampler = setInterval(sampleMemory, 2_000)
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async () => {
+      for (let i = next++; i < total; i = next++) {
+        try {
+          const res = await request('POST', `${apis[i % apis.length]}/v1/vms`, body, 60_000)
+          if (res.status === 201) {
+            status.created++
+            latencies.push(res.ms)
+          } else if (res.status === 503) status.noCapacity++
+          else {
+            status.other++
+            const key = `HTTP ${res.status} ${res.body?.error ?? ''}`.trim()
+            others.set(key, (others.get(key) ?? 0) + 1)
+          }
+        } catch (err: any) {
+          status.error++
+          const key = String(err.cause?.code ?? err.name)
+          others.set(key, (others.get(key) ?? 0) + 1)
+        }
+      }
+    }))
+  } finally {
+    clearInterval(progress)
+    clearInterval(sampler)
+  }
+  sampleMemory()
+  const wallS = (performance.now() - t0) / 1000
+  const cpu = pids.map((p, i) => 100 * (cpuSeconds(p) - cpuBefore[i]) / wallS)
+  if (others.size > 0) log(`  other answers: ${[...others].map(([k, n]) => `${k} ×${n}`).join(', ')}`)
+  return {
+    vms: total,
+    concurrency,
+    wallS,
+    vmsPerS: status.created / wallS,
+    createMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: max(latencies) },
+    status,
+    cpuPctSum: cpu.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0),
+    rssMiB: spread(rss),
+    pssMiB: spread(pss)
+  }
+}

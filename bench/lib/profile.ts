@@ -1,0 +1,82 @@
+/**
+ * A CPU profile of one running agent, taken from outside: SIGUSR1 opens its
+ * inspector (the benchmark starts agents with `--inspect-port=0`, so the port
+ * is the system's pick, written to the agent's log), then V8's sampling
+ * profiler runs over the inspector protocol for a while, and the inspector
+ * is closed again. Summed by self time: where the agent's CPU goes.
+ */
+import { readFileSync } from 'node:fs'
+
+export interface ProfileSummary {
+  /** Sampled time in all, ms (idle excluded). */
+  busyMs: number
+  /** Self time per package, file of ours, or V8/Node part: [name, ms], largest first. */
+  byPart: Array<[string, number]>
+  /** Self time per function: [function file:line, ms], largest first. */
+  byFunction: Array<[string, number]>
+}
+
+interface CpuProfile { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples: number[], timeDeltas: number[] }
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
+
+/** The inspector's WebSocket URL, once the agent wrote it to its log (after `fromByte`). */
+async function inspectorUrl (log: string, fromByte: number): Promise<string> {
+  const end = Date.now() + 10_000
+  while (Date.now() < end) {
+    const m = /Debugger listening on (ws:\/\/\S+)/.exec(readFileSync(log).subarray(fromByte).toString('utf8'))
+    if (m != null) return m[1]
+    await sleep(100)
+  }
+  throw new Error(`no inspector address in ${log} within 10 s`)
+}
+
+export function summarize (profile: CpuProfile, top = 25): ProfileSummary {
+  const byId = new Map(profile.nodes.map(n => [n.id, n]))
+  const part = new Map<string, number>()
+  const fn = new Map<string, number>()
+  let busy = 0
+  profile.samples.forEach((id, i) => {
+    const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame
+    if (functionName === '(idle)') return
+    busy += ms
+    const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(url)?.[1]
+    const name = pkg ?? (url.includes('/src/') ? `src/${url.split('/src/')[1]}` : url.includes('/dist/') ? 'the bundle (dist/)' : url !== '' ? url : functionName)
+    part.set(name, (part.get(name) ?? 0) + ms)
+    const f = `${functionName !== '' ? functionName : '(anonymous)'} ${url.split('/').at(-1) ?? ''}:${lineNumber + 1}`
+    fn.set(f, (fn.get(f) ?? 0) + ms)
+  })
+  const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
+  return { busyMs: busy, byPart: sorted(part), byFunction: sorted(fn) }
+}
+
+export async function profileAgent (pid: number, log: string, ms: number): Promise<ProfileSummary> {
+  let fromByte = 0
+  try { fromByte = readFileSync(log).byteLength } catch {}
+  process.kill(pid, 'SIGUSR1')
+  const ws = new WebSocket(await inspectorUrl(log, fromByte))
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject })
+  let nextId = 1
+  const waiting = new Map<number, (result: any) => void>()
+  ws.onmessage = (evt) => {
+    const msg = JSON.parse(String(evt.data)) as { id?: number, result?: unknown }
+    if (msg.id != null) waiting.get(msg.id)?.(msg.result)
+  }
+  const call = async (method: string, params: unknown = {}): Promise<any> => await new Promise(resolve => {
+    const id = nextId++
+    waiting.set(id, resolve)
+    ws.send(JSON.stringify({ id, method, params }))
+  })
+  try {
+    await call('Profiler.enable')
+    await call('Profiler.setSamplingInterval', { interval: 1_000 })
+    await call('Profiler.start')
+    await sleep(ms)
+    const { profile } = await call('Profiler.stop') as { profile: CpuProfile }
+    return summarize(profile)
+  } finally {
+    await Promise.race([call('Runtime.evaluate', { expression: 'process.getBuiltinModule("node:inspector").close()' }), sleep(2_000)])
+    ws.close()
+  }
+}
