@@ -1,0 +1,473 @@
+/**
+ * SWIM with Lifeguard, sans I/O (after caio/foca's shape): the caller hands
+ * in what arrived (`receive`), what failed to leave (`sendFailed`), hints
+ * from the transport (`hint`, `heard`), and the time (`tick`, at the time the
+ * last step asked for); each call returns a step — the messages to send, the
+ * status changes, when to be woken next. The agent runs it over
+ * `/discovery/swim/1.0.0`, the simulator over its simulated network.
+ *
+ * Each protocol period (stretched by local health) this node pings the next
+ * peer of a shuffled round-robin list; with no ack within the probe timeout it
+ * asks `indirectChecks` other peers to ping it (ping-req); they pass the ack
+ * on, or a nack when it does not come. With no ack at all, the probe is over:
+ * - a helper nacked (so our own path works) or none could be asked: we accuse
+ *   the target (swim-members.ts decides what the accusations mean);
+ * - helpers were asked and none answered at all: the fault may be ours (we
+ *   may not receive anything), so we accuse nobody and raise our own
+ *   awareness score instead — unless it is already at its maximum, when a
+ *   node left alone must still be able to declare its peers gone.
+ * Membership updates ride on every message, up to λ·log(n) times each; an
+ * update that cannot wait is also pushed to a few peers. A message to a
+ * member we hold accused carries the accusation, so that it refutes.
+ */
+import { Awareness } from './awareness.ts'
+import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
+import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
+import { PROTOCOL_VERSION } from './messages.ts'
+import { ProbeOrder } from './probe-order.ts'
+import type { Rng } from './rng.ts'
+import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
+import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
+
+export type { StatusChange }
+
+export interface DetectorInit {
+  self: string
+  /** This process's run: its start time, above every incarnation of a previous run. */
+  run: number
+  config: DetectorConfig
+  rng: Rng
+  nowMs: number
+}
+
+export interface Outgoing {
+  to: string
+  message: SwimMessage
+}
+
+export interface DetectorStep {
+  send: Outgoing[]
+  changes: StatusChange[]
+  /** Call `tick` at this time (or later: lateness is measured from it). */
+  wakeAtMs?: number
+}
+
+export interface DetectorStats {
+  /** Probes sent: the round-robin's, and extra ones (a hint, a verification, a revival). */
+  probes: number
+  /** Probes that had to go through helpers. */
+  indirectProbes: number
+  /** Probes that ended with no ack and a confirmation: accusations made by this node. */
+  failedProbes: number
+  /** Probes that ended with no ack and no word from any helper: not counted against the target. */
+  inconclusiveProbes: number
+  /** Members this node began to show suspect. */
+  suspicions: number
+  /** Accusations of this node it refuted. */
+  refutations: number
+  /** Members this node marked dead. */
+  deaths: number
+  /** Members marked dead here that came back in the same run: deaths later refuted. */
+  falsePositives: number
+  messagesSent: number
+  messagesReceived: number
+}
+
+type Draft<T extends SwimMessage> = T extends unknown ? Omit<T, 'v' | 'run' | 'inc' | 'updates'> & { run?: number, inc?: number } : never
+
+type ProbeKind = 'round' | 'extra' | 'revival'
+
+interface Probe {
+  seq: number
+  target: string
+  kind: ProbeKind
+  directDeadlineMs: number
+  endDeadlineMs: number
+  indirect: boolean
+  helpers: Set<string>
+  nacks: Set<string>
+}
+
+/** A ping-req we serve: our ping to `target`, whose ack we pass on to `requester`. */
+interface Relay {
+  requester: string
+  requesterSeq: number
+  target: string
+  deadlineMs: number
+}
+
+/** Updates piggy-backed on one message. */
+const PIGGYBACK = 8
+/** Ping-reqs served at once; beyond, a request is nacked at once (a flood from a hostile peer costs nothing). */
+const MAX_RELAYS = 1024
+
+export class FailureDetector {
+  readonly self: string
+  readonly stats: DetectorStats = { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, messagesSent: 0, messagesReceived: 0 }
+  readonly #c: DetectorConfig
+  readonly #rng: Rng
+  readonly #members: SwimMembers
+  readonly #order: ProbeOrder
+  readonly #queue = new BroadcastQueue()
+  readonly #awareness: Awareness
+  readonly #probes = new Map<number, Probe>()
+  readonly #probing = new Map<string, number>()
+  readonly #relays = new Map<number, Relay>()
+  /** Members with accusations not yet decided: looked at on each tick. */
+  readonly #watch = new Set<string>()
+  readonly #sink: MemberSink
+  #run: number
+  #inc = 0
+  #seq = 0
+  #nextProbeMs: number
+  #nextGossipMs?: number
+  #wakeMs?: number
+  #lateMarkMs = -Infinity
+  #now = 0
+  #step: DetectorStep = { send: [], changes: [] }
+
+  constructor (init: DetectorInit) {
+    this.self = init.self
+    this.#c = validateDetectorConfig(init.config)
+    this.#rng = init.rng
+    this.#run = init.run
+    this.#members = new SwimMembers(init.self, this.#c)
+    this.#order = new ProbeOrder(init.rng)
+    this.#awareness = new Awareness(this.#c.awarenessMax)
+    // A random phase, so that agents started together do not probe in step (memberlist's stagger).
+    this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
+    this.#sink = {
+      change: c => { this.#onChange(c) },
+      queue: (u, urgent) => {
+        this.#queue.push(u)
+        if (urgent && (this.#nextGossipMs == null || this.#nextGossipMs > this.#now)) this.#nextGossipMs = this.#now
+      },
+      accused: peer => { this.#verify(peer) }
+    }
+  }
+
+  get incarnation (): Incarnation {
+    return { run: this.#run, inc: this.#inc }
+  }
+
+  /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
+  get health (): number {
+    return this.#awareness.score
+  }
+
+  status (peer: string): MemberStatus | undefined {
+    return this.#members.get(peer)?.status
+  }
+
+  /** Every member with its status and incarnation (for tests, metrics and the simulator). */
+  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> {
+    return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc }))
+  }
+
+  /** A peer to watch, alive at `run` (its gossiped state's), until `remove`. */
+  add (peer: string, run: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (this.#members.add(peer, run, nowMs) != null) this.#order.add(peer)
+    return this.#finish()
+  }
+
+  remove (peer: string): void {
+    this.#members.remove(peer)
+    this.#order.remove(peer)
+    this.#queue.delete(peer)
+    this.#watch.delete(peer)
+    const seq = this.#probing.get(peer)
+    if (seq != null) this.#endProbe(this.#probes.get(seq)!)
+  }
+
+  /**
+   * The peer's own gossiped state was heard, naming its run: a later run is a
+   * restart (alive again); a dead peer still gossiping is probed, so that it
+   * learns of its death and refutes.
+   */
+  heard (peer: string, run: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    const m = this.#members.get(peer)
+    if (m != null) {
+      if (run > m.run) this.#members.seen(m, { run, inc: 0 }, nowMs, this.#sink)
+      else if (m.status === 'dead') this.#revive(peer)
+    }
+    return this.#finish()
+  }
+
+  /**
+   * A hint from the transport: a closed connection gets the peer probed at
+   * once (a killed process is found in one probe instead of a pass); a new
+   * one from a peer held suspect or dead gets it probed too, so it can refute.
+   */
+  hint (peer: string, kind: 'connected' | 'disconnected', nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    const m = this.#members.get(peer)
+    if (m != null && !this.#probing.has(peer)) {
+      if (m.status === 'dead') this.#revive(peer)
+      else if (kind === 'disconnected' || m.status === 'suspect') this.#startProbe(peer, 'extra')
+    }
+    return this.#finish()
+  }
+
+  /** This node's timers ran `lateMs` late (the agent measures its own tick): its judgement is less sure. */
+  late (lateMs: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    this.#onLate(lateMs)
+    return this.#finish()
+  }
+
+  receive (from: string, msg: SwimMessage, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    this.stats.messagesReceived++
+    // The header is the sender's incarnation, but for an ack passed on by a helper: the target's.
+    const about = msg.type === 'ack' && msg.of != null ? msg.of : from
+    const sender = this.#members.get(about)
+    if (sender != null) this.#members.seen(sender, msg, nowMs, this.#sink)
+    for (const u of msg.updates) this.#apply(u)
+    switch (msg.type) {
+      case 'ping': this.#send(from, { type: 'ack', seq: msg.seq }); break
+      case 'ack': this.#onAck(from, msg); break
+      case 'ping-req': this.#onPingReq(from, msg.seq, msg.target); break
+      case 'nack': this.#onNack(from, msg.seq); break
+      case 'gossip': break
+    }
+    return this.#finish()
+  }
+
+  /** A message could not be delivered (no connection could be made, the stream broke). */
+  sendFailed (to: string, msg: SwimMessage, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (msg.type === 'ping') {
+      const p = this.#probes.get(msg.seq)
+      if (p != null && p.target === to && !p.indirect) this.#goIndirect(p)
+      const r = this.#relays.get(msg.seq)
+      if (r != null && r.target === to) this.#nack(msg.seq, r)
+    } else if (msg.type === 'ping-req') {
+      const p = this.#probes.get(msg.seq)
+      if (p != null && p.helpers.delete(to)) this.#maybeConclude(p)
+    }
+    return this.#finish()
+  }
+
+  tick (nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (this.#wakeMs != null && nowMs > this.#wakeMs) this.#onLate(nowMs - this.#wakeMs)
+    for (const [seq, r] of this.#relays) if (nowMs >= r.deadlineMs) this.#nack(seq, r)
+    for (const p of [...this.#probes.values()]) {
+      if (!p.indirect && nowMs >= p.directDeadlineMs) this.#goIndirect(p)
+      else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
+    }
+    for (const peer of this.#watch) {
+      const m = this.#members.get(peer)
+      if (m?.suspicion == null || m.status === 'dead') this.#watch.delete(peer)
+      else this.#members.evaluate(m, nowMs, this.#sink)
+    }
+    if (nowMs >= this.#nextProbeMs) {
+      this.#nextProbeMs = nowMs + this.#awareness.scale(this.#c.probeIntervalMs)
+      const target = this.#order.next(id => this.#members.get(id)?.status !== 'dead' && !this.#probing.has(id))
+      if (target != null) this.#startProbe(target, 'round')
+    }
+    return this.#finish()
+  }
+
+  #begin (nowMs: number): void {
+    this.#now = nowMs
+    this.#step = { send: [], changes: [] }
+  }
+
+  #finish (): DetectorStep {
+    if (this.#queue.size > 0 && this.#nextGossipMs != null && this.#nextGossipMs <= this.#now) {
+      this.#pushGossip()
+      this.#nextGossipMs = this.#now + this.#c.gossipIntervalMs
+    }
+    if (this.#queue.size === 0) this.#nextGossipMs = undefined
+    const step = this.#step
+    step.wakeAtMs = this.#nextWake()
+    this.#wakeMs = step.wakeAtMs
+    return step
+  }
+
+  #nextWake (): number {
+    let at = this.#nextProbeMs
+    if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
+    for (const p of this.#probes.values()) at = Math.min(at, p.indirect ? p.endDeadlineMs : p.directDeadlineMs)
+    for (const r of this.#relays.values()) at = Math.min(at, r.deadlineMs)
+    for (const peer of this.#watch) {
+      const s = this.#members.get(peer)?.suspicion
+      if (s == null) continue
+      const d = s.deadlineMs(this.#members.counts)
+      if (d > this.#now) at = Math.min(at, d)
+    }
+    return at
+  }
+
+  #onChange (c: StatusChange): void {
+    this.#step.changes.push(c)
+    if (c.to === 'suspect') this.stats.suspicions++
+    if (c.to === 'dead') this.stats.deaths++
+    if (c.from === 'dead' && c.to === 'alive' && c.refuted === true) this.stats.falsePositives++
+  }
+
+  #onLate (lateMs: number): void {
+    if (lateMs < this.#c.probeTimeoutMs / 2) return
+    // Once per period at most: one stall is one piece of evidence, however many timers it delayed.
+    if (this.#now - this.#lateMarkMs >= this.#c.probeIntervalMs) {
+      this.#awareness.apply(1)
+      this.#lateMarkMs = this.#now
+    }
+    if (lateMs < this.#c.probeIntervalMs) return
+    // We could not run for a while (paused, starved): the probes in flight timed out on our side, not theirs.
+    for (const p of [...this.#probes.values()]) this.#endProbe(p)
+    this.#relays.clear()
+    for (const peer of this.#watch) this.#members.get(peer)?.suspicion?.delay(lateMs)
+  }
+
+  #apply (u: SwimUpdate): void {
+    if (u.peer === this.self) return this.#aboutSelf(u)
+    this.#members.apply(u, this.#now, this.#awareness.scale(1), this.#sink)
+    const m = this.#members.get(u.peer)
+    if (m?.suspicion != null && m.status !== 'dead') this.#watch.add(m.id)
+  }
+
+  /** An update about us: an accusation at our incarnation or above is refuted by raising it. */
+  #aboutSelf (u: SwimUpdate): void {
+    const cmp = compareIncarnation(u, this.incarnation)
+    if (u.status === 'alive' ? cmp <= 0 : cmp < 0) return
+    if (u.run > this.#run) {
+      this.#run = u.run
+      this.#inc = u.inc + 1
+    } else this.#inc = Math.max(this.#inc, u.inc) + 1
+    this.stats.refutations++
+    // Lifeguard: having to refute is a sign we are the slow one.
+    this.#awareness.apply(1)
+    this.#sink.queue({ peer: this.self, run: this.#run, inc: this.#inc, status: 'alive' }, true)
+  }
+
+  #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
+    const r = this.#relays.get(msg.seq)
+    if (r != null && msg.of == null && from === r.target) {
+      this.#relays.delete(msg.seq)
+      this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
+      return
+    }
+    const p = this.#probes.get(msg.seq)
+    if (p == null || (msg.of ?? from) !== p.target) return
+    this.#endProbe(p)
+    if (p.kind !== 'revival') this.#awareness.apply(-1)
+  }
+
+  #onPingReq (from: string, seq: number, target: string): void {
+    if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
+    if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
+    const ours = ++this.#seq
+    this.#relays.set(ours, { requester: from, requesterSeq: seq, target, deadlineMs: this.#now + this.#awareness.scale(this.#c.probeTimeoutMs) })
+    this.#send(target, { type: 'ping', seq: ours })
+  }
+
+  #onNack (from: string, seq: number): void {
+    const p = this.#probes.get(seq)
+    if (p == null || !p.indirect || !p.helpers.has(from)) return
+    p.nacks.add(from)
+    this.#maybeConclude(p)
+  }
+
+  #nack (seq: number, r: Relay): void {
+    this.#relays.delete(seq)
+    this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
+  }
+
+  #startProbe (target: string, kind: ProbeKind): void {
+    const seq = ++this.#seq
+    this.#probes.set(seq, {
+      seq,
+      target,
+      kind,
+      directDeadlineMs: this.#now + this.#awareness.scale(this.#c.probeTimeoutMs),
+      endDeadlineMs: Infinity,
+      indirect: false,
+      helpers: new Set(),
+      nacks: new Set()
+    })
+    this.#probing.set(target, seq)
+    this.stats.probes++
+    this.#send(target, { type: 'ping', seq })
+  }
+
+  /** A dead member is pinged, directly only, at most once a period: it learns of its death and refutes, or stays dead. */
+  #revive (peer: string): void {
+    const m = this.#members.get(peer)!
+    if (this.#probing.has(peer) || (m.revivalProbeMs != null && this.#now - m.revivalProbeMs < this.#c.probeIntervalMs)) return
+    m.revivalProbeMs = this.#now
+    this.#startProbe(peer, 'revival')
+  }
+
+  /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not. */
+  #verify (peer: string): void {
+    const m = this.#members.get(peer)
+    if (m == null || m.status === 'dead' || this.#probing.has(peer) || this.#c.verifyProbes <= 0) return
+    const others = Math.max(1, this.#members.aliveCount - (m.status === 'alive' ? 1 : 0))
+    if (this.#rng.next() < this.#c.verifyProbes / others) this.#startProbe(peer, 'extra')
+  }
+
+  #goIndirect (p: Probe): void {
+    if (p.kind === 'revival') return this.#endProbe(p)
+    p.indirect = true
+    this.stats.indirectProbes++
+    // The helper's own timeout, and the way back of its ack or nack.
+    p.endDeadlineMs = this.#now + this.#awareness.scale(2 * this.#c.probeTimeoutMs)
+    const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.get(id)?.status === 'alive')
+    for (const h of helpers) p.helpers.add(h)
+    for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
+  }
+
+  /** Every helper asked has nacked: no need to wait for the end of the probe. */
+  #maybeConclude (p: Probe): void {
+    if (p.indirect && p.helpers.size > 0 && p.nacks.size >= p.helpers.size) this.#conclude(p)
+  }
+
+  #conclude (p: Probe): void {
+    this.#endProbe(p)
+    const m = this.#members.get(p.target)
+    if (m == null || p.kind === 'revival') return
+    const asked = p.helpers.size
+    const nacks = p.nacks.size
+    if (asked > 0 && nacks === 0 && !this.#awareness.atMax) {
+      this.stats.inconclusiveProbes++
+      this.#awareness.apply(asked)
+      return
+    }
+    this.#awareness.apply(asked > 0 ? asked - nacks : 1)
+    if (m.status === 'dead') return
+    this.stats.failedProbes++
+    this.#members.accuse(m, this.#now, this.#awareness.scale(1), this.#sink)
+    this.#watch.add(m.id)
+    // Told at once, the accused refutes sooner than at our next probe of it.
+    this.#send(m.id, { type: 'gossip' })
+  }
+
+  #endProbe (p: Probe): void {
+    this.#probes.delete(p.seq)
+    if (this.#probing.get(p.target) === p.seq) this.#probing.delete(p.target)
+  }
+
+  #pushGossip (): void {
+    const targets = this.#order.sample(this.#c.gossipFanout, id => this.#members.get(id)?.status !== 'dead')
+    for (const to of targets) {
+      if (this.#queue.size === 0) break
+      this.#send(to, { type: 'gossip' })
+    }
+  }
+
+  /** Builds and queues one message: our incarnation (unless given), the accusation the receiver must hear, then piggy-backed updates. */
+  #send<T extends SwimMessage> (to: string, partial: Draft<T>): void {
+    const updates: SwimUpdate[] = []
+    const m = this.#members.get(to)
+    const accusation = m != null ? this.#members.accusationFor(m) : undefined
+    if (accusation != null) updates.push(accusation)
+    updates.push(...this.#queue.take(PIGGYBACK - updates.length, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount), to))
+    const message = { v: PROTOCOL_VERSION, run: this.#run, inc: this.#inc, ...partial, updates } as SwimMessage
+    this.stats.messagesSent++
+    this.#step.send.push({ to, message })
+  }
+}
