@@ -12,8 +12,9 @@ import type { ViewConfig } from './core/cluster-view.ts'
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
+import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
-export type Profile = 'local' | 'lan' | 'wan'
+export type Profile = ProfileName
 export type DriverName = 'sim'
 export type { GossipConfig }
 
@@ -116,11 +117,11 @@ const base = {
   cpuOvercommit: 1,
   labels: {} as Record<string, string>,
   driver: 'sim' as const,
-  leaseTtlMs: 10_000,
+  leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   redialMinMs: 250,
   redialMaxMs: 10_000,
   tickIntervalMs: 250,
-  placementSample: 2,
+  placementSample: DEFAULT_PLACEMENT_SAMPLE,
   demand: DEFAULT_DEMAND as DemandConfig | null,
   staticDemand: 0.5,
   seed: 1,
@@ -134,8 +135,8 @@ export function defaultLocalConfig (): AgentConfig {
     migration: { ...DEFAULT_MIGRATION },
     profile: 'local',
     bootDelayMs: 200,
-    requestTimeoutMs: 10_000,
-    gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, hostBudgetPerSecond: 160, burst: 4, meshDegree: 3 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
+    gossip: { ...PROFILE_GOSSIP.local },
     connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
     // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
@@ -152,8 +153,8 @@ export function defaultLanConfig (): AgentConfig {
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
-    requestTimeoutMs: 5_000,
-    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 3_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
+    gossip: { ...PROFILE_GOSSIP.lan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 },
     view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
   }
@@ -167,8 +168,8 @@ export function defaultWanConfig (): AgentConfig {
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
-    requestTimeoutMs: 10_000,
-    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
+    gossip: { ...PROFILE_GOSSIP.wan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 },
     view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
   }

@@ -36,6 +36,8 @@ export class LocalNode {
    * their spread group is taken. A retried commit of one waits for it.
    */
   readonly #committing = new Map<string, { rec: VmRecord, done: Promise<CommitOutcome> }>()
+  /** Migrated VMs being taken over: a commit asked again waits for the first. */
+  readonly #adopting = new Map<string, Promise<CommitOutcome>>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
   readonly #deleting = new Map<string, Promise<boolean>>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
@@ -191,22 +193,44 @@ export class LocalNode {
     return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
   }
 
-  /** Takes over a migrated VM at its new epoch: durable before the source is told. Idempotent. */
+  /**
+   * Takes over a migrated VM at its new epoch: the hypervisor has it running
+   * here, and its record is durable, before the source is told. Idempotent.
+   */
   async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
+    const inFlight = this.#adopting.get(spec.id)
+    if (inFlight != null) return await inFlight
     const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
+    const done = this.#adopt(spec, epoch)
+    this.#adopting.set(spec.id, done)
+    try {
+      return await done
+    } finally {
+      this.#adopting.delete(spec.id)
+    }
+  }
+
+  async #adopt (spec: VmSpec, epoch: number): Promise<CommitOutcome> {
+    try {
+      // Resolves once the VM runs here; a real hypervisor's incoming migration may not have arrived whole.
+      await this.#init.driver.create(spec, { incoming: true })
+    } catch (err: any) {
+      this.ledger.removeVm(spec.id)
+      return { ok: false, reason: `the VM did not arrive here: ${err.message}` }
+    }
     const rec: VmRecord = { spec, state: 'running', epoch }
     try {
       this.#init.store.putVm(rec)
     } catch (err: any) {
       this.ledger.removeVm(spec.id)
+      await this.#init.driver.delete(spec.id).catch(() => {})
       return { ok: false, reason: `could not store the VM: ${err.message}` }
     }
     this.#vms.set(spec.id, rec)
     this.#summaries = undefined
-    await this.#init.driver.create(spec, { incoming: true })
     this.#init.onChange('vms')
     this.#init.onVm?.(rec, 'added')
     return { ok: true, state: 'running' }
