@@ -265,8 +265,7 @@ export class FailureDetector {
     }
     if (nowMs >= this.#nextProbeMs) {
       this.#nextProbeMs = nowMs + this.#awareness.scale(this.#c.probeIntervalMs)
-      const target = this.#order.next(id => this.#members.get(id)?.status !== 'dead' && !this.#probing.has(id))
-      if (target != null) this.#startProbe(target, 'round')
+      this.#roundProbe()
     }
     return this.#finish()
   }
@@ -354,7 +353,7 @@ export class FailureDetector {
     const p = this.#probes.get(msg.seq)
     if (p == null || (msg.of ?? from) !== p.target) return
     this.#endProbe(p)
-    if (p.kind !== 'revival') this.#awareness.apply(-1)
+    this.#awareness.apply(-1)
   }
 
   #onPingReq (from: string, seq: number, target: string): void {
@@ -392,6 +391,20 @@ export class FailureDetector {
     this.#probing.set(target, seq)
     this.stats.probes++
     this.#send(target, { type: 'ping', seq })
+  }
+
+  /**
+   * The next live member of the round-robin is probed. Dead members on the
+   * way get a revival ping (it costs the live ones no probe period): after a
+   * partition heals, each side hears the other and both refute.
+   */
+  #roundProbe (): void {
+    for (let i = 0; i < this.#order.size; i++) {
+      const target = this.#order.next(id => !this.#probing.has(id))
+      if (target == null) return
+      if (this.#members.get(target)?.status !== 'dead') return this.#startProbe(target, 'round')
+      this.#revive(target)
+    }
   }
 
   /** A dead member is pinged, directly only, at most once a period: it learns of its death and refutes, or stays dead. */
