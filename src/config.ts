@@ -9,6 +9,7 @@
 import type { GossipConfig } from './core/gossip-policy.ts'
 import type { Resources } from './core/resources.ts'
 import type { ViewConfig } from './core/cluster-view.ts'
+import { DETECTOR_PROFILES, type DetectorConfig } from './core/detector-config.ts'
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
@@ -65,6 +66,22 @@ export interface AgentConfig {
   swarmKeyFile?: string
   gossip: GossipConfig
   connection: ConnectionConfig
+  /**
+   * The failure detector (SWIM with Lifeguard, core/failure-detector.ts), which
+   * alone decides whether a peer is alive, suspect or dead. Each field is
+   * documented with its default per profile and why in
+   * core/detector-config.ts (the simulator reads the same profiles). In short:
+   * - local (50 agents sharing 2 cores): a probe every 200 ms, 150 ms to
+   *   answer, 3 helpers, suspicion 3 × log10(n) intervals (about 1 s at 50)
+   *   up to 6 ×, each update sent 4 × log10(n + 1) times, health stretching
+   *   timeouts up to 8 ×: a hung agent dead everywhere within about 3 s;
+   * - lan: 500 ms / 250 ms, suspicion ×4 (3.4 s at 50 agents);
+   * - wan (25–40 ms RTT): 1 s / 600 ms, suspicion ×5 (8.5 s at 50 agents).
+   * Death needs 3 accusers we believe alive (after Rapid), so one agent with
+   * a one-way fault cannot make the membership flap.
+   */
+  detector: DetectorConfig
+  /** The view: how long a dead peer stays listed (core/cluster-view.ts). Default 5 min (local), 1 h (lan/wan). */
   view: ViewConfig
   /** How long a reservation holds before it expires on its own. Default 10 s: a create that dies mid-way leaks nothing for long. */
   leaseTtlMs: number
@@ -138,10 +155,8 @@ export function defaultLocalConfig (): AgentConfig {
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
     connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
-    // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
-    // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
-    // connected to, whose refresh slows down as the cluster grows: hence the long silence timeouts.
-    view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 3_000, forgetAfterMs: 300_000 }
+    detector: { ...DETECTOR_PROFILES.local },
+    view: { forgetAfterMs: 300_000 }
   }
 }
 
@@ -156,7 +171,8 @@ export function defaultLanConfig (): AgentConfig {
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
     gossip: { ...PROFILE_GOSSIP.lan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 },
-    view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
+    detector: { ...DETECTOR_PROFILES.lan },
+    view: { forgetAfterMs: 3_600_000 }
   }
 }
 
@@ -171,7 +187,8 @@ export function defaultWanConfig (): AgentConfig {
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
     gossip: { ...PROFILE_GOSSIP.wan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 },
-    view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
+    detector: { ...DETECTOR_PROFILES.wan },
+    view: { forgetAfterMs: 3_600_000 }
   }
 }
 

@@ -21,6 +21,7 @@ import { loadOrCreateIdentity, Store } from '../store/index.ts'
 import { VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
+import { FailureDetection } from './failure-detection.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { type ClusterVm, Membership, type NodeView } from './membership.ts'
 import { countEvents, createMetrics, type Metrics, sampleNode } from './metrics.ts'
@@ -57,6 +58,7 @@ export class Agent {
   readonly #local: LocalNode
   readonly #gossip: StateGossip
   readonly #membership: Membership
+  readonly #detection: FailureDetection
   readonly #ownState: OwnState
   readonly #peers: PeerClient
   readonly #placement: PlacementService
@@ -66,6 +68,7 @@ export class Agent {
   readonly #stopEvents: Array<() => void>
   readonly #loggedInvalid = new Set<string>()
   #tick?: NodeJS.Timeout
+  #lastTickMs?: number
   #stopped = false
 
   private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }) {
@@ -108,7 +111,15 @@ export class Agent {
       // A new subscriber learns our state now rather than at the next refresh (flood publishing reaches it before the mesh forms).
       onPeerSubscribed: () => { this.#ownState.changed('vms') }
     })
-    this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms }, {
+    this.#detection = new FailureDetection({ self, clock, rng: rng.rng, log, metrics, libp2p }, {
+      config: config.detector,
+      // The same number as our gossiped state's incarnation: a peer tells a restart of ours from either.
+      run: () => this.#ownState.incarnation,
+      dialTarget: (peer) => this.#peers.dialTarget(peer),
+      onChanges: (changes) => { this.#membership.applyStatus(changes) },
+      onInvalid: (from, reason) => { invalid('swim', from, reason) }
+    })
+    this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
       onFenced: (vmId, owner, epoch) => { this.#migrations.fenced(vmId, owner, epoch) },
@@ -172,6 +183,7 @@ export class Agent {
     await this.#placement.start()
     await this.#migrations.start()
     await this.#rebalance.start()
+    await this.#detection.start()
     this.#membership.start()
     this.#ownState.start()
     this.#redialer.start()
@@ -187,6 +199,7 @@ export class Agent {
     this.#ownState.stop()
     this.#redialer.stop()
     this.#membership.stop()
+    await this.#detection.stop()
     await this.#rebalance.stop()
     await this.#migrations.stop()
     this.#gossip.stop()
@@ -246,8 +259,16 @@ export class Agent {
   }
 
   #onTick (): void {
+    // How late this tick runs tells the detector whether this agent's own event loop keeps time (Lifeguard).
+    const now = this.#clock.now()
+    if (this.#lastTickMs != null) {
+      const late = now - this.#lastTickMs - this.config.tickIntervalMs
+      if (late > 0) this.#detection.late(late)
+    }
+    this.#lastTickMs = now
     this.#local.tick()
-    this.#membership.tick(this.#ownState.refreshIntervalMs())
+    this.#membership.tick()
+    this.#detection.sampleMetrics()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }
 

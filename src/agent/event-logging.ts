@@ -14,6 +14,7 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.alive': 'info',
   'peer.suspect': 'info',
   'peer.dead': 'info',
+  'peer.refuted': 'info',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
   'migration.committed': 'info',

@@ -17,6 +17,12 @@ export interface AgentEventMap {
   'peer.alive': { peerId: string, from: PeerStatus }
   'peer.suspect': { peerId: string, from: PeerStatus }
   'peer.dead': { peerId: string, from: PeerStatus }
+  /**
+   * A suspect or dead peer refuted: it showed a higher incarnation in the
+   * same run (it was alive all along, or paused). After `dead`, the death
+   * was a false positive. A restarted peer is `peer.alive` only.
+   */
+  'peer.refuted': { peerId: string, from: PeerStatus, falsePositive: boolean }
   /** A peer's gossiped state changed (capacity, usage, VMs). */
   'peer.state': { peerId: string, seq: number, used: { cpu: number, memMiB: number }, reserved: { cpu: number, memMiB: number }, vmCount: number }
   /** This agent accepted a create request and is placing the VM. */
@@ -45,7 +51,7 @@ export interface AgentEventMap {
 export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
-  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state',
+  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state',
   'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',

@@ -23,7 +23,16 @@ export function createMetrics () {
     migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
     rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
-    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
+    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
+    detectorProbes: new Counter({ name: 'discovery_detector_probes_total', help: 'Failure-detector probes this agent sent (round-robin, on a hint, to verify an accusation, to revive a dead peer)', registers: [registry] }),
+    detectorIndirectProbes: new Counter({ name: 'discovery_detector_indirect_probes_total', help: 'Probes that got no direct ack in time and went through helpers (ping-req)', registers: [registry] }),
+    detectorFailedProbes: new Counter({ name: 'discovery_detector_failed_probes_total', help: 'Probes that ended with no ack and a helper\'s nack: accusations this agent made', registers: [registry] }),
+    detectorSuspicions: new Counter({ name: 'discovery_detector_suspicions_total', help: 'Peers this agent began to show suspect', registers: [registry] }),
+    detectorRefutations: new Counter({ name: 'discovery_detector_refutations_total', help: 'Accusations of this agent that it refuted by raising its incarnation', registers: [registry] }),
+    detectorDeaths: new Counter({ name: 'discovery_detector_deaths_total', help: 'Peers this agent declared dead', registers: [registry] }),
+    detectorFalsePositives: new Counter({ name: 'discovery_detector_false_positives_total', help: 'Peers declared dead here that came back in the same run (they refuted the death)', registers: [registry] }),
+    detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
+    detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] })
   }
 }
 

@@ -15,3 +15,5 @@ export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
 export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
 /** Gossipsub topic of each agent's signed NodeState. */
 export const STATE_TOPIC = '/discovery/state/1'
+/** The failure detector (SWIM with Lifeguard): ping, ack, ping-req, nack, gossip, one datagram per frame on a long-lived stream. */
+export const SWIM_PROTOCOL = '/discovery/swim/1.0.0'
