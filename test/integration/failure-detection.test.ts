@@ -8,8 +8,12 @@
  * signal, and are printed: on this shared 2-core machine they vary with its
  * load (the 50-agent figures are `npm run bench -- healing`'s).
  */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from 'it-length-prefixed-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SseParser, type StreamEvent } from '../../src/cli/events.ts'
+import { createHost, SWIM_PROTOCOL } from '../../src/net/index.ts'
 import { ApiClient, metricValue, readCluster, runCli, tempDir, waitFor } from './helpers.ts'
 
 const N = 6
@@ -76,6 +80,31 @@ describe('the failure detector between agent processes', () => {
     expect(deaths).toEqual(Array(N).fill(0))
     expect(probes.every(p => p > 0)).toBe(true)
     for (const s of streams) expect(s.events.filter(e => e.type === 'peer.dead')).toEqual([])
+  })
+
+  it('drops garbage on /discovery/swim/1.0.0, counts it, and changes nobody\'s status; a stranger\'s accusation counts for nothing', async () => {
+    const file = readCluster(dir)
+    const rogue = await createHost({ privateKey: await generateKeyPair('Ed25519') as any, listen: '/ip4/127.0.0.1/tcp/0' })
+    try {
+      const target = multiaddr(`${file.nodes[0].listen}/p2p/${ids[0]}`)
+      const enc = new TextEncoder()
+      const before = await metric(0, 'discovery_invalid_messages_total')
+      for (const bad of ['not json', JSON.stringify({ v: 1, type: 'ping', seq: -1, run: 0, inc: 0, updates: [] }), JSON.stringify({ v: 9, type: 'gossip' })]) {
+        const lp = lpStream(await rogue.dialProtocol(target, SWIM_PROTOCOL))
+        await lp.write(enc.encode(bad))
+      }
+      await waitFor('the garbage counted', async () => await metric(0, 'discovery_invalid_messages_total') >= before + 3 ? true : undefined, 10_000)
+      // Well-formed, from a peer that is not a member: its accusation of agent 2 is heard and counts for nothing.
+      const lp = lpStream(await rogue.dialProtocol(target, SWIM_PROTOCOL))
+      await lp.write(enc.encode(JSON.stringify({ v: 1, type: 'gossip', run: 1, inc: 0, updates: [{ peer: ids[2], run: 0, inc: 0, status: 'suspect', accusers: [rogue.peerId.toString()] }] })))
+      await new Promise(resolve => setTimeout(resolve, 2_000))
+      expect((await apis[0].call('GET', '/v1/health')).status).toBe('ok')
+      const view = await apis[0].call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')
+      expect(view.every(n => n.state === 'alive')).toBe(true)
+      for (const st of streams) expect(st.events.filter(e => e.type === 'peer.dead' || e.type === 'peer.suspect')).toEqual([])
+    } finally {
+      await rogue.stop()
+    }
   })
 
   it('declares an agent paused with SIGSTOP dead from every other agent; resumed, it refutes and is alive again everywhere', async () => {
