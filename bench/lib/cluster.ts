@@ -79,7 +79,8 @@ function trapSignals (): void {
 
 export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number }): Promise<Cluster> {
   trapSignals()
-  await checkPorts(opts.basePort, opts.nodes)
+  // Base port 0: the system picks free ports, nothing to check.
+  if (opts.basePort !== 0) await checkPorts(opts.basePort, opts.nodes)
   const dir = mkdtempSync(join(tmpdir(), `discovery-bench-${opts.nodes}-`))
   let stopping: Promise<void> | undefined
   const cluster: Cluster = {

@@ -24,7 +24,8 @@ import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
 import { PROTOCOL_VERSION } from './messages.ts'
-import { ProbeOrder } from './probe-order.ts'
+import type { MemberDirectory } from './member-directory.ts'
+import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
@@ -38,6 +39,8 @@ export interface DetectorInit {
   config: DetectorConfig
   rng: Rng
   nowMs: number
+  /** The simulator's shared list of members (member-directory.ts); the agent adds its members one by one instead. */
+  directory?: MemberDirectory
 }
 
 export interface Outgoing {
@@ -131,8 +134,8 @@ export class FailureDetector {
     this.#c = validateDetectorConfig(init.config)
     this.#rng = init.rng
     this.#run = init.run
-    this.#members = new SwimMembers(init.self, this.#c)
-    this.#order = new ProbeOrder(init.rng)
+    this.#members = new SwimMembers(init.self, this.#c, init.directory)
+    this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
     this.#awareness = new Awareness(this.#c.awarenessMax)
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
@@ -156,7 +159,7 @@ export class FailureDetector {
   }
 
   status (peer: string): MemberStatus | undefined {
-    return this.#members.get(peer)?.status
+    return this.#members.status(peer)
   }
 
   /** Every member with its status and incarnation (for tests, metrics and the simulator). */
@@ -187,10 +190,10 @@ export class FailureDetector {
    */
   heard (peer: string, run: number, nowMs: number): DetectorStep {
     this.#begin(nowMs)
-    const m = this.#members.get(peer)
-    if (m != null) {
-      if (run > m.run) this.#members.seen(m, { run, inc: 0 }, nowMs, this.#sink)
-      else if (m.status === 'dead') this.#revive(peer)
+    const known = this.#members.incarnation(peer)
+    if (known != null) {
+      if (run > known.run) this.#members.seen(this.#members.get(peer)!, { run, inc: 0 }, nowMs, this.#sink)
+      else if (this.#members.status(peer) === 'dead') this.#revive(peer)
     }
     return this.#finish()
   }
@@ -202,10 +205,10 @@ export class FailureDetector {
    */
   hint (peer: string, kind: 'connected' | 'disconnected', nowMs: number): DetectorStep {
     this.#begin(nowMs)
-    const m = this.#members.get(peer)
-    if (m != null && !this.#probing.has(peer)) {
-      if (m.status === 'dead') this.#revive(peer)
-      else if (kind === 'disconnected' || m.status === 'suspect') this.#startProbe(peer, 'extra')
+    const status = this.#members.status(peer)
+    if (status != null && !this.#probing.has(peer)) {
+      if (status === 'dead') this.#revive(peer)
+      else if (kind === 'disconnected' || status === 'suspect') this.#startProbe(peer, 'extra')
     }
     return this.#finish()
   }
@@ -222,8 +225,8 @@ export class FailureDetector {
     this.stats.messagesReceived++
     // The header is the sender's incarnation, but for an ack passed on by a helper: the target's.
     const about = msg.type === 'ack' && msg.of != null ? msg.of : from
-    const sender = this.#members.get(about)
-    if (sender != null) this.#members.seen(sender, msg, nowMs, this.#sink)
+    const known = this.#members.incarnation(about)
+    if (known != null && compareIncarnation(msg, known) > 0) this.#members.seen(this.#members.get(about)!, msg, nowMs, this.#sink)
     for (const u of msg.updates) this.#apply(u)
     switch (msg.type) {
       case 'ping': this.#send(from, { type: 'ack', seq: msg.seq }); break
@@ -259,7 +262,7 @@ export class FailureDetector {
       else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
     }
     for (const peer of this.#watch) {
-      const m = this.#members.get(peer)
+      const m = this.#members.peek(peer)
       if (m?.suspicion == null || m.status === 'dead') this.#watch.delete(peer)
       else this.#members.evaluate(m, nowMs, this.#sink)
     }
@@ -293,7 +296,7 @@ export class FailureDetector {
     for (const p of this.#probes.values()) at = Math.min(at, p.indirect ? p.endDeadlineMs : p.directDeadlineMs)
     for (const r of this.#relays.values()) at = Math.min(at, r.deadlineMs)
     for (const peer of this.#watch) {
-      const s = this.#members.get(peer)?.suspicion
+      const s = this.#members.peek(peer)?.suspicion
       if (s == null) continue
       const d = s.deadlineMs(this.#members.counts)
       if (d > this.#now) at = Math.min(at, d)
@@ -319,13 +322,13 @@ export class FailureDetector {
     // We could not run for a while (paused, starved): the probes in flight timed out on our side, not theirs.
     for (const p of [...this.#probes.values()]) this.#endProbe(p)
     this.#relays.clear()
-    for (const peer of this.#watch) this.#members.get(peer)?.suspicion?.delay(lateMs)
+    for (const peer of this.#watch) this.#members.peek(peer)?.suspicion?.delay(lateMs)
   }
 
   #apply (u: SwimUpdate): void {
     if (u.peer === this.self) return this.#aboutSelf(u)
     this.#members.apply(u, this.#now, this.#awareness.scale(1), this.#sink)
-    const m = this.#members.get(u.peer)
+    const m = this.#members.peek(u.peer)
     if (m?.suspicion != null && m.status !== 'dead') this.#watch.add(m.id)
   }
 
@@ -402,7 +405,7 @@ export class FailureDetector {
     for (let i = 0; i < this.#order.size; i++) {
       const target = this.#order.next(id => !this.#probing.has(id))
       if (target == null) return
-      if (this.#members.get(target)?.status !== 'dead') return this.#startProbe(target, 'round')
+      if (this.#members.status(target) !== 'dead') return this.#startProbe(target, 'round')
       this.#revive(target)
     }
   }
@@ -417,9 +420,9 @@ export class FailureDetector {
 
   /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not. */
   #verify (peer: string): void {
-    const m = this.#members.get(peer)
-    if (m == null || m.status === 'dead' || this.#probing.has(peer) || this.#c.verifyProbes <= 0) return
-    const others = Math.max(1, this.#members.aliveCount - (m.status === 'alive' ? 1 : 0))
+    const status = this.#members.status(peer)
+    if (status == null || status === 'dead' || this.#probing.has(peer) || this.#c.verifyProbes <= 0) return
+    const others = Math.max(1, this.#members.aliveCount - (status === 'alive' ? 1 : 0))
     if (this.#rng.next() < this.#c.verifyProbes / others) this.#startProbe(peer, 'extra')
   }
 
@@ -429,7 +432,7 @@ export class FailureDetector {
     this.stats.indirectProbes++
     // The helper's own timeout, and the way back of its ack or nack.
     p.endDeadlineMs = this.#now + this.#awareness.scale(2 * this.#c.probeTimeoutMs)
-    const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.get(id)?.status === 'alive')
+    const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.status(id) === 'alive')
     for (const h of helpers) p.helpers.add(h)
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
   }
@@ -441,8 +444,7 @@ export class FailureDetector {
 
   #conclude (p: Probe): void {
     this.#endProbe(p)
-    const m = this.#members.get(p.target)
-    if (m == null || p.kind === 'revival') return
+    if (this.#members.status(p.target) == null || p.kind === 'revival') return
     const asked = p.helpers.size
     const nacks = p.nacks.size
     if (asked > 0 && nacks === 0 && !this.#awareness.atMax) {
@@ -451,12 +453,12 @@ export class FailureDetector {
       return
     }
     this.#awareness.apply(asked > 0 ? asked - nacks : 1)
-    if (m.status === 'dead') return
+    if (this.#members.status(p.target) === 'dead') return
     this.stats.failedProbes++
-    this.#members.accuse(m, this.#now, this.#awareness.scale(1), this.#sink)
-    this.#watch.add(m.id)
+    this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#awareness.scale(1), this.#sink)
+    this.#watch.add(p.target)
     // Told at once, the accused refutes sooner than at our next probe of it.
-    this.#send(m.id, { type: 'gossip' })
+    this.#send(p.target, { type: 'gossip' })
   }
 
   #endProbe (p: Probe): void {
@@ -465,7 +467,7 @@ export class FailureDetector {
   }
 
   #pushGossip (): void {
-    const targets = this.#order.sample(this.#c.gossipFanout, id => this.#members.get(id)?.status !== 'dead')
+    const targets = this.#order.sample(this.#c.gossipFanout, id => this.#members.status(id) !== 'dead')
     for (const to of targets) {
       if (this.#queue.size === 0) break
       this.#send(to, { type: 'gossip' })
@@ -475,7 +477,7 @@ export class FailureDetector {
   /** Builds and queues one message: our incarnation (unless given), the accusation the receiver must hear, then piggy-backed updates. */
   #send<T extends SwimMessage> (to: string, partial: Draft<T>): void {
     const updates: SwimUpdate[] = []
-    const m = this.#members.get(to)
+    const m = this.#members.peek(to)
     const accusation = m != null ? this.#members.accusationFor(m) : undefined
     if (accusation != null) updates.push(accusation)
     updates.push(...this.#queue.take(PIGGYBACK - updates.length, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount), to))

@@ -7,9 +7,20 @@
  * average; a newcomer goes at a random place, not at the end, so that it is
  * not probed last by everyone (memberlist's aliveNode).
  */
+import type { MemberDirectory } from './member-directory.ts'
 import type { Rng } from './rng.ts'
 
-export class ProbeOrder {
+/** Which peer to probe next, and random peers (helpers, gossip targets). */
+export interface ProbeOrder {
+  readonly size: number
+  has: (id: string) => boolean
+  add: (id: string) => void
+  remove: (id: string) => void
+  next: (eligible: (id: string) => boolean) => string | undefined
+  sample: (k: number, eligible: (id: string) => boolean) => string[]
+}
+
+export class ShuffledOrder implements ProbeOrder {
   readonly #rng: Rng
   #list: string[] = []
   readonly #members = new Set<string>()
@@ -93,5 +104,76 @@ export class ProbeOrder {
       const j = Math.floor(this.#rng.next() * (i + 1))
       ;[l[i], l[j]] = [l[j], l[i]]
     }
+  }
+}
+
+/**
+ * The same round-robin over a shared directory's members (the simulator's
+ * large runs), without a list per node: each pass walks the indices in the
+ * order i ↦ (a·i + b) mod p, p the smallest prime ≥ n, with a and b drawn
+ * from the `Rng` for each pass — every member once per pass, in an order
+ * that changes from pass to pass and from node to node, in O(1) memory.
+ */
+export class DirectoryOrder implements ProbeOrder {
+  readonly #rng: Rng
+  readonly #dir: MemberDirectory
+  readonly #self: string
+  readonly #p: number
+  #a = 1
+  #b = 0
+  #pos: number
+
+  constructor (rng: Rng, directory: MemberDirectory, self: string) {
+    this.#rng = rng
+    this.#dir = directory
+    this.#self = self
+    this.#p = nextPrime(Math.max(2, directory.size))
+    this.#pos = this.#p
+  }
+
+  get size (): number {
+    return this.#dir.size - (this.#dir.has(this.#self) ? 1 : 0)
+  }
+
+  has (id: string): boolean {
+    return id !== this.#self && this.#dir.has(id)
+  }
+
+  /** Members outside the directory are not probed in this mode. */
+  add (): void {}
+  remove (): void {}
+
+  next (eligible: (id: string) => boolean): string | undefined {
+    const n = this.#dir.size
+    for (let checked = 0; checked <= this.#p; checked++) {
+      if (this.#pos >= this.#p) {
+        this.#a = 1 + Math.floor(this.#rng.next() * (this.#p - 1))
+        this.#b = Math.floor(this.#rng.next() * this.#p)
+        this.#pos = 0
+      }
+      const i = (this.#a * this.#pos++ + this.#b) % this.#p
+      if (i >= n) continue
+      const id = this.#dir.ids[i]
+      if (id !== this.#self && eligible(id)) return id
+    }
+    return undefined
+  }
+
+  sample (k: number, eligible: (id: string) => boolean): string[] {
+    const out = new Set<string>()
+    const ids = this.#dir.ids
+    for (let tries = 0; tries < 8 * k + 16 && out.size < k; tries++) {
+      const id = ids[Math.floor(this.#rng.next() * ids.length)]
+      if (id !== this.#self && !out.has(id) && eligible(id)) out.add(id)
+    }
+    return [...out]
+  }
+}
+
+function nextPrime (n: number): number {
+  for (let c = n; ; c++) {
+    let prime = c >= 2
+    for (let d = 2; d * d <= c; d++) if (c % d === 0) { prime = false; break }
+    if (prime) return c
   }
 }

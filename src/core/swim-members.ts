@@ -23,6 +23,7 @@
  *   positive; in a later run, a restart.
  */
 import type { DetectorConfig } from './detector-config.ts'
+import type { MemberDirectory } from './member-directory.ts'
 import { Suspicion, suspicionTimeoutMs } from './suspicion.ts'
 import { SWIM_LIMITS, type MemberStatus, type SwimUpdate } from './swim-messages.ts'
 
@@ -73,27 +74,57 @@ const ACCUSERS_PER_UPDATE = 8
 export class SwimMembers {
   readonly self: string
   readonly #config: DetectorConfig
+  /** Every member, or (with a directory) those we learnt something of beyond the directory's baseline. */
   readonly #map = new Map<string, Member>()
+  readonly #directory?: MemberDirectory
   /** Members (not us) shown alive, kept up to date: the observers a quorum may count on. */
   #alive = 0
   /** Members not dead (not us). */
   #live = 0
 
-  constructor (self: string, config: DetectorConfig) {
+  constructor (self: string, config: DetectorConfig, directory?: MemberDirectory) {
     this.self = self
     this.#config = config
+    this.#directory = directory
+    if (directory != null) {
+      const others = directory.size - (directory.has(self) ? 1 : 0)
+      this.#alive = others
+      this.#live = others
+    }
   }
 
+  /** The member, to read or change; with a directory, one of its members is taken into our own table here. */
   get (id: string): Member | undefined {
+    const m = this.#map.get(id)
+    if (m != null || this.#directory?.has(id) !== true || id === this.self) return m
+    const fresh: Member = { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
+    this.#map.set(id, fresh)
+    return fresh
+  }
+
+  /** The member if we hold anything of it beyond the directory's baseline (a suspicion, an incarnation). */
+  peek (id: string): Member | undefined {
     return this.#map.get(id)
   }
 
-  values (): IterableIterator<Member> {
-    return this.#map.values()
+  status (id: string): MemberStatus | undefined {
+    const m = this.#map.get(id)
+    if (m != null) return m.status
+    return id !== this.self && this.#directory?.has(id) === true ? 'alive' : undefined
   }
 
-  get size (): number {
-    return this.#map.size
+  /** The incarnation we know of a member (the directory's baseline unless we learnt better). */
+  incarnation (id: string): Incarnation | undefined {
+    const m = this.#map.get(id)
+    if (m != null) return m
+    return this.status(id) != null ? { run: 0, inc: 0 } : undefined
+  }
+
+  /** Every member: ours, and the directory's we never learnt anything of. */
+  * values (): IterableIterator<Member> {
+    yield * this.#map.values()
+    if (this.#directory == null) return
+    for (const id of this.#directory.ids) if (id !== this.self && !this.#map.has(id)) yield { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
   }
 
   /** Members not dead, ourselves included: the n of the formulas. */
@@ -106,7 +137,7 @@ export class SwimMembers {
   }
 
   add (id: string, run: number, nowMs: number): Member | undefined {
-    if (id === this.self || this.#map.has(id)) return undefined
+    if (id === this.self || this.#map.has(id) || this.#directory?.has(id) === true) return undefined
     const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs }
     this.#map.set(id, m)
     this.#alive++
@@ -116,14 +147,14 @@ export class SwimMembers {
 
   remove (id: string): void {
     const m = this.#map.get(id)
-    if (m == null) return
+    if (m == null || this.#directory?.has(id) === true) return
     if (m.status === 'alive') this.#alive--
     if (m.status !== 'dead') this.#live--
     this.#map.delete(id)
   }
 
   /** Whether `accuser`'s accusations count here: ourselves, or a member we believe alive. */
-  counts = (accuser: string): boolean => accuser === this.self || this.#map.get(accuser)?.status === 'alive'
+  counts = (accuser: string): boolean => accuser === this.self || this.status(accuser) === 'alive'
 
   /** Members able to observe `m`: ourselves and the others we believe alive. */
   observers (m: Member): number {
@@ -163,10 +194,10 @@ export class SwimMembers {
 
   /** An update about another member, piggy-backed or gossiped. */
   apply (u: SwimUpdate, nowMs: number, scale: number, sink: MemberSink): void {
-    const m = this.#map.get(u.peer)
-    if (m == null) return
+    const known = this.incarnation(u.peer)
+    if (known == null || compareIncarnation(u, known) < 0 || (u.status === 'alive' && compareIncarnation(u, known) === 0)) return
+    const m = this.get(u.peer)!
     const cmp = compareIncarnation(u, m)
-    if (cmp < 0) return
     if (u.status === 'alive') {
       if (cmp > 0) this.seen(m, u, nowMs, sink)
       return

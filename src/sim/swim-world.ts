@@ -10,6 +10,7 @@
  */
 import type { DetectorConfig } from '../core/detector-config.ts'
 import { type DetectorStep, FailureDetector, type StatusChange } from '../core/failure-detector.ts'
+import { MemberDirectory } from '../core/member-directory.ts'
 import { seededRng, type Rng } from '../core/rng.ts'
 import type { SwimMessage } from '../core/swim-messages.ts'
 import { EventQueue } from './event-queue.ts'
@@ -24,6 +25,12 @@ export interface SwimWorldInit {
   link: LinkModel
   /** Whether a killed node's peers see their connection reset (TCP: they do, within a round trip). Default true. */
   resetHints?: boolean
+  /**
+   * Whether the detectors share one list of the members (core/member-directory.ts:
+   * what lets 10,000 nodes fit in memory) instead of each adding every other
+   * node, as the agent does. Default false.
+   */
+  shared?: boolean
 }
 
 export interface ChangeRecord extends StatusChange {
@@ -58,6 +65,7 @@ export class SwimWorld {
   readonly #blocked = new Set<string>()
   readonly #init: SwimWorldInit
   readonly #net: Rng
+  readonly #directory?: MemberDirectory
   #now = 0
   messages = 0
   lost = 0
@@ -67,6 +75,7 @@ export class SwimWorld {
   constructor (init: SwimWorldInit) {
     this.#init = init
     this.#net = seededRng(streamSeed(init.seed, 0))
+    if (init.shared === true) this.#directory = new MemberDirectory(Array.from({ length: init.nodes }, (_, i) => `n${i}`))
     for (let i = 0; i < init.nodes; i++) {
       const node: SimNode = { id: `n${i}`, index: i, det: this.#detector(`n${i}`, i, 0), state: 'running', inbox: [], sent: 0 }
       this.#nodes.push(node)
@@ -168,11 +177,13 @@ export class SwimWorld {
   }
 
   #detector (id: string, i: number, run: number): FailureDetector {
-    return new FailureDetector({ self: id, run, config: this.#init.config, rng: seededRng(streamSeed(this.#init.seed, i + 1 + 7919 * run)), nowMs: this.#now })
+    const init = { self: id, run, config: this.#init.config, rng: seededRng(streamSeed(this.#init.seed, i + 1 + 7919 * run)), nowMs: this.#now }
+    return new FailureDetector(this.#directory != null ? { ...init, directory: this.#directory } : init)
   }
 
   #join (n: SimNode): void {
-    for (const o of this.#nodes) if (o !== n) this.#handle(n, n.det.add(o.id, 0, this.#now))
+    if (this.#directory != null) this.#handle(n, n.det.tick(this.#now))
+    else for (const o of this.#nodes) if (o !== n) this.#handle(n, n.det.add(o.id, 0, this.#now))
   }
 
   #latency (): number {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest'
 import { Awareness } from '../../src/core/awareness.ts'
 import { BroadcastQueue, retransmitLimit } from '../../src/core/broadcast-queue.ts'
 import { DETECTOR_PROFILES, validateDetectorConfig } from '../../src/core/detector-config.ts'
-import { ProbeOrder } from '../../src/core/probe-order.ts'
+import { MemberDirectory } from '../../src/core/member-directory.ts'
+import { DirectoryOrder, ShuffledOrder } from '../../src/core/probe-order.ts'
 import { seededRng } from '../../src/core/rng.ts'
 import { remainingSuspicionMs, Suspicion, suspicionTimeoutMs } from '../../src/core/suspicion.ts'
 import type { SwimUpdate } from '../../src/core/swim-messages.ts'
@@ -110,10 +111,10 @@ describe('BroadcastQueue', () => {
   })
 })
 
-describe('ProbeOrder', () => {
+describe('ShuffledOrder', () => {
   const ids = ['a', 'b', 'c', 'd', 'e', 'f']
   function passes (seed: number, count: number): string[][] {
-    const o = new ProbeOrder(seededRng(seed))
+    const o = new ShuffledOrder(seededRng(seed))
     for (const id of ids) o.add(id)
     return Array.from({ length: count }, () => Array.from({ length: ids.length }, () => o.next(() => true)!))
   }
@@ -126,7 +127,7 @@ describe('ProbeOrder', () => {
   })
 
   it('skips members that are not eligible, and says when none is', () => {
-    const o = new ProbeOrder(seededRng(1))
+    const o = new ShuffledOrder(seededRng(1))
     for (const id of ids) o.add(id)
     const seen = Array.from({ length: 4 }, () => o.next(id => id === 'c' || id === 'e'))
     expect(new Set(seen)).toEqual(new Set(['c', 'e']))
@@ -134,7 +135,7 @@ describe('ProbeOrder', () => {
   })
 
   it('samples distinct eligible members', () => {
-    const o = new ProbeOrder(seededRng(4))
+    const o = new ShuffledOrder(seededRng(4))
     for (const id of ids) o.add(id)
     const s = o.sample(3, id => id !== 'a')
     expect(s).toHaveLength(3)
@@ -144,6 +145,29 @@ describe('ProbeOrder', () => {
     o.remove('b')
     expect(o.has('b')).toBe(false)
     expect(o.size).toBe(5)
+  })
+})
+
+describe('DirectoryOrder', () => {
+  const ids = Array.from({ length: 10 }, (_, i) => `n${i}`)
+  const dir = new MemberDirectory(ids)
+
+  it.each([1, 2, 3])('walks every member but itself once per pass, in another order each pass (seed %d)', seed => {
+    const o = new DirectoryOrder(seededRng(seed), dir, 'n4')
+    expect(o.size).toBe(9)
+    const passes = Array.from({ length: 4 }, () => Array.from({ length: 9 }, () => o.next(() => true)!))
+    for (const pass of passes) expect([...pass].sort()).toEqual(ids.filter(id => id !== 'n4'))
+    expect(new Set(passes.map(x => x.join(','))).size).toBeGreaterThan(1)
+  })
+
+  it('skips members that are not eligible; samples distinct eligible ones', () => {
+    const o = new DirectoryOrder(seededRng(5), dir, 'n0')
+    expect(new Set(Array.from({ length: 6 }, () => o.next(id => id === 'n3' || id === 'n7')))).toEqual(new Set(['n3', 'n7']))
+    expect(o.next(() => false)).toBeUndefined()
+    const s = o.sample(3, id => id !== 'n1')
+    expect(new Set(s).size).toBe(3)
+    expect(s).not.toContain('n0')
+    expect(s).not.toContain('n1')
   })
 })
 

@@ -103,8 +103,12 @@ describe('detection', () => {
     return w.changes.filter(c => c.peer === victim && c.to === 'dead' && c.atMs >= t0).map(c => c.atMs - t0)
   }
 
-  it.each([1, 2, 3])('a killed node and a hung one are declared dead by every other within 3 s; a resumed one refutes (seed %d)', seed => {
-    const w = world(seed)
+  it.each([
+    { seed: 1, shared: false }, { seed: 2, shared: false }, { seed: 3, shared: false },
+    { seed: 1, shared: true }, { seed: 2, shared: true }
+  ])('a killed node and a hung one are declared dead by every other within 3 s; a resumed one refutes (seed $seed, shared member list $shared)', ({ seed, shared }) => {
+    const w = new SwimWorld({ nodes: N, seed, config: LOCAL, link: LOSSY, shared })
+    w.run(10_000)
     const t0 = w.now
     w.kill(3)
     w.run(t0 + 10_000)
