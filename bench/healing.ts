@@ -29,6 +29,7 @@ import { clusterUp, type Cluster, type Member } from './lib/cluster.ts'
 import { request } from './lib/http.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { fmt } from './lib/stats.ts'
+import { cpuSeconds } from './lib/proc.ts'
 import { keyValues, table } from './lib/table.ts'
 import { followPeers, type PeerEvents } from './lib/peer-events.ts'
 
@@ -50,6 +51,7 @@ const VM = { cpu: 1, memMiB: 256 }
 const TRIAL_TIMEOUT_MS = 60_000
 /** Quiet time between trials: whatever the last one set moving settles. */
 const SETTLE_MS = 5_000
+const IDLE_SAMPLE_MS = 10_000
 
 const log = (line: string): void => { process.stderr.write(`[healing] ${line}\n`) }
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
@@ -210,6 +212,15 @@ export async function main (args: string[]): Promise<number> {
     const ids = await Promise.all(apis.map(async a => (await request<{ peerId: string }>('GET', `${a}/v1/health`)).body.peerId))
     peers = await followPeers(apis)
     await sleep(SETTLE_MS)
+    // What the idle cluster costs, detector included: CPU per agent and the detector's messages per agent per second.
+    const idleScrape0 = await scrapeAll(apis)
+    const cpu0 = cluster.nodes.map(m => cpuSeconds(m.pid))
+    const idleT0 = Date.now()
+    await sleep(IDLE_SAMPLE_MS)
+    const idleS = (Date.now() - idleT0) / 1000
+    const idleCpuPct = 100 * cluster.nodes.reduce((sum, m, i) => sum + cpuSeconds(m.pid) - cpu0[i], 0) / idleS / opts.nodes
+    const idleMsgs = ((await scrapeAll(apis))('discovery_detector_messages_total', { direction: 'sent' }) - idleScrape0('discovery_detector_messages_total', { direction: 'sent' })) / idleS / opts.nodes
+    log(`idle: ${idleCpuPct.toFixed(2)} % CPU per agent, ${idleMsgs.toFixed(1)} detector messages sent per agent per second`)
     const rng = seededRng(opts.seed)
     const order = cluster.nodes.map((_, i) => i).filter(i => i !== 0)
     for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); [order[i], order[j]] = [order[j], order[i]] }
@@ -254,6 +265,7 @@ export async function main (args: string[]): Promise<number> {
       profile: 'local',
       loadAverageBefore: loadBefore,
       clusterUpS: cluster.upMs / 1000,
+      idle: { cpuPctPerAgent: idleCpuPct, detectorMessagesPerAgentPerS: idleMsgs },
       kill: summary('SIGKILL'),
       stop: summary('SIGSTOP'),
       vmsRunningAgain: opts.vmsPerKill > 0 ? { p50Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.5), p99Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.99) } : 'not measured (--vms-per-kill 0: needs restart on a live peer)',
@@ -263,7 +275,7 @@ export async function main (args: string[]): Promise<number> {
     }
     if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
     else {
-      process.stdout.write(keyValues([['agents', String(opts.nodes)], ['profile', 'local'], ['load average before', loadBefore.map(x => x.toFixed(1)).join(' ')], ['cluster up', `${fmt(result.clusterUpS, 0)} s`]]) + '\n\n')
+      process.stdout.write(keyValues([['agents', String(opts.nodes)], ['profile', 'local'], ['load average before', loadBefore.map(x => x.toFixed(1)).join(' ')], ['cluster up', `${fmt(result.clusterUpS, 0)} s`], ['idle, per agent', `${fmt(idleCpuPct, 2)} % CPU, ${fmt(idleMsgs, 1)} detector messages sent a second`]]) + '\n\n')
       const row = (name: string, s: Record<string, number>): string[] => [name, String(s.trials), `${fmt(s.everyP50Ms, 0)} / ${fmt(s.everyP99Ms, 0)} ms`, `${fmt(s.eachP50Ms, 0)} / ${fmt(s.eachP99Ms, 0)} ms`, String(s.missed), `${fmt(s.aliveAgainP50Ms, 0)} ms`]
       process.stdout.write(table(['signal', 'trials', 'every agent: p50 / p99', 'each agent: p50 / p99', 'missed', 'alive again p50'], [row('SIGKILL', result.kill), row('SIGSTOP', result.stop)]) + '\n')
       if (loadResult != null && fp != null) {
