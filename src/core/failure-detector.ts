@@ -41,6 +41,16 @@ export interface DetectorInit {
   nowMs: number
   /** The simulator's shared list of members (member-directory.ts); the agent adds its members one by one instead. */
   directory?: MemberDirectory
+  /**
+   * The local health score to start with. Default `awarenessMax` − 1: a node
+   * that has just started (code still compiling, connections being made, and
+   * in a local cluster fifty others starting on the same cores) cannot vouch
+   * for its own timeliness; it probes slowly and waits long until its probes
+   * come back answered, each answer lowering the score by one.
+   */
+  startHealth?: number
+  /** How long a member added is not accused on a probe that timed out. Default JOIN_GRACE_PERIODS probe intervals. */
+  joinGraceMs?: number
 }
 
 export interface Outgoing {
@@ -87,6 +97,8 @@ interface Probe {
   directDeadlineMs: number
   endDeadlineMs: number
   indirect: boolean
+  /** The ping could not even be sent (a refused dial): no newcomer's grace. */
+  unsent?: boolean
   helpers: Set<string>
   nacks: Set<string>
 }
@@ -103,6 +115,12 @@ interface Relay {
 const PIGGYBACK = 8
 /** Ping-reqs served at once; beyond, a request is nacked at once (a flood from a hostile peer costs nothing). */
 const MAX_RELAYS = 1024
+/**
+ * A member added less than this many probe intervals ago is not accused on a
+ * probe that timed out (a refused dial still counts): a newcomer is busy
+ * starting and making its connections, and so is a cluster started together.
+ */
+export const JOIN_GRACE_PERIODS = 30
 
 export class FailureDetector {
   readonly self: string
@@ -116,9 +134,10 @@ export class FailureDetector {
   readonly #probes = new Map<number, Probe>()
   readonly #probing = new Map<string, number>()
   readonly #relays = new Map<number, Relay>()
-  /** Members with accusations not yet decided: looked at on each tick. */
-  readonly #watch = new Set<string>()
+  /** Members with accusations not yet decided, with when to look at them again. */
+  readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
+  readonly #joinGraceMs: number
   #run: number
   #inc = 0
   #seq = 0
@@ -137,6 +156,8 @@ export class FailureDetector {
     this.#members = new SwimMembers(init.self, this.#c, init.directory)
     this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
     this.#awareness = new Awareness(this.#c.awarenessMax)
+    this.#awareness.apply(init.startHealth ?? this.#c.awarenessMax - 1)
+    this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
     this.#sink = {
@@ -243,7 +264,10 @@ export class FailureDetector {
     this.#begin(nowMs)
     if (msg.type === 'ping') {
       const p = this.#probes.get(msg.seq)
-      if (p != null && p.target === to && !p.indirect) this.#goIndirect(p)
+      if (p != null && p.target === to && !p.indirect) {
+        p.unsent = true
+        this.#goIndirect(p)
+      }
       const r = this.#relays.get(msg.seq)
       if (r != null && r.target === to) this.#nack(msg.seq, r)
     } else if (msg.type === 'ping-req') {
@@ -261,11 +285,7 @@ export class FailureDetector {
       if (!p.indirect && nowMs >= p.directDeadlineMs) this.#goIndirect(p)
       else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
     }
-    for (const peer of this.#watch) {
-      const m = this.#members.peek(peer)
-      if (m?.suspicion == null || m.status === 'dead') this.#watch.delete(peer)
-      else this.#members.evaluate(m, nowMs, this.#sink)
-    }
+    for (const [peer, at] of this.#watch) if (at <= nowMs) this.#recheck(peer)
     if (nowMs >= this.#nextProbeMs) {
       this.#nextProbeMs = nowMs + this.#awareness.scale(this.#c.probeIntervalMs)
       this.#roundProbe()
@@ -295,12 +315,7 @@ export class FailureDetector {
     if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
     for (const p of this.#probes.values()) at = Math.min(at, p.indirect ? p.endDeadlineMs : p.directDeadlineMs)
     for (const r of this.#relays.values()) at = Math.min(at, r.deadlineMs)
-    for (const peer of this.#watch) {
-      const s = this.#members.peek(peer)?.suspicion
-      if (s == null) continue
-      const d = s.deadlineMs(this.#members.counts)
-      if (d > this.#now) at = Math.min(at, d)
-    }
+    for (const d of this.#watch.values()) at = Math.min(at, d)
     return at
   }
 
@@ -322,14 +337,33 @@ export class FailureDetector {
     // We could not run for a while (paused, starved): the probes in flight timed out on our side, not theirs.
     for (const p of [...this.#probes.values()]) this.#endProbe(p)
     this.#relays.clear()
-    for (const peer of this.#watch) this.#members.peek(peer)?.suspicion?.delay(lateMs)
+    for (const peer of this.#watch.keys()) {
+      this.#members.peek(peer)?.suspicion?.delay(lateMs)
+      this.#recheck(peer)
+    }
   }
 
   #apply (u: SwimUpdate): void {
     if (u.peer === this.self) return this.#aboutSelf(u)
     this.#members.apply(u, this.#now, this.#awareness.scale(1), this.#sink)
-    const m = this.#members.peek(u.peer)
-    if (m?.suspicion != null && m.status !== 'dead') this.#watch.add(m.id)
+    if (this.#members.peek(u.peer)?.suspicion != null) this.#recheck(u.peer, false)
+  }
+
+  /**
+   * When to look at a member's accusations again: at its suspicion's
+   * deadline, or, past it without a quorum yet, a period later (observers may
+   * have changed); never once it is dead or cleared. `evaluate` first when
+   * its time has come.
+   */
+  #recheck (peer: string, evaluate = true): void {
+    const m = this.#members.peek(peer)
+    if (m?.suspicion == null || m.status === 'dead') {
+      this.#watch.delete(peer)
+      return
+    }
+    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counts)
+    if ((m.status as MemberStatus) === 'dead') this.#watch.delete(peer)
+    else this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
   }
 
   /** An update about us: an accusation at our incarnation or above is refuted by raising it. */
@@ -454,9 +488,14 @@ export class FailureDetector {
     }
     this.#awareness.apply(asked > 0 ? asked - nacks : 1)
     if (this.#members.status(p.target) === 'dead') return
+    const added = this.#members.peek(p.target)?.addedAtMs
+    if (p.unsent !== true && added != null && this.#now - added < this.#joinGraceMs) {
+      this.stats.inconclusiveProbes++
+      return
+    }
     this.stats.failedProbes++
     this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#awareness.scale(1), this.#sink)
-    this.#watch.add(p.target)
+    this.#recheck(p.target, false)
     // Told at once, the accused refutes sooner than at our next probe of it.
     this.#send(p.target, { type: 'gossip' })
   }

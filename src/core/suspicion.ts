@@ -32,6 +32,13 @@ export function remainingSuspicionMs (confirmations: number, k: number, elapsedM
   return Math.max(minMs, Math.floor(raw)) - elapsedMs
 }
 
+/**
+ * Accusers kept per suspicion: far more than any quorum or confirmation count
+ * needs, and counting them stays cheap when a thousand members accuse a
+ * killed one at once.
+ */
+export const MAX_ACCUSERS_KEPT = 32
+
 export interface SuspicionInit {
   startMs: number
   /** Confirmations (accusers beyond the first) that bring the timeout down to `minMs`. */
@@ -63,7 +70,7 @@ export class Suspicion {
 
   /** Records an accuser; false when it was known already. */
   add (accuser: string, nowMs: number): boolean {
-    if (this.accusers.has(accuser)) return false
+    if (this.accusers.has(accuser) || this.accusers.size >= MAX_ACCUSERS_KEPT) return false
     this.accusers.set(accuser, nowMs)
     return true
   }

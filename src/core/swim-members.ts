@@ -43,6 +43,8 @@ export interface Member extends Incarnation {
   /** Accusations at this incarnation, if any. */
   suspicion?: Suspicion
   changedAtMs: number
+  /** When it was added (not for a directory's members): a newcomer has a grace period. */
+  addedAtMs?: number
   /** Last probe sent to revive a dead member (rate-limited). */
   revivalProbeMs?: number
 }
@@ -138,7 +140,7 @@ export class SwimMembers {
 
   add (id: string, run: number, nowMs: number): Member | undefined {
     if (id === this.self || this.#map.has(id) || this.#directory?.has(id) === true) return undefined
-    const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs }
+    const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs, addedAtMs: nowMs }
     this.#map.set(id, m)
     this.#alive++
     this.#live++

@@ -19,8 +19,9 @@ const CONFIG: DetectorConfig = { ...DETECTOR_PROFILES.lan, probeIntervalMs: 1000
 const RUN = 1
 
 /** A detector that knows `peers`; `t0` is when it asks to be woken first (its random phase): its first probe. */
-function make (peers: string[], opts: { seed?: number, config?: Partial<DetectorConfig> } = {}): FailureDetector & { t0: number } {
-  const d = new FailureDetector({ self: 'me', run: RUN, config: { ...CONFIG, ...opts.config }, rng: seededRng(opts.seed ?? 1), nowMs: 0 })
+function make (peers: string[], opts: { seed?: number, config?: Partial<DetectorConfig>, startHealth?: number, joinGraceMs?: number } = {}): FailureDetector & { t0: number } {
+  // Healthy from the start and no newcomer's grace, unless a case is about them.
+  const d = new FailureDetector({ self: 'me', run: RUN, config: { ...CONFIG, ...opts.config }, rng: seededRng(opts.seed ?? 1), nowMs: 0, startHealth: opts.startHealth ?? 0, joinGraceMs: opts.joinGraceMs ?? 0 })
   let t0 = 0
   for (const p of peers) t0 = d.add(p, RUN, 0).wakeAtMs ?? 0
   return Object.assign(d, { t0 })
@@ -257,6 +258,32 @@ describe('FailureDetector: local health', () => {
     const s2 = d.receive(ping.to, msg('ack', { seq: (ping.message as { seq: number }).seq }), d.t0 + 1100)
     expect(d.health).toBe(2)
     expect(s2.wakeAtMs).toBe(d.t0 + 1000 + 4 * 1000)
+  })
+
+  it('a detector just started begins unsure of itself: slow probes, long timeouts, each answer bringing the score down', () => {
+    const d = new FailureDetector({ self: 'me', run: RUN, config: CONFIG, rng: seededRng(1), nowMs: 0 })
+    let t0 = 0
+    for (const p of ['a', 'b', 'c']) t0 = d.add(p, RUN, 0).wakeAtMs ?? 0
+    expect(d.health).toBe(7)
+    const step = d.tick(t0)
+    const [ping] = sent(step, 'ping')
+    expect(step.wakeAtMs).toBe(t0 + 8 * 200)
+    d.receive(ping.to, msg('ack', { seq: (ping.message as { seq: number }).seq }), t0 + 10)
+    expect(d.health).toBe(6)
+  })
+
+  it('a member added lately is not accused on a probe that timed out, but is on a refused dial', () => {
+    const d = make(['a', 'b', 'c', 'd'], { joinGraceMs: 30_000 })
+    const { target, seq } = firstProbe(d)
+    const reqs = sent(d.tick(d.t0 + 200), 'ping-req')
+    for (const r of reqs) d.receive(r.to, msg('nack', { seq }), d.t0 + 300)
+    expect(d.status(target)).toBe('alive')
+    expect(d.stats.inconclusiveProbes).toBe(1)
+    const s = d.hint('b', 'disconnected', d.t0 + 400)
+    const [ping] = sent(s, 'ping')
+    const s2 = d.sendFailed('b', ping.message, d.t0 + 410)
+    for (const r of sent(s2, 'ping-req')) d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq }), d.t0 + 420)
+    expect(d.status('b')).toBe('suspect')
   })
 
   it('a timer that fires late raises the score, once per period; late by more than a period, probes in flight are dropped unjudged', () => {
