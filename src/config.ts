@@ -13,6 +13,7 @@ import { DETECTOR_PROFILES, type DetectorConfig } from './core/detector-config.t
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
+import { DEFAULT_PEER_LEASE_BOUND, type PeerLeaseBound } from './core/ledger.ts'
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
 export type Profile = ProfileName
@@ -49,8 +50,33 @@ export interface AgentConfig {
   /** HTTP API host and port. Default 127.0.0.1:7100; bound to loopback unless told otherwise. */
   apiHost: string
   apiPort: number
-  /** Bearer token the API requires when set. Default none (loopback only). */
+  /**
+   * Bearer token the API requires when set (`--api-token-file`, `$DISCOVERY_API_TOKEN`
+   * or `--api-token`). Default none (loopback only).
+   */
   apiToken?: string
+  /**
+   * Serve the admin routes (`/v1/admin/partition`, `/v1/admin/heal`): cut this
+   * agent off given peers, for tests and chaos. Default off: they can isolate
+   * the agent. Refused without an API token.
+   */
+  admin: boolean
+  /**
+   * Listen beyond loopback with no swarm key. Default false: without a key,
+   * any process that reaches the libp2p port is a peer and may reserve,
+   * commit and delete VMs, whatever the API token; so an agent that listens
+   * on anything but loopback refuses to start without `--swarm-key` unless
+   * the operator says `--open-swarm`.
+   */
+  openSwarm: boolean
+  /**
+   * Find peers by multicast DNS (`@libp2p/mdns`) on the local network segment,
+   * and dial them. Default off: it announces the agent to the whole segment,
+   * and the bootstrap list is what a fleet across sites needs anyway.
+   */
+  mdns: boolean
+  /** What one peer may hold in reservations on this node (core/ledger.ts, `PeerLeaseBound`: each default with its reason). */
+  peerLeases: PeerLeaseBound
   /** Durable state: identity key, VM records. Default `./.discovery/agent`. */
   dataDir: string
   /** What this node offers. Default 8 vCPU / 16 GiB with the sim driver. */
@@ -134,6 +160,10 @@ const base = {
   cpuOvercommit: 1,
   labels: {} as Record<string, string>,
   driver: 'sim' as const,
+  admin: false,
+  openSwarm: false,
+  mdns: false,
+  peerLeases: { ...DEFAULT_PEER_LEASE_BOUND },
   leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   redialMinMs: 250,
   redialMaxMs: 10_000,

@@ -15,6 +15,9 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.suspect': 'info',
   'peer.dead': 'info',
   'peer.refuted': 'info',
+  // An agent cut off its peers on purpose: an operator reading the log must see it.
+  'peer.partitioned': 'warn',
+  'peer.healed': 'warn',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
   'migration.committed': 'info',

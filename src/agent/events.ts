@@ -23,6 +23,10 @@ export interface AgentEventMap {
    * was a false positive. A restarted peer is `peer.alive` only.
    */
   'peer.refuted': { peerId: string, from: PeerStatus, falsePositive: boolean }
+  /** An admin partition (`--admin`) blocks the peer: `both` ways, or `inbound` (it cannot start anything with this agent). */
+  'peer.partitioned': { peerId: string, direction: 'both' | 'inbound' }
+  /** An admin partition of the peer was lifted. */
+  'peer.healed': { peerId: string }
   /** A peer's gossiped state changed (capacity, usage, VMs). */
   'peer.state': { peerId: string, seq: number, used: { cpu: number, memMiB: number }, reserved: { cpu: number, memMiB: number }, vmCount: number }
   /** This agent accepted a create request and is placing the VM. */
@@ -51,7 +55,7 @@ export interface AgentEventMap {
 export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
-  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state',
+  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state', 'peer.partitioned', 'peer.healed',
   'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',

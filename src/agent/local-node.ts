@@ -77,11 +77,14 @@ export class LocalNode {
     return records.length
   }
 
-  /** Serves one `/discovery/place/1.0.0` request (from a peer, or from this agent itself). */
-  async handle (req: PlaceRequest): Promise<PlaceResponse> {
+  /**
+   * Serves one `/discovery/place/1.0.0` request, from peer `from` (its
+   * reservations are bounded, `PeerLeaseBound`), or from this agent itself.
+   */
+  async handle (req: PlaceRequest, from?: string): Promise<PlaceResponse> {
     switch (req.op) {
       case 'reserve': {
-        const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs)
+        const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs, from)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'commit': {
@@ -98,8 +101,8 @@ export class LocalNode {
     }
   }
 
-  reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
-    const r = this.ledger.admit(leaseId, resources, constraints, ttlMs, this.#init.now())
+  reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number, holder?: string): { ok: true } | { ok: false, reason: string } {
+    const r = this.ledger.admit(leaseId, resources, constraints, ttlMs, this.#init.now(), holder)
     if (r.ok) this.#init.onChange('load')
     return r
   }
@@ -188,9 +191,9 @@ export class LocalNode {
   }
 
   /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
-  reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number): { ok: true } | { ok: false, reason: string } {
+  reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number, from?: string): { ok: true } | { ok: false, reason: string } {
     if (this.#vms.has(spec.id) || this.#committing.has(spec.id)) return { ok: false, reason: `this node already runs ${spec.id}` }
-    return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
+    return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs, from)
   }
 
   /**

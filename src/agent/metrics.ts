@@ -23,6 +23,8 @@ export function createMetrics () {
     migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
     rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
+    partitionRefused: new Counter({ name: 'discovery_partition_refused_total', help: 'Dials, connections and streams refused because an admin partition blocks the peer, by what', labelNames: ['what'] as const, registers: [registry] }),
+    partitionedPeers: new Gauge({ name: 'discovery_partitioned_peers', help: 'Peers an admin partition blocks now, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
     detectorProbes: new Counter({ name: 'discovery_detector_probes_total', help: 'Failure-detector probes this agent sent (round-robin, on a hint, to verify an accusation, to revive a dead peer)', registers: [registry] }),
     detectorIndirectProbes: new Counter({ name: 'discovery_detector_indirect_probes_total', help: 'Probes that got no direct ack in time and went through helpers (ping-req)', registers: [registry] }),

@@ -109,7 +109,7 @@ export class Migrations {
         if (refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: refusal }
         // The source's lease, no longer than our own migrations may take.
         const ttlMs = Math.min(req.ttlMs, migrationLeaseMs(this.#init.config))
-        const r = local.reserveIncoming(req.migrationId, req.vm, ttlMs)
+        const r = local.reserveIncoming(req.migrationId, req.vm, ttlMs, from !== '' ? from : undefined)
         if (!r.ok) return { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
         let uri: string
         try {

@@ -64,7 +64,7 @@ export class PlacementService {
       onInvalid: (from, reason) => { components.invalid('place', from, reason) },
       handle: async (req, from) => {
         membership.heard(from)
-        const res = await local.handle(req)
+        const res = await local.handle(req, from)
         metrics.placeServed.inc({ op: req.op, result: res.ok ? 'ok' : 'refused' })
         return res
       }

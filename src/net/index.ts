@@ -7,7 +7,7 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip } from './state-gossip.ts'
-export { MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC, SWIM_PROTOCOL } from './protocols.ts'
+export { LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC, SWIM_PROTOCOL } from './protocols.ts'
 export { SwimTransport } from './swim-transport.ts'
 export { PlaceServer } from './place-server.ts'
 export { PlaceClient } from './place-client.ts'
@@ -15,3 +15,5 @@ export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './p
 export { Redialer } from './redialer.ts'
 export { RpcServer, rpcRequest, RpcTimeoutError } from './rpc.ts'
 export { InvalidMessageError, MessageTooLargeError } from './codec.ts'
+export { type BlockedPeer, type PartitionDirection, PartitionedError, PartitionGater, UnexpectedRegistrarError } from './partition-gater.ts'
+export { formatSwarmKey, parseSwarmKey, readSwarmKey, SWARM_KEY_FORMAT, SwarmKeyError } from './swarm-key.ts'
