@@ -100,7 +100,8 @@ interface Probe {
   /** The ping could not even be sent (a refused dial): no newcomer's grace. */
   unsent?: boolean
   helpers: Set<string>
-  nacks: Set<string>
+  /** Helpers that nacked, and whether their ping could not even be sent. */
+  nacks: Map<string, boolean>
 }
 
 /** A ping-req we serve: our ping to `target`, whose ack we pass on to `requester`. */
@@ -108,7 +109,11 @@ interface Relay {
   requester: string
   requesterSeq: number
   target: string
+  /** When we nack if no ack came. */
   deadlineMs: number
+  /** Until when a late ack is still passed on: the asker waits that long. */
+  expireMs: number
+  nacked: boolean
 }
 
 /** Updates piggy-backed on one message. */
@@ -134,6 +139,8 @@ export class FailureDetector {
   readonly #probes = new Map<number, Probe>()
   readonly #probing = new Map<string, number>()
   readonly #relays = new Map<number, Relay>()
+  /** When each member was last probed out of turn: at most once a period (a flapping connection would otherwise flood it). */
+  readonly #extraProbed = new Map<string, number>()
   /** Members with accusations not yet decided, with when to look at them again. */
   readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
@@ -200,6 +207,7 @@ export class FailureDetector {
     this.#order.remove(peer)
     this.#queue.delete(peer)
     this.#watch.delete(peer)
+    this.#extraProbed.delete(peer)
     const seq = this.#probing.get(peer)
     if (seq != null) this.#endProbe(this.#probes.get(seq)!)
   }
@@ -229,7 +237,7 @@ export class FailureDetector {
     const status = this.#members.status(peer)
     if (status != null && !this.#probing.has(peer)) {
       if (status === 'dead') this.#revive(peer)
-      else if (kind === 'disconnected' || status === 'suspect') this.#startProbe(peer, 'extra')
+      else if (kind === 'disconnected' || status === 'suspect') this.#extraProbe(peer)
     }
     return this.#finish()
   }
@@ -253,7 +261,7 @@ export class FailureDetector {
       case 'ping': this.#send(from, { type: 'ack', seq: msg.seq }); break
       case 'ack': this.#onAck(from, msg); break
       case 'ping-req': this.#onPingReq(from, msg.seq, msg.target); break
-      case 'nack': this.#onNack(from, msg.seq); break
+      case 'nack': this.#onNack(from, msg.seq, msg.unreachable === true); break
       case 'gossip': break
     }
     return this.#finish()
@@ -269,7 +277,10 @@ export class FailureDetector {
         this.#goIndirect(p)
       }
       const r = this.#relays.get(msg.seq)
-      if (r != null && r.target === to) this.#nack(msg.seq, r)
+      if (r != null && r.target === to) {
+        this.#relays.delete(msg.seq)
+        if (!r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
+      }
     } else if (msg.type === 'ping-req') {
       const p = this.#probes.get(msg.seq)
       if (p != null && p.helpers.delete(to)) this.#maybeConclude(p)
@@ -280,7 +291,13 @@ export class FailureDetector {
   tick (nowMs: number): DetectorStep {
     this.#begin(nowMs)
     if (this.#wakeMs != null && nowMs > this.#wakeMs) this.#onLate(nowMs - this.#wakeMs)
-    for (const [seq, r] of this.#relays) if (nowMs >= r.deadlineMs) this.#nack(seq, r)
+    for (const [seq, r] of this.#relays) {
+      if (nowMs >= r.expireMs) this.#relays.delete(seq)
+      else if (!r.nacked && nowMs >= r.deadlineMs) {
+        r.nacked = true
+        this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
+      }
+    }
     for (const p of [...this.#probes.values()]) {
       if (!p.indirect && nowMs >= p.directDeadlineMs) this.#goIndirect(p)
       else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
@@ -314,7 +331,7 @@ export class FailureDetector {
     let at = this.#nextProbeMs
     if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
     for (const p of this.#probes.values()) at = Math.min(at, p.indirect ? p.endDeadlineMs : p.directDeadlineMs)
-    for (const r of this.#relays.values()) at = Math.min(at, r.deadlineMs)
+    for (const r of this.#relays.values()) at = Math.min(at, r.nacked ? r.expireMs : r.deadlineMs)
     for (const d of this.#watch.values()) at = Math.min(at, d)
     return at
   }
@@ -397,20 +414,16 @@ export class FailureDetector {
     if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
     if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
     const ours = ++this.#seq
-    this.#relays.set(ours, { requester: from, requesterSeq: seq, target, deadlineMs: this.#now + this.#awareness.scale(this.#c.probeTimeoutMs) })
+    const timeout = this.#awareness.scale(this.#c.probeTimeoutMs)
+    this.#relays.set(ours, { requester: from, requesterSeq: seq, target, deadlineMs: this.#now + timeout, expireMs: this.#now + 2 * timeout, nacked: false })
     this.#send(target, { type: 'ping', seq: ours })
   }
 
-  #onNack (from: string, seq: number): void {
+  #onNack (from: string, seq: number, unreachable: boolean): void {
     const p = this.#probes.get(seq)
     if (p == null || !p.indirect || !p.helpers.has(from)) return
-    p.nacks.add(from)
+    p.nacks.set(from, unreachable)
     this.#maybeConclude(p)
-  }
-
-  #nack (seq: number, r: Relay): void {
-    this.#relays.delete(seq)
-    this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
   }
 
   #startProbe (target: string, kind: ProbeKind): void {
@@ -423,7 +436,7 @@ export class FailureDetector {
       endDeadlineMs: Infinity,
       indirect: false,
       helpers: new Set(),
-      nacks: new Set()
+      nacks: new Map()
     })
     this.#probing.set(target, seq)
     this.stats.probes++
@@ -457,23 +470,37 @@ export class FailureDetector {
     const status = this.#members.status(peer)
     if (status == null || status === 'dead' || this.#probing.has(peer) || this.#c.verifyProbes <= 0) return
     const others = Math.max(1, this.#members.aliveCount - (status === 'alive' ? 1 : 0))
-    if (this.#rng.next() < this.#c.verifyProbes / others) this.#startProbe(peer, 'extra')
+    if (this.#rng.next() < this.#c.verifyProbes / others) this.#extraProbe(peer)
+  }
+
+  #extraProbe (peer: string): void {
+    const last = this.#extraProbed.get(peer)
+    if (last != null && this.#now - last < this.#c.probeIntervalMs) return
+    this.#extraProbed.set(peer, this.#now)
+    if (this.#extraProbed.size > 4096) for (const [p, at] of this.#extraProbed) if (this.#now - at >= this.#c.probeIntervalMs) this.#extraProbed.delete(p)
+    this.#startProbe(peer, 'extra')
   }
 
   #goIndirect (p: Probe): void {
     if (p.kind === 'revival') return this.#endProbe(p)
     p.indirect = true
     this.stats.indirectProbes++
-    // The helper's own timeout, and the way back of its ack or nack.
-    p.endDeadlineMs = this.#now + this.#awareness.scale(2 * this.#c.probeTimeoutMs)
+    // The helper's own timeout, the time it still passes on a late ack, and the way back.
+    p.endDeadlineMs = this.#now + this.#awareness.scale(2.5 * this.#c.probeTimeoutMs)
     const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.status(id) === 'alive')
     for (const h of helpers) p.helpers.add(h)
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
   }
 
-  /** Every helper asked has nacked: no need to wait for the end of the probe. */
+  /**
+   * Every helper asked could not even send its ping (the target's dials are
+   * refused: it is gone): no need to wait for the end of the probe. A helper
+   * that timed out may still pass on a late ack, so then we wait.
+   */
   #maybeConclude (p: Probe): void {
-    if (p.indirect && p.helpers.size > 0 && p.nacks.size >= p.helpers.size) this.#conclude(p)
+    if (!p.indirect || p.helpers.size === 0 || p.nacks.size < p.helpers.size) return
+    for (const unreachable of p.nacks.values()) if (!unreachable) return
+    this.#conclude(p)
   }
 
   #conclude (p: Probe): void {

@@ -51,8 +51,12 @@ export const swimMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ack'), seq, of: peerIdSchema.optional(), ...common }).strict(),
   /** Please probe `target` for me and pass its ack on (or a nack when it does not answer in time). */
   z.object({ type: z.literal('ping-req'), seq, target: peerIdSchema, ...common }).strict(),
-  /** The helper asked by ping-req `seq` got no answer from the target in time (Lifeguard: so the asker knows its own path works). */
-  z.object({ type: z.literal('nack'), seq, ...common }).strict(),
+  /**
+   * The helper asked by ping-req `seq` got no answer from the target in time
+   * (Lifeguard: so the asker knows its own path works); `unreachable` when
+   * its ping could not even be sent (a refused dial: the target is gone).
+   */
+  z.object({ type: z.literal('nack'), seq, unreachable: z.literal(true).optional(), ...common }).strict(),
   /** Updates that could not wait for the next probe. */
   z.object({ type: z.literal('gossip'), ...common }).strict()
 ])

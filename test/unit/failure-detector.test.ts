@@ -91,6 +91,17 @@ describe('FailureDetector: probing', () => {
     expect(d.stats).toMatchObject({ indirectProbes: 1, failedProbes: 0 })
   })
 
+  it('a late ack passed on after every helper nacked still saves the target', () => {
+    const d = make(['a', 'b', 'c', 'd'])
+    const { target, seq } = firstProbe(d)
+    const reqs = sent(d.tick(d.t0 + 200), 'ping-req')
+    for (const r of reqs) d.receive(r.to, msg('nack', { seq }), d.t0 + 350)
+    d.receive(reqs[0].to, msg('ack', { seq, of: target }), d.t0 + 450)
+    d.tick(d.t0 + 700)
+    expect(d.status(target)).toBe('alive')
+    expect(d.stats.failedProbes).toBe(0)
+  })
+
   it('as a helper: pings the target, passes its ack on with its incarnation, or nacks after the probe timeout', () => {
     const d = make(['a', 'b'])
     const s1 = d.receive('a', msg('ping-req', { seq: 77, target: 'b' }), 10)
@@ -99,9 +110,15 @@ describe('FailureDetector: probing', () => {
     const ours = (ping.message as { seq: number }).seq
     const s2 = d.receive('b', { ...msg('ack', { seq: ours }), inc: 4 }, 20)
     expect(sent(s2, 'ack')).toEqual([{ to: 'a', message: expect.objectContaining({ seq: 77, of: 'b', run: RUN, inc: 4 }) }])
-    d.receive('a', msg('ping-req', { seq: 78, target: 'b' }), 30)
+    const s3 = d.receive('a', msg('ping-req', { seq: 78, target: 'b' }), 30)
+    const late = (sent(s3, 'ping')[0].message as { seq: number }).seq
     expect(sent(d.tick(229), 'nack')).toHaveLength(0)
     expect(sent(d.tick(230), 'nack')).toEqual([{ to: 'a', message: expect.objectContaining({ seq: 78 }) }])
+    // A late ack is still passed on while the asker may wait for it; a ping that cannot be sent is an unreachable nack at once.
+    expect(sent(d.receive('b', msg('ack', { seq: late }), 300), 'ack')).toEqual([{ to: 'a', message: expect.objectContaining({ seq: 78, of: 'b' }) }])
+    const s4 = d.receive('a', msg('ping-req', { seq: 79, target: 'b' }), 400)
+    const [p4] = sent(s4, 'ping')
+    expect(sent(d.sendFailed('b', p4.message, 401), 'nack')).toEqual([{ to: 'a', message: expect.objectContaining({ seq: 79, unreachable: true }) }])
   })
 
   it.each([
@@ -109,16 +126,17 @@ describe('FailureDetector: probing', () => {
     { name: 'no ack, one helper of three nacks', peers: 4, ack: false, nacks: 1, want: 'suspect', health: 2, end: true, stat: { failedProbes: 1 } },
     { name: 'no ack, no word from any helper (our own path may be broken)', peers: 4, ack: false, nacks: 0, want: 'alive', health: 3, end: true, stat: { inconclusiveProbes: 1 } },
     { name: 'no ack in a cluster of two (no helper to ask)', peers: 1, ack: false, nacks: 0, want: 'suspect', health: 1, end: true, stat: { failedProbes: 1 } },
-    { name: 'no ack, every helper nacks: over before the end of the probe', peers: 4, ack: false, nacks: 3, want: 'suspect', health: 0, end: false, stat: { failedProbes: 1 } }
-  ])('a probe that ends with $name: the target is $want, health $health', ({ peers, ack, nacks, want, health, end, stat }) => {
+    { name: 'no ack, every helper nacks after its timeout: not before the end (a late ack may still come)', peers: 4, ack: false, nacks: 3, want: 'alive', health: 0, end: false, stat: { failedProbes: 0 } },
+    { name: 'no ack, no helper could even send its ping: over before the end of the probe', peers: 4, ack: false, nacks: 3, unreachable: true, want: 'suspect', health: 0, end: false, stat: { failedProbes: 1 } }
+  ])('a probe that ends with $name: the target is $want, health $health', ({ peers, ack, nacks, want, health, end, stat, unreachable }) => {
     const d = make(['a', 'b', 'c', 'd'].slice(0, peers))
     const { target, seq } = firstProbe(d)
     if (ack) d.receive(target, msg('ack', { seq }), d.t0 + 100)
     else {
       const reqs = sent(d.tick(d.t0 + 200), 'ping-req')
-      for (const r of reqs.slice(0, nacks)) d.receive(r.to, msg('nack', { seq }), d.t0 + 300)
-      // The helpers' timeout and their answers' way back: two probe timeouts after the ping-reqs.
-      if (end) d.tick(d.t0 + 600)
+      for (const r of reqs.slice(0, nacks)) d.receive(r.to, msg('nack', { seq, ...(unreachable === true ? { unreachable: true } : {}) }), d.t0 + 300)
+      // The helpers' timeout, the time they still pass a late ack on, and the way back: 2.5 probe timeouts.
+      if (end) d.tick(d.t0 + 200 + 500)
     }
     expect(d.status(target)).toBe(want)
     expect(d.health).toBe(health)
@@ -129,7 +147,7 @@ describe('FailureDetector: probing', () => {
     const d = make(['a'])
     const { target } = firstProbe(d)
     d.tick(d.t0 + 200)
-    const end = d.tick(d.t0 + 600)
+    const end = d.tick(d.t0 + 700)
     const told = sent(end, 'gossip').find(o => o.to === target)
     expect(told?.message.updates[0]).toEqual(upd(target, 'suspect', ['me']))
     const again = d.receive(target, msg('ping', { seq: 9 }), d.t0 + 700)
@@ -248,7 +266,7 @@ describe('FailureDetector: local health', () => {
     const d = make(['a', 'b', 'c', 'd'])
     firstProbe(d)
     d.tick(d.t0 + 200)
-    d.tick(d.t0 + 600)
+    d.tick(d.t0 + 700)
     expect(d.health).toBe(3)
     // The next period was set before the score rose: one interval. The one after is stretched (score + 1).
     const next = d.tick(d.t0 + 1000)
@@ -277,12 +295,13 @@ describe('FailureDetector: local health', () => {
     const { target, seq } = firstProbe(d)
     const reqs = sent(d.tick(d.t0 + 200), 'ping-req')
     for (const r of reqs) d.receive(r.to, msg('nack', { seq }), d.t0 + 300)
+    d.tick(d.t0 + 700)
     expect(d.status(target)).toBe('alive')
     expect(d.stats.inconclusiveProbes).toBe(1)
-    const s = d.hint('b', 'disconnected', d.t0 + 400)
+    const s = d.hint('b', 'disconnected', d.t0 + 800)
     const [ping] = sent(s, 'ping')
-    const s2 = d.sendFailed('b', ping.message, d.t0 + 410)
-    for (const r of sent(s2, 'ping-req')) d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq }), d.t0 + 420)
+    const s2 = d.sendFailed('b', ping.message, d.t0 + 810)
+    for (const r of sent(s2, 'ping-req')) d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq, unreachable: true }), d.t0 + 820)
     expect(d.status('b')).toBe('suspect')
   })
 
@@ -311,7 +330,7 @@ describe('FailureDetector: hints from the transport', () => {
     const s2 = d.sendFailed('b', ping.message, 510)
     expect(sent(s2, 'ping-req')).toHaveLength(3)
     let s3: DetectorStep | undefined
-    for (const r of sent(s2, 'ping-req')) s3 = d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq }), 520)
+    for (const r of sent(s2, 'ping-req')) s3 = d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq, unreachable: true }), 520)
     expect(s3?.changes).toEqual([expect.objectContaining({ peer: 'b', from: 'alive', to: 'suspect' })])
   })
 
