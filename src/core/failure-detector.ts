@@ -23,124 +23,28 @@
 import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
-import { PROTOCOL_VERSION } from './messages.ts'
-import type { MemberDirectory } from './member-directory.ts'
+import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS } from './detector-step.ts'
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
+import { compose, type Draft } from './swim-outbox.ts'
+import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
-export type { StatusChange }
-
-export interface DetectorInit {
-  self: string
-  /** This process's run: its start time, above every incarnation of a previous run. */
-  run: number
-  config: DetectorConfig
-  rng: Rng
-  nowMs: number
-  /** The simulator's shared list of members (member-directory.ts); the agent adds its members one by one instead. */
-  directory?: MemberDirectory
-  /**
-   * The local health score to start with. Default `awarenessMax` − 1: a node
-   * that has just started (code still compiling, connections being made, and
-   * in a local cluster fifty others starting on the same cores) cannot vouch
-   * for its own timeliness; it probes slowly and waits long until its probes
-   * come back answered, each answer lowering the score by one.
-   */
-  startHealth?: number
-  /** How long a member added is not accused on a probe that timed out. Default JOIN_GRACE_PERIODS probe intervals. */
-  joinGraceMs?: number
-}
-
-export interface Outgoing {
-  to: string
-  message: SwimMessage
-}
-
-export interface DetectorStep {
-  send: Outgoing[]
-  changes: StatusChange[]
-  /** Call `tick` at this time (or later: lateness is measured from it). */
-  wakeAtMs?: number
-}
-
-export interface DetectorStats {
-  /** Probes sent: the round-robin's, and extra ones (a hint, a verification, a revival). */
-  probes: number
-  /** Probes that had to go through helpers. */
-  indirectProbes: number
-  /** Probes that ended with no ack and a confirmation: accusations made by this node. */
-  failedProbes: number
-  /** Probes that ended with no ack and no word from any helper: not counted against the target. */
-  inconclusiveProbes: number
-  /** Members this node began to show suspect. */
-  suspicions: number
-  /** Accusations of this node it refuted. */
-  refutations: number
-  /** Members this node marked dead. */
-  deaths: number
-  /** Members marked dead here that came back in the same run: deaths later refuted. */
-  falsePositives: number
-  messagesSent: number
-  messagesReceived: number
-}
-
-type Draft<T extends SwimMessage> = T extends unknown ? Omit<T, 'v' | 'run' | 'inc' | 'updates'> & { run?: number, inc?: number } : never
-
-type ProbeKind = 'round' | 'extra' | 'revival'
-
-interface Probe {
-  seq: number
-  target: string
-  kind: ProbeKind
-  directDeadlineMs: number
-  endDeadlineMs: number
-  indirect: boolean
-  /** The ping could not even be sent (a refused dial): no newcomer's grace. */
-  unsent?: boolean
-  helpers: Set<string>
-  /** Helpers that nacked, and whether their ping could not even be sent. */
-  nacks: Map<string, boolean>
-}
-
-/** A ping-req we serve: our ping to `target`, whose ack we pass on to `requester`. */
-interface Relay {
-  requester: string
-  requesterSeq: number
-  target: string
-  /** When we nack if no ack came. */
-  deadlineMs: number
-  /** Until when a late ack is still passed on: the asker waits that long. */
-  expireMs: number
-  nacked: boolean
-}
-
-/** Updates piggy-backed on one message. */
-const PIGGYBACK = 8
-/** Ping-reqs served at once; beyond, a request is nacked at once (a flood from a hostile peer costs nothing). */
-const MAX_RELAYS = 1024
-/**
- * A member added less than this many probe intervals ago is not accused on a
- * probe that timed out (a refused dial still counts): a newcomer is busy
- * starting and making its connections, and so is a cluster started together.
- */
-export const JOIN_GRACE_PERIODS = 30
+export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }
+export { JOIN_GRACE_PERIODS, type Outgoing } from './detector-step.ts'
 
 export class FailureDetector {
   readonly self: string
-  readonly stats: DetectorStats = { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, messagesSent: 0, messagesReceived: 0 }
+  readonly stats: DetectorStats = emptyStats()
   readonly #c: DetectorConfig
   readonly #rng: Rng
   readonly #members: SwimMembers
   readonly #order: ProbeOrder
   readonly #queue = new BroadcastQueue()
   readonly #awareness: Awareness
-  readonly #probes = new Map<number, Probe>()
-  readonly #probing = new Map<string, number>()
-  readonly #relays = new Map<number, Relay>()
-  /** When each member was last probed out of turn: at most once a period (a flapping connection would otherwise flood it). */
-  readonly #extraProbed = new Map<string, number>()
+  readonly #probes = new ProbeTable()
+  readonly #relays = new RelayTable()
   /** Members with accusations not yet decided, with when to look at them again. */
   readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
@@ -207,16 +111,11 @@ export class FailureDetector {
     this.#order.remove(peer)
     this.#queue.delete(peer)
     this.#watch.delete(peer)
-    this.#extraProbed.delete(peer)
-    const seq = this.#probing.get(peer)
-    if (seq != null) this.#endProbe(this.#probes.get(seq)!)
+    const p = this.#probes.ofTarget(peer)
+    if (p != null) this.#probes.end(p)
   }
 
-  /**
-   * The peer's own gossiped state was heard, naming its run: a later run is a
-   * restart (alive again); a dead peer still gossiping is probed, so that it
-   * learns of its death and refutes.
-   */
+  /** The peer's own state was heard, naming its run: a later run is a restart; a dead peer still gossiping is pinged, to learn of its death and refute. */
   heard (peer: string, run: number, nowMs: number): DetectorStep {
     this.#begin(nowMs)
     const known = this.#members.incarnation(peer)
@@ -227,15 +126,11 @@ export class FailureDetector {
     return this.#finish()
   }
 
-  /**
-   * A hint from the transport: a closed connection gets the peer probed at
-   * once (a killed process is found in one probe instead of a pass); a new
-   * one from a peer held suspect or dead gets it probed too, so it can refute.
-   */
+  /** A closed connection gets the peer probed at once (a killed process is found in one probe, not a pass); a new one from a suspect or dead peer too, so it refutes. */
   hint (peer: string, kind: 'connected' | 'disconnected', nowMs: number): DetectorStep {
     this.#begin(nowMs)
     const status = this.#members.status(peer)
-    if (status != null && !this.#probing.has(peer)) {
+    if (status != null && !this.#probes.probing(peer)) {
       if (status === 'dead') this.#revive(peer)
       else if (kind === 'disconnected' || status === 'suspect') this.#extraProbe(peer)
     }
@@ -276,14 +171,11 @@ export class FailureDetector {
         p.unsent = true
         this.#goIndirect(p)
       }
-      const r = this.#relays.get(msg.seq)
-      if (r != null && r.target === to) {
-        this.#relays.delete(msg.seq)
-        if (!r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
-      }
+      const r = this.#relays.take(msg.seq, to)
+      if (r != null && !r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
     } else if (msg.type === 'ping-req') {
       const p = this.#probes.get(msg.seq)
-      if (p != null && p.helpers.delete(to)) this.#maybeConclude(p)
+      if (p != null && p.helpers.delete(to) && this.#probes.allUnreachable(p)) this.#conclude(p)
     }
     return this.#finish()
   }
@@ -291,14 +183,8 @@ export class FailureDetector {
   tick (nowMs: number): DetectorStep {
     this.#begin(nowMs)
     if (this.#wakeMs != null && nowMs > this.#wakeMs) this.#onLate(nowMs - this.#wakeMs)
-    for (const [seq, r] of this.#relays) {
-      if (nowMs >= r.expireMs) this.#relays.delete(seq)
-      else if (!r.nacked && nowMs >= r.deadlineMs) {
-        r.nacked = true
-        this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
-      }
-    }
-    for (const p of [...this.#probes.values()]) {
+    for (const r of this.#relays.due(nowMs)) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
+    for (const p of this.#probes.all()) {
       if (!p.indirect && nowMs >= p.directDeadlineMs) this.#goIndirect(p)
       else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
     }
@@ -330,8 +216,7 @@ export class FailureDetector {
   #nextWake (): number {
     let at = this.#nextProbeMs
     if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
-    for (const p of this.#probes.values()) at = Math.min(at, p.indirect ? p.endDeadlineMs : p.directDeadlineMs)
-    for (const r of this.#relays.values()) at = Math.min(at, r.nacked ? r.expireMs : r.deadlineMs)
+    at = Math.min(at, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
     for (const d of this.#watch.values()) at = Math.min(at, d)
     return at
   }
@@ -352,7 +237,7 @@ export class FailureDetector {
     }
     if (lateMs < this.#c.probeIntervalMs) return
     // We could not run for a while (paused, starved): the probes in flight timed out on our side, not theirs.
-    for (const p of [...this.#probes.values()]) this.#endProbe(p)
+    for (const p of this.#probes.all()) this.#probes.end(p)
     this.#relays.clear()
     for (const peer of this.#watch.keys()) {
       this.#members.peek(peer)?.suspicion?.delay(lateMs)
@@ -362,7 +247,7 @@ export class FailureDetector {
 
   #apply (u: SwimUpdate): void {
     if (u.peer === this.self) return this.#aboutSelf(u)
-    this.#members.apply(u, this.#now, this.#awareness.scale(1), this.#sink)
+    this.#members.apply(u, this.#now, this.#sink)
     if (this.#members.peek(u.peer)?.suspicion != null) this.#recheck(u.peer, false)
   }
 
@@ -398,15 +283,11 @@ export class FailureDetector {
   }
 
   #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
-    const r = this.#relays.get(msg.seq)
-    if (r != null && msg.of == null && from === r.target) {
-      this.#relays.delete(msg.seq)
-      this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
-      return
-    }
+    const r = msg.of == null ? this.#relays.take(msg.seq, from) : undefined
+    if (r != null) return this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
     const p = this.#probes.get(msg.seq)
     if (p == null || (msg.of ?? from) !== p.target) return
-    this.#endProbe(p)
+    this.#probes.end(p)
     this.#awareness.apply(-1)
   }
 
@@ -414,43 +295,27 @@ export class FailureDetector {
     if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
     if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
     const ours = ++this.#seq
-    const timeout = this.#awareness.scale(this.#c.probeTimeoutMs)
-    this.#relays.set(ours, { requester: from, requesterSeq: seq, target, deadlineMs: this.#now + timeout, expireMs: this.#now + 2 * timeout, nacked: false })
+    this.#relays.add(ours, from, seq, target, this.#now, this.#awareness.scale(this.#c.probeTimeoutMs))
     this.#send(target, { type: 'ping', seq: ours })
   }
 
   #onNack (from: string, seq: number, unreachable: boolean): void {
     const p = this.#probes.get(seq)
-    if (p == null || !p.indirect || !p.helpers.has(from)) return
-    p.nacks.set(from, unreachable)
-    this.#maybeConclude(p)
+    // Only when every helper could not even send its ping (the target is gone) is it over before its end: a helper that timed out may still pass on a late ack.
+    if (p != null && this.#probes.nack(p, from, unreachable)) this.#conclude(p)
   }
 
   #startProbe (target: string, kind: ProbeKind): void {
     const seq = ++this.#seq
-    this.#probes.set(seq, {
-      seq,
-      target,
-      kind,
-      directDeadlineMs: this.#now + this.#awareness.scale(this.#c.probeTimeoutMs),
-      endDeadlineMs: Infinity,
-      indirect: false,
-      helpers: new Set(),
-      nacks: new Map()
-    })
-    this.#probing.set(target, seq)
+    this.#probes.start(seq, target, kind, this.#now + this.#awareness.scale(this.#c.probeTimeoutMs))
     this.stats.probes++
     this.#send(target, { type: 'ping', seq })
   }
 
-  /**
-   * The next live member of the round-robin is probed. Dead members on the
-   * way get a revival ping (it costs the live ones no probe period): after a
-   * partition heals, each side hears the other and both refute.
-   */
+  /** The next live member of the round-robin is probed; dead ones on the way get a revival ping (after a partition heals, both sides refute). */
   #roundProbe (): void {
     for (let i = 0; i < this.#order.size; i++) {
-      const target = this.#order.next(id => !this.#probing.has(id))
+      const target = this.#order.next(id => !this.#probes.probing(id))
       if (target == null) return
       if (this.#members.status(target) !== 'dead') return this.#startProbe(target, 'round')
       this.#revive(target)
@@ -460,7 +325,7 @@ export class FailureDetector {
   /** A dead member is pinged, directly only, at most once a period: it learns of its death and refutes, or stays dead. */
   #revive (peer: string): void {
     const m = this.#members.get(peer)!
-    if (this.#probing.has(peer) || (m.revivalProbeMs != null && this.#now - m.revivalProbeMs < this.#c.probeIntervalMs)) return
+    if (this.#probes.probing(peer) || (m.revivalProbeMs != null && this.#now - m.revivalProbeMs < this.#c.probeIntervalMs)) return
     m.revivalProbeMs = this.#now
     this.#startProbe(peer, 'revival')
   }
@@ -468,21 +333,18 @@ export class FailureDetector {
   /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not. */
   #verify (peer: string): void {
     const status = this.#members.status(peer)
-    if (status == null || status === 'dead' || this.#probing.has(peer) || this.#c.verifyProbes <= 0) return
+    if (status == null || status === 'dead' || this.#probes.probing(peer) || this.#c.verifyProbes <= 0) return
     const others = Math.max(1, this.#members.aliveCount - (status === 'alive' ? 1 : 0))
     if (this.#rng.next() < this.#c.verifyProbes / others) this.#extraProbe(peer)
   }
 
+  /** Out of turn: at most once a period per member (a flapping connection would otherwise flood it). */
   #extraProbe (peer: string): void {
-    const last = this.#extraProbed.get(peer)
-    if (last != null && this.#now - last < this.#c.probeIntervalMs) return
-    this.#extraProbed.set(peer, this.#now)
-    if (this.#extraProbed.size > 4096) for (const [p, at] of this.#extraProbed) if (this.#now - at >= this.#c.probeIntervalMs) this.#extraProbed.delete(p)
-    this.#startProbe(peer, 'extra')
+    if (this.#probes.outOfTurnAllowed(peer, this.#now, this.#c.probeIntervalMs)) this.#startProbe(peer, 'extra')
   }
 
   #goIndirect (p: Probe): void {
-    if (p.kind === 'revival') return this.#endProbe(p)
+    if (p.kind === 'revival') return this.#probes.end(p)
     p.indirect = true
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
@@ -492,19 +354,8 @@ export class FailureDetector {
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
   }
 
-  /**
-   * Every helper asked could not even send its ping (the target's dials are
-   * refused: it is gone): no need to wait for the end of the probe. A helper
-   * that timed out may still pass on a late ack, so then we wait.
-   */
-  #maybeConclude (p: Probe): void {
-    if (!p.indirect || p.helpers.size === 0 || p.nacks.size < p.helpers.size) return
-    for (const unreachable of p.nacks.values()) if (!unreachable) return
-    this.#conclude(p)
-  }
-
   #conclude (p: Probe): void {
-    this.#endProbe(p)
+    this.#probes.end(p)
     if (this.#members.status(p.target) == null || p.kind === 'revival') return
     const asked = p.helpers.size
     const nacks = p.nacks.size
@@ -521,15 +372,10 @@ export class FailureDetector {
       return
     }
     this.stats.failedProbes++
-    this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#awareness.scale(1), this.#sink)
+    this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#sink)
     this.#recheck(p.target, false)
     // Told at once, the accused refutes sooner than at our next probe of it.
     this.#send(p.target, { type: 'gossip' })
-  }
-
-  #endProbe (p: Probe): void {
-    this.#probes.delete(p.seq)
-    if (this.#probing.get(p.target) === p.seq) this.#probing.delete(p.target)
   }
 
   #pushGossip (): void {
@@ -540,15 +386,9 @@ export class FailureDetector {
     }
   }
 
-  /** Builds and queues one message: our incarnation (unless given), the accusation the receiver must hear, then piggy-backed updates. */
-  #send<T extends SwimMessage> (to: string, partial: Draft<T>): void {
-    const updates: SwimUpdate[] = []
-    const m = this.#members.peek(to)
-    const accusation = m != null ? this.#members.accusationFor(m) : undefined
-    if (accusation != null) updates.push(accusation)
-    updates.push(...this.#queue.take(PIGGYBACK - updates.length, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount), to))
-    const message = { v: PROTOCOL_VERSION, run: this.#run, inc: this.#inc, ...partial, updates } as SwimMessage
+  /** One message to `to`: our incarnation, the accusation it must hear, piggy-backed updates. */
+  #send<T extends SwimMessage> (to: string, draft: Draft<T>): void {
     this.stats.messagesSent++
-    this.#step.send.push({ to, message })
+    this.#step.send.push({ to, message: compose(to, draft, { run: this.#run, inc: this.#inc }, this.#members, this.#queue, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount)) })
   }
 }

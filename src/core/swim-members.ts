@@ -179,9 +179,9 @@ export class SwimMembers {
   }
 
   /** Our own probe of `m` failed (and was confirmed): we accuse it. */
-  accuse (m: Member, nowMs: number, scale: number, sink: MemberSink): void {
+  accuse (m: Member, nowMs: number, sink: MemberSink): void {
     if (m.status === 'dead') return
-    const s = this.#suspicionOf(m, nowMs, scale)
+    const s = this.#suspicionOf(m, nowMs)
     if (!s.add(this.self, nowMs)) return
     this.evaluate(m, nowMs, sink)
     sink.queue(this.updateOf(m), true)
@@ -195,7 +195,7 @@ export class SwimMembers {
   }
 
   /** An update about another member, piggy-backed or gossiped. */
-  apply (u: SwimUpdate, nowMs: number, scale: number, sink: MemberSink): void {
+  apply (u: SwimUpdate, nowMs: number, sink: MemberSink): void {
     const known = this.incarnation(u.peer)
     if (known == null || compareIncarnation(u, known) < 0 || (u.status === 'alive' && compareIncarnation(u, known) === 0)) return
     const m = this.get(u.peer)!
@@ -207,7 +207,7 @@ export class SwimMembers {
     if (cmp > 0) this.#newer(m, u, nowMs, sink)
     else if (m.status === 'dead') return
     const first = m.suspicion == null
-    const s = this.#suspicionOf(m, nowMs, scale)
+    const s = this.#suspicionOf(m, nowMs)
     let added = false
     for (const a of u.accusers ?? []) if (a !== m.id && s.add(a, nowMs)) added = true
     if (!added) return
@@ -243,10 +243,16 @@ export class SwimMembers {
     sink.queue(this.updateOf(m), true)
   }
 
-  #suspicionOf (m: Member, nowMs: number, scale: number): Suspicion {
+  /**
+   * The suspicion of `m`, started now if none: its timeouts from the formula,
+   * not stretched by our own health (as in memberlist) — a node that has just
+   * started or is starved probes slowly, but must not take longer to accept
+   * what its peers agree on.
+   */
+  #suspicionOf (m: Member, nowMs: number): Suspicion {
     if (m.suspicion != null) return m.suspicion
     const c = this.#config
-    const minMs = scale * suspicionTimeoutMs(c.suspicionMult, this.liveCount, c.probeIntervalMs)
+    const minMs = suspicionTimeoutMs(c.suspicionMult, this.liveCount, c.probeIntervalMs)
     // Lifeguard's k: confirmations that bring the timeout to its minimum; none expected in a cluster too small for them.
     const k = Math.min(c.deadQuorum - 1, this.observers(m) - 1)
     m.suspicion = new Suspicion({ startMs: nowMs, k: Math.max(0, k), minMs, maxMs: c.suspicionMaxTimeoutMult * minMs })
