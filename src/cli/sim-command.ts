@@ -126,7 +126,7 @@ export function resolveChurnOptions (flags: SimFlags): ChurnOptions {
   const link = { ...LINKS[profile] }
   if (flags.loss != null) link.loss = parseRatio('--loss', flags.loss, 0, 0.5)
   const durationS = flags.duration != null ? parseDuration('--duration', flags.duration) / 1000 : 300
-  if (durationS < 60) throw new UsageError('Expected --duration to be at least 60s with --scenario churn (failures last up to 90 s)')
+  if (durationS < 60) throw new UsageError('Expected --duration to be at least 60s with --scenario churn (failures start after 10 s and last 30 s and more)')
   const eventsPerMin = flags.churn != null ? parseRatio('--churn', flags.churn, 0, 10_000) : 6
   return { nodes, durationS, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, eventsPerMin }
 }

@@ -26,6 +26,13 @@ export interface SwimWorldInit {
   /** Whether a killed node's peers see their connection reset (TCP: they do, within a round trip). Default true. */
   resetHints?: boolean
   /**
+   * How many of a killed node's peers were connected to it and see the reset.
+   * Default all (a local cluster is a full mesh). A large cluster's agents
+   * keep connections to a few peers only (libp2p's connection manager stops
+   * at a few hundred): the churn scenario says 50.
+   */
+  resetHintPeers?: number
+  /**
    * Whether the detectors share one list of the members (core/member-directory.ts:
    * what lets 10,000 nodes fit in memory) instead of each adding every other
    * node, as the agent does. Default false.
@@ -133,8 +140,12 @@ export class SwimWorld {
     n.state = 'killed'
     n.inbox = []
     if (this.#init.resetHints === false) return
-    for (const o of this.#nodes) {
-      if (o.state === 'killed' || o === n) continue
+    const limit = this.#init.resetHintPeers ?? Infinity
+    const connected = limit >= this.#nodes.length - 1
+      ? this.#nodes.filter(o => o !== n)
+      : Array.from({ length: limit }, () => this.#nodes[Math.floor(this.#net.next() * this.#nodes.length)]).filter(o => o !== n)
+    for (const o of new Set(connected)) {
+      if (o.state === 'killed') continue
       this.queue.push(this.#now + this.#latency(), () => { if (o.state === 'running') this.#handle(o, o.det.hint(n.id, 'disconnected', this.#now)) })
     }
   }
