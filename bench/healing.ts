@@ -204,7 +204,8 @@ export async function main (args: string[]): Promise<number> {
   const capacity = { cpu: 32, memMiB: Math.ceil(opts.keep * VM.memMiB * 1.5 / opts.nodes / 1024) * 1024 + 8192 }
   const loadBefore = loadavg()
   log(`starting ${opts.nodes} agents (load average ${loadBefore.map(x => x.toFixed(1)).join(' ')})`)
-  const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB })
+  // A shared machine may take minutes to start fifty agents (each needs about 2 s of CPU): wait longer than `cluster up`'s default.
+  const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes })
   let peers: PeerEvents | undefined
   try {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
