@@ -10,12 +10,15 @@
  * others round-robin once per interval. CPU per probe = (CPU of all the
  * processes in the phase − in an idle phase of the same length) / probes:
  * both ends of the probe, and what it costs gossipsub and the muxer around it.
+ * First, two hosts in this process probe each other back to back (2,000
+ * probes each way): the CPU of one probe with nothing else running.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { keyValues, table } from './lib/table.ts'
+import { pairCost } from './lib/probe-pair.ts'
 
 const PEER = fileURLToPath(new URL('./lib/probe-peer.ts', import.meta.url))
 
@@ -72,6 +75,9 @@ export async function main (args: string[]): Promise<number> {
   const durationMs = Number(values.seconds) * 1000
   const rounds = Number(values.rounds)
   if (!(n >= 2 && intervalMs > 0 && durationMs > 0 && rounds >= 1)) throw new Error('expected --nodes ≥ 2, --interval > 0, --seconds > 0, --rounds ≥ 1')
+  log('two hosts in this process, probes back to back')
+  const pair = await pairCost(2_000)
+  process.stdout.write(table(['probe (two hosts, one process, back to back)', 'CPU per probe (both ends)', 'wall per probe'], pair.map(r => [r.mode === 'ping' ? 'libp2p ping' : '/discovery/swim/1.0.0', `${r.cpuMs.toFixed(3)} ms`, `${r.wallMs.toFixed(3)} ms`])) + '\n\n')
   const peers: Peer[] = []
   const stop = (): void => { for (const p of peers) p.child.kill('SIGKILL') }
   process.once('SIGINT', () => { stop(); process.exit(130) })
