@@ -24,10 +24,13 @@ export interface ConnectionConfig {
   /**
    * How often libp2p's connection monitor pings each connection, closing the
    * ones that do not answer (a peer paused, or cut off without a TCP reset).
-   * Each ping opens a stream, a fraction of a millisecond of CPU on both
-   * ends, per connection: with 49 agents on one host, pings every 10 s cost
-   * a sixth of the machine's idle CPU. Default 30 s (local: a killed agent's
-   * connection resets at once), 10 s (lan/wan: libp2p's default).
+   * Whether a peer is alive is the failure detector's to say; this only reaps
+   * connections to peers gone for good. Each ping opens a stream, 2–3 ms of
+   * CPU for both ends together (`npm run bench -- probe-cost`), per
+   * connection — and the failure detector makes a full mesh: 1,225
+   * connections at 50 agents on one host, 80 pings a second at 30 s, a fifth
+   * of a core. Default 120 s (local), 10 s (lan/wan: libp2p's default, one
+   * agent per machine).
    */
   pingIntervalMs: number
   /**
@@ -184,7 +187,7 @@ export function defaultLocalConfig (): AgentConfig {
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
-    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
+    connection: { pingIntervalMs: 120_000, pingTimeoutMs: 30_000 },
     detector: { ...DETECTOR_PROFILES.local },
     view: { forgetAfterMs: 300_000 }
   }
