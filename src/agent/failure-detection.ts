@@ -157,7 +157,9 @@ export class FailureDetection {
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#timerAtMs = Infinity
-      this.#run(d => d.tick(this.#now()))
+      // Node runs timers before reading sockets: after a stall, the ack of a probe may be waiting unread. The tick
+      // comes after what has arrived (setImmediate runs after the poll phase), so no probe is judged on stale silence.
+      setImmediate(() => { this.#run(d => d.tick(this.#now())) })
     }, Math.max(0, atMs - this.#now()))
     this.#timer.unref()
   }

@@ -70,6 +70,15 @@ export interface DetectorStats {
  */
 export const JOIN_GRACE_PERIODS = 30
 
+/**
+ * Late by this many probe intervals or more, a node was paused rather than
+ * slow: its probes in flight are dropped unjudged and its suspicion clocks
+ * moved by the pause. Less late is chronic slowness, which only raises its
+ * health score: dropping probes on every late timer would stop a starved
+ * node from ever accusing, and moving its clocks from ever declaring.
+ */
+export const PAUSE_PERIODS = 5
+
 export function emptyStats (): DetectorStats {
   return { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, messagesSent: 0, messagesReceived: 0 }
 }

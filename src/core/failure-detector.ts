@@ -23,7 +23,7 @@
 import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
-import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS } from './detector-step.ts'
+import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
@@ -235,8 +235,9 @@ export class FailureDetector {
       this.#awareness.apply(1)
       this.#lateMarkMs = this.#now
     }
-    if (lateMs < this.#c.probeIntervalMs) return
-    // We could not run for a while (paused, starved): the probes in flight timed out on our side, not theirs.
+    // A busy machine makes every timer a little late (Lifeguard stretches our timeouts for that); only a pause as long
+    // as several periods (a stopped process, a long GC) makes what is in flight meaningless: it timed out on our side.
+    if (lateMs < PAUSE_PERIODS * this.#c.probeIntervalMs) return
     for (const p of this.#probes.all()) this.#probes.end(p)
     this.#relays.clear()
     for (const peer of this.#watch.keys()) {

@@ -33,6 +33,12 @@ export interface SwimWorldInit {
    */
   resetHintPeers?: number
   /**
+   * A busy machine: each node's timer fires late by up to this many ms, and
+   * each message waits as long again before it is read (an event loop
+   * starved of CPU). Default 0.
+   */
+  lagMs?: number
+  /**
    * Whether the detectors share one list of the members (core/member-directory.ts:
    * what lets 10,000 nodes fit in memory) instead of each adding every other
    * node, as the agent does. Default false.
@@ -197,6 +203,11 @@ export class SwimWorld {
     else for (const o of this.#nodes) if (o !== n) this.#handle(n, n.det.add(o.id, 0, this.#now))
   }
 
+  #lag (): number {
+    const lag = this.#init.lagMs ?? 0
+    return lag > 0 ? this.#net.next() * lag : 0
+  }
+
   #latency (): number {
     const l = this.#init.link
     return l.baseMs + this.#net.next() * l.jitterMs
@@ -213,7 +224,7 @@ export class SwimWorld {
       n.wakeAtMs = step.wakeAtMs
       const det = n.det
       const at = step.wakeAtMs
-      this.queue.push(Math.max(this.#now, at), () => {
+      this.queue.push(Math.max(this.#now, at) + this.#lag(), () => {
         if (n.state === 'running' && n.det === det && n.wakeAtMs === at) this.#handle(n, det.tick(this.#now))
       })
     }
@@ -229,7 +240,7 @@ export class SwimWorld {
       return
     }
     const det = from.det
-    this.queue.push(this.#now + this.#latency(), () => {
+    this.queue.push(this.#now + this.#latency() + this.#lag(), () => {
       if (target.state === 'running') this.#handle(target, target.det.receive(from.id, msg, this.#now))
       else if (target.state === 'hung') target.inbox.push({ from: from.id, msg })
       // A dial to a killed process is refused: the sender hears of it a round trip later.

@@ -134,6 +134,21 @@ describe('detection', () => {
     expect(since(w, mid).filter(c => c.observer === 'n5')).toEqual([])
   })
 
+  it.each([7, 8])('on a busy machine (every timer and message up to 400 ms late), a hung node is still declared dead everywhere, and nobody else is (seed %d)', seed => {
+    const w = new SwimWorld({ nodes: N, seed, config: LOCAL, link: LOSSY, lagMs: 400 })
+    w.run(20_000)
+    const start = w.changes.length
+    w.run(w.now + 120_000)
+    expect(since(w, start), `seed ${seed}: nobody declared dead on a busy machine`).toEqual([])
+    const t0 = w.now
+    w.hang(6)
+    w.run(t0 + 30_000)
+    const hung = deadTimes(w, 'n6', t0)
+    expect(hung, `seed ${seed}`).toHaveLength(N - 1)
+    expect(Math.max(...hung)).toBeLessThan(15_000)
+    expect(w.changes.filter(c => c.to === 'dead' && c.peer !== 'n6')).toEqual([])
+  })
+
   it('a killed node restarted is alive again as a restart, not a false positive', () => {
     const w = world(4)
     w.kill(2)

@@ -305,7 +305,7 @@ describe('FailureDetector: local health', () => {
     expect(d.status('b')).toBe('suspect')
   })
 
-  it('a timer that fires late raises the score, once per period; late by more than a period, probes in flight are dropped unjudged', () => {
+  it('a timer that fires late raises the score, once per period; late by several periods (paused), probes in flight are dropped unjudged', () => {
     const d = make(['a', 'b', 'c', 'd'])
     const { target } = firstProbe(d)
     // Due 200 ms after the ping, run 150 ms late.
@@ -313,7 +313,7 @@ describe('FailureDetector: local health', () => {
     expect(d.health).toBe(1)
     d.late(150, d.t0 + 400)
     expect(d.health).toBe(1)
-    // Paused for 10 s: the probe's silence is ours, not the target's.
+    // Paused for 10 s (five periods or more): the probe's silence is ours, not the target's.
     d.tick(d.t0 + 10_600)
     expect(d.status(target)).toBe('alive')
     expect(d.stats.failedProbes + d.stats.inconclusiveProbes).toBe(0)
