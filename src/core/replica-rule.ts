@@ -1,0 +1,94 @@
+/**
+ * The rules of replicated VM records, pure, for the agent and the simulator:
+ *
+ * - who holds what: an owner's VMs are held by the `k` peers after it on the
+ *   ring of the peers not declared dead (ring.ts), in ring order; when that
+ *   set changes, the owner pushes its records to the new members and then
+ *   drops them from the members that left;
+ * - who restarts what: when an owner is declared dead, each holder of one of
+ *   its VMs computes the restarter — the first holder of the VM's
+ *   designation not declared dead. The restarter places an `always` VM again
+ *   (at epoch + 1, with a restart link) or reports a `never` VM lost; the
+ *   others wait, and the next one takes over only if the restarter is
+ *   declared dead too. A tombstone refuses every restart of its VM;
+ * - the quorum mode (`--restart-quorum`): a restart needs a majority of the
+ *   VM's replica set (its owner and its holders) to confirm the owner dead,
+ *   so a minority side of a partition restarts nothing.
+ *
+ * Deaths are not decided here: the view's status (the failure detector) is an input.
+ */
+import type { PeerStatus } from './cluster-view.ts'
+import type { Designation } from './ownership-messages.ts'
+import type { Ring } from './ring.ts'
+
+/** A peer's status as this node believes it; undefined for a peer it does not know (forgotten, or never heard of). */
+export type StatusOf = (peerId: string) => PeerStatus | undefined
+
+export type RestartPolicy = 'always' | 'never'
+
+/** The `k` holders of `owner`'s VMs on `ring` (the peers not declared dead, `owner` among them), in ring order. */
+export function replicaSet (ring: Ring, owner: string, k: number): string[] {
+  return ring.successors(owner, k)
+}
+
+/** What an owner whose holders were `before` and are `after` must do: push to the new ones, drop from those that left. */
+export function replicaMoves (before: readonly string[], after: readonly string[]): { push: string[], drop: string[] } {
+  return { push: after.filter(p => !before.includes(p)), drop: before.filter(p => !after.includes(p)) }
+}
+
+/** Whether two holder lists are the same, in the same order (the order decides the restarter). */
+export function sameHolders (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i])
+}
+
+/** A peer no longer counted on: declared dead, or not in the view at all. */
+export function isGone (status: PeerStatus | undefined): boolean {
+  return status == null || status === 'dead'
+}
+
+/** The holder that restarts a dead owner's VM: the first of its designation not declared dead. */
+export function restarterOf (designation: Designation, status: StatusOf): string | undefined {
+  return designation.replicas.find(p => !isGone(status(p)))
+}
+
+export type RestartDecision =
+  /** This holder places the VM again. */
+  | { kind: 'restart' }
+  /** This holder reports the VM lost (`never`): nothing restarts it. */
+  | { kind: 'lost' }
+  /** Another holder is the restarter; this one takes over if that one is declared dead. */
+  | { kind: 'wait', restarter: string }
+  /** Nothing to do: why. */
+  | { kind: 'none', reason: 'owner-not-dead' | 'deleted' | 'not-designated' }
+
+export interface HeldReplica {
+  designation: Designation
+  policy: RestartPolicy
+}
+
+/** What holder `self` does with a replica it holds, given what it believes of each peer. */
+export function decideRestart (replica: HeldReplica, self: string, status: StatusOf, tombstoned: boolean): RestartDecision {
+  if (tombstoned) return { kind: 'none', reason: 'deleted' }
+  if (!isGone(status(replica.designation.owner))) return { kind: 'none', reason: 'owner-not-dead' }
+  if (!replica.designation.replicas.includes(self)) return { kind: 'none', reason: 'not-designated' }
+  const restarter = restarterOf(replica.designation, p => p === self ? 'alive' : status(p))
+  if (restarter !== self) return { kind: 'wait', restarter: restarter! }
+  return replica.policy === 'never' ? { kind: 'lost' } : { kind: 'restart' }
+}
+
+/** Confirmations a restart needs in the quorum mode: a majority of the replica set (the owner and its holders). */
+export function quorumSize (designation: Designation): number {
+  return Math.floor((designation.replicas.length + 1) / 2) + 1
+}
+
+/** The holders the restarter asks to confirm the owner dead (itself confirms by deciding to restart). */
+export function confirmers (designation: Designation, self: string): string[] {
+  return designation.replicas.filter(p => p !== self)
+}
+
+/** Whether `confirmed` (holders that answered "dead", the restarter included) is a majority of the replica set. */
+export function hasQuorum (designation: Designation, confirmed: ReadonlySet<string>): boolean {
+  let n = 0
+  for (const p of designation.replicas) if (confirmed.has(p)) n++
+  return n >= quorumSize(designation)
+}
