@@ -12,6 +12,7 @@ import type { ViewConfig } from './core/cluster-view.ts'
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
+import { DEFAULT_REPLICA, type ReplicaConfig } from './core/replica-rule.ts'
 
 export type Profile = 'local' | 'lan' | 'wan'
 export type DriverName = 'sim'
@@ -104,6 +105,8 @@ export interface AgentConfig {
   rebalance: RebalanceConfig
   /** Live migration: see core/migration-fsm.ts for each field. */
   migration: MigrationConfig
+  /** Replicated VM records and restart on a live peer: see core/replica-rule.ts for each field (the same in every profile). */
+  replica: ReplicaConfig
 }
 
 const base = {
@@ -132,6 +135,7 @@ export function defaultLocalConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'local',
     bootDelayMs: 200,
     requestTimeoutMs: 10_000,
@@ -149,6 +153,7 @@ export function defaultLanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
@@ -164,6 +169,7 @@ export function defaultWanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE, partitionTimeoutMs: 120_000 },
     migration: { ...DEFAULT_MIGRATION, bandwidthMiBps: 125 },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,

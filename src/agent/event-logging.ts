@@ -16,6 +16,11 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.dead': 'info',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
+  'vm.restarted': 'info',
+  'vm.lost': 'warn',
+  'vm.fenced': 'info',
+  // Logged once per sender by the count of invalid input; a line for each of a rogue's claims would flood it.
+  'replica.refused': 'debug',
   'migration.committed': 'info',
   'migration.aborted': 'info',
   'rebalance.started': 'info',

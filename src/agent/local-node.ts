@@ -6,20 +6,39 @@
  */
 import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import type { Change } from '../core/gossip-policy.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { Store, VmRecord } from '../store/store.ts'
 
+/** The proofs of our VMs' ownership (core/ownership.ts), made and checked with this agent's key. */
+export interface OwnershipProofs {
+  /** A new VM's chain: its origin, signed by us (at `epoch` for a record of an earlier version that has none). */
+  origin: (vmId: string, epoch: number) => Chain
+  /**
+   * Why the chain a commit brings from `from` cannot be ours; undefined when
+   * it can: a restart's (its last link a restart by `from` naming us) or a
+   * migration's (a migration from `from` to us).
+   */
+  check: (vmId: string, chain: Chain, kind: 'restart' | 'migrate', from: string) => string | undefined
+}
+
+/** Why a VM leaves this node: deleted by a user (it must never come back), or moved (migrated, fenced: it runs elsewhere). */
+export type Removal = 'user' | 'moved'
+
 export interface LocalNodeInit {
   ledger: Ledger
   store: Store
   driver: Driver
+  proofs: OwnershipProofs
+  /** A VM was deleted by a user: its tombstone goes to its replica holders before the delete is answered. */
+  onDeleted?: (rec: VmRecord) => Promise<void>
   now: () => number
   /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
   onChange: (change: Change) => void
-  /** One VM of this node appeared (placed, adopted, restored), changed state, or was deleted: for its events. */
-  onVm?: (rec: VmRecord, what: 'added' | 'state' | 'deleted') => void
+  /** One VM of this node appeared (placed, adopted, restored), changed state, or was deleted (and why): for its events and its holders. */
+  onVm?: (rec: VmRecord, what: 'added' | 'state' | 'deleted', why?: Removal) => void
 }
 
 export type { Change }
@@ -64,6 +83,7 @@ export class LocalNode {
   async restore (): Promise<number> {
     const records = this.#init.store.listVms()
     for (const rec of records) {
+      if (rec.chain.length === 0) rec.chain = this.#init.proofs.origin(rec.spec.id, rec.epoch)
       this.#vms.set(rec.spec.id, rec)
       this.#summaries = undefined
       this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, rec.spec.constraints?.spread)
@@ -75,15 +95,15 @@ export class LocalNode {
     return records.length
   }
 
-  /** Serves one `/discovery/place/1.0.0` request (from a peer, or from this agent itself). */
-  async handle (req: PlaceRequest): Promise<PlaceResponse> {
+  /** Serves one `/discovery/place/1.0.0` request from `from` (a peer, or this agent itself). */
+  async handle (req: PlaceRequest, from: string): Promise<PlaceResponse> {
     switch (req.op) {
       case 'reserve': {
         const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'commit': {
-        const r = await this.commit(req.leaseId, req.vm)
+        const r = await this.commit(req.leaseId, req.vm, req.chain, from)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true, state: r.state } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'release':
@@ -102,17 +122,29 @@ export class LocalNode {
     return r
   }
 
-  /** Turns a lease into a VM: durable in the store before it is acknowledged. Idempotent for a retried commit. */
-  async commit (leaseId: string, spec: VmSpec): Promise<CommitOutcome> {
+  /**
+   * Turns a lease into a VM: durable in the store before it is acknowledged.
+   * Idempotent for a retried commit. A restart brings the VM's chain, whose
+   * restart link (by `from`) names us; a new VM starts its own.
+   */
+  async commit (leaseId: string, spec: VmSpec, restartChain?: Chain, from = ''): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return { ok: true, state: existing.state }
     const inFlight = this.#committing.get(spec.id)
     if (inFlight != null) return await inFlight.done
+    let chain: Chain
+    if (restartChain != null) {
+      const bad = this.#init.proofs.check(spec.id, restartChain, 'restart', from)
+      if (bad != null) return { ok: false, reason: `the restart's proof does not hold: ${bad}` }
+      chain = restartChain
+    } else {
+      chain = this.#init.proofs.origin(spec.id, 0)
+    }
     const now = this.#init.now()
     // The lease becomes the VM's usage here, in this synchronous step: the capacity never shows free in between.
     const r = this.ledger.commit(leaseId, spec.id, now)
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
-    const rec: VmRecord = { spec, state: 'creating', epoch: 0 }
+    const rec: VmRecord = { spec, state: 'creating', epoch: chain[chain.length - 1].epoch, chain }
     const done = this.#persist(rec)
     this.#committing.set(spec.id, { rec, done })
     try {
@@ -151,7 +183,8 @@ export class LocalNode {
     if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange('load')
   }
 
-  async deleteVm (id: string): Promise<boolean> {
+  /** Stops and forgets a VM; a user's delete is answered once its tombstone reached the VM's holders (or could not). */
+  async deleteVm (id: string, why: Removal = 'user'): Promise<boolean> {
     const pending = this.#deleting.get(id)
     if (pending != null) return await pending
     const rec = this.#vms.get(id)
@@ -163,7 +196,8 @@ export class LocalNode {
       this.#summaries = undefined
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
-      this.#init.onVm?.(rec, 'deleted')
+      this.#init.onVm?.(rec, 'deleted', why)
+      if (why === 'user') await this.#init.onDeleted?.(rec)
       return true
     })()
     this.#deleting.set(id, done)
@@ -191,13 +225,21 @@ export class LocalNode {
     return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
   }
 
-  /** Takes over a migrated VM at its new epoch: durable before the source is told. Idempotent. */
-  async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number): Promise<CommitOutcome> {
+  /**
+   * Takes over a migrated VM at its new epoch: durable before the source is
+   * told. Idempotent. The chain ends with the source's migrate link to us; a
+   * source of an earlier version sends none, and the VM starts a new origin here.
+   */
+  async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number, chain?: Chain, from = ''): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
+    if (chain != null) {
+      const bad = chain[chain.length - 1].epoch !== epoch ? `its head is at epoch ${chain[chain.length - 1].epoch}, not ${epoch}` : this.#init.proofs.check(spec.id, chain, 'migrate', from)
+      if (bad != null) return { ok: false, reason: `the migration's proof does not hold: ${bad}` }
+    }
     const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
-    const rec: VmRecord = { spec, state: 'running', epoch }
+    const rec: VmRecord = { spec, state: 'running', epoch, chain: chain ?? this.#init.proofs.origin(spec.id, epoch) }
     try {
       this.#init.store.putVm(rec)
     } catch (err: any) {

@@ -23,7 +23,13 @@ export function createMetrics () {
     migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
     rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
-    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
+    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
+    restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
+    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'Dead owners\' VMs this agent reported lost (restartPolicy never)', registers: [registry] }),
+    fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),
+    replicasHeld: new Gauge({ name: 'discovery_replicas_held', help: 'Replicas of other owners\' VMs this agent holds', registers: [registry] }),
+    tombstones: new Gauge({ name: 'discovery_tombstones', help: 'Tombstones of deleted VMs this agent keeps', registers: [registry] }),
+    replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] })
   }
 }
 
@@ -47,6 +53,9 @@ export function countEvents (metrics: Metrics, events: EventLog): () => void {
       metrics.createSeconds.observe(e.data.ms / 1000)
     }),
     events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
+    events.on('vm.restarted', () => { metrics.restarts.inc({ result: 'restarted' }) }),
+    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
+    events.on('vm.fenced', () => { metrics.fenced.inc() }),
     events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
     events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
     events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),

@@ -21,6 +21,46 @@ import type { PeerStatus } from './cluster-view.ts'
 import type { Designation } from './ownership-messages.ts'
 import type { Ring } from './ring.ts'
 
+export interface ReplicaConfig {
+  /**
+   * k: how many peers after the owner on the ring hold each of its VMs.
+   * Default 2: a VM survives the death of its owner and of one holder at
+   * once (two neighbours on the ring), for two more copies of each record.
+   */
+  replicas: number
+  /**
+   * `--restart-quorum`: a restart needs a majority of the VM's replica set
+   * (the owner and its k holders) to confirm the owner dead, so the minority
+   * side of a partition restarts nothing. Default off: with it, a VM whose
+   * owner and one holder die at once (k = 2) waits for one of them to return.
+   */
+  restartQuorum: boolean
+  /** Pause before a failed push, restart or confirmation is tried again; doubles up to 10 s. Default 1 s. */
+  retryMs: number
+  /**
+   * How long the ring must stay the same before an owner moves its replicas:
+   * agents that start or die together change the ring many times in a second,
+   * and each change would move every record. Restarts do not wait for it. Default 1 s.
+   */
+  ringSettleMs: number
+  /**
+   * After a ring change, how long a holder waits for its owners to send their
+   * records again before it asks them about the ones they did not (`held`):
+   * a holder back from the dead may hold records its owner has since moved
+   * or deleted, and must not restart them. Default 10 s.
+   */
+  reconcileAfterMs: number
+  /**
+   * How long a tombstone is kept: a VM deleted on one side of a partition
+   * stays deleted if the partition heals within this time. Default 7 days.
+   */
+  tombstoneKeepMs: number
+  /** The most tombstones kept (the oldest go first): bounded disk. Default 10,000. */
+  tombstoneMax: number
+}
+
+export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000 })
+
 /** A peer's status as this node believes it; undefined for a peer it does not know (forgotten, or never heard of). */
 export type StatusOf = (peerId: string) => PeerStatus | undefined
 

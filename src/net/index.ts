@@ -7,7 +7,7 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip } from './state-gossip.ts'
-export { MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC } from './protocols.ts'
+export { MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, REPLICA_PROTOCOL, STATE_TOPIC } from './protocols.ts'
 export { PlaceServer } from './place-server.ts'
 export { PlaceClient } from './place-client.ts'
 export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './place-wire.ts'
