@@ -7,8 +7,10 @@
  * or drops our replica (superseded); a claim without a valid proof is
  * dropped, counted in `discovery_invalid_messages_total{source="epoch"}`,
  * logged once per sender, and the VM keeps running. Each claim is checked
- * once (verdicts are kept, bounded). And a peer seen running a VM we hold a
- * tombstone for is sent the tombstone.
+ * once (verdicts are kept, bounded). A peer seen running an older copy of
+ * one of our VMs is sent our proof at once (`claim`), rather than waiting
+ * for our next gossip to reach it; one seen running a VM we hold a tombstone
+ * for is sent the tombstone.
  */
 import type { VmSummary } from '../core/messages.ts'
 import { checkClaim, compareHeads, headOf, type Head, type Signer } from '../core/ownership.ts'
@@ -19,8 +21,8 @@ import type { LocalNode } from './local-node.ts'
 
 /** Verdicts kept (the oldest forgotten first): a claim is fetched and checked once, however often it is gossiped. */
 const MAX_VERDICTS = 10_000
-/** A tombstone is sent to one peer at most this often, while it keeps gossiping the VM. */
-const TOMBSTONE_RESEND_MS = 30_000
+/** A tombstone, or our proof, is sent to one peer at most this often while it keeps gossiping an older copy. */
+const RESEND_MS = 30_000
 
 export interface ClaimsInit {
   signer: Signer
@@ -30,6 +32,8 @@ export interface ClaimsInit {
   /** The chains `peer` has for `vmIds` (those it runs); rejects when it cannot be asked. */
   fetchChains: (peer: string, vmIds: string[]) => Promise<Map<string, Chain>>
   sendTombstone: (peer: string, tombstone: Tombstone) => Promise<void>
+  /** Sends `peer` our chains of VMs it runs older copies of (`claim`). */
+  sendChains: (peer: string, chains: Array<{ vmId: string, chain: Chain }>) => Promise<void>
   /** `owner` proved it runs `vmId` above our head: stop our copy (the migration service's fencing). */
   fence: (vmId: string, owner: string, epoch: number) => void
   /** A proof did not hold: counted and logged once per sender. */
@@ -51,7 +55,10 @@ export class Claims {
   readonly #verdicts = new Map<string, Verdict>()
   /** Claims to fetch the proofs of, per peer, sent together on the next turn. */
   readonly #queue = new Map<string, Map<string, Head>>()
-  readonly #tombstonesSent = new Map<string, number>()
+  /** When we last told a peer about a VM (a tombstone, or our proof), by `vmId/peer`. */
+  readonly #told = new Map<string, number>()
+  /** Our proofs to send, per peer, sent together on the next turn. */
+  readonly #proofs = new Map<string, Set<string>>()
   #flushScheduled = false
 
   constructor (init: ClaimsInit) {
@@ -66,9 +73,37 @@ export class Claims {
       const mine = local.get(vm.id)
       const held = holdings.get(vm.id)
       if ((mine != null && above(claim, mine.chain)) || (held != null && above(claim, held.record.chain))) this.#claim(peer, vm.id, claim)
+      // It runs an older copy of one of ours (back from the dead, or from the other side of a partition): we tell it at once.
+      else if (mine != null && mine.chain.length > 0 && compareHeads(claim, headOf(mine.chain)) < 0 && this.#tell(vm.id, peer)) this.#queueProof(peer, vm.id)
       const t = holdings.tombstone(vm.id)
-      if (t != null) this.#sendTombstone(peer, t)
+      if (t != null && this.#tell(vm.id, peer)) this.#init.sendTombstone(peer, t).catch(() => {})
     }
+  }
+
+  /** Proofs `from` sent us unasked (`claim`): each checked as if we had fetched it. */
+  pushed (from: string, chains: ReadonlyArray<{ vmId: string, chain: Chain }>): void {
+    for (const { vmId, chain } of chains) {
+      const head = headOf(chain)
+      const why = head.owner !== from ? `the chain's head is owned by ${head.owner}, not by the peer that sent it` : this.#apply(vmId, head, chain)
+      if (why != null && why !== NOT_ABOVE) this.#init.refused(vmId, from, why)
+      else if (why == null) this.#remember(`${vmId}@${head.epoch}/${from}`, head)
+    }
+  }
+
+  #queueProof (peer: string, vmId: string): void {
+    let ids = this.#proofs.get(peer)
+    if (ids == null) {
+      ids = new Set()
+      this.#proofs.set(peer, ids)
+    }
+    ids.add(vmId)
+    this.#schedule()
+  }
+
+  #schedule (): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => { this.#flush() })
   }
 
   #claim (peer: string, vmId: string, head: Head): void {
@@ -87,10 +122,7 @@ export class Claims {
       this.#queue.set(peer, forPeer)
     }
     forPeer.set(vmId, head)
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      setImmediate(() => { this.#flush() })
-    }
+    this.#schedule()
   }
 
   #flush (): void {
@@ -100,6 +132,16 @@ export class Claims {
     for (const [peer, claims] of queue) {
       const entries = [...claims]
       for (let i = 0; i < entries.length; i += MAX_CHAINS_PER_MESSAGE) void this.#prove(peer, entries.slice(i, i + MAX_CHAINS_PER_MESSAGE))
+    }
+    const proofs = [...this.#proofs]
+    this.#proofs.clear()
+    for (const [peer, ids] of proofs) {
+      const chains: Array<{ vmId: string, chain: Chain }> = []
+      for (const id of ids) {
+        const chain = this.#init.local.get(id)?.chain
+        if (chain != null && chain.length > 0) chains.push({ vmId: id, chain })
+      }
+      for (let i = 0; i < chains.length; i += MAX_CHAINS_PER_MESSAGE) this.#init.sendChains(peer, chains.slice(i, i + MAX_CHAINS_PER_MESSAGE)).catch(() => {})
     }
   }
 
@@ -150,13 +192,15 @@ export class Claims {
     return undefined
   }
 
-  #sendTombstone (peer: string, t: Tombstone): void {
-    const key = `${t.vmId}/${peer}`
+  /** Whether to tell `peer` about `vmId` now (at most once per RESEND_MS). */
+  #tell (vmId: string, peer: string): boolean {
+    const key = `${vmId}/${peer}`
     const now = this.#init.now()
-    if ((this.#tombstonesSent.get(key) ?? -Infinity) > now - TOMBSTONE_RESEND_MS) return
-    this.#tombstonesSent.set(key, now)
-    if (this.#tombstonesSent.size > MAX_VERDICTS) this.#tombstonesSent.delete(this.#tombstonesSent.keys().next().value!)
-    this.#init.sendTombstone(peer, t).catch(() => {})
+    if ((this.#told.get(key) ?? -Infinity) > now - RESEND_MS) return false
+    this.#told.delete(key)
+    this.#told.set(key, now)
+    if (this.#told.size > MAX_VERDICTS) this.#told.delete(this.#told.keys().next().value!)
+    return true
   }
 
   #remember (key: string, verdict: Verdict): void {

@@ -94,6 +94,7 @@ export class ReplicaService {
         return new Map((res.chains ?? []).map(c => [c.vmId, c.chain]))
       },
       sendTombstone: async (peer, t) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] }) },
+      sendChains: async (peer, chains) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'claim', chains }) },
       fence: (vmId, owner, epoch) => {
         if (components.fence(vmId, owner, epoch)) events.emit('vm.fenced', { id: vmId, node: owner, epoch })
       },
@@ -254,6 +255,9 @@ export class ReplicaService {
         }
         return { ...ok, chains }
       }
+      case 'claim':
+        this.#claims.pushed(from, req.chains)
+        return ok
       case 'held':
         return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
     }

@@ -3,7 +3,8 @@
  * stream: an owner's VM records pushed to its holders (`put`), taken back
  * (`drop`) and deleted (`delete`, with tombstones); a restarter's question to
  * the other holders (`confirm-dead`, the quorum mode); a verifier's request
- * for the chain behind a claimed epoch (`chain`); a holder's question to an
+ * for the chain behind a claimed epoch (`chain`), and an owner's proof sent
+ * unasked to a peer that runs an older copy (`claim`); a holder's question to an
  * owner about replicas it was not sent again (`held`).
  */
 import { z } from 'zod'
@@ -35,6 +36,8 @@ export const replicaRequestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), tombstones: z.array(tombstoneSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('confirm-dead'), peerId: peerIdSchema }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('chain'), vmIds: vmIds(MAX_CHAINS_PER_MESSAGE) }).strict(),
+  /** The owner of a VM tells a peer still running an older copy of it: here is the proof, stop yours. */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('claim'), chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).min(1).max(MAX_CHAINS_PER_MESSAGE) }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('held'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict()
 ])
 export type ReplicaRequest = z.infer<typeof replicaRequestSchema>
