@@ -267,8 +267,8 @@ export class Agent {
 
   #onTick (): void {
     this.#local.tick()
-    this.#membership.tick(this.#ownState.refreshIntervalMs())
     this.#replica.tick()
+    this.#membership.tick(this.#ownState.refreshIntervalMs())
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }
 

@@ -61,6 +61,7 @@ export class ReplicaService {
   readonly #server: RpcServer<typeof replicaRequestSchema>
   readonly #startedAtMs: number
   readonly #offEvents: Array<() => void> = []
+  #lastTickMs?: number
   /** When the holder should ask owners about records they did not send again since `since`. */
   #reconcile?: { atMs: number, since: number }
 
@@ -169,10 +170,17 @@ export class ReplicaService {
     return this.#replication.commitChain(vmId, to)
   }
 
+  /** On the agent's tick, before the view's (a pause must be seen before the deaths it makes the view declare). */
   tick (): void {
+    const now = this.#c.clock.now()
+    const gap = now - (this.#lastTickMs ?? now)
+    this.#lastTickMs = now
+    if (gap >= this.#c.config.replica.stallMs) {
+      this.#restarts.hold(now + this.#c.config.replica.stallHoldMs)
+      this.#c.log.warn({ component: 'discovery:restart', pausedMs: gap, holdMs: this.#c.config.replica.stallHoldMs }, 'this agent was paused: deaths declared on waking are not acted on for a while')
+    }
     this.#replication.tick()
     this.#restarts.evaluate()
-    const now = this.#c.clock.now()
     if (this.#reconcile != null && now >= this.#reconcile.atMs) {
       const since = this.#reconcile.since
       this.#reconcile = undefined

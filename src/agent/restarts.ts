@@ -49,15 +49,25 @@ export class Restarts {
   readonly #retry = new Map<string, { atMs: number, pauseMs: number }>()
   /** `never` VMs already reported lost, until their owner comes back. */
   readonly #reported = new Set<string>()
+  #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
     this.#init = init
   }
 
-  /** The view declared `peerId` dead: its VMs, and those it was the restarter of, are looked at now. */
+  /** The view declared `peerId` dead: its VMs, and those it was the restarter of, are looked at now (unless held). */
   peerDead (peerId: string): void {
     if (!this.#deadAt.has(peerId)) this.#deadAt.set(peerId, this.#init.now())
-    this.evaluate()
+    if (this.#init.now() >= this.#holdUntilMs) this.evaluate()
+  }
+
+  /** We were paused: the deaths our view declares on waking are not acted on until `untilMs`. */
+  hold (untilMs: number): void {
+    this.#holdUntilMs = Math.max(this.#holdUntilMs, untilMs)
+  }
+
+  get held (): boolean {
+    return this.#init.now() < this.#holdUntilMs
   }
 
   /** `peerId` is back: it runs its VMs again (a restart already done is settled by fencing). */
@@ -73,6 +83,7 @@ export class Restarts {
   evaluate (): void {
     const { holdings, status, self } = this.#init
     const now = this.#init.now()
+    if (now < this.#holdUntilMs) return
     for (const owner of holdings.owners()) {
       if (!isGone(status(owner))) continue
       for (const r of holdings.ofOwner(owner)) {

@@ -57,9 +57,21 @@ export interface ReplicaConfig {
   tombstoneKeepMs: number
   /** The most tombstones kept (the oldest go first): bounded disk. Default 10,000. */
   tombstoneMax: number
+  /**
+   * A gap this long between two of the agent's ticks (250 ms apart) means it
+   * was paused (SIGSTOP, a frozen VM, a machine out of CPU): on waking, its
+   * view finds every peer silent and declares them dead. Default 5 s.
+   */
+  stallMs: number
+  /**
+   * After such a pause, how long deaths are not acted on: time to reconnect
+   * and hear the peers again, which makes them alive. Without it a paused
+   * agent would restart every VM it holds on waking. Default 10 s.
+   */
+  stallHoldMs: number
 }
 
-export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000 })
+export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000, stallMs: 5_000, stallHoldMs: 10_000 })
 
 /** A peer's status as this node believes it; undefined for a peer it does not know (forgotten, or never heard of). */
 export type StatusOf = (peerId: string) => PeerStatus | undefined

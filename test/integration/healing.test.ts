@@ -5,7 +5,10 @@
  * ring are killed with SIGKILL: every `always` VM runs again exactly once on
  * a live agent, the `never` ones are reported lost. The two are started again
  * on their data dirs: their stale copies stop (fencing with proofs), no VM
- * runs twice, and the views converge. Last, a rogue peer with the swarm
+ * runs twice, and the views converge. One agent is paused with SIGSTOP: it is
+ * declared dead (today by its connections' ping timeout, 30 to 60 s) and its
+ * VMs restarted; resumed with SIGCONT, it stops its stale copies and restarts
+ * nothing itself (a pause holds its restarts). Last, a rogue peer with the swarm
  * settings claims VMs at a higher epoch with forged proofs: refused and
  * counted, the VMs keep running. (Last because the views of the agents it
  * never connected to keep its state until its silence makes it dead: 60 s.)
@@ -138,11 +141,44 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     expect(fenced).toBeGreaterThan(0)
   })
 
+  it('SIGSTOP one agent: declared dead, its VMs restarted; SIGCONT: it stops its stale copies, nothing runs twice', async () => {
+    const file = readCluster(dir)
+    const before = await runners(apis)
+    // An agent never killed (its pid in cluster.json is its own) that runs `always` VMs.
+    const candidates = ids.map((id, i) => ({ i, id, vms: [...before].filter(([vmId, vms]) => vms[0].node === id && created.get(vmId)?.policy === 'always').map(([vmId]) => vmId) }))
+      .filter(c => !victims.includes(c.i) && c.vms.length > 0)
+    const { i: paused, vms: its } = candidates[0]
+    const others = apis.filter((_, i) => i !== paused)
+    const ownRestarts = await metric(apis[paused], 'discovery_vm_restarts_total')
+    const t0 = Date.now()
+    process.kill(file.nodes[paused].pid, 'SIGSTOP')
+    try {
+      await waitFor('the paused agent\'s `always` VMs running elsewhere', async () => {
+        const now = await runners(others)
+        return its.every(id => now.get(id)?.length === 1 && now.get(id)![0].state === 'running') ? true : undefined
+      }, 150_000, 500)
+    } finally {
+      process.kill(file.nodes[paused].pid, 'SIGCONT')
+    }
+    const restartedMs = Date.now() - t0
+    const t1 = Date.now()
+    const want = [...created.keys()].sort()
+    await waitFor('each VM running exactly once once the paused agent is back', async () => {
+      const now = await runners(apis)
+      const nodes = await Promise.all(others.map(async a => await a.call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')))
+      return want.every(id => now.get(id)?.length === 1) && now.size === want.length && nodes.every(v => v.find(n => n.peerId === ids[paused])?.state === 'alive') ? true : undefined
+    }, 60_000, 250)
+    // On waking, its view found every peer silent and declared them dead: it restarted none of their VMs.
+    expect(await metric(apis[paused], 'discovery_vm_restarts_total')).toBe(ownRestarts)
+    process.stdout.write(`healing: a paused agent's ${its.length} VMs running elsewhere ${restartedMs} ms after SIGSTOP; after SIGCONT, each VM once again within ${Date.now() - t1} ms\n`)
+  })
+
   it('refuses a rogue peer\'s forged higher epochs, counts them, and keeps the VMs running', async () => {
     const file = readCluster(dir)
-    // An agent never killed: its address in cluster.json is still good.
-    const target = apis.findIndex((_, i) => !victims.includes(i))
-    const mine = (await apis[target].call<Vm[]>('GET', '/v1/vms')).slice(0, 2)
+    // An agent never killed (its address in cluster.json is still good) that runs two VMs or more.
+    const lists = await Promise.all(apis.map(async a => await a.call<Vm[]>('GET', '/v1/vms')))
+    const target = lists.findIndex((l, i) => !victims.includes(i) && l.length >= 2)
+    const mine = lists[target].slice(0, 2)
     expect(mine).toHaveLength(2)
     const key = await generateKeyPair('Ed25519') as unknown as PrivateKey
     const rogue = await createHost({ privateKey: key, listen: '/ip4/127.0.0.1/tcp/0' })
