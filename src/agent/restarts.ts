@@ -109,6 +109,8 @@ export class Restarts {
       if (kind === 'lost') {
         this.#reported.add(id)
         this.#init.events.emit('vm.lost', { id, owner, reason: 'its owner was declared dead and its restart policy is never' })
+        // Reported once; should its owner come back, it runs the VM again and sends its record anew.
+        this.#init.holdings.drop([id])
         return
       }
       // Superseded or dropped while the quorum was asked: nothing to restart.
