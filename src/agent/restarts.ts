@@ -47,8 +47,6 @@ export class Restarts {
   readonly #deadAt = new Map<string, number>()
   readonly #inFlight = new Set<string>()
   readonly #retry = new Map<string, { atMs: number, pauseMs: number }>()
-  /** `never` VMs already reported lost, until their owner comes back. */
-  readonly #reported = new Set<string>()
   #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
@@ -73,10 +71,7 @@ export class Restarts {
   /** `peerId` is back: it runs its VMs again (a restart already done is settled by fencing). */
   peerAlive (peerId: string): void {
     if (!this.#deadAt.delete(peerId)) return
-    for (const r of this.#init.holdings.ofOwner(peerId)) {
-      this.#reported.delete(r.record.spec.id)
-      this.#retry.delete(r.record.spec.id)
-    }
+    for (const r of this.#init.holdings.ofOwner(peerId)) this.#retry.delete(r.record.spec.id)
   }
 
   /** Runs the restart rule over every VM we hold of an owner we count as dead; on each tick and each death. */
@@ -91,7 +86,7 @@ export class Restarts {
         if (this.#inFlight.has(id) || (this.#retry.get(id)?.atMs ?? 0) > now) continue
         const tombstoned = holdings.tombstoneFor(id, r.record.chain) != null
         const decision = decideRestart({ designation: r.record.designation, policy: r.record.spec.restartPolicy ?? 'always' }, self, status, tombstoned)
-        if (decision.kind === 'restart' || (decision.kind === 'lost' && !this.#reported.has(id))) void this.#act(r, owner, decision.kind)
+        if (decision.kind === 'restart' || decision.kind === 'lost') void this.#act(r, owner, decision.kind)
       }
     }
   }
@@ -107,7 +102,6 @@ export class Restarts {
         return
       }
       if (kind === 'lost') {
-        this.#reported.add(id)
         this.#init.events.emit('vm.lost', { id, owner, reason: 'its owner was declared dead and its restart policy is never' })
         // Reported once; should its owner come back, it runs the VM again and sends its record anew.
         this.#init.holdings.drop([id])
