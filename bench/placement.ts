@@ -12,7 +12,8 @@ import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson, request } from './lib/http.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { cpuPercent, cpuSeconds, pssMiB, statusMiB } from './lib/proc.ts'
-import { fmt, max, mean, percentile } from './lib/stats.ts'
+import { max, mean, percentile } from '../src/core/stats.ts'
+import { fmt } from './lib/stats.ts'
 import { keyValues, table } from './lib/table.ts'
 
 /** Every VM the benchmark creates. */
@@ -140,7 +141,7 @@ async function load (apis: string[], total: number, concurrency: number): Promis
     concurrency,
     wallS,
     vmsPerS: status.created / wallS,
-    createMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: max(latencies) },
+    createMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: max(latencies) },
     status,
     agentsCpuPct: { sum: NaN, mean: NaN },
     latencies
@@ -220,10 +221,10 @@ async function runOne (nodes: number, basePort: number, opts: Options): Promise<
         samples: CONVERGENCE_SAMPLES,
         pairs: pairs.length,
         missed,
-        p50Ms: percentile(pairs, 50),
-        p99Ms: percentile(pairs, 99),
+        p50Ms: percentile(pairs, 0.5),
+        p99Ms: percentile(pairs, 0.99),
         maxMs: max(pairs),
-        lastAgentP50Ms: percentile(lastAgent, 50),
+        lastAgentP50Ms: percentile(lastAgent, 0.5),
         lastAgentMaxMs: max(lastAgent)
       },
       load: loadResult,

@@ -1,16 +1,17 @@
 /**
  * `npm run bench -- NAME [options]`: runs one benchmark (placement: against a
- * real local cluster started through the CLI; rebalance: in the simulator). Each benchmark is a module with a
+ * real local cluster started through the CLI; rebalance and sim-placement: in the simulator). Each benchmark is a module with a
  * `main(args)` that prints its report and resolves to an exit code.
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
-  rebalance: { about: 'the simulator\'s vmplaces table: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
+  'sim-placement': { about: 'the simulator\'s placement scenario: 100,000 VMs through random agents at 1,000 and 10,000 nodes, lan and wan', load: async () => await import('./sim-placement.ts') },
+  rebalance: { about: 'the simulator\'s vmplaces and vmplaces-10g tables: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
 }
 
 function usage (): string {
   return 'usage: npm run bench -- NAME [options]   (NAME --help for its options)\n\nbenchmarks:\n' +
-    Object.entries(BENCHMARKS).map(([name, b]) => `  ${name.padEnd(12)} ${b.about}`).join('\n')
+    Object.entries(BENCHMARKS).map(([name, b]) => `  ${name.padEnd(14)} ${b.about}`).join('\n')
 }
 
 const [name, ...rest] = process.argv.slice(2)

@@ -13,8 +13,10 @@ import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
 import { DEFAULT_REPLICA, type ReplicaConfig } from './core/replica-rule.ts'
+import { DEFAULT_PEER_LEASE_BOUND, type PeerLeaseBound } from './core/ledger.ts'
+import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
-export type Profile = 'local' | 'lan' | 'wan'
+export type Profile = ProfileName
 export type DriverName = 'sim'
 export type { GossipConfig }
 
@@ -48,8 +50,33 @@ export interface AgentConfig {
   /** HTTP API host and port. Default 127.0.0.1:7100; bound to loopback unless told otherwise. */
   apiHost: string
   apiPort: number
-  /** Bearer token the API requires when set. Default none (loopback only). */
+  /**
+   * Bearer token the API requires when set (`--api-token-file`, `$DISCOVERY_API_TOKEN`
+   * or `--api-token`). Default none (loopback only).
+   */
   apiToken?: string
+  /**
+   * Serve the admin routes (`/v1/admin/partition`, `/v1/admin/heal`): cut this
+   * agent off given peers, for tests and chaos. Default off: they can isolate
+   * the agent. Refused without an API token.
+   */
+  admin: boolean
+  /**
+   * Listen beyond loopback with no swarm key. Default false: without a key,
+   * any process that reaches the libp2p port is a peer and may reserve,
+   * commit and delete VMs, whatever the API token; so an agent that listens
+   * on anything but loopback refuses to start without `--swarm-key` unless
+   * the operator says `--open-swarm`.
+   */
+  openSwarm: boolean
+  /**
+   * Find peers by multicast DNS (`@libp2p/mdns`) on the local network segment,
+   * and dial them. Default off: it announces the agent to the whole segment,
+   * and the bootstrap list is what a fleet across sites needs anyway.
+   */
+  mdns: boolean
+  /** What one peer may hold in reservations on this node (core/ledger.ts, `PeerLeaseBound`: each default with its reason). */
+  peerLeases: PeerLeaseBound
   /** Durable state: identity key, VM records. Default `./.discovery/agent`. */
   dataDir: string
   /** What this node offers. Default 8 vCPU / 16 GiB with the sim driver. */
@@ -119,11 +146,15 @@ const base = {
   cpuOvercommit: 1,
   labels: {} as Record<string, string>,
   driver: 'sim' as const,
-  leaseTtlMs: 10_000,
+  admin: false,
+  openSwarm: false,
+  mdns: false,
+  peerLeases: { ...DEFAULT_PEER_LEASE_BOUND },
+  leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   redialMinMs: 250,
   redialMaxMs: 10_000,
   tickIntervalMs: 250,
-  placementSample: 2,
+  placementSample: DEFAULT_PLACEMENT_SAMPLE,
   demand: DEFAULT_DEMAND as DemandConfig | null,
   staticDemand: 0.5,
   seed: 1,
@@ -138,8 +169,8 @@ export function defaultLocalConfig (): AgentConfig {
     replica: { ...DEFAULT_REPLICA },
     profile: 'local',
     bootDelayMs: 200,
-    requestTimeoutMs: 10_000,
-    gossip: { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, hostBudgetPerSecond: 160, burst: 4, meshDegree: 3 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
+    gossip: { ...PROFILE_GOSSIP.local },
     connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000 },
     // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
     // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
@@ -157,8 +188,8 @@ export function defaultLanConfig (): AgentConfig {
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
-    requestTimeoutMs: 5_000,
-    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 3_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
+    gossip: { ...PROFILE_GOSSIP.lan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 },
     view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
   }
@@ -173,8 +204,8 @@ export function defaultWanConfig (): AgentConfig {
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
-    requestTimeoutMs: 10_000,
-    gossip: { minPublishIntervalMs: 200, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 },
+    requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
+    gossip: { ...PROFILE_GOSSIP.wan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 },
     view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
   }

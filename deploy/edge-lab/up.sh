@@ -102,7 +102,7 @@ for sh in "${HOSTS[@]}"; do
   mkdir -p "$LAB_STATE/$ns"
   setsid ip netns exec "$ns" env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_COMPILE_CACHE="$LAB_STATE/compile-cache" \
     "$NODE" "$REPO/bin/discovery.js" agent --profile "$PROFILE" --listen /ip4/0.0.0.0/tcp/4001 --bootstrap "$peers" \
-    --api 127.0.0.1:7100 --api-token "$TOKEN" --swarm-key "$LAB_STATE/swarm.key" --data-dir "$LAB_STATE/$ns/data" \
+    --api 127.0.0.1:7100 --api-token-file "$LAB_STATE/token" --swarm-key "$LAB_STATE/swarm.key" --data-dir "$LAB_STATE/$ns/data" \
     --cpu 4 --mem 8GiB --labels "zone=edge-lab-s$s,host=h$h" --json \
     > "$LAB_STATE/$ns/agent.out" 2> "$LAB_STATE/$ns/agent.log" < /dev/null &
   echo $! > "$LAB_STATE/$ns/agent.pid"

@@ -17,9 +17,9 @@ import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
-import { createHost, Redialer, StateGossip } from '../net/index.ts'
+import { type BlockedPeer, createHost, type PartitionDirection, PartitionGater, Redialer, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
-import { VmNotFoundError } from './errors.ts'
+import { AdminDisabledError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
 import { LocalNode, summarize } from './local-node.ts'
@@ -38,6 +38,8 @@ import { agentRng, systemClock } from './runtime.ts'
 export const VERSION = '0.1.0'
 /** The longest wait a request may ask for (`GET /v1/vms/:id?wait=`). */
 export const MAX_VM_WAIT_MS = 60_000
+/** Between two mDNS queries (`--mdns`): libp2p's default, 10 s; a new agent announces itself at start anyway. */
+const MDNS_INTERVAL_MS = 10_000
 /** Peers whose bad input was logged: logged once per source and sender, counted always; bounded. */
 const MAX_LOGGED_INVALID = 10_000
 
@@ -67,13 +69,16 @@ export class Agent {
   readonly #rebalance: RebalanceService
   readonly #replica: ReplicaService
   readonly #redialer: Redialer
+  /** Admin partitions: only with `--admin`. */
+  readonly #gater?: PartitionGater
   readonly #stopEvents: Array<() => void>
   readonly #loggedInvalid = new Set<string>()
   #tick?: NodeJS.Timeout
   #stopped = false
 
-  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, privateKey: PrivateKey, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }) {
+  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, privateKey: PrivateKey, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
     this.config = config
+    this.#gater = gater
     this.log = log
     this.#clock = clock
     this.#store = store
@@ -92,7 +97,7 @@ export class Agent {
     const signer = ed25519Signer(privateKey, self)
 
     this.#local = new LocalNode({
-      ledger: new Ledger(config.capacity, config.cpuOvercommit, config.labels),
+      ledger: new Ledger(config.capacity, config.cpuOvercommit, config.labels, config.peerLeases),
       store,
       driver,
       proofs: ReplicaService.proofs(signer),
@@ -167,7 +172,18 @@ export class Agent {
     const store = Store.open(config.dataDir)
     try {
       const privateKey = await loadOrCreateIdentity(store)
-      const libp2p = await createHost({ privateKey, listen: config.listen, swarmKeyFile: config.swarmKeyFile, meshDegree: config.gossip.meshDegree, pingIntervalMs: config.connection.pingIntervalMs, pingTimeoutMs: config.connection.pingTimeoutMs })
+      let agent: Agent | undefined
+      const gater = config.admin ? new PartitionGater({ clock, onRefused: (what) => { agent?.metrics.partitionRefused.inc({ what }) } }) : undefined
+      const libp2p = await createHost({
+        privateKey,
+        listen: config.listen,
+        swarmKeyFile: config.swarmKeyFile,
+        gater,
+        ...(config.mdns ? { mdns: { intervalMs: MDNS_INTERVAL_MS } } : {}),
+        meshDegree: config.gossip.meshDegree,
+        pingIntervalMs: config.connection.pingIntervalMs,
+        pingTimeoutMs: config.connection.pingTimeoutMs
+      })
       const driver = createDriver('sim', {
         dataDir: config.dataDir,
         clock,
@@ -175,7 +191,7 @@ export class Agent {
         bandwidthMiBps: config.migration.bandwidthMiBps,
         sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
       })
-      const agent = new Agent(config, log, store, libp2p as unknown as Libp2p, privateKey, driver, clock, agentRng(config.rngSeed))
+      agent = new Agent(config, log, store, libp2p as unknown as Libp2p, privateKey, driver, clock, agentRng(config.rngSeed), gater)
       await agent.#start()
       return agent
     } catch (err) {
@@ -258,6 +274,41 @@ export class Agent {
   setDemand (id: string, demand: number): void {
     if (this.#local.get(id) == null) throw new VmNotFoundError(`${id} does not run on this agent: set its demand through the agent that runs it`)
     this.#driver.setDemand(id, demand)
+  }
+
+  /** Whether the admin routes are on (`--admin`). */
+  get admin (): boolean { return this.#gater != null }
+
+  /** Admin: blocks the peers (`both` ways, or `inbound` only); returns every block now in force. */
+  async partition (peers: string[], direction: PartitionDirection): Promise<BlockedPeer[]> {
+    const gater = this.#requireGater()
+    const before = new Map(gater.blocked().map(b => [b.peerId, b.direction]))
+    const now = await gater.block(peers, { direction })
+    for (const b of now) {
+      if (before.get(b.peerId) !== b.direction) this.events.emit('peer.partitioned', { peerId: b.peerId, direction: b.direction })
+    }
+    this.#countPartitions()
+    return now
+  }
+
+  /** Admin: lifts the blocks of the peers, or all; returns the peers healed. */
+  heal (peers?: string[]): string[] {
+    const healed = this.#requireGater().heal(peers)
+    for (const peerId of healed) this.events.emit('peer.healed', { peerId })
+    this.#countPartitions()
+    return healed
+  }
+
+  partitions (): BlockedPeer[] { return this.#requireGater().blocked() }
+
+  #requireGater (): PartitionGater {
+    if (this.#gater == null) throw new AdminDisabledError()
+    return this.#gater
+  }
+
+  #countPartitions (): void {
+    const blocked = this.#gater?.blocked() ?? []
+    for (const direction of ['both', 'inbound'] as const) this.metrics.partitionedPeers.set({ direction }, blocked.filter(b => b.direction === direction).length)
   }
 
   /** For the API edge: bad input there is counted in the same metric. */

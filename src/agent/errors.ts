@@ -25,3 +25,9 @@ export class MigrationRefusedError extends DiscoveryError {
   static name = 'MigrationRefusedError'
   static defaultMessage = 'the migration was refused'
 }
+
+/** An admin operation on an agent started without `--admin` (the API does not even route it there). */
+export class AdminDisabledError extends DiscoveryError {
+  static name = 'AdminDisabledError'
+  static defaultMessage = 'this agent runs without --admin: it has no admin routes'
+}

@@ -14,6 +14,9 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.alive': 'info',
   'peer.suspect': 'info',
   'peer.dead': 'info',
+  // An agent cut off its peers on purpose: an operator reading the log must see it.
+  'peer.partitioned': 'warn',
+  'peer.healed': 'warn',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
   'vm.restarted': 'info',

@@ -17,6 +17,10 @@ export interface AgentEventMap {
   'peer.alive': { peerId: string, from: PeerStatus }
   'peer.suspect': { peerId: string, from: PeerStatus }
   'peer.dead': { peerId: string, from: PeerStatus }
+  /** An admin partition (`--admin`) blocks the peer: `both` ways, or `inbound` (it cannot start anything with this agent). */
+  'peer.partitioned': { peerId: string, direction: 'both' | 'inbound' }
+  /** An admin partition of the peer was lifted. */
+  'peer.healed': { peerId: string }
   /** A peer's gossiped state changed (capacity, usage, VMs). */
   'peer.state': { peerId: string, seq: number, used: { cpu: number, memMiB: number }, reserved: { cpu: number, memMiB: number }, vmCount: number }
   /** This agent accepted a create request and is placing the VM. */
@@ -53,7 +57,7 @@ export interface AgentEventMap {
 export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
-  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state',
+  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state', 'peer.partitioned', 'peer.healed',
   'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.restarted', 'vm.lost', 'vm.fenced', 'replica.refused',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',

@@ -55,6 +55,8 @@ export class LocalNode {
    * their spread group is taken. A retried commit of one waits for it.
    */
   readonly #committing = new Map<string, { rec: VmRecord, done: Promise<CommitOutcome> }>()
+  /** Migrated VMs being taken over: a commit asked again waits for the first. */
+  readonly #adopting = new Map<string, Promise<CommitOutcome>>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
   readonly #deleting = new Map<string, Promise<boolean>>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
@@ -95,11 +97,15 @@ export class LocalNode {
     return records.length
   }
 
-  /** Serves one `/discovery/place/1.0.0` request from `from` (a peer, or this agent itself). */
-  async handle (req: PlaceRequest, from: string): Promise<PlaceResponse> {
+  /**
+   * Serves one `/discovery/place/1.0.0` request, from peer `from` (its
+   * reservations are bounded, `PeerLeaseBound`), or from this agent itself
+   * (`from` its own id, or none).
+   */
+  async handle (req: PlaceRequest, from?: string): Promise<PlaceResponse> {
     switch (req.op) {
       case 'reserve': {
-        const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs)
+        const r = this.reserve(req.leaseId, req.resources, req.constraints, req.ttlMs, from)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'commit': {
@@ -116,8 +122,8 @@ export class LocalNode {
     }
   }
 
-  reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number): { ok: true } | { ok: false, reason: string } {
-    const r = this.ledger.admit(leaseId, resources, constraints, ttlMs, this.#init.now())
+  reserve (leaseId: string, resources: { cpu: number, memMiB: number }, constraints: Constraints | undefined, ttlMs: number, holder?: string): { ok: true } | { ok: false, reason: string } {
+    const r = this.ledger.admit(leaseId, resources, constraints, ttlMs, this.#init.now(), holder)
     if (r.ok) this.#init.onChange('load')
     return r
   }
@@ -220,35 +226,55 @@ export class LocalNode {
   }
 
   /** Reserves room for a VM arriving by migration (the lease id is the migration id). */
-  reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number): { ok: true } | { ok: false, reason: string } {
+  reserveIncoming (leaseId: string, spec: VmSpec, ttlMs: number, from?: string): { ok: true } | { ok: false, reason: string } {
     if (this.#vms.has(spec.id) || this.#committing.has(spec.id)) return { ok: false, reason: `this node already runs ${spec.id}` }
-    return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs)
+    return this.reserve(leaseId, { cpu: spec.cpu, memMiB: spec.memMiB }, spec.constraints?.spread != null ? { spread: spec.constraints.spread } : undefined, ttlMs, from)
   }
 
   /**
-   * Takes over a migrated VM at its new epoch: durable before the source is
-   * told. Idempotent. The chain ends with the source's migrate link to us; a
-   * source of an earlier version sends none, and the VM starts a new origin here.
+   * Takes over a migrated VM at its new epoch: the hypervisor has it running
+   * here, and its record is durable, before the source is told. Idempotent.
+   * The chain ends with the source's migrate link to us; a source of an
+   * earlier version sends none, and the VM starts a new origin here.
    */
   async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number, chain?: Chain, from = ''): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
+    const inFlight = this.#adopting.get(spec.id)
+    if (inFlight != null) return await inFlight
     if (chain != null) {
       const bad = chain[chain.length - 1].epoch !== epoch ? `its head is at epoch ${chain[chain.length - 1].epoch}, not ${epoch}` : this.#init.proofs.check(spec.id, chain, 'migrate', from)
       if (bad != null) return { ok: false, reason: `the migration's proof does not hold: ${bad}` }
     }
     const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
-    const rec: VmRecord = { spec, state: 'running', epoch, chain: chain ?? this.#init.proofs.origin(spec.id, epoch) }
+    const done = this.#adopt(spec, epoch, chain ?? this.#init.proofs.origin(spec.id, epoch))
+    this.#adopting.set(spec.id, done)
+    try {
+      return await done
+    } finally {
+      this.#adopting.delete(spec.id)
+    }
+  }
+
+  async #adopt (spec: VmSpec, epoch: number, chain: Chain): Promise<CommitOutcome> {
+    try {
+      // Resolves once the VM runs here; a real hypervisor's incoming migration may not have arrived whole.
+      await this.#init.driver.create(spec, { incoming: true })
+    } catch (err: any) {
+      this.ledger.removeVm(spec.id)
+      return { ok: false, reason: `the VM did not arrive here: ${err.message}` }
+    }
+    const rec: VmRecord = { spec, state: 'running', epoch, chain }
     try {
       this.#init.store.putVm(rec)
     } catch (err: any) {
       this.ledger.removeVm(spec.id)
+      await this.#init.driver.delete(spec.id).catch(() => {})
       return { ok: false, reason: `could not store the VM: ${err.message}` }
     }
     this.#vms.set(spec.id, rec)
     this.#summaries = undefined
-    await this.#init.driver.create(spec, { incoming: true })
     this.#init.onChange('vms')
     this.#init.onVm?.(rec, 'added')
     return { ok: true, state: 'running' }

@@ -23,6 +23,8 @@ export function createMetrics () {
     migrations: new Counter({ name: 'discovery_migrations_total', help: 'Migrations this agent ran as source, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
     rebalanceNotes: new Counter({ name: 'discovery_rebalance_events_total', help: 'Rebalancing (DVMS) events at this agent, by kind', labelNames: ['kind'] as const, registers: [registry] }),
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
+    partitionRefused: new Counter({ name: 'discovery_partition_refused_total', help: 'Dials, connections and streams refused because an admin partition blocks the peer, by what', labelNames: ['what'] as const, registers: [registry] }),
+    partitionedPeers: new Gauge({ name: 'discovery_partitioned_peers', help: 'Peers an admin partition blocks now, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
     restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
     vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'Dead owners\' VMs this agent reported lost (restartPolicy never)', registers: [registry] }),

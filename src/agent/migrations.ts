@@ -9,13 +9,17 @@ import { DiscoveryError } from '../core/errors.ts'
 import { randomUUID } from 'node:crypto'
 import { PROTOCOL_VERSION, type VmSpec } from '../core/messages.ts'
 import type { MigrateRequest, MigrateResponse } from '../core/migrate-messages.ts'
-import { admitIncoming, DEFAULT_MIGRATION, type IncomingEvent, type IncomingRecord, isFinal, type MigrationAction, type MigrationConfig, type MigrationEvent, type MigrationRecord, startIncoming, startMigration, stepIncoming, stepMigration } from '../core/migration-fsm.ts'
+import { admitIncoming, DEFAULT_MIGRATION, migrationLeaseMs, type IncomingEvent, type IncomingRecord, isFinal, type MigrationAction, type MigrationConfig, type MigrationEvent, type MigrationRecord, startIncoming, startMigration, stepIncoming, stepMigration } from '../core/migration-fsm.ts'
 import type { Chain } from '../core/ownership-messages.ts'
 import type { HostLoad } from '../core/rebalance-messages.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { LocalNode } from './local-node.ts'
 
 export { DEFAULT_MIGRATION, type MigrationConfig }
+
+/** An abort the destination did not answer is sent again after 1 s, doubling to 30 s, while its lease may still hold. */
+const ABORT_RETRY_FIRST_MS = 1_000
+const ABORT_RETRY_MAX_MS = 30_000
 
 export interface MigrationsInit {
   self: string
@@ -46,6 +50,9 @@ export class Migrations {
   readonly #transfers = new Map<string, Map<string, AbortController>>()
   readonly #doubts = new Map<string, NodeJS.Timeout>()
   readonly #waiters = new Map<string, Array<(r: MigrationRecord) => void>>()
+  /** Aborts waiting to be sent again. */
+  readonly #aborts = new Set<NodeJS.Timeout>()
+  #stopped = false
   /** Incoming migrations, by migration id, until adopted or released. */
   readonly #incoming = new Map<string, IncomingRecord>()
 
@@ -103,10 +110,19 @@ export class Migrations {
         const partitionId = this.#init.partition()
         const refusal = admitIncoming(this.#init.load(), vm, { ...(partitionId != null ? { partitionId } : {}), ...(req.partitionId != null ? { proposalPartitionId: req.partitionId } : {}) })
         if (refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: refusal }
-        const r = local.reserveIncoming(req.migrationId, req.vm, this.#init.config.leaseTtlMs)
+        // The source's lease, no longer than our own migrations may take.
+        const ttlMs = Math.min(req.ttlMs, migrationLeaseMs(this.#init.config))
+        const r = local.reserveIncoming(req.migrationId, req.vm, ttlMs, from !== '' ? from : undefined)
         if (!r.ok) return { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
-        this.#incoming.set(req.migrationId, startIncoming({ migrationId: req.migrationId, vmId: req.vm.id, from, epoch: req.epoch, expiresAtMs: now + this.#init.config.leaseTtlMs }))
-        return { v: PROTOCOL_VERSION, ok: true }
+        let uri: string
+        try {
+          uri = (await this.#init.driver.prepareIncoming(req.vm)).uri
+        } catch (err: any) {
+          local.release(req.migrationId)
+          return { v: PROTOCOL_VERSION, ok: false, reason: `the hypervisor cannot take ${req.vm.id}: ${err.message}` }
+        }
+        this.#incoming.set(req.migrationId, startIncoming({ migrationId: req.migrationId, vmId: req.vm.id, from, epoch: req.epoch, expiresAtMs: now + ttlMs }))
+        return { v: PROTOCOL_VERSION, ok: true, uri }
       }
       case 'commit': {
         const rec = this.#incoming.get(req.migrationId)
@@ -134,7 +150,11 @@ export class Migrations {
 
   #stepIncoming (rec: IncomingRecord, event: IncomingEvent, now: number): ReturnType<typeof stepIncoming> {
     const step = stepIncoming(rec, event, now)
-    if (step.actions.includes('release')) this.#init.local.release(rec.migrationId)
+    if (step.actions.includes('release')) {
+      this.#init.local.release(rec.migrationId)
+      // A hypervisor waiting for the VM (QEMU with -incoming) waits no more.
+      if (this.#init.local.get(rec.vmId) == null) this.#init.driver.delete(rec.vmId).catch(() => {})
+    }
     if (step.record.phase === 'reserved') this.#incoming.set(rec.migrationId, step.record)
     else this.#incoming.delete(rec.migrationId)
     return step
@@ -145,19 +165,21 @@ export class Migrations {
   }
 
   stop (): void {
+    this.#stopped = true
     for (const transfers of this.#transfers.values()) for (const c of transfers.values()) c.abort(new Error('the agent is stopping'))
     for (const t of this.#doubts.values()) clearTimeout(t)
+    for (const t of this.#aborts) clearTimeout(t)
   }
 
   async #propose (record: MigrationRecord, spec: VmSpec, demand: number): Promise<void> {
     let res: MigrateResponse
     try {
-      res = await this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'propose', migrationId: record.id, vm: spec, epoch: record.epoch, demand, ttlMs: this.#init.config.leaseTtlMs, ...(record.partitionId != null ? { partitionId: record.partitionId } : {}) })
+      res = await this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'propose', migrationId: record.id, vm: spec, epoch: record.epoch, demand, ttlMs: migrationLeaseMs(this.#init.config), ...(record.partitionId != null ? { partitionId: record.partitionId } : {}) })
     } catch (err: any) {
       this.#apply(record.id, { type: 'unreachable', reason: `the destination did not answer: ${err.message}` })
       return
     }
-    this.#apply(record.id, res.ok ? { type: 'accepted' } : { type: 'refused', reason: res.reason })
+    this.#apply(record.id, res.ok ? { type: 'accepted', ...(res.uri != null ? { uri: res.uri } : {}) } : { type: 'refused', reason: res.reason })
   }
 
   #apply (id: string, event: MigrationEvent): void {
@@ -177,7 +199,8 @@ export class Migrations {
         const byDest = this.#transfers.get(record.to) ?? new Map<string, AbortController>()
         byDest.set(record.id, controller)
         this.#transfers.set(record.to, byDest)
-        this.#init.driver.transferOut(record.vmId, { bandwidthMiBps: this.#init.config.bandwidthMiBps, maxDowntimeMs: this.#init.config.maxDowntimeMs, signal: controller.signal })
+        const { bandwidthMiBps, maxDowntimeMs, deadlineMs } = this.#init.config
+        this.#init.driver.transferOut(record.vmId, { ...(record.uri != null ? { uri: record.uri } : {}), bandwidthMiBps, maxDowntimeMs, deadlineMs, signal: controller.signal })
           .then(r => { this.#apply(record.id, { type: 'transferred', ...r }) }, (err: Error) => { this.#apply(record.id, { type: 'transfer-failed', reason: err.message }) })
           .finally(() => {
             byDest.delete(record.id)
@@ -197,13 +220,18 @@ export class Migrations {
         break
       }
       case 'send-abort':
-        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'abort', migrationId: record.id }).catch(() => { /* its lease expires on its own */ })
+        this.#sendAbort(record, 0)
         break
       case 'drop-local':
         void local.deleteVm(record.vmId, 'moved')
         break
       case 'resume-local':
-        local.setState(record.vmId, 'running')
+        // After a completed transfer the hypervisor left the VM paused here.
+        if (record.transferredAtMs != null) {
+          this.#init.driver.resume(record.vmId).then(() => { local.setState(record.vmId, 'running') }, () => { local.setState(record.vmId, 'running') })
+        } else {
+          local.setState(record.vmId, 'running')
+        }
         break
       case 'wait-for-evidence': {
         const t = setTimeout(() => {
@@ -215,6 +243,24 @@ export class Migrations {
         break
       }
     }
+  }
+
+  /**
+   * Tells the destination to release what it reserved, until it answers or
+   * its lease would have run out anyway: a destination paused for a while
+   * gets the abort when it comes back, instead of holding room for minutes.
+   */
+  #sendAbort (record: MigrationRecord, tries: number): void {
+    this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'abort', migrationId: record.id }).catch(() => {
+      const delayMs = Math.min(ABORT_RETRY_MAX_MS, ABORT_RETRY_FIRST_MS * 2 ** tries)
+      if (this.#stopped || this.#init.now() + delayMs > record.startedAtMs + migrationLeaseMs(this.#init.config)) return
+      const t = setTimeout(() => {
+        this.#aborts.delete(t)
+        this.#sendAbort(record, tries + 1)
+      }, delayMs)
+      t.unref()
+      this.#aborts.add(t)
+    })
   }
 
   #end (record: MigrationRecord): void {

@@ -79,6 +79,7 @@ export const ERROR_TABLE: Readonly<Record<string, readonly [number, string]>> = 
   HeadersTooLargeError: [431, 'headers_too_large'],
   // The agent's failures (src/agent): the request was fine, the operation was not.
   VmNotFoundError: [404, 'not_found'],
+  AdminDisabledError: [404, 'not_found'],
   MigrationRefusedError: [409, 'migration_refused'],
   MigrationBusyError: [409, 'migration_refused'],
   NoCapacityError: [503, 'no_capacity'],

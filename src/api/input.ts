@@ -4,7 +4,7 @@
  * `BadRequestError` (or 415) that says what was expected and what came;
  * nothing unchecked reaches the agent.
  */
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { MAX_VM_WAIT_MS } from '../agent/index.ts'
@@ -94,13 +94,16 @@ export function lastEventId (header: string | string[] | undefined, query: numbe
 
 /**
  * `Authorization: Bearer TOKEN`, the scheme in any case (RFC 7235: auth
- * schemes are case-insensitive), compared in constant time.
+ * schemes are case-insensitive), compared in constant time: the SHA-256 of
+ * what came against the SHA-256 of the token, so that neither the bytes nor
+ * the length of the token shows in how long a refusal takes (comparing the
+ * raw bytes would need equal lengths first, and return early on a length).
  */
 export function tokenMatches (header: string | undefined, token: string): boolean {
   const m = /^bearer[ \t]+(.+?)[ \t]*$/i.exec(header ?? '')
-  const given = Buffer.from(m?.[1] ?? '')
-  const want = Buffer.from(token)
-  return given.length === want.length && timingSafeEqual(given, want)
+  const given = createHash('sha256').update(m?.[1] ?? '').digest()
+  const want = createHash('sha256').update(token).digest()
+  return timingSafeEqual(given, want) && m != null
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })

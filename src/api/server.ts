@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { Gauge } from 'prom-client'
 import type { Agent } from '../agent/index.ts'
 import { createVmSchema, migrateVmSchema, setDemandSchema } from '../core/messages.ts'
+import { adminRoutes } from './admin-routes.ts'
 import { dashboardHtml } from './dashboard.ts'
 import { clientErrorHandler, errorSender, fromFramework, MethodNotAllowedError, RouteNotFoundError, UnauthorizedError } from './errors.ts'
 import { EventStreams } from './event-stream.ts'
@@ -79,6 +80,8 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
   server.addHook('preClose', (done) => { streams.closeAll(); done() })
   streamGauges(agent, streams)
 
+  // The agent refuses --admin without a token; the API does not rely on it alone.
+  if (agent.admin && init.token == null) throw new Error('the admin routes need an API token')
   if (init.token != null) {
     const token = init.token
     server.addHook('onRequest', async (req) => {
@@ -163,6 +166,9 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
     const text = await agent.metrics.registry.metrics()
     return await reply.type(agent.metrics.registry.contentType).send(text)
   })
+
+  // Only with --admin (and so a token): otherwise these routes do not exist.
+  if (agent.admin) adminRoutes(server, agent)
 
   // The dashboard takes whatever query a browser adds.
   server.get('/', async (_req, reply) => await reply.type('text/html; charset=utf-8').send(dashboardHtml))

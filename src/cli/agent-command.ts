@@ -1,5 +1,6 @@
 /** `discovery agent`: one agent in the foreground, structured logs on stderr. */
 import { multiaddr } from '@multiformats/multiaddr'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import pino from 'pino'
 import { Agent } from '../agent/index.ts'
@@ -7,6 +8,7 @@ import { startApi } from '../api/index.ts'
 import { profileConfig, type AgentConfig, type Profile } from '../config.ts'
 import { labelsSchema, describeIssues } from '../core/messages.ts'
 import { MAX_REPLICAS } from '../core/ownership-messages.ts'
+import { readSwarmKey } from '../net/swarm-key.ts'
 import { UsageError } from './errors.ts'
 import { parseDuration, parseHostPort, parseInteger, parseLabels, parseRatio, parseSize } from './parse.ts'
 
@@ -21,6 +23,12 @@ export interface AgentFlags {
   driver?: string
   swarmKey?: string
   apiToken?: string
+  apiTokenFile?: string
+  admin?: boolean
+  openSwarm?: boolean
+  mdns?: boolean
+  peerLeaseLimit?: string
+  peerLeaseShare?: string
   profile?: string
   cpuOvercommit?: string
   bootDelay?: string
@@ -36,8 +44,16 @@ export interface AgentFlags {
   json?: boolean
 }
 
-/** Flags into one validated AgentConfig, or a UsageError that says what was expected. */
-export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
+/** What the checks of the flags noticed that is allowed but worth a warning in the log. */
+export interface ConfigWarning { msg: string, fields: Record<string, unknown> }
+
+/**
+ * Flags (and `$DISCOVERY_API_TOKEN` from `env`) into one validated
+ * AgentConfig, or a UsageError that says what was expected. It reads the
+ * swarm key and the token file, so that a bad one stops the agent before it
+ * starts. `warnings` collects what is allowed but unwise.
+ */
+export function resolveAgentConfig (flags: AgentFlags, env: Record<string, string | undefined> = process.env, warnings: ConfigWarning[] = []): AgentConfig {
   const profile = (flags.profile ?? 'local') as Profile
   if (!['local', 'lan', 'wan'].includes(profile)) throw new UsageError(`Expected --profile to be local, lan or wan, got \`${flags.profile}\``)
   const config = profileConfig(profile)
@@ -61,11 +77,30 @@ export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
     if (flags.driver === 'qemu') throw new UsageError('the qemu driver is not available yet: use --driver sim (the default)')
     throw new UsageError(`Expected --driver to be sim or qemu, got \`${flags.driver}\``)
   }
-  if (flags.swarmKey != null) config.swarmKeyFile = resolve(flags.swarmKey)
-  if (flags.apiToken != null) {
-    if (flags.apiToken.length < 8) throw new UsageError('Expected --api-token to be at least 8 characters')
-    config.apiToken = flags.apiToken
+  if (flags.swarmKey != null) {
+    config.swarmKeyFile = resolve(flags.swarmKey)
+    let exposed: boolean
+    try {
+      exposed = readSwarmKey(config.swarmKeyFile).exposed
+    } catch (err: any) {
+      throw new UsageError(`--swarm-key ${err.message}`)
+    }
+    if (exposed) warnings.push({ msg: 'the swarm key file can be read by other users: it is what guards the cluster (chmod 600)', fields: { file: config.swarmKeyFile } })
   }
+  config.openSwarm = flags.openSwarm === true
+  if (config.swarmKeyFile == null && !config.openSwarm && !isLoopback(config.listen)) {
+    throw new UsageError(`--listen ${config.listen} is reachable from other machines and there is no swarm key: any process that reaches that port would join the cluster as a peer, and could reserve, take and delete VMs whatever the API token. Give --swarm-key FILE (make one with \`discovery keygen --out FILE\`), listen on loopback, or pass --open-swarm to run an open cluster knowingly`)
+  }
+  if (config.openSwarm && config.swarmKeyFile != null) throw new UsageError('--open-swarm and --swarm-key contradict each other: give one')
+  const token = resolveApiToken(flags, env, warnings)
+  if (token != null) config.apiToken = token
+  config.admin = flags.admin === true
+  if (config.admin && config.apiToken == null) {
+    throw new UsageError('--admin needs an API token (--api-token-file FILE, or $DISCOVERY_API_TOKEN): the admin routes can cut this agent off its peers')
+  }
+  config.mdns = flags.mdns === true
+  if (flags.peerLeaseLimit != null) config.peerLeases = { ...config.peerLeases, maxLeases: parseInteger('--peer-lease-limit', flags.peerLeaseLimit, 1, 100_000) }
+  if (flags.peerLeaseShare != null) config.peerLeases = { ...config.peerLeases, maxShare: parseRatio('--peer-lease-share', flags.peerLeaseShare, 0.01, 1) }
   if (flags.cpuOvercommit != null) config.cpuOvercommit = parseRatio('--cpu-overcommit', flags.cpuOvercommit, 1, 64)
   if (flags.bootDelay != null) config.bootDelayMs = parseDuration('--boot-delay', flags.bootDelay)
   if (flags.demand != null && flags.demand !== 'trace') {
@@ -85,6 +120,43 @@ export function resolveAgentConfig (flags: AgentFlags): AgentConfig {
   return config
 }
 
+/** The API token from `--api-token-file`, `--api-token` or `$DISCOVERY_API_TOKEN` (in that order; two flags at once are refused). */
+function resolveApiToken (flags: AgentFlags, env: Record<string, string | undefined>, warnings: ConfigWarning[]): string | undefined {
+  if (flags.apiTokenFile != null && flags.apiToken != null) throw new UsageError('--api-token and --api-token-file both give the API token: give one (the file keeps it out of the process list)')
+  if (flags.apiTokenFile != null) {
+    const file = resolve(flags.apiTokenFile)
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+      if ((statSync(file).mode & 0o077) !== 0) warnings.push({ msg: 'the API token file can be read by other users (chmod 600)', fields: { file } })
+    } catch (err: any) {
+      throw new UsageError(`--api-token-file ${file} cannot be read (${err.code ?? err.message}): expected a file holding the token on one line`)
+    }
+    return checkToken(text.trim(), `the token in --api-token-file ${file}`)
+  }
+  if (flags.apiToken != null) {
+    warnings.push({ msg: 'the API token was given with --api-token: every local user can read it in the process list; use --api-token-file FILE or $DISCOVERY_API_TOKEN', fields: {} })
+    return checkToken(flags.apiToken, '--api-token')
+  }
+  const fromEnv = env.DISCOVERY_API_TOKEN
+  if (fromEnv != null && fromEnv !== '') return checkToken(fromEnv.trim(), '$DISCOVERY_API_TOKEN')
+  return undefined
+}
+
+function checkToken (token: string, what: string): string {
+  if (token.length < 8) throw new UsageError(`Expected ${what} to be at least 8 characters, got ${token.length}`)
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError(`Expected ${what} to be printable ASCII with no spaces (it travels in an HTTP header)`)
+  return token
+}
+
+/** Whether a listen address is reachable from this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback (listen: string): boolean {
+  const opts = multiaddr(listen).toOptions()
+  if (opts.host === 'localhost') return true
+  if (opts.family === 4) return opts.host.startsWith('127.')
+  return opts.host === '::1'
+}
+
 function checkMultiaddr (flag: string, value: string): string {
   try {
     return multiaddr(value).toString()
@@ -94,9 +166,12 @@ function checkMultiaddr (flag: string, value: string): string {
 }
 
 export async function runAgent (flags: AgentFlags): Promise<void> {
-  const config = resolveAgentConfig(flags)
+  const warnings: ConfigWarning[] = []
+  const config = resolveAgentConfig(flags, process.env, warnings)
   const level = flags.logLevel ?? process.env.DISCOVERY_LOG ?? 'info'
   const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
+  for (const w of warnings) log.warn({ component: 'discovery:config', ...w.fields }, w.msg)
+  if (config.openSwarm && !isLoopback(config.listen)) log.warn({ component: 'discovery:config', listen: config.listen }, 'open swarm: no swarm key, any process that reaches the libp2p port is a peer')
   const agent = await Agent.start(config, log)
   let api: Awaited<ReturnType<typeof startApi>>
   try {

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { rmSync } from 'node:fs'
+import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
 import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
@@ -13,6 +14,7 @@ import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
 import { createBody, migrationLine, migrationsTable, nodesTable, vmMigrate, vmTable } from './vm.ts'
 import { runSim } from './sim-command.ts'
+import { keygen } from './keygen.ts'
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value]
 
@@ -41,8 +43,14 @@ program.command('agent')
   .option('--mem <size>', 'memory this node offers, e.g. 16GiB (default 16GiB)')
   .option('--labels <k=v,...>', 'node labels, e.g. zone=paris,rack=r1', collect)
   .option('--driver <name>', 'hypervisor driver: sim (default) or qemu')
-  .option('--swarm-key <file>', 'private-network key: only agents with the same key connect')
-  .option('--api-token <token>', 'bearer token the API requires')
+  .option('--swarm-key <file>', 'private-network key (discovery keygen): only agents with the same key connect; it is what guards the cluster')
+  .option('--open-swarm', 'allow listening beyond loopback with no swarm key: any process that reaches the port joins')
+  .option('--api-token-file <file>', 'file holding the bearer token the API requires (or $DISCOVERY_API_TOKEN)')
+  .option('--api-token <token>', 'bearer token the API requires (visible in the process list: prefer --api-token-file)')
+  .option('--admin', 'serve the admin routes (partitions, for tests and chaos); needs an API token')
+  .option('--mdns', 'find peers on the local network segment by multicast DNS (default off)')
+  .option('--peer-lease-limit <n>', 'reservations one peer may hold on this node at once (default 64)')
+  .option('--peer-lease-share <f>', 'share of this node one peer\'s reservations may cover, 0.01 to 1 (default 0.5)')
   .option('--profile <name>', 'timer profile: local (default), lan or wan')
   .option('--cpu-overcommit <ratio>', 'CPU over-commit ratio, ≥ 1 (default 1)')
   .option('--boot-delay <duration>', 'sim driver: time from creating to running (default 200ms)')
@@ -174,19 +182,58 @@ vm.command('migrations')
     out(opts.json, list, () => list.length === 0 ? 'no migrations' : migrationsTable(list))
   })
 
+program.command('keygen')
+  .description('make a swarm key (libp2p pnet format, 32 random bytes): every agent of a cluster needs the same one')
+  .option('--out <file>', 'write it to FILE with mode 0600 (default: print it)')
+  .option('--force', 'replace FILE if it exists')
+  .option('--json', 'machine-readable output')
+  .action((opts) => {
+    const r = keygen(opts)
+    if (r.file == null) process.stdout.write(opts.json === true ? JSON.stringify({ key: r.text }) + '\n' : r.text)
+    else out(opts.json, { file: r.file }, () => `swarm key written to ${r.file} (mode 0600): give every agent the same file with --swarm-key`)
+  })
+
+const admin = program.command('admin').description('admin routes of an agent started with --admin: partitions for tests and chaos')
+admin.command('partition')
+  .description('make the --from agent refuse and drop connections with the --to peers (both ways, or with --one-way only what they start)')
+  .requiredOption('--from <api>', 'the API URL of the agent that cuts itself off')
+  .requiredOption('--to <peer...>', 'peer ids, or agents\' API URLs (repeat, or comma-separate)')
+  .option('--one-way', 'refuse only what they start (connections, streams, gossip); the agent still reaches them')
+  .addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const peers = await resolvePeers(opts.to, (url) => client({ ...opts, api: url }))
+    const blocked = await partition(client({ ...opts, api: opts.from }), peers, opts.oneWay === true)
+    out(opts.json, { blocked }, () => blockedTable(blocked))
+  })
+admin.command('heal')
+  .description('lift the --from agent\'s partitions: of the --to peers, or all')
+  .requiredOption('--from <api>', 'the API URL of the agent')
+  .option('--to <peer...>', 'peer ids, or agents\' API URLs (default: every blocked peer)')
+  .addOption(tokenOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const peers = opts.to != null ? await resolvePeers(opts.to, (url) => client({ ...opts, api: url })) : undefined
+    const r = await heal(client({ ...opts, api: opts.from }), peers)
+    out(opts.json, r, () => `healed ${r.healed.length === 0 ? 'no peer' : r.healed.join(', ')}\n` + blockedTable(r.blocked))
+  })
+
 program.command('sim')
-  .description('simulate N hosts in one process: none, centralized and dvms side by side on the same trace')
+  .description('simulate N hosts in one process: none, centralized and dvms side by side on the same trace, or the placement scenario')
   .option('--nodes <n>', 'hosts')
   .option('--vms <m>', 'VMs (default: the scenario\'s VMs per host × hosts)')
   .option('--duration <d>', 'simulated time, e.g. 3600s or 1h (default: the scenario\'s)')
-  .option('--scenario <name>', 'vmplaces (default) or consolidation')
+  .option('--scenario <name>', 'vmplaces (default: after VMPlaceS, 1 Gbit/s links), vmplaces-10g, consolidation, or placement (VMs created through random agents, views from simulated gossip)')
   .option('--seed <s>', 'seed of the trace and the network (default 1)')
   .option('--algorithms <list>', 'comma-separated: none,centralized,dvms (default all three)')
-  .option('--latency <lan|wan|duration>', 'one-way link latency: lan (0.1 ms, default), wan (20–50 ms) or e.g. 5ms')
+  .option('--latency <lan|wan|duration>', 'one-way link latency: lan (0.1 ms, default), wan (20–50 ms) or e.g. 5ms; placement: lan or wan, the agents\' profile too')
+  .option('--rate <vms/s>', 'placement: creates per second, cluster-wide (default: the VMs over 300 s)')
   .option('--loss <p>', 'probability that a message is lost (default 0)')
   .option('--central-delay <measured|duration>', 'centralized planning delay: its measured compute time (default) or a fixed one, for reproducible runs')
   .option('--central-period <d>', 'centralized planner period (default 30s)')
   .option('--demand-mean <f>', 'mean VM CPU demand, a fraction of its vCPUs')
+  .option('--bandwidth <MiB/s|Gbit/s>', 'what one live migration gets of the link, e.g. 119.2, 125MB/s or 10Gbit/s (default: the scenario\'s)')
+  .option('--dirty-intensity <F|LO-HI[:N]>', 'VMs\' dirty-page intensity: 0.3, 0.1-0.5 (uniform per VM) or 0.1-0.5:5 (5 classes) (default: the scenario\'s)')
   .option('--no-progress', 'no progress bar on stderr')
   .option('--json', 'machine-readable report')
   .action((opts) => { runSim(opts) })

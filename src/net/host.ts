@@ -24,24 +24,36 @@
  *    mostly on their way already (with flood publishing every peer gets the
  *    original at once). It paid off only for large messages; a state message
  *    is a few kB.
+ *
+ * Who may connect: only peers with the swarm key (swarm-key.ts), when there
+ * is one; and, with `--admin`, not the peers an admin partition blocks
+ * (partition-gater.ts). Peers are found through the bootstrap list and, with
+ * `mdns`, by multicast DNS on the local network segment.
  */
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
+import { mdns } from '@libp2p/mdns'
 import type { PrivateKey } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { readFile } from 'node:fs/promises'
 import { LIMITS } from '../core/messages.ts'
+import type { PartitionGater } from './partition-gater.ts'
 import { coalescingEncrypter, installEd25519KeyCache, noiseCrypto } from './patches/index.ts'
+import { readSwarmKey } from './swarm-key.ts'
 
 export interface HostInit {
   privateKey: PrivateKey
   listen: string
+  /** A swarm key file (swarm-key.ts): only peers with the same key connect. A malformed one throws SwarmKeyError. */
   swarmKeyFile?: string
+  /** Admin partitions (`--admin`): the gater refuses the blocked peers' connections and streams. */
+  gater?: PartitionGater
+  /** Find peers on the local network segment by multicast DNS, and dial them. Default off. */
+  mdns?: { intervalMs: number }
   /** Gossipsub's mesh degree D (config.ts, `gossip.meshDegree`). Default 6, gossipsub's. */
   meshDegree?: number
   /** libp2p's connection monitor's ping interval (config.ts, `connection.pingIntervalMs`). Default 10 s, libp2p's. */
@@ -62,7 +74,7 @@ function meshDegrees (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: 
 
 export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>, identify: unknown, ping: unknown }>> {
   installEd25519KeyCache()
-  const psk = init.swarmKeyFile != null ? await readFile(init.swarmKeyFile) : undefined
+  const psk = init.swarmKeyFile != null ? readSwarmKey(init.swarmKeyFile).psk : undefined
   const node = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: [init.listen] },
@@ -70,6 +82,8 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
     connectionEncrypters: [coalescingEncrypter(noise({ crypto: noiseCrypto }))],
     streamMuxers: [yamux()],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk }) } : {}),
+    ...(init.gater != null ? { connectionGater: init.gater.connectionGater } : {}),
+    ...(init.mdns != null ? { peerDiscovery: [mdns({ interval: init.mdns.intervalMs })] } : {}),
     connectionManager: {
       maxConnections: 400,
       inboundConnectionThreshold: 10_000,
@@ -92,5 +106,13 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
       })
     }
   })
+  init.gater?.attach(node as any)
+  // libp2p 2 only records a discovered peer: dial it, unless a connection is open already.
+  if (init.mdns != null) {
+    node.addEventListener('peer:discovery', (evt) => {
+      const id = evt.detail.id
+      if (node.getConnections(id).length === 0) node.dial(id).catch(() => {})
+    })
+  }
   return node as any
 }

@@ -7,10 +7,12 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip } from './state-gossip.ts'
-export { MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, REPLICA_PROTOCOL, STATE_TOPIC } from './protocols.ts'
+export { LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, REPLICA_PROTOCOL, STATE_TOPIC } from './protocols.ts'
 export { PlaceServer } from './place-server.ts'
 export { PlaceClient } from './place-client.ts'
 export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './place-wire.ts'
 export { Redialer } from './redialer.ts'
 export { RpcServer, rpcRequest, RpcTimeoutError } from './rpc.ts'
 export { InvalidMessageError, MessageTooLargeError } from './codec.ts'
+export { type BlockedPeer, type PartitionDirection, PartitionedError, PartitionGater, UnexpectedRegistrarError } from './partition-gater.ts'
+export { formatSwarmKey, parseSwarmKey, readSwarmKey, SWARM_KEY_FORMAT, SwarmKeyError } from './swarm-key.ts'

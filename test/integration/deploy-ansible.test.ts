@@ -127,12 +127,15 @@ describe.skipIf(skipReason != null)('site.yml in a sandbox of this machine', () 
 
   it('puts each file where the unit expects it, secrets readable by root alone', () => {
     expect(readFileSync(upper('etc/systemd/system/discovery.service'), 'utf8')).toBe(readFileSync(join(ROOT, 'deploy/systemd/discovery.service'), 'utf8'))
-    for (const secret of ['etc/discovery/discovery.env', 'etc/discovery/swarm.key']) {
+    for (const secret of ['etc/discovery/discovery.env', 'etc/discovery/swarm.key', 'etc/discovery/api.token']) {
       const st = statSync(upper(secret))
       expect((st.mode & 0o777).toString(8), secret).toBe('600')
       expect(st.uid).toBe(0)
     }
     expect(readFileSync(upper('etc/discovery/swarm.key'), 'utf8')).toBe(`/key/swarm/psk/1.0.0/\n/base16/\n${swarmKey}\n`)
+    expect(readFileSync(upper('etc/discovery/api.token'), 'utf8')).toBe(`${token}\n`)
+    // The token is in its own file only, not in the settings.
+    expect(readFileSync(upper('etc/discovery/discovery.env'), 'utf8')).not.toContain(token)
     expect(readlinkSync(upper('usr/local/bin/discovery'))).toBe('/opt/discovery/current/bin/discovery.js')
     const release = readlinkSync(upper('opt/discovery/current'))
     expect(release).toMatch(/^\/opt\/discovery\/releases\/\d+\.\d+\.\d+-[0-9a-f]{12}$/)
@@ -151,6 +154,7 @@ describe.skipIf(skipReason != null)('site.yml in a sandbox of this machine', () 
     const dirs = { S: join(work, 'state'), C: join(work, 'cache'), d: join(work, 'credentials') }
     for (const d of [join(dirs.S, 'discovery'), join(dirs.C, 'discovery'), dirs.d]) mkdirSync(d, { recursive: true, mode: 0o700 })
     copyFileSync(upper('etc/discovery/swarm.key'), join(dirs.d, 'swarm.key'))
+    copyFileSync(upper('etc/discovery/api.token'), join(dirs.d, 'api.token'))
     const argv = expandCommandLine(unitValue(unit, 'Service', 'ExecStart')!, env, dirs)
     const exports = [...env, ...unitValues(unit, 'Service', 'Environment').map(l => expandCommandLine(l, env, dirs)[0].split(/=(.*)/s) as [string, string])]
       .map(([k, v]) => `export ${k}='${v.replace(/'/g, "'\\''")}'`)

@@ -95,7 +95,10 @@ describe('the systemd unit', () => {
     expect(service('SystemCallErrorNumber')).toBe('EPERM')
     expect(service('RestrictAddressFamilies')!.split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX'])
     expect(service('MemoryDenyWriteExecute')).toBeUndefined()
-    expect(service('LoadCredential')).toBe('swarm.key:/etc/discovery/swarm.key')
+    expect(unitValues(UNIT, 'Service', 'LoadCredential')).toEqual(['swarm.key:/etc/discovery/swarm.key', 'api.token:/etc/discovery/api.token'])
+    // No secret on the command line (every user's `ps` shows it) nor in the environment file.
+    expect(unitValue(UNIT, 'Service', 'ExecStart')).not.toMatch(/--api-token |TOKEN/)
+    expect([...ENV.keys()].filter(k => /TOKEN|KEY/.test(k))).toEqual([])
   })
 
   it('refers in ExecStart only to variables discovery.env sets, and the env file sets nothing the unit ignores', () => {
@@ -120,6 +123,8 @@ describe('the systemd unit', () => {
     const flag = (name: string): string => argv[argv.indexOf(name) + 1]
     expect(flag('--data-dir')).toBe('/var/lib/discovery')
     expect(flag('--swarm-key')).toBe('/run/credentials/discovery.service/swarm.key')
+    expect(flag('--api-token-file')).toBe('/run/credentials/discovery.service/api.token')
+    expect(argv).not.toContain('--api-token')
     expect(flag('--bootstrap')).toBe('') // an empty DISCOVERY_BOOTSTRAP is one empty argument: no peers
     expect(argv.slice(-3)).toEqual(['--cpu-overcommit', '2', '--consolidate'])
   })
@@ -188,11 +193,11 @@ describe('the agent under the unit\'s rules', () => {
     const swarmKey = (hex: string): string => `/key/swarm/psk/1.0.0/\n/base16/\n${hex}\n`
     writeFileSync(join(dirs.d, 'swarm.key'), swarmKey(randomBytes(32).toString('hex')), { mode: 0o600 })
     const token = randomBytes(16).toString('hex')
+    writeFileSync(join(dirs.d, 'api.token'), token + '\n', { mode: 0o600 })
     const env = new Map(ENV)
     // Port 0 for both (tests never bind fixed ports); 0.0.0.0 as in production, which is what needs AF_NETLINK.
     env.set('DISCOVERY_LISTEN', '/ip4/0.0.0.0/tcp/0')
     env.set('DISCOVERY_API_LISTEN', '127.0.0.1:0')
-    env.set('DISCOVERY_API_TOKEN', token)
     env.set('DISCOVERY_LABELS', 'zone=unit-test')
     env.set('DISCOVERY_EXTRA_ARGS', '--json')
     const argv = expandCommandLine(unitValue(UNIT, 'Service', 'ExecStart')!, env, dirs)
@@ -301,14 +306,16 @@ describe('the compose file', () => {
     expect(hostPorts.length).toBe(services.length)
     expect(new Set(hostPorts).size).toBe(services.length)
     for (const [, s] of services) {
-      expect(flag(s, '--api-token')).toMatch(/^\$\{DISCOVERY_API_TOKEN:\?/)
-      expect(flag(s, '--swarm-key')).toBe(s.secrets[0].target)
+      expect(argv(s)).not.toContain('--api-token')
+      const secret = (source: string): string => s.secrets.find((x: any) => x.source === source).target
+      expect(flag(s, '--api-token-file')).toBe(secret('api_token'))
+      expect(flag(s, '--swarm-key')).toBe(secret('swarm_key'))
     }
   })
 
   it('passes docker compose config', (ctx) => {
     if (!hasCompose) { console.log('deploy.test.ts: SKIPPED docker compose config: the docker compose plugin is not installed'); ctx.skip() }
-    const r = spawnSync('docker', ['compose', '-f', join(DEPLOY, 'docker/compose.yaml'), 'config', '--quiet'], { encoding: 'utf8', env: { ...process.env, DISCOVERY_API_TOKEN: 'x'.repeat(16) } })
+    const r = spawnSync('docker', ['compose', '-f', join(DEPLOY, 'docker/compose.yaml'), 'config', '--quiet'], { encoding: 'utf8', env: process.env })
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
   })

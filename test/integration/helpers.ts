@@ -16,10 +16,10 @@ export function tempDir (prefix: string): string {
 
 export interface CliResult { code: number, stdout: string, stderr: string }
 
-/** Runs `discovery ARGS` as a real process and waits for it to end. */
-export async function runCli (args: string[], timeoutMs = 90_000): Promise<CliResult> {
+/** Runs `discovery ARGS` as a real process (with `env` added to its environment) and waits for it to end. */
+export async function runCli (args: string[], timeoutMs = 90_000, env: Record<string, string> = {}): Promise<CliResult> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => { stdout += String(d) })
@@ -58,9 +58,13 @@ export interface AgentProcess {
   exited: Promise<number | null>
 }
 
-/** Starts `discovery agent ARGS --json` and resolves once it printed its ready line. */
-export async function startAgent (args: string[], timeoutMs = 30_000): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [BIN, 'agent', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Starts `discovery agent ARGS --json` and resolves once it printed its ready
+ * line; `opts.env` is added to the environment, `opts.token` is what the
+ * returned client sends.
+ */
+export async function startAgent (args: string[], timeoutMs = 30_000, opts: { env?: Record<string, string>, token?: string } = {}): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [BIN, 'agent', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
   let stderr = ''
   proc.stderr!.on('data', (d) => { stderr = (stderr + String(d)).slice(-4000) })
   const exited = new Promise<number | null>(resolve => proc.on('exit', (code) => { resolve(code) }))
@@ -70,7 +74,7 @@ export async function startAgent (args: string[], timeoutMs = 30_000): Promise<A
     lines.once('line', (line) => { clearTimeout(timer); resolve(JSON.parse(line)) })
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`agent exited with ${code}: ${stderr}`)) })
   })
-  return { proc, api: new ApiClient(ready.api), peerId: ready.peerId, addrs: ready.addrs, exited }
+  return { proc, api: new ApiClient(ready.api, opts.token), peerId: ready.peerId, addrs: ready.addrs, exited }
 }
 
 export { metricValue } from '../../bench/lib/metrics.ts'

@@ -29,6 +29,13 @@ function rec (n: number, state: VmRecord['state'] = 'creating'): VmRecord {
 }
 
 describe('Store', () => {
+  it('runs SQLite in WAL mode with synchronous = FULL (the log fsync\'d at every commit), in a new data dir it creates', () => {
+    const d = join(dir(), 'nested', 'data')
+    const store = Store.open(d)
+    expect(store.durability()).toEqual({ journalMode: 'wal', synchronous: 2 })
+    store.close()
+  })
+
   it('makes every write of one turn durable together, and each caller waits for its own', async () => {
     const d = dir()
     const store = Store.open(d)

@@ -66,8 +66,8 @@ describe('GossipPolicy', () => {
     const busy = started(51)
     expect(busy.rate(1_000, 51)).toBe(6)
     for (let i = 0; i < 32; i++) busy.heard(1_000)
-    // Peers publish 8 a second: the whole budget, so the fair share 8 / 50.
-    expect(busy.rate(1_000, 51)).toBeCloseTo(0.16)
+    // Peers publish 8 a second: the whole budget, so the fair share of what refreshes leave, 0.8 × 8 / 50.
+    expect(busy.rate(1_000, 51)).toBeCloseTo(0.128)
     // A change every 100 ms for a minute, peers publishing 8 a second all along.
     const times: number[] = []
     for (let now = 1_000; now < 61_000; now += 100) {
@@ -79,9 +79,9 @@ describe('GossipPolicy', () => {
         busy.published(now, load(), 51)
       }
     }
-    // 60 s at 0.16 a second, plus the bucket of 2.
-    expect(times.length).toBeGreaterThanOrEqual(9)
-    expect(times.length).toBeLessThanOrEqual(12)
+    // 60 s at 0.128 a second (the bucket starts empty).
+    expect(times.length).toBeGreaterThanOrEqual(6)
+    expect(times.length).toBeLessThanOrEqual(9)
     // Alone in a quiet cluster, the same changes go out several times a second.
     const quiet = started(51)
     let n = 0
@@ -117,14 +117,46 @@ describe('GossipPolicy', () => {
 
   it('keeps one token for the next change of the VM set: a state change alone waits when only one is left', () => {
     const p = started(51)
-    for (let i = 0; i < 40; i++) p.heard(0)
-    p.changed('vms', 10, load(), 51)
-    expect(drive(p, 10, 200, 51)).toEqual([100])
+    // Quiet for 20 s: the fair share, 8 / 50 a second, banks the bucket's 2 tokens. Then the peers use the whole budget.
+    for (let i = 0; i < 40; i++) p.heard(20_000)
+    p.changed('vms', 20_010, load(), 51)
+    expect(drive(p, 20_010, 20_200, 51)).toEqual([20_010])
     // One token left after that publish.
-    p.changed('state', 300, load(), 51)
-    expect(p.nextWakeAt).toBeGreaterThan(5_000)
-    p.changed('vms', 400, load(), 51)
-    expect(p.nextWakeAt).toBe(400)
+    p.changed('state', 20_300, load(), 51)
+    expect(p.nextWakeAt).toBeGreaterThan(25_000)
+    p.changed('vms', 20_400, load(), 51)
+    expect(p.nextWakeAt).toBe(20_400)
+  })
+
+  it('banks only its fair share: agents idle together and then all busy at once send the same per second whatever their number', () => {
+    /** N agents idle for 30 s, then a change at every agent every 100 ms for 20 s; what each receives a second. */
+    const receivedPerS = (peers: number): number => {
+      const agents = Array.from({ length: peers }, (_, i) => started(peers, { ...config, budgetPerSecond: 40 }, i + 1))
+      let total = 0
+      let lastStep = 0
+      for (let now = 30_000; now < 50_000; now += 100) {
+        let step = 0
+        for (const p of agents) {
+          // What the others sent in the last step reached every agent.
+          if (lastStep > 0) p.heard(now, lastStep)
+          p.changed('vms', now, load(), peers)
+          const at = p.nextWakeAt
+          if (at != null && at <= now && p.tick(now, peers)) {
+            step++
+            p.published(now, load(), peers)
+          }
+        }
+        total += step
+        lastStep = step
+      }
+      return total / 20
+    }
+    const small = receivedPerS(200)
+    const large = receivedPerS(2_000)
+    console.log(`received per agent per second: ${small.toFixed(1)} at 200 agents, ${large.toFixed(1)} at 2,000`)
+    // The old bucket (full at start, refilled by the left share) sent 2 × N at once: 4,000 to every agent at 2,000.
+    expect(large).toBeLessThan(1.5 * small)
+    expect(large).toBeLessThan(3 * 40)
   })
 
   it('shares a host-wide budget among the agents of one host', () => {

@@ -33,11 +33,11 @@ describe('migration state machine', () => {
   it.each<[string, MigrationEvent[], MigrationPhase, MigrationAction[], 'source' | 'destination' | null]>([
     ['the happy path', [accepted, transferred, { type: 'committed' }], 'committed', ['start-transfer', 'send-commit', 'drop-local'], 'destination'],
     ['refused by the destination', [{ type: 'refused', reason: 'no room' }], 'aborted', ['resume-local'], 'source'],
-    ['destination unreachable at propose', [{ type: 'unreachable', reason: 'timeout' }], 'aborted', ['resume-local'], 'source'],
+    ['destination unreachable at propose (it may have reserved: told to release)', [{ type: 'unreachable', reason: 'timeout' }], 'aborted', ['send-abort', 'resume-local'], 'source'],
     ['transfer fails (destination lost, cannot converge)', [accepted, { type: 'transfer-failed', reason: 'lost' }], 'aborted', ['start-transfer', 'send-abort', 'resume-local'], 'source'],
-    ['commit refused (lease expired)', [accepted, transferred, { type: 'commit-refused', reason: 'expired' }], 'aborted', ['start-transfer', 'send-commit', 'resume-local'], 'source'],
+    ['commit refused (lease expired)', [accepted, transferred, { type: 'commit-refused', reason: 'expired' }], 'aborted', ['start-transfer', 'send-commit', 'send-abort', 'resume-local'], 'source'],
     ['commit answer lost, then the destination is seen at the higher epoch', [accepted, transferred, { type: 'commit-lost' }, { type: 'fenced' }], 'committed', ['start-transfer', 'send-commit', 'wait-for-evidence', 'drop-local'], 'destination'],
-    ['commit answer lost, no evidence in time', [accepted, transferred, { type: 'commit-lost' }, { type: 'doubt-expired' }], 'aborted', ['start-transfer', 'send-commit', 'wait-for-evidence', 'resume-local'], 'source'],
+    ['commit answer lost, no evidence in time (the destination told to release)', [accepted, transferred, { type: 'commit-lost' }, { type: 'doubt-expired' }], 'aborted', ['start-transfer', 'send-commit', 'wait-for-evidence', 'send-abort', 'resume-local'], 'source'],
     ['gossip shows the commit before its answer', [accepted, transferred, { type: 'fenced' }], 'committed', ['start-transfer', 'send-commit', 'drop-local'], 'destination'],
     ['commit lost, stays in doubt', [accepted, transferred, { type: 'commit-lost' }], 'in-doubt', ['start-transfer', 'send-commit', 'wait-for-evidence'], null]
   ])('%s', (_, events, phase, actions, where) => {
@@ -73,7 +73,22 @@ describe('migration state machine', () => {
     let record = stepMigration(base, accepted, 1).record
     record = stepMigration(record, transferred, 2).record
     record = stepMigration(record, { type: 'committed' }, 3).record
-    expect(record).toMatchObject({ totalMs: 900, downtimeMs: 12, bytesMiB: 1300, epoch: 3, phase: 'committed', endedAtMs: 3 })
+    // The VM was paused from the end of the transfer (t = 2) until the commit (t = 3), besides the switch-over itself.
+    expect(record).toMatchObject({ totalMs: 900, downtimeMs: 13, bytesMiB: 1300, epoch: 3, phase: 'committed', endedAtMs: 3 })
+  })
+
+  it('reports as downtime the time the VM really did not run: a destination silent for 40 s costs 40 s, not the switch-over', () => {
+    let record = stepMigration(base, { type: 'accepted', uri: 'tcp:10.0.0.7:49152' }, 1_000).record
+    expect(record.uri).toBe('tcp:10.0.0.7:49152')
+    record = stepMigration(record, { ...transferred, rounds: 3, throttled: true }, 2_000).record
+    record = stepMigration(record, { type: 'commit-lost' }, 12_000).record
+    const end = stepMigration(record, { type: 'doubt-expired' }, 42_000)
+    expect(end.actions).toEqual(['send-abort', 'resume-local'])
+    expect(end.record).toMatchObject({ phase: 'aborted', downtimeMs: 40_012, rounds: 3, throttled: true })
+  })
+
+  it('tells nothing to a destination that refused: it holds nothing', () => {
+    expect(stepMigration(base, { type: 'refused', reason: 'full' }, 5).actions).toEqual(['resume-local'])
   })
 })
 

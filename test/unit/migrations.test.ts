@@ -28,8 +28,14 @@ function harness (opts: { answer?: (req: MigrateRequest) => Promise<MigrateRespo
     adoptIncoming: async (_leaseId: string, s: VmSpec, epoch: number) => { adopted.push({ id: s.id, epoch }); return { ok: true as const, state: 'running' as const } },
     release: (leaseId: string) => { released.push(leaseId) }
   }
+  const resumed: string[] = []
+  const prepared: string[] = []
+  const deleted: string[] = []
   const driver = {
     demand: () => 0.5,
+    prepareIncoming: async (s: VmSpec) => { prepared.push(s.id); return { uri: `sim:${s.id}` } },
+    resume: async (id: string) => { resumed.push(id) },
+    delete: async (id: string) => { deleted.push(id) },
     transferOut: async (_id: string, o: { signal: AbortSignal }) => await (opts.transfer ?? (async () => ({ totalMs: 800, downtimeMs: 9, bytesMiB: 1100 })))(o.signal)
   }
   const ended: MigrationRecord[] = []
@@ -48,12 +54,14 @@ function harness (opts: { answer?: (req: MigrateRequest) => Promise<MigrateRespo
     onEnded: (r) => { ended.push(r) },
     now: () => 1_000
   })
-  return { m, vms, sent, log, released, adopted, ended }
+  return { m, vms, sent, log, released, adopted, ended, resumed, prepared, deleted }
 }
 
 const MIGRATION_ID = '00000000-0000-4000-8000-0000000000aa'
+/** A VM arriving from another node (the harness's own VM is `spec`). */
+const incoming: VmSpec = { ...spec, id: 'vm-000000000002', name: 'web' }
 const propose = (over: Partial<Extract<MigrateRequest, { op: 'propose' }>> = {}): MigrateRequest =>
-  ({ v: 1, op: 'propose', migrationId: MIGRATION_ID, vm: spec, epoch: 2, demand: 1, ttlMs: 60_000, ...over })
+  ({ v: 1, op: 'propose', migrationId: MIGRATION_ID, vm: incoming, epoch: 2, demand: 1, ttlMs: 60_000, ...over })
 
 describe('Migrations as source', () => {
   it('proposes, transfers, commits at epoch + 1 and drops its copy', async () => {
@@ -85,11 +93,30 @@ describe('Migrations as source', () => {
     expect(h.vms.get(spec.id)?.state).toBe('running')
   })
 
-  it('waits in doubt after a lost commit answer, then resumes when no evidence comes', async () => {
+  it('waits in doubt after a lost commit answer, then resumes the paused VM and tells the destination to release', async () => {
     const h = harness({ answer: async (req) => { if (req.op === 'commit') throw new Error('stream reset'); return { v: 1, ok: true } } })
     const r = await h.m.migrate(spec.id, 'B')
     expect(r).toMatchObject({ phase: 'aborted', reason: 'the destination never confirmed the commit' })
+    await new Promise(resolve => setImmediate(resolve))
+    expect(h.resumed).toEqual([spec.id])
     expect(h.vms.get(spec.id)?.state).toBe('running')
+    expect(h.sent.map(s => s.op)).toEqual(['propose', 'commit', 'abort'])
+  })
+
+  it('asks the destination again to release until it answers, when it was unreachable', async () => {
+    let aborts = 0
+    const h = harness({ answer: async (req) => {
+      if (req.op === 'propose') throw new Error('stream reset')
+      if (req.op === 'abort' && ++aborts < 2) throw new Error('no answer')
+      return { v: 1, ok: true }
+    } })
+    const r = await h.m.migrate(spec.id, 'B')
+    expect(r).toMatchObject({ phase: 'aborted' })
+    const deadline = Date.now() + 5_000
+    while (aborts < 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    expect(h.sent.map(s => s.op)).toEqual(['propose', 'abort', 'abort'])
+    // Nothing was transferred: the VM never paused, nothing to resume.
+    expect(h.resumed).toEqual([])
   })
 
   it('drops its copy when gossip shows the destination running the VM while in doubt', async () => {
@@ -112,12 +139,13 @@ describe('Migrations as source', () => {
 })
 
 describe('Migrations as destination', () => {
-  it('admits and reserves a proposal, adopts the VM on commit at epoch + 1', async () => {
+  it('admits and reserves a proposal, readies the hypervisor, adopts the VM on commit at epoch + 1', async () => {
     const h = harness()
-    expect(await h.m.handle(propose(), 'A')).toEqual({ v: 1, ok: true })
+    expect(await h.m.handle(propose(), 'A')).toEqual({ v: 1, ok: true, uri: `sim:${incoming.id}` })
+    expect(h.prepared).toEqual([incoming.id])
     expect(h.log).toEqual(['reserved 0000'])
-    expect(await h.m.handle({ v: 1, op: 'commit', migrationId: MIGRATION_ID, vm: spec, epoch: 3 }, 'A')).toEqual({ v: 1, ok: true })
-    expect(h.adopted).toEqual([{ id: spec.id, epoch: 3 }])
+    expect(await h.m.handle({ v: 1, op: 'commit', migrationId: MIGRATION_ID, vm: incoming, epoch: 3 }, 'A')).toEqual({ v: 1, ok: true })
+    expect(h.adopted).toEqual([{ id: incoming.id, epoch: 3 }])
   })
 
   it('refuses a proposal that would overload it, reserving nothing', async () => {
@@ -138,5 +166,7 @@ describe('Migrations as destination', () => {
     const id = MIGRATION_ID
     expect(await h.m.handle({ v: 1, op: 'abort', migrationId: id }, 'A')).toEqual({ v: 1, ok: true })
     expect(h.released).toEqual([id])
+    // The hypervisor stops waiting for the VM.
+    expect(h.deleted).toEqual([incoming.id])
   })
 })

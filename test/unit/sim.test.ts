@@ -3,8 +3,8 @@ import { seededRng } from '../../src/core/rng.ts'
 import { emptyStats, installDvms } from '../../src/sim/algorithms.ts'
 import { EventQueue } from '../../src/sim/event-queue.ts'
 import { LINKS, SimNetwork, type LinkModel } from '../../src/sim/network.ts'
-import { percentile, runSimulation, type AlgorithmReport, type SimOptions, type SimReport } from '../../src/sim/run.ts'
-import { SCENARIOS } from '../../src/sim/scenarios.ts'
+import { runSimulation, type AlgorithmReport, type SimOptions, type SimReport } from '../../src/sim/run.ts'
+import { drawDirtyIntensity, SCENARIOS } from '../../src/sim/scenarios.ts'
 import { World } from '../../src/sim/world.ts'
 
 describe('EventQueue', () => {
@@ -114,33 +114,51 @@ describe('SimNetwork', () => {
   })
 })
 
-describe('percentile', () => {
-  it.each([
-    { values: [5], p: 0.99, want: 5 },
-    { values: [3, 1, 2], p: 0, want: 1 },
-    { values: [3, 1, 2], p: 0.5, want: 2 },
-    { values: [3, 1, 2], p: 1, want: 3 },
-    { values: Array.from({ length: 100 }, (_, i) => 100 - i), p: 0.99, want: 99 },
-    { values: Array.from({ length: 100 }, (_, i) => i + 1), p: 0.5, want: 50 }
-  ])('p$p of $values.length values → $want', ({ values, p, want }) => {
-    expect(percentile(values, p)).toBe(want)
-  })
-
-  it('of nothing is NaN', () => {
-    expect(percentile([], 0.5)).toBeNaN()
-  })
-})
-
 describe('SCENARIOS', () => {
   it.each([
-    { name: 'vmplaces', consolidate: false, vmsPerHost: 10 },
-    { name: 'consolidation', consolidate: true, vmsPerHost: 4 }
-  ])('$name', ({ name, consolidate, vmsPerHost }) => {
+    // VMPlaceS: 125 MB/s (1 Gbit/s) per migration, its five VM classes of 10–50 % dirty-page intensity.
+    { name: 'vmplaces', consolidate: false, vmsPerHost: 10, bandwidthMiBps: 125e6 / 2 ** 20, dirtyIntensity: { lo: 0.1, hi: 0.5, classes: 5 } },
+    { name: 'vmplaces-10g', consolidate: false, vmsPerHost: 10, bandwidthMiBps: 1250, dirtyIntensity: { lo: 0.3, hi: 0.3 } },
+    { name: 'consolidation', consolidate: true, vmsPerHost: 4, bandwidthMiBps: 1250, dirtyIntensity: { lo: 0.3, hi: 0.3 } }
+  ])('$name', ({ name, consolidate, vmsPerHost, bandwidthMiBps, dirtyIntensity }) => {
     const s = SCENARIOS[name]
     expect(s.name).toBe(name)
     expect(s.consolidate).toBe(consolidate)
     expect(s.vmsPerHost).toBe(vmsPerHost)
+    expect(s.bandwidthMiBps).toBeCloseTo(bandwidthMiBps, 9)
+    expect(s.dirtyIntensity).toEqual(dirtyIntensity)
     expect({ hostCpu: s.hostCpu, hostMemMiB: s.hostMemMiB, cpuOvercommit: s.cpuOvercommit, vmCpu: s.vmCpu, vmMemMiB: s.vmMemMiB }).toEqual({ hostCpu: 8, hostMemMiB: 32768, cpuOvercommit: 4, vmCpu: 1, vmMemMiB: 1024 })
+  })
+
+  it('vmplaces and vmplaces-10g share the demand trace: only the links differ', () => {
+    expect(SCENARIOS.vmplaces.demand).toEqual(SCENARIOS['vmplaces-10g'].demand)
+  })
+})
+
+describe('drawDirtyIntensity', () => {
+  it.each([
+    { name: 'fixed', d: { lo: 0.3, hi: 0.3 }, values: [0.3] },
+    { name: 'five classes', d: { lo: 0.1, hi: 0.5, classes: 5 }, values: [0.1, 0.2, 0.3, 0.4, 0.5] },
+    { name: 'two classes', d: { lo: 0, hi: 1, classes: 2 }, values: [0, 1] }
+  ])('$name: only the class values, each drawn about as often', ({ d, values }) => {
+    const seed = 11
+    const rng = seededRng(seed)
+    const counts = new Map<number, number>()
+    for (let i = 0; i < 5000; i++) {
+      const x = drawDirtyIntensity(rng, d)
+      counts.set(x, (counts.get(x) ?? 0) + 1)
+    }
+    expect([...counts.keys()].sort((a, b) => a - b), `seed ${seed}`).toEqual(values)
+    for (const n of counts.values()) expect(n / 5000).toBeGreaterThan(1 / values.length - 0.03)
+  })
+
+  it('uniform over the range', () => {
+    const rng = seededRng(5)
+    const xs = Array.from({ length: 5000 }, () => drawDirtyIntensity(rng, { lo: 0.1, hi: 0.5 }))
+    expect(Math.min(...xs)).toBeGreaterThanOrEqual(0.1)
+    expect(Math.max(...xs)).toBeLessThanOrEqual(0.5)
+    expect(xs.reduce((a, b) => a + b, 0) / xs.length).toBeCloseTo(0.3, 1)
+    expect(new Set(xs).size).toBeGreaterThan(1000)
   })
 })
 
@@ -225,6 +243,17 @@ describe('runSimulation', () => {
     expect(dvms.overloadMeanS).toBeLessThan(central.overloadMeanS)
   })
 
+  it('vmplaces (1 Gbit/s, dirty 10–50 %) and vmplaces-10g run on one trace: the same overloads without rebalancing, longer migrations on the slower links', () => {
+    const slow = run()
+    const fast = run({ scenario: SCENARIOS['vmplaces-10g'] })
+    expect(result(slow, 'none')).toEqual({ ...result(fast, 'none'), wallS: result(slow, 'none').wallS })
+    expect(slow.bandwidthMiBps).toBeCloseTo(119.21, 2)
+    expect(fast.bandwidthMiBps).toBe(1250)
+    const [s, f] = [result(slow, 'dvms'), result(fast, 'dvms')]
+    expect(s.migrationMeanS!).toBeGreaterThan(5 * f.migrationMeanS!)
+    expect(s.overloadMeanS).toBeGreaterThan(f.overloadMeanS)
+  })
+
   it('consolidation: dvms and centralized end with fewer active hosts than none', () => {
     const r = run({ scenario: SCENARIOS.consolidation, vms: 256 })
     expect(r.scenario).toBe('consolidation')
@@ -269,5 +298,80 @@ describe('runSimulation', () => {
       expect(fractions[0]).toBeGreaterThanOrEqual(0)
       expect(fractions[fractions.length - 1]).toBeLessThanOrEqual(1)
     }
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Migrations in the world go through core's state machines (core/migration-fsm.ts).
+
+describe('World migrations', () => {
+  /** Hosts of 1 core, VMs of 1 vCPU always fully busy: a host with a VM has no room for another. */
+  function tinyWorld (hosts: number, vms: number, link: LinkModel = { ...LINKS.lan }): World {
+    const scenario = { ...SCENARIOS['vmplaces-10g'], hostCpu: 1, cpuOvercommit: 1, demand: { ...SCENARIOS['vmplaces-10g'].demand, mean: 1, stddev: 0, meanChangeIntervalS: 1e9 } }
+    return new World({ scenario, hosts, vms, seed: 1, link })
+  }
+
+  function migrate (world: World, vmId: string, from: string, to: string, partitionId?: string): { ok?: boolean, reason?: string } {
+    const ended: { ok?: boolean, reason?: string } = {}
+    world.migrate(vmId, from, to, partitionId, (ok, reason) => { Object.assign(ended, { ok, reason }) })
+    world.run(world.now + 60_000)
+    return ended
+  }
+
+  it('a destination with room takes the VM: it runs there at epoch + 1, the reservation is spent, three messages', () => {
+    const world = tinyWorld(3, 2)
+    const vm = world.vmById.get('vm-000000')!
+    expect(migrate(world, vm.id, 'host-00000', 'host-00002')).toEqual({ ok: true, reason: undefined })
+    expect(vm.host).toBe(2)
+    expect(vm.epoch).toBe(1)
+    expect(vm.migrating).toBe(false)
+    expect(world.hosts[2].reserved.size).toBe(0)
+    expect(world.hosts[0].vms.size).toBe(0)
+    expect(world.migrations.count).toBe(1)
+    expect(world.network.sent).toBe(3)
+  })
+
+  it('the admission (core\'s admitIncoming) refuses a destination that would overload: the VM stays at its source, nothing is reserved', () => {
+    const world = tinyWorld(2, 2)
+    const vm = world.vmById.get('vm-000000')!
+    const r = migrate(world, vm.id, 'host-00000', 'host-00001')
+    expect(r.ok).toBe(false)
+    expect(r.reason).toMatch(/would overload this node/)
+    expect(vm.host).toBe(0)
+    expect(vm.epoch).toBe(0)
+    expect(vm.migrating).toBe(false)
+    expect(world.hosts[1].reserved.size).toBe(0)
+    expect(world.migrations).toMatchObject({ count: 0, aborted: 1 })
+  })
+
+  it('DVMS\'s rule is the admission context: a destination in another partition refuses, one in the same partition takes the VM', () => {
+    const world = tinyWorld(3, 1)
+    world.partitionOf = h => h.idx === 1 ? 'p-1' : h.idx === 2 ? 'p-2' : undefined
+    const vm = world.vmById.get('vm-000000')!
+    const refused = migrate(world, vm.id, 'host-00000', 'host-00001', 'p-2')
+    expect(refused.reason).toMatch(/another rebalancing partition/)
+    expect(vm.host).toBe(0)
+    expect(migrate(world, vm.id, 'host-00000', 'host-00002', 'p-2').ok).toBe(true)
+    expect(vm.host).toBe(2)
+  })
+
+  it('every message lost: the source gives up after the request timeout and the VM stays where it was', () => {
+    const world = tinyWorld(3, 1, { ...LINKS.lan, loss: 1 })
+    const vm = world.vmById.get('vm-000000')!
+    const r = migrate(world, vm.id, 'host-00000', 'host-00002')
+    expect(r).toEqual({ ok: false, reason: 'no answer from the destination in time' })
+    expect(vm.host).toBe(0)
+    expect(vm.migrating).toBe(false)
+  })
+
+  it('a VM already migrating is not migrated twice', () => {
+    const world = tinyWorld(3, 1)
+    const vm = world.vmById.get('vm-000000')!
+    const results: boolean[] = []
+    world.migrate(vm.id, 'host-00000', 'host-00001', undefined, ok => { results.push(ok) })
+    world.migrate(vm.id, 'host-00000', 'host-00002', undefined, ok => { results.push(ok) })
+    world.run(60_000)
+    expect(results).toEqual([false, true])
+    expect(vm.host).toBe(1)
   })
 })
