@@ -135,7 +135,8 @@ export class Replication {
     const tombstones: Tombstone[] = []
     for (const id of vmIds) {
       const rec = this.#init.local.get(id)
-      if (rec != null && this.#designation(rec).replicas.includes(holder)) continue
+      // Our holders not computed yet (we just started): keep every record of a VM we run; the puts that follow settle it.
+      if (rec != null && (this.#holders.length === 0 || this.#designation(rec).replicas.includes(holder))) continue
       drop.push(id)
       const t = this.#init.holdings.tombstone(id)
       if (t != null && tombstones.length < MAX_RECORDS_PER_MESSAGE) tombstones.push(t)

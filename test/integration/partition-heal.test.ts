@@ -1,0 +1,142 @@
+/**
+ * A partition and its heal, with six real agents and the admin route: the
+ * three agents of side L and the three of side R refuse every connection
+ * with the other side (the connection gater, both ways, on both sides). Each side declares the other dead and
+ * restarts the VMs it holds records of; VMs are created and deleted on both
+ * sides — among them a VM deleted on one side while the other side runs its
+ * restarted copy. On heal, exactly one copy of each VM that should exist
+ * remains (the higher epoch wins, with its proof) and no deleted VM comes
+ * back (tombstones reach the copies of the other side).
+ */
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { replicaSet } from '../../src/core/replica-rule.ts'
+import { Ring } from '../../src/core/ring.ts'
+import { type AgentProcess, metricValue, startAgent, tempDir, waitFor } from './helpers.ts'
+
+const token = randomBytes(16).toString('hex')
+const dir = tempDir('partition')
+const tokenFile = join(dir, 'api.token')
+writeFileSync(tokenFile, token + '\n', { mode: 0o600 })
+const N = 6
+const VMS = 36
+let agents: AgentProcess[] = []
+
+interface Vm { id: string, node: string, state: string, epoch: number }
+
+const args = (i: number, bootstrap?: AgentProcess): string[] => [
+  '--admin', '--api-token-file', tokenFile, '--data-dir', join(dir, `agent-${i}`), '--api', '127.0.0.1:0',
+  '--cpu', '32', '--mem', '32GiB', '--boot-delay', '50ms', ...(bootstrap != null ? ['--bootstrap', bootstrap.addrs[0]] : [])
+]
+
+async function metric (a: AgentProcess, name: string): Promise<number> {
+  return metricValue(await (await fetch(`${a.api.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text(), name)
+}
+
+/** id → the copies that run, across `among`. */
+async function copies (among: AgentProcess[]): Promise<Map<string, Vm[]>> {
+  const out = new Map<string, Vm[]>()
+  for (const list of await Promise.all(among.map(async a => await a.api.call<Vm[]>('GET', '/v1/vms')))) {
+    for (const vm of list) out.set(vm.id, [...(out.get(vm.id) ?? []), vm])
+  }
+  return out
+}
+
+async function sees (a: AgentProcess, others: AgentProcess[], status: string): Promise<boolean> {
+  const nodes = await a.api.call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')
+  return others.every(o => nodes.find(n => n.peerId === o.peerId)?.state === status)
+}
+
+beforeAll(async () => {
+  const first = await startAgent(args(0), 30_000, { token })
+  agents = [first, ...await Promise.all(Array.from({ length: N - 1 }, async (_, i) => await startAgent(args(i + 1, first), 30_000, { token })))]
+  await waitFor('every agent to see the six alive', async () => (await Promise.all(agents.map(async a => await sees(a, agents, 'alive')))).every(Boolean) ? true : undefined, 60_000)
+}, 120_000)
+
+afterAll(() => { for (const a of agents) a.proc.kill('SIGKILL') })
+
+describe('a partition into two sides of three, and its heal', () => {
+  it('leaves exactly one copy of each VM that should exist, and none of the deleted ones', async () => {
+    const L = agents.slice(0, 3)
+    const R = agents.slice(3)
+    const ids = agents.map(a => a.peerId)
+    const owners = new Map<string, string>()
+    await Promise.all(Array.from({ length: VMS }, async (_, i) => {
+      const res = await agents[i % N].api.request('POST', '/v1/vms', { name: `p-${i}`, cpu: 1, memMiB: 256 })
+      expect(res.status, JSON.stringify(res.body)).toBe(201)
+      owners.set(res.body.id, res.body.node)
+    }))
+    await waitFor('every record held by two peers', async () => {
+      const held = await Promise.all(agents.map(async a => await metric(a, 'discovery_replicas_held')))
+      return held.reduce((a, b) => a + b, 0) === 2 * VMS ? true : undefined
+    }, 30_000)
+
+    // Which side restarts what: a VM whose owner is on one side is restarted on the other if one of its holders is there.
+    const ring = new Ring(ids)
+    const side = (peer: string): AgentProcess[] => L.some(a => a.peerId === peer) ? L : R
+    const restartedOn = (id: string): AgentProcess[] | undefined => {
+      const owner = owners.get(id)!
+      const other = side(owner) === L ? R : L
+      return replicaSet(ring, owner, 2).some(h => other.some(a => a.peerId === h)) ? other : undefined
+    }
+    const crossing = [...owners.keys()].filter(id => restartedOn(id) != null)
+    expect(crossing.length).toBeGreaterThan(0)
+
+    // Both sides block: a side blocked by the other alone still sees its redialer's connections open and close (README, Partitions on demand).
+    for (const a of L) expect((await a.api.request('POST', '/v1/admin/partition', { peers: R.map(r => r.peerId) })).status).toBe(200)
+    for (const a of R) expect((await a.api.request('POST', '/v1/admin/partition', { peers: L.map(l => l.peerId) })).status).toBe(200)
+    await waitFor('each side to see the other dead', async () => {
+      const ok = await Promise.all([...L.map(async a => await sees(a, R, 'dead')), ...R.map(async a => await sees(a, L, 'dead'))])
+      return ok.every(Boolean) ? true : undefined
+    }, 30_000)
+    await waitFor('each side to run the VMs it restarted from the other', async () => {
+      const [onL, onR] = await Promise.all([copies(L), copies(R)])
+      return crossing.every(id => (restartedOn(id) === L ? onL : onR).get(id)?.length === 1) ? true : undefined
+    }, 30_000, 250)
+
+    // Deletes on both sides: a restarted copy (its original runs on the other side), an original whose
+    // restarted copy runs on the other side, and a VM that never crossed.
+    const deleted: string[] = []
+    const del = async (via: AgentProcess, id: string): Promise<void> => {
+      const res = await via.api.request('DELETE', `/v1/vms/${id}`)
+      expect(res.status, JSON.stringify(res.body)).toBe(200)
+      deleted.push(id)
+    }
+    const restartedOnR = crossing.filter(id => restartedOn(id) === R)
+    const restartedOnL = crossing.filter(id => restartedOn(id) === L)
+    const stayed = [...owners.keys()].filter(id => restartedOn(id) == null)
+    if (restartedOnR.length > 0) await del(R[0], restartedOnR[0])
+    if (restartedOnR.length > 1) await del(L[0], restartedOnR[1])
+    if (restartedOnL.length > 0) await del(L[1], restartedOnL[0])
+    if (restartedOnL.length > 1) await del(R[1], restartedOnL[1])
+    await del(side(owners.get(stayed[0])!)[2], stayed[0])
+    expect(deleted.length).toBeGreaterThanOrEqual(3)
+    // Creates on both sides.
+    const made: string[] = []
+    for (const via of [L[0], R[0], L[2], R[2]]) {
+      const res = await via.api.request('POST', '/v1/vms', { cpu: 1, memMiB: 256 })
+      expect(res.status, JSON.stringify(res.body)).toBe(201)
+      made.push(res.body.id)
+    }
+
+    const t0 = Date.now()
+    for (const a of agents) expect((await a.api.request('POST', '/v1/admin/heal', {})).status).toBe(200)
+    const want = [...owners.keys(), ...made].filter(id => !deleted.includes(id)).sort()
+    await waitFor('exactly one copy of each VM that should exist, none of the deleted', async () => {
+      const now = await copies(agents)
+      return want.every(id => now.get(id)?.length === 1) && now.size === want.length ? true : undefined
+    }, 60_000, 250)
+    const onceMs = Date.now() - t0
+    await waitFor('every view to agree: six agents alive, each VM on the agent that runs it', async () => {
+      const now = await copies(agents)
+      const views = await Promise.all(agents.map(async a => await a.api.call<Vm[]>('GET', '/v1/vms?scope=cluster')))
+      const alive = await Promise.all(agents.map(async a => await sees(a, agents.filter(o => o !== a), 'alive')))
+      return alive.every(Boolean) && views.every(v => v.length === want.length && v.every(vm => now.get(vm.id)?.[0].node === vm.node)) ? true : undefined
+    }, 60_000, 250)
+    const fenced = (await Promise.all(agents.map(async a => await metric(a, 'discovery_vms_fenced_total')))).reduce((a, b) => a + b, 0)
+    process.stdout.write(`partition: ${crossing.length} of ${VMS} VMs restarted across, ${deleted.length} deleted and ${made.length} created during it; after the heal each VM once within ${onceMs} ms, views agreeing within ${Date.now() - t0} ms; ${fenced} copies fenced\n`)
+    expect(fenced).toBeGreaterThan(0)
+  })
+})
