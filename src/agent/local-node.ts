@@ -289,6 +289,11 @@ export class LocalNode {
     return this.#vms.get(id)
   }
 
+  /** Whether a delete of `id` is on its way (the VM is still listed until it is durable). */
+  isDeleting (id: string): boolean {
+    return this.#deleting.has(id)
+  }
+
   records (): VmRecord[] {
     return [...this.#vms.values()]
   }

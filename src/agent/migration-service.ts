@@ -114,7 +114,7 @@ export class MigrationService {
   fenced (vmId: string, owner: string, epoch: number): boolean {
     this.#migrations.fenced(vmId)
     const local = this.#c.local.get(vmId)
-    if (local == null || local.state === 'migrating' || compareHeads({ epoch, owner }, { epoch: local.epoch, owner: this.#c.self }) <= 0) return false
+    if (local == null || local.state === 'migrating' || this.#c.local.isDeleting(vmId) || compareHeads({ epoch, owner }, { epoch: local.epoch, owner: this.#c.self }) <= 0) return false
     this.#c.log.warn({ component: 'discovery:fencing', vm: vmId, ours: local.epoch, theirs: epoch, owner }, 'a higher epoch runs elsewhere: stopping our copy')
     void this.#c.local.deleteVm(vmId, 'moved')
     return true

@@ -59,9 +59,12 @@ afterAll(() => { for (const a of agents) a.proc.kill('SIGKILL') })
 
 describe('a partition into two sides of three, and its heal', () => {
   it('leaves exactly one copy of each VM that should exist, and none of the deleted ones', async () => {
-    const L = agents.slice(0, 3)
-    const R = agents.slice(3)
     const ids = agents.map(a => a.peerId)
+    const ring = new Ring(ids)
+    // Three neighbours on the ring on each side: some VMs have both holders on their owner's side, some one or two across.
+    const byRing = ring.ids().map(id => agents[ids.indexOf(id)])
+    const L = byRing.slice(0, 3)
+    const R = byRing.slice(3)
     const owners = new Map<string, string>()
     await Promise.all(Array.from({ length: VMS }, async (_, i) => {
       const res = await agents[i % N].api.request('POST', '/v1/vms', { name: `p-${i}`, cpu: 1, memMiB: 256 })
@@ -74,7 +77,6 @@ describe('a partition into two sides of three, and its heal', () => {
     }, 30_000)
 
     // Which side restarts what: a VM whose owner is on one side is restarted on the other if one of its holders is there.
-    const ring = new Ring(ids)
     const side = (peer: string): AgentProcess[] => L.some(a => a.peerId === peer) ? L : R
     const restartedOn = (id: string): AgentProcess[] | undefined => {
       const owner = owners.get(id)!
