@@ -146,6 +146,7 @@ export class ReplicaService {
 
   async stop (): Promise<void> {
     for (const off of this.#offEvents.splice(0)) off()
+    this.#replication.stop()
     await this.#server.stop()
   }
 

@@ -55,6 +55,7 @@ export class Replication {
   readonly #outboxes = new Map<string, Outbox>()
   /** When the ring last changed, until the holders are computed again. */
   #ringChangedAtMs?: number
+  #kickTimer?: NodeJS.Timeout
 
   constructor (init: ReplicationInit) {
     this.#init = init
@@ -182,9 +183,18 @@ export class Replication {
     return box
   }
 
-  /** Sends what is due now rather than at the next tick: a create's records are best on their holders at once. */
+  /** Sends what is due after `pushDelayMs` rather than at the next tick, gathering the records of that time in one message per holder. */
   #kick (): void {
-    setImmediate(() => { this.tick() })
+    if (this.#kickTimer != null) return
+    this.#kickTimer = setTimeout(() => {
+      this.#kickTimer = undefined
+      this.tick()
+    }, this.#init.config.pushDelayMs)
+  }
+
+  stop (): void {
+    if (this.#kickTimer != null) clearTimeout(this.#kickTimer)
+    this.#kickTimer = undefined
   }
 
   async #flush (peer: string, box: Outbox): Promise<void> {

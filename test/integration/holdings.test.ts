@@ -1,9 +1,11 @@
 /**
  * A holder's records (agent/holdings.ts) on a real SQLite store, with real
- * Ed25519 keys: it takes a record only from its owner, with a designation
- * naming it; it never trades a later head for an earlier one, nor for a
- * chain that does not reach the one it holds (a rogue cannot overwrite a
- * record); a tombstone refuses the VM's records; all of it survives a reopen.
+ * Ed25519 keys: it takes a record only from its owner (the sender's identity,
+ * not its signatures, which later verifiers check), with a designation of the
+ * record's head naming it; it never trades a later head for an earlier one,
+ * nor for a chain that does not reach the one it holds (a rogue cannot
+ * overwrite a record); a tombstone refuses the VM's records; all of it
+ * survives a reopen.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -48,7 +50,7 @@ const movedToB = (): Chain => extend(created(), migrateLink(created(), B.id, O.s
 describe('Holdings', () => {
   it.each([
     { name: 'from another peer than its owner', from: () => X.id, rec: () => record(created(), O), reason: /not by its sender/, forged: true },
-    { name: 'with a designation the owner did not sign', from: () => O.id, rec: () => ({ ...record(created(), O), designation: designate(VM, headOf(created()), [H.id], 1, { ...X.signer, self: O.id }) }), reason: /not signed by its owner/, forged: true },
+    { name: 'whose designation is of another head', from: () => B.id, rec: () => ({ ...record(movedToB(), B), designation: record(created(), O).designation }), reason: /not of the record's head/, forged: true },
     { name: 'with a designation that does not name this node', from: () => O.id, rec: () => record(created(), O, [B.id]), reason: /does not name this node/, forged: false }
   ])('refuses a record $name', ({ from, rec, reason, forged }) => {
     const { holdings } = open()
