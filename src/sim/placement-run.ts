@@ -29,16 +29,8 @@ export interface PlacementOptions {
   hostMemMiB: number
 }
 
-export interface PlacementReport {
+export interface PlacementReport extends PlacementOptions {
   scenario: 'placement'
-  nodes: number
-  vms: number
-  seed: number
-  profile: 'lan' | 'wan'
-  link: LinkModel
-  ratePerS: number
-  hostCpu: number
-  hostMemMiB: number
   placed: number
   /** Creates answered 503: every candidate refused, or none was known. */
   refused: number
