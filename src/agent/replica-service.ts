@@ -76,7 +76,8 @@ export class ReplicaService {
       ring: () => this.#ring(),
       status: (p) => components.membership.view.get(p)?.status,
       send: async (peer, req) => await this.#send(peer, req),
-      deleteWaitMs: config.requestTimeoutMs
+      // A delete through another agent waits for ours within its own request timeout.
+      deleteWaitMs: Math.floor(config.requestTimeoutMs / 2)
     })
     this.#restarts = new Restarts({
       self, config: config.replica, signer, holdings: this.#holdings, events, metrics, log, now,
