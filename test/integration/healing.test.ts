@@ -28,6 +28,8 @@ import { createHost, REPLICA_PROTOCOL, rpcRequest, STATE_TOPIC } from '../../src
 import { type AgentProcess, ApiClient, metricValue, readCluster, runCli, startAgent, tempDir, waitFor } from './helpers.ts'
 
 const N = 8
+/** How long an agent may take to start: seconds on a quiet machine, tens of them when npm test runs other clusters beside. */
+const STARTUP_MS = 90_000
 const VMS = 100
 const dir = tempDir('healing')
 let apis: ApiClient[] = []
@@ -51,11 +53,11 @@ async function runners (clients: ApiClient[]): Promise<Map<string, Vm[]>> {
 }
 
 beforeAll(async () => {
-  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '32', '--mem', '32GiB', '--json'])
+  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '32', '--mem', '32GiB', '--wait', '120s', '--json'], 180_000)
   expect(up.code, up.stderr).toBe(0)
   apis = JSON.parse(up.stdout).nodes.map((m: { api: string }) => new ApiClient(m.api))
   ids = await Promise.all(apis.map(async a => (await a.call('GET', '/v1/health')).peerId))
-})
+}, 200_000)
 
 afterAll(async () => {
   for (const a of restarted) a.proc.kill('SIGKILL')
@@ -116,7 +118,7 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const t0 = Date.now()
     const alive = apis.findIndex((_, i) => !victims.includes(i))
     await Promise.all(victims.map(async i => {
-      const agent = await startAgent(['--data-dir', file.nodes[i].dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--cpu', '32', '--mem', '32GiB', '--bootstrap', `${file.nodes[alive].listen}/p2p/${ids[alive]}`])
+      const agent = await startAgent(['--data-dir', file.nodes[i].dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--cpu', '32', '--mem', '32GiB', '--bootstrap', `${file.nodes[alive].listen}/p2p/${ids[alive]}`], STARTUP_MS)
       expect(agent.peerId).toBe(ids[i])
       restarted.push(agent)
       apis[i] = agent.api

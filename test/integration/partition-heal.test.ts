@@ -21,6 +21,8 @@ const dir = tempDir('partition')
 const tokenFile = join(dir, 'api.token')
 writeFileSync(tokenFile, token + '\n', { mode: 0o600 })
 const N = 6
+/** How long an agent may take to start: seconds on a quiet machine, tens of them when npm test runs other clusters beside. */
+const STARTUP_MS = 90_000
 const VMS = 36
 let agents: AgentProcess[] = []
 
@@ -50,10 +52,10 @@ async function sees (a: AgentProcess, others: AgentProcess[], status: string): P
 }
 
 beforeAll(async () => {
-  const first = await startAgent(args(0), 30_000, { token })
-  agents = [first, ...await Promise.all(Array.from({ length: N - 1 }, async (_, i) => await startAgent(args(i + 1, first), 30_000, { token })))]
+  const first = await startAgent(args(0), STARTUP_MS, { token })
+  agents = [first, ...await Promise.all(Array.from({ length: N - 1 }, async (_, i) => await startAgent(args(i + 1, first), STARTUP_MS, { token })))]
   await waitFor('every agent to see the six alive', async () => (await Promise.all(agents.map(async a => await sees(a, agents, 'alive')))).every(Boolean) ? true : undefined, 60_000)
-}, 120_000)
+}, 240_000)
 
 afterAll(() => { for (const a of agents) a.proc.kill('SIGKILL') })
 

@@ -32,11 +32,11 @@ async function running (clients: ApiClient[]): Promise<Map<string, Vm[]>> {
 }
 
 beforeAll(async () => {
-  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '32', '--mem', '32GiB', '--restart-quorum', '--json'])
+  const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--cpu', '32', '--mem', '32GiB', '--restart-quorum', '--wait', '120s', '--json'], 180_000)
   expect(up.code, up.stderr).toBe(0)
   apis = JSON.parse(up.stdout).nodes.map((m: { api: string }) => new ApiClient(m.api))
   ids = await Promise.all(apis.map(async a => (await a.call('GET', '/v1/health')).peerId))
-})
+}, 200_000)
 
 afterAll(async () => {
   await runCli(['cluster', 'down', '--dir', dir, '--purge'])
