@@ -103,19 +103,23 @@ describe('a partition into two sides of three, and its heal', () => {
     // Deletes on both sides: a restarted copy (its original runs on the other side), an original whose
     // restarted copy runs on the other side, and a VM that never crossed.
     const deleted: string[] = []
-    const del = async (via: AgentProcess, id: string): Promise<void> => {
-      const res = await via.api.request('DELETE', `/v1/vms/${id}`)
+    // Through the agent of that side that runs it (another agent of the side may not have its gossip yet).
+    const del = async (among: AgentProcess[], id: string): Promise<void> => {
+      const runner = (await copies(among)).get(id)?.[0].node
+      const via = among.find(a => a.peerId === runner)
+      expect(via, `${id} runs on this side`).toBeDefined()
+      const res = await via!.api.request('DELETE', `/v1/vms/${id}`)
       expect(res.status, JSON.stringify(res.body)).toBe(200)
       deleted.push(id)
     }
     const restartedOnR = crossing.filter(id => restartedOn(id) === R)
     const restartedOnL = crossing.filter(id => restartedOn(id) === L)
     const stayed = [...owners.keys()].filter(id => restartedOn(id) == null)
-    if (restartedOnR.length > 0) await del(R[0], restartedOnR[0])
-    if (restartedOnR.length > 1) await del(L[0], restartedOnR[1])
-    if (restartedOnL.length > 0) await del(L[1], restartedOnL[0])
-    if (restartedOnL.length > 1) await del(R[1], restartedOnL[1])
-    await del(side(owners.get(stayed[0])!)[2], stayed[0])
+    if (restartedOnR.length > 0) await del(R, restartedOnR[0])
+    if (restartedOnR.length > 1) await del(L, restartedOnR[1])
+    if (restartedOnL.length > 0) await del(L, restartedOnL[0])
+    if (restartedOnL.length > 1) await del(R, restartedOnL[1])
+    await del(side(owners.get(stayed[0])!), stayed[0])
     expect(deleted.length).toBeGreaterThanOrEqual(3)
     // Creates on both sides.
     const made: string[] = []
