@@ -13,6 +13,7 @@ import { DETECTOR_PROFILES, type DetectorConfig } from './core/detector-config.t
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
+import { DEFAULT_REPLICA, type ReplicaConfig } from './core/replica-rule.ts'
 import { DEFAULT_PEER_LEASE_BOUND, type PeerLeaseBound } from './core/ledger.ts'
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
@@ -151,6 +152,8 @@ export interface AgentConfig {
   rebalance: RebalanceConfig
   /** Live migration: see core/migration-fsm.ts for each field. */
   migration: MigrationConfig
+  /** Replicated VM records and restart on a live peer: see core/replica-rule.ts for each field (the same in every profile). */
+  replica: ReplicaConfig
 }
 
 const base = {
@@ -183,6 +186,7 @@ export function defaultLocalConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'local',
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
@@ -198,6 +202,7 @@ export function defaultLanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
@@ -214,6 +219,7 @@ export function defaultWanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE, partitionTimeoutMs: 120_000 },
     migration: { ...DEFAULT_MIGRATION, bandwidthMiBps: 125 },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,

@@ -1,12 +1,13 @@
 /**
  * The composition root: it opens the store, starts libp2p and the driver,
  * wires the services (membership and view, our own state, placement,
- * migration, rebalancing, the peer client, metrics) and owns the timers.
+ * migration, rebalancing, replicas and restarts, the peer client, metrics)
+ * and owns the timers.
  * Network and API events come in, core decides, the services carry the
  * decisions out. What the API asks of the agent is answered by a service;
  * the methods here only route it.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
@@ -17,7 +18,7 @@ import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
 import { type BlockedPeer, createHost, type PartitionDirection, PartitionGater, Redialer, StateGossip } from '../net/index.ts'
-import { loadOrCreateIdentity, Store } from '../store/index.ts'
+import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
 import { AdminDisabledError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
@@ -31,6 +32,8 @@ import { PeerClient } from './peer-client.ts'
 import { PlacementService } from './placement-service.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
+import { ReplicaService } from './replica-service.ts'
+import { ed25519Signer } from './signer.ts'
 import { agentRng, systemClock } from './runtime.ts'
 
 export const VERSION = '0.1.0'
@@ -66,6 +69,7 @@ export class Agent {
   readonly #placement: PlacementService
   readonly #migrations: MigrationService
   readonly #rebalance: RebalanceService
+  readonly #replica: ReplicaService
   readonly #redialer: Redialer
   /** Admin partitions: only with `--admin`. */
   readonly #gater?: PartitionGater
@@ -75,7 +79,7 @@ export class Agent {
   #lastTickMs?: number
   #stopped = false
 
-  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
+  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, privateKey: PrivateKey, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
     this.config = config
     this.#gater = gater
     this.log = log
@@ -93,19 +97,23 @@ export class Agent {
     const metrics = this.metrics
     const vms = new VmIndex()
     const invalid = (source: string, from: string, reason: string): void => { this.#invalid(source, from, reason) }
+    const signer = ed25519Signer(privateKey, self)
 
     this.#local = new LocalNode({
       ledger: new Ledger(config.capacity, config.cpuOvercommit, config.labels, config.peerLeases),
       store,
       driver,
+      proofs: ReplicaService.proofs(signer),
+      onDeleted: async (rec) => { await this.#replica.deleted(rec) },
       now: () => clock.now(),
       onChange: (change) => {
         this.#ownState?.changed(change)
         if (change === 'vms') this.#membership?.localVmsChanged()
       },
-      onVm: (rec, what) => {
+      onVm: (rec, what, why) => {
         const changes = what === 'deleted' ? vms.gone(self, rec.spec.id) : vms.observe(self, summarize(rec))
         this.#membership?.emitVmChanges(changes)
+        this.#replica?.localVm(rec, what, why)
       }
     })
     this.#gossip = new StateGossip({
@@ -127,7 +135,7 @@ export class Agent {
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
-      onFenced: (vmId, owner, epoch) => { this.#migrations.fenced(vmId, owner, epoch) },
+      onVmsSeen: (peerId, seen) => { this.#replica.vmsSeen(peerId, seen) },
       onPeerLost: (peerId) => { this.#migrations?.peerLost(peerId) },
       onHeard: () => { this.#ownState.heard() },
       isPlacing: (id) => this.#placement?.isPlacing(id) ?? false
@@ -137,7 +145,8 @@ export class Agent {
     this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid })
     this.#migrations = new MigrationService({
       self, config, clock, rng: rng.rng, log, events, libp2p, local: this.#local, driver, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, invalid,
-      partition: () => this.#rebalance?.partitionId
+      partition: () => this.#rebalance?.partitionId,
+      commitChain: (vmId, to) => this.#replica.commitChain(vmId, to)
     })
     this.#rebalance = new RebalanceService({
       self, config, clock, log, events, libp2p, peers: this.#peers, invalid,
@@ -145,6 +154,15 @@ export class Agent {
       ring: () => this.#membership.ring(),
       migrate: async (vmId, to, partitionId) => await this.#migrations.migrate(vmId, to, partitionId),
       heard: (peerId) => { this.#membership.heard(peerId) }
+    })
+    this.#replica = new ReplicaService({
+      self, config, clock, log, events, metrics, libp2p, signer, invalid,
+      store: new ReplicaStore(store),
+      local: this.#local,
+      membership: this.#membership,
+      peers: this.#peers,
+      placement: this.#placement,
+      fence: (vmId, owner, epoch) => this.#migrations.fenced(vmId, owner, epoch)
     })
     this.#redialer = new Redialer({
       libp2p,
@@ -184,7 +202,7 @@ export class Agent {
         bandwidthMiBps: config.migration.bandwidthMiBps,
         sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
       })
-      agent = new Agent(config, log, store, libp2p as unknown as Libp2p, driver, clock, agentRng(config.rngSeed), gater)
+      agent = new Agent(config, log, store, libp2p as unknown as Libp2p, privateKey, driver, clock, agentRng(config.rngSeed), gater)
       await agent.#start()
       return agent
     } catch (err) {
@@ -200,6 +218,7 @@ export class Agent {
     await this.#migrations.start()
     await this.#rebalance.start()
     await this.#detection.start()
+    await this.#replica.start()
     this.#membership.start()
     this.#ownState.start()
     this.#redialer.start()
@@ -217,6 +236,7 @@ export class Agent {
     this.#membership.stop()
     await this.#detection.stop()
     await this.#rebalance.stop()
+    await this.#replica.stop()
     await this.#migrations.stop()
     this.#gossip.stop()
     await this.#placement.stop()
@@ -318,6 +338,7 @@ export class Agent {
     }
     this.#lastTickMs = now
     this.#local.tick()
+    this.#replica.tick()
     this.#membership.tick()
     this.#detection.sampleMetrics()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)

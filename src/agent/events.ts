@@ -39,6 +39,14 @@ export interface AgentEventMap {
   'vm.deleted': { id: string, node: string }
   /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
   'vm.failed': { id: string, reason: string, uncertain: boolean, ms: number }
+  /** This agent restarted a dead owner's VM on `node` at `epoch`; `ms` from the death being declared here to the new owner's commit. */
+  'vm.restarted': { id: string, deadOwner: string, node: string, epoch: number, ms: number }
+  /** A dead owner's VM that nothing restarts (`restartPolicy: never`), reported by the one holder that would have restarted it. */
+  'vm.lost': { id: string, owner: string, reason: string }
+  /** Our copy of the VM stopped: `node` runs it at a higher epoch, with a valid proof (fencing). */
+  'vm.fenced': { id: string, node: string, epoch: number }
+  /** A proof that did not hold — an epoch claimed without one, a forged restart, a tombstone or record of no standing — dropped; the VM keeps running. */
+  'replica.refused': { vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string }
   'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
   'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
   'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
@@ -56,7 +64,7 @@ export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
   'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state', 'peer.partitioned', 'peer.healed',
-  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
+  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.restarted', 'vm.lost', 'vm.fenced', 'replica.refused',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',
   'overload.started', 'overload.ended'

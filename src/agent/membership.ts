@@ -1,8 +1,8 @@
 /**
  * Membership and the cluster view: every peer's gossiped state (last writer
  * wins, core/cluster-view.ts), its status as the failure detector decides it
- * (failure-detection.ts: gossip and connections are only hints to it),
- * fencing (a peer running one of our VMs at a higher epoch owns it), and the
+ * (failure-detection.ts: gossip and connections are only hints to it), the
+ * VMs each peer gossips (handed to fencing and the replica holders), and the
  * queries of the API over that view. Status changes and the VMs that appear,
  * boot and leave become events.
  */
@@ -64,8 +64,12 @@ export interface MembershipInit {
   view: ViewConfig
   /** Our own state as the API shows it, fresh. */
   ownState: () => NodeState
-  /** A peer runs `vmId` at a higher epoch than ours: it owns it now. */
-  onFenced: (vmId: string, owner: string, epoch: number) => void
+  /**
+   * A peer's VMs as it gossiped them, each at its epoch with the peer as its
+   * owner: claims above our own heads are checked against their proofs
+   * (fencing), replicas they supersede dropped, deleted ones told.
+   */
+  onVmsSeen: (peerId: string, vms: readonly VmSummary[]) => void
   /** A peer is no longer alive (disconnected, suspect or dead): work with it in flight must stop waiting. A death is also the event `peer.dead`. */
   onPeerLost: (peerId: string) => void
   /** A peer's state message arrived (the gossip budget is measured by them). */
@@ -120,7 +124,7 @@ export class Membership {
       if (result === 'new') this.#c.events.emit('peer.joined', { peerId: state.peerId })
       this.#c.events.emit('peer.state', { peerId: state.peerId, seq: state.seq, used: state.used, reserved: state.reserved, vmCount: state.vms.length })
       if (before == null || before.vms !== state.vms) this.emitVmChanges(this.#c.vms.observeNode(state.peerId, state.vms))
-      this.#fence(state)
+      this.#init.onVmsSeen(state.peerId, state.vms)
       if (this.#waiters.size > 0) this.#waiters.seen(state.vms.map(vm => vm.id))
     }
   }
@@ -252,15 +256,6 @@ export class Membership {
     }
     await this.#waiters.wait(id, timeoutMs)
     return this.getVm(id)
-  }
-
-  /** A peer runs one of our VMs at a higher epoch: it owns it now, so we stop our copy (fencing). */
-  #fence (state: NodeState): void {
-    for (const vm of state.vms) {
-      const local = this.#c.local.get(vm.id)
-      if (local == null || vm.epoch <= local.epoch) continue
-      this.#init.onFenced(vm.id, state.peerId, vm.epoch)
-    }
   }
 
   /** Status changes, whatever caused them, become events; a peer that is no longer alive is lost to work in flight. */

@@ -34,7 +34,13 @@ export function createMetrics () {
     detectorDeaths: new Counter({ name: 'discovery_detector_deaths_total', help: 'Peers this agent declared dead', registers: [registry] }),
     detectorFalsePositives: new Counter({ name: 'discovery_detector_false_positives_total', help: 'Peers declared dead here that came back in the same run (they refuted the death)', registers: [registry] }),
     detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
-    detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] })
+    detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
+    restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
+    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'Dead owners\' VMs this agent reported lost (restartPolicy never)', registers: [registry] }),
+    fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),
+    replicasHeld: new Gauge({ name: 'discovery_replicas_held', help: 'Replicas of other owners\' VMs this agent holds', registers: [registry] }),
+    tombstones: new Gauge({ name: 'discovery_tombstones', help: 'Tombstones of deleted VMs this agent keeps', registers: [registry] }),
+    replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] })
   }
 }
 
@@ -58,6 +64,9 @@ export function countEvents (metrics: Metrics, events: EventLog): () => void {
       metrics.createSeconds.observe(e.data.ms / 1000)
     }),
     events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
+    events.on('vm.restarted', () => { metrics.restarts.inc({ result: 'restarted' }) }),
+    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
+    events.on('vm.fenced', () => { metrics.fenced.inc() }),
     events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
     events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
     events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),

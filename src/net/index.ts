@@ -7,7 +7,7 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip } from './state-gossip.ts'
-export { LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC, SWIM_PROTOCOL } from './protocols.ts'
+export { LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, REPLICA_PROTOCOL, STATE_TOPIC, SWIM_PROTOCOL } from './protocols.ts'
 export { SwimTransport } from './swim-transport.ts'
 export { PlaceServer } from './place-server.ts'
 export { PlaceClient } from './place-client.ts'

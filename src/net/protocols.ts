@@ -13,6 +13,8 @@ export const PLACE_PROTOCOL_PIPELINED = '/discovery/place/1.1.0'
 export const MIGRATE_PROTOCOL = '/discovery/migrate/1.0.0'
 /** The cooperative rebalancing token and its partition messages. */
 export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
+/** Replicated VM records: put, drop, delete (tombstones), confirm-dead, chain (the proof of a claimed epoch), held. */
+export const REPLICA_PROTOCOL = '/discovery/replica/1.0.0'
 /** Gossipsub topic of each agent's signed NodeState. */
 export const STATE_TOPIC = '/discovery/state/1'
 /** The failure detector (SWIM with Lifeguard): ping, ack, ping-req, nack, gossip, one datagram per frame on a long-lived stream. */

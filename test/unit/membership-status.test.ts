@@ -40,7 +40,7 @@ function harness () {
   const m = new Membership({ self: SELF, clock, events, metrics: createMetrics(), log: log as any, libp2p: libp2p as any, gossip: {} as any, local: { get: () => undefined } as any, vms: new VmIndex(), detection: detection as any }, {
     view: { forgetAfterMs: 60_000 },
     ownState: () => makeNode({ tag: 'Se1f' }),
-    onFenced: () => {},
+    onVmsSeen: () => {},
     onPeerLost: (p) => { lost.push(p === B ? 'B' : p) },
     onHeard: () => {},
     isPlacing: () => false
