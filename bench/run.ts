@@ -4,7 +4,9 @@
  * `main(args)` that prints its report and resolves to an exit code.
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
+  healing: { about: 'failure detection at N agent processes: time until every agent marks a SIGKILLed or SIGSTOPped peer dead, false positives under a create load', load: async () => await import('./healing.ts') },
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
+  'probe-cost': { about: 'CPU per failure-detector probe at N libp2p hosts: libp2p ping against /discovery/swim/1.0.0', load: async () => await import('./probe-cost.ts') },
   'sim-placement': { about: 'the simulator\'s placement scenario: 100,000 VMs through random agents at 1,000 and 10,000 nodes, lan and wan', load: async () => await import('./sim-placement.ts') },
   rebalance: { about: 'the simulator\'s vmplaces and vmplaces-10g tables: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
 }

@@ -9,9 +9,11 @@
 import type { GossipConfig } from './core/gossip-policy.ts'
 import type { Resources } from './core/resources.ts'
 import type { ViewConfig } from './core/cluster-view.ts'
+import { DETECTOR_PROFILES, type DetectorConfig } from './core/detector-config.ts'
 import { DEFAULT_DEMAND, type DemandConfig } from './core/demand.ts'
 import { DEFAULT_REBALANCE, type RebalanceConfig } from './core/rebalance.ts'
 import { DEFAULT_MIGRATION, type MigrationConfig } from './core/migration-fsm.ts'
+import { DEFAULT_REPLICA, type ReplicaConfig } from './core/replica-rule.ts'
 import { DEFAULT_PEER_LEASE_BOUND, type PeerLeaseBound } from './core/ledger.ts'
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
@@ -23,10 +25,13 @@ export interface ConnectionConfig {
   /**
    * How often libp2p's connection monitor pings each connection, closing the
    * ones that do not answer (a peer paused, or cut off without a TCP reset).
-   * Each ping opens a stream, a fraction of a millisecond of CPU on both
-   * ends, per connection: with 49 agents on one host, pings every 10 s cost
-   * a sixth of the machine's idle CPU. Default 30 s (local: a killed agent's
-   * connection resets at once), 10 s (lan/wan: libp2p's default).
+   * Whether a peer is alive is the failure detector's to say; this only reaps
+   * connections to peers gone for good. Each ping opens a stream, 2–3 ms of
+   * CPU for both ends together (`npm run bench -- probe-cost`), per
+   * connection — and the failure detector makes a full mesh: 1,225
+   * connections at 50 agents on one host, 80 pings a second at 30 s, a fifth
+   * of a core. Default 120 s (local), 10 s (lan/wan: libp2p's default, one
+   * agent per machine).
    */
   pingIntervalMs: number
   /**
@@ -46,9 +51,12 @@ export interface ConnectionConfig {
    * gossipsub's streams and heartbeat work, and pings: with every agent
    * connected to every other, a hundred agents on one host hold 9,900
    * connections. Gossip still reaches everyone through gossipsub's mesh.
-   * Default 8 (local), unbounded (lan, wan: one agent per machine, where a
-   * connection to every peer is what a first request would otherwise wait
-   * for).
+   * Default unbounded in every profile, for now: the failure detector probes
+   * every peer over a long-lived stream, so its connections are never idle
+   * and each agent ends up connected to every other whatever this says
+   * (`--max-connections 8` bounds what the agent warms and closes on its
+   * own, not the detector's). Bounding the detector's probes to a few
+   * observers per peer is open work (README, "A hundred agents").
    */
   maxConnections: number
   /**
@@ -133,6 +141,22 @@ export interface AgentConfig {
   swarmKeyFile?: string
   gossip: GossipConfig
   connection: ConnectionConfig
+  /**
+   * The failure detector (SWIM with Lifeguard, core/failure-detector.ts), which
+   * alone decides whether a peer is alive, suspect or dead. Each field is
+   * documented with its default per profile and why in
+   * core/detector-config.ts (the simulator reads the same profiles). In short:
+   * - local (50 agents sharing 2 cores): a probe every 200 ms, 150 ms to
+   *   answer, 3 helpers, suspicion 3 × log10(n) intervals (about 1 s at 50)
+   *   up to 6 ×, each update sent 4 × log10(n + 1) times, health stretching
+   *   timeouts up to 8 ×: a hung agent dead everywhere within about 3 s;
+   * - lan: 500 ms / 250 ms, suspicion ×4 (3.4 s at 50 agents);
+   * - wan (25–40 ms RTT): 1 s / 600 ms, suspicion ×5 (8.5 s at 50 agents).
+   * Death needs 3 accusers we believe alive (after Rapid), so one agent with
+   * a one-way fault cannot make the membership flap.
+   */
+  detector: DetectorConfig
+  /** The view: how long a dead peer stays listed (core/cluster-view.ts). Default 5 min (local), 1 h (lan/wan). */
   view: ViewConfig
   /** How long a reservation holds before it expires on its own. Default 10 s: a create that dies mid-way leaks nothing for long. */
   leaseTtlMs: number
@@ -178,6 +202,8 @@ export interface AgentConfig {
   rebalance: RebalanceConfig
   /** Live migration: see core/migration-fsm.ts for each field. */
   migration: MigrationConfig
+  /** Replicated VM records and restart on a live peer: see core/replica-rule.ts for each field (the same in every profile). */
+  replica: ReplicaConfig
 }
 
 const base = {
@@ -210,16 +236,15 @@ export function defaultLocalConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'local',
     tickIntervalMs: 1_000,
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
-    connection: { pingIntervalMs: 30_000, pingTimeoutMs: 30_000, maxConnections: 8, warmConnections: 4, viewSyncEveryMs: 30_000, gossipHeartbeatMs: 2_000, gossipLazyPeers: 1 },
-    // A connected peer counts as heard on every tick (libp2p's connection monitor closes a dead
-    // connection, and then the peer is dead within 3 s). Silence only matters for peers we are not
-    // connected to, whose refresh slows down as the cluster grows: hence the long silence timeouts.
-    view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 3_000, forgetAfterMs: 300_000 }
+    connection: { pingIntervalMs: 120_000, pingTimeoutMs: 30_000, maxConnections: Infinity, warmConnections: 4, viewSyncEveryMs: 30_000, gossipHeartbeatMs: 2_000, gossipLazyPeers: 1 },
+    detector: { ...DETECTOR_PROFILES.local },
+    view: { forgetAfterMs: 300_000 }
   }
 }
 
@@ -228,13 +253,15 @@ export function defaultLanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'lan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.lan,
     gossip: { ...PROFILE_GOSSIP.lan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0, gossipHeartbeatMs: 1_000, gossipLazyPeers: PROFILE_GOSSIP.lan.meshDegree },
-    view: { suspectAfterMs: 30_000, deadAfterMs: 60_000, disconnectedDeadAfterMs: 5_000, forgetAfterMs: 3_600_000 }
+    detector: { ...DETECTOR_PROFILES.lan },
+    view: { forgetAfterMs: 3_600_000 }
   }
 }
 
@@ -243,13 +270,15 @@ export function defaultWanConfig (): AgentConfig {
     ...base,
     rebalance: { ...DEFAULT_REBALANCE, partitionTimeoutMs: 120_000 },
     migration: { ...DEFAULT_MIGRATION, bandwidthMiBps: 125 },
+    replica: { ...DEFAULT_REPLICA },
     profile: 'wan',
     listen: '/ip4/0.0.0.0/tcp/4001',
     bootDelayMs: 1_000,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.wan,
     gossip: { ...PROFILE_GOSSIP.wan },
     connection: { pingIntervalMs: 10_000, pingTimeoutMs: 15_000, maxConnections: Infinity, warmConnections: 32, viewSyncEveryMs: 0, gossipHeartbeatMs: 1_000, gossipLazyPeers: PROFILE_GOSSIP.wan.meshDegree },
-    view: { suspectAfterMs: 45_000, deadAfterMs: 90_000, disconnectedDeadAfterMs: 10_000, forgetAfterMs: 3_600_000 }
+    detector: { ...DETECTOR_PROFILES.wan },
+    view: { forgetAfterMs: 3_600_000 }
   }
 }
 

@@ -1,12 +1,13 @@
 /**
  * The composition root: it opens the store, starts libp2p and the driver,
  * wires the services (membership and view, our own state, placement,
- * migration, rebalancing, the peer client, metrics) and owns the timers.
+ * migration, rebalancing, replicas and restarts, the peer client, metrics)
+ * and owns the timers.
  * Network and API events come in, core decides, the services carry the
  * decisions out. What the API asks of the agent is answered by a service;
  * the methods here only route it.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
@@ -17,10 +18,11 @@ import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import { createDriver, type Driver } from '../hypervisor/index.ts'
 import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip } from '../net/index.ts'
-import { loadOrCreateIdentity, Store } from '../store/index.ts'
+import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
 import { AdminDisabledError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
+import { FailureDetection } from './failure-detection.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { type ClusterVm, Membership, type NodeView } from './membership.ts'
 import { countEvents, createMetrics, type Metrics, sampleNode } from './metrics.ts'
@@ -31,6 +33,8 @@ import { PeerExchange } from './peer-exchange.ts'
 import { PlacementService } from './placement-service.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
+import { ReplicaService } from './replica-service.ts'
+import { ed25519Signer } from './signer.ts'
 import { agentRng, systemClock } from './runtime.ts'
 
 export const VERSION = '0.1.0'
@@ -60,11 +64,13 @@ export class Agent {
   readonly #local: LocalNode
   readonly #gossip: StateGossip
   readonly #membership: Membership
+  readonly #detection: FailureDetection
   readonly #ownState: OwnState
   readonly #peers: PeerClient
   readonly #placement: PlacementService
   readonly #migrations: MigrationService
   readonly #rebalance: RebalanceService
+  readonly #replica: ReplicaService
   readonly #redialer: Redialer
   readonly #farewell: Farewell
   readonly #exchange: PeerExchange
@@ -73,9 +79,10 @@ export class Agent {
   readonly #stopEvents: Array<() => void>
   readonly #loggedInvalid = new Set<string>()
   #tick?: NodeJS.Timeout
+  #lastTickMs?: number
   #stopped = false
 
-  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
+  private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, privateKey: PrivateKey, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
     this.config = config
     this.#gater = gater
     this.log = log
@@ -93,19 +100,23 @@ export class Agent {
     const metrics = this.metrics
     const vms = new VmIndex()
     const invalid = (source: string, from: string, reason: string): void => { this.#invalid(source, from, reason) }
+    const signer = ed25519Signer(privateKey, self)
 
     this.#local = new LocalNode({
       ledger: new Ledger(config.capacity, config.cpuOvercommit, config.labels, config.peerLeases),
       store,
       driver,
+      proofs: ReplicaService.proofs(signer),
+      onDeleted: async (rec) => { await this.#replica.deleted(rec) },
       now: () => clock.now(),
       onChange: (change) => {
         this.#ownState?.changed(change)
         if (change === 'vms') this.#membership?.localVmsChanged()
       },
-      onVm: (rec, what) => {
+      onVm: (rec, what, why) => {
         const changes = what === 'deleted' ? vms.gone(self, rec.spec.id) : vms.observe(self, summarize(rec))
         this.#membership?.emitVmChanges(changes)
+        this.#replica?.localVm(rec, what, why)
       }
     })
     this.#gossip = new StateGossip({
@@ -121,10 +132,18 @@ export class Agent {
       }
     })
     this.#farewell = new Farewell({ libp2p, clock, onInvalid: (from, reason) => { invalid('bye', from, reason) } })
-    this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms }, {
+    this.#detection = new FailureDetection({ self, clock, rng: rng.rng, log, metrics, libp2p }, {
+      config: config.detector,
+      // The same number as our gossiped state's incarnation: a peer tells a restart of ours from either.
+      run: () => this.#ownState.incarnation,
+      dialTarget: (peer) => this.#peers.dialTarget(peer),
+      onChanges: (changes) => { this.#membership.applyStatus(changes) },
+      onInvalid: (from, reason) => { invalid('swim', from, reason) }
+    })
+    this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
-      onFenced: (vmId, owner, epoch) => { this.#migrations.fenced(vmId, owner, epoch) },
+      onVmsSeen: (peerId, seen) => { this.#replica.vmsSeen(peerId, seen) },
       onPeerLost: (peerId) => { this.#migrations?.peerLost(peerId) },
       onHeard: () => { this.#ownState.heard() },
       isPlacing: (id) => this.#placement?.isPlacing(id) ?? false,
@@ -135,7 +154,8 @@ export class Agent {
     this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid })
     this.#migrations = new MigrationService({
       self, config, clock, rng: rng.rng, log, events, libp2p, local: this.#local, driver, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, invalid,
-      partition: () => this.#rebalance?.partitionId
+      partition: () => this.#rebalance?.partitionId,
+      commitChain: (vmId, to) => this.#replica.commitChain(vmId, to)
     })
     this.#rebalance = new RebalanceService({
       self, config, clock, log, events, libp2p, peers: this.#peers, invalid,
@@ -143,6 +163,15 @@ export class Agent {
       ring: () => this.#membership.ring(),
       migrate: async (vmId, to, partitionId) => await this.#migrations.migrate(vmId, to, partitionId),
       heard: (peerId) => { this.#membership.heard(peerId) }
+    })
+    this.#replica = new ReplicaService({
+      self, config, clock, log, events, metrics, libp2p, signer, invalid,
+      store: new ReplicaStore(store),
+      local: this.#local,
+      membership: this.#membership,
+      peers: this.#peers,
+      placement: this.#placement,
+      fence: (vmId, owner, epoch) => this.#migrations.fenced(vmId, owner, epoch)
     })
     this.#redialer = new Redialer({
       libp2p,
@@ -198,7 +227,7 @@ export class Agent {
         bandwidthMiBps: config.migration.bandwidthMiBps,
         sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
       })
-      agent = new Agent(config, log, store, libp2p as unknown as Libp2p, driver, clock, agentRng(config.rngSeed), gater)
+      agent = new Agent(config, log, store, libp2p as unknown as Libp2p, privateKey, driver, clock, agentRng(config.rngSeed), gater)
       await agent.#start()
       return agent
     } catch (err) {
@@ -213,6 +242,8 @@ export class Agent {
     await this.#placement.start()
     await this.#migrations.start()
     await this.#rebalance.start()
+    await this.#detection.start()
+    await this.#replica.start()
     await this.#farewell.start()
     await this.#exchange.start()
     this.#membership.start()
@@ -232,7 +263,9 @@ export class Agent {
     this.#membership.stop()
     await this.#exchange.stop()
     await this.#farewell.stop()
+    await this.#detection.stop()
     await this.#rebalance.stop()
+    await this.#replica.stop()
     await this.#migrations.stop()
     this.#gossip.stop()
     await this.#placement.stop()
@@ -326,8 +359,17 @@ export class Agent {
   }
 
   #onTick (): void {
+    // How late this tick runs tells the detector whether this agent's own event loop keeps time (Lifeguard).
+    const now = this.#clock.now()
+    if (this.#lastTickMs != null) {
+      const late = now - this.#lastTickMs - this.config.tickIntervalMs
+      if (late > 0) this.#detection.late(late)
+    }
+    this.#lastTickMs = now
     this.#local.tick()
-    this.#membership.tick(this.#ownState.refreshIntervalMs())
+    this.#replica.tick()
+    this.#membership.tick()
+    this.#detection.sampleMetrics()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }
 

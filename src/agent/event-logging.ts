@@ -14,11 +14,17 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.alive': 'info',
   'peer.suspect': 'info',
   'peer.dead': 'info',
+  'peer.refuted': 'info',
   // An agent cut off its peers on purpose: an operator reading the log must see it.
   'peer.partitioned': 'warn',
   'peer.healed': 'warn',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
+  'vm.restarted': 'info',
+  'vm.lost': 'warn',
+  'vm.fenced': 'info',
+  // Logged once per sender by the count of invalid input; a line for each of a rogue's claims would flood it.
+  'replica.refused': 'debug',
   'migration.committed': 'info',
   'migration.aborted': 'info',
   'rebalance.started': 'info',

@@ -17,6 +17,12 @@ export interface AgentEventMap {
   'peer.alive': { peerId: string, from: PeerStatus }
   'peer.suspect': { peerId: string, from: PeerStatus }
   'peer.dead': { peerId: string, from: PeerStatus }
+  /**
+   * A suspect or dead peer refuted: it showed a higher incarnation in the
+   * same run (it was alive all along, or paused). After `dead`, the death
+   * was a false positive. A restarted peer is `peer.alive` only.
+   */
+  'peer.refuted': { peerId: string, from: PeerStatus, falsePositive: boolean }
   /** An admin partition (`--admin`) blocks the peer: `both` ways, or `inbound` (it cannot start anything with this agent). */
   'peer.partitioned': { peerId: string, direction: 'both' | 'inbound' }
   /** An admin partition of the peer was lifted. */
@@ -33,6 +39,14 @@ export interface AgentEventMap {
   'vm.deleted': { id: string, node: string }
   /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
   'vm.failed': { id: string, reason: string, uncertain: boolean, ms: number }
+  /** This agent restarted a dead owner's VM on `node` at `epoch`; `ms` from the death being declared here to the new owner's commit. */
+  'vm.restarted': { id: string, deadOwner: string, node: string, epoch: number, ms: number }
+  /** A dead owner's VM that nothing restarts (`restartPolicy: never`), reported by the one holder that would have restarted it. */
+  'vm.lost': { id: string, owner: string, reason: string }
+  /** Our copy of the VM stopped: `node` runs it at a higher epoch, with a valid proof (fencing). */
+  'vm.fenced': { id: string, node: string, epoch: number }
+  /** A proof that did not hold — an epoch claimed without one, a forged restart, a tombstone or record of no standing — dropped; the VM keeps running. */
+  'replica.refused': { vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string }
   'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
   'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
   'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
@@ -49,8 +63,8 @@ export interface AgentEventMap {
 export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
-  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state', 'peer.partitioned', 'peer.healed',
-  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
+  'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state', 'peer.partitioned', 'peer.healed',
+  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.restarted', 'vm.lost', 'vm.fenced', 'replica.refused',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',
   'overload.started', 'overload.ended'

@@ -6,20 +6,39 @@
  */
 import type { Constraints, PlaceRequest, PlaceResponse, VmSpec, VmState, VmSummary } from '../core/messages.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import type { Change } from '../core/gossip-policy.ts'
 import { Ledger } from '../core/ledger.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { Store, VmRecord } from '../store/store.ts'
 
+/** The proofs of our VMs' ownership (core/ownership.ts), made and checked with this agent's key. */
+export interface OwnershipProofs {
+  /** A new VM's chain: its origin, signed by us (at `epoch` for a record of an earlier version that has none). */
+  origin: (vmId: string, epoch: number) => Chain
+  /**
+   * Why the chain a commit brings from `from` cannot be ours; undefined when
+   * it can: a restart's (its last link a restart by `from` naming us) or a
+   * migration's (a migration from `from` to us).
+   */
+  check: (vmId: string, chain: Chain, kind: 'restart' | 'migrate', from: string) => string | undefined
+}
+
+/** Why a VM leaves this node: deleted by a user (it must never come back), or moved (migrated, fenced: it runs elsewhere). */
+export type Removal = 'user' | 'moved'
+
 export interface LocalNodeInit {
   ledger: Ledger
   store: Store
   driver: Driver
+  proofs: OwnershipProofs
+  /** A VM was deleted by a user: its tombstone goes to its replica holders before the delete is answered. */
+  onDeleted?: (rec: VmRecord) => Promise<void>
   now: () => number
   /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
   onChange: (change: Change) => void
-  /** One VM of this node appeared (placed, adopted, restored), changed state, or was deleted: for its events. */
-  onVm?: (rec: VmRecord, what: 'added' | 'state' | 'deleted') => void
+  /** One VM of this node appeared (placed, adopted, restored), changed state, or was deleted (and why): for its events and its holders. */
+  onVm?: (rec: VmRecord, what: 'added' | 'state' | 'deleted', why?: Removal) => void
 }
 
 export type { Change }
@@ -66,6 +85,7 @@ export class LocalNode {
   async restore (): Promise<number> {
     const records = this.#init.store.listVms()
     for (const rec of records) {
+      if (rec.chain.length === 0) rec.chain = this.#init.proofs.origin(rec.spec.id, rec.epoch)
       this.#vms.set(rec.spec.id, rec)
       this.#summaries = undefined
       this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, rec.spec.constraints?.spread)
@@ -79,7 +99,8 @@ export class LocalNode {
 
   /**
    * Serves one `/discovery/place/1.0.0` request, from peer `from` (its
-   * reservations are bounded, `PeerLeaseBound`), or from this agent itself.
+   * reservations are bounded, `PeerLeaseBound`), or from this agent itself
+   * (`from` its own id, or none).
    */
   async handle (req: PlaceRequest, from?: string): Promise<PlaceResponse> {
     switch (req.op) {
@@ -88,7 +109,7 @@ export class LocalNode {
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'commit': {
-        const r = await this.commit(req.leaseId, req.vm)
+        const r = await this.commit(req.leaseId, req.vm, req.chain, from)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true, state: r.state } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'release':
@@ -107,17 +128,29 @@ export class LocalNode {
     return r
   }
 
-  /** Turns a lease into a VM: durable in the store before it is acknowledged. Idempotent for a retried commit. */
-  async commit (leaseId: string, spec: VmSpec): Promise<CommitOutcome> {
+  /**
+   * Turns a lease into a VM: durable in the store before it is acknowledged.
+   * Idempotent for a retried commit. A restart brings the VM's chain, whose
+   * restart link (by `from`) names us; a new VM starts its own.
+   */
+  async commit (leaseId: string, spec: VmSpec, restartChain?: Chain, from = ''): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return { ok: true, state: existing.state }
     const inFlight = this.#committing.get(spec.id)
     if (inFlight != null) return await inFlight.done
+    let chain: Chain
+    if (restartChain != null) {
+      const bad = this.#init.proofs.check(spec.id, restartChain, 'restart', from)
+      if (bad != null) return { ok: false, reason: `the restart's proof does not hold: ${bad}` }
+      chain = restartChain
+    } else {
+      chain = this.#init.proofs.origin(spec.id, 0)
+    }
     const now = this.#init.now()
     // The lease becomes the VM's usage here, in this synchronous step: the capacity never shows free in between.
     const r = this.ledger.commit(leaseId, spec.id, now)
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
-    const rec: VmRecord = { spec, state: 'creating', epoch: 0 }
+    const rec: VmRecord = { spec, state: 'creating', epoch: chain[chain.length - 1].epoch, chain }
     const done = this.#persist(rec)
     this.#committing.set(spec.id, { rec, done })
     try {
@@ -156,7 +189,8 @@ export class LocalNode {
     if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange('load')
   }
 
-  async deleteVm (id: string): Promise<boolean> {
+  /** Stops and forgets a VM; a user's delete is answered once its tombstone reached the VM's holders (or could not). */
+  async deleteVm (id: string, why: Removal = 'user'): Promise<boolean> {
     const pending = this.#deleting.get(id)
     if (pending != null) return await pending
     const rec = this.#vms.get(id)
@@ -168,7 +202,8 @@ export class LocalNode {
       this.#summaries = undefined
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
-      this.#init.onVm?.(rec, 'deleted')
+      this.#init.onVm?.(rec, 'deleted', why)
+      if (why === 'user') await this.#init.onDeleted?.(rec)
       return true
     })()
     this.#deleting.set(id, done)
@@ -199,15 +234,21 @@ export class LocalNode {
   /**
    * Takes over a migrated VM at its new epoch: the hypervisor has it running
    * here, and its record is durable, before the source is told. Idempotent.
+   * The chain ends with the source's migrate link to us; a source of an
+   * earlier version sends none, and the VM starts a new origin here.
    */
-  async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number): Promise<CommitOutcome> {
+  async adoptIncoming (leaseId: string, spec: VmSpec, epoch: number, chain?: Chain, from = ''): Promise<CommitOutcome> {
     const existing = this.#vms.get(spec.id)
     if (existing != null) return existing.epoch >= epoch ? { ok: true, state: existing.state } : { ok: false, reason: `this node runs ${spec.id} at epoch ${existing.epoch}` }
     const inFlight = this.#adopting.get(spec.id)
     if (inFlight != null) return await inFlight
+    if (chain != null) {
+      const bad = chain[chain.length - 1].epoch !== epoch ? `its head is at epoch ${chain[chain.length - 1].epoch}, not ${epoch}` : this.#init.proofs.check(spec.id, chain, 'migrate', from)
+      if (bad != null) return { ok: false, reason: `the migration's proof does not hold: ${bad}` }
+    }
     const r = this.ledger.commit(leaseId, spec.id, this.#init.now())
     if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
-    const done = this.#adopt(spec, epoch)
+    const done = this.#adopt(spec, epoch, chain ?? this.#init.proofs.origin(spec.id, epoch))
     this.#adopting.set(spec.id, done)
     try {
       return await done
@@ -216,7 +257,7 @@ export class LocalNode {
     }
   }
 
-  async #adopt (spec: VmSpec, epoch: number): Promise<CommitOutcome> {
+  async #adopt (spec: VmSpec, epoch: number, chain: Chain): Promise<CommitOutcome> {
     try {
       // Resolves once the VM runs here; a real hypervisor's incoming migration may not have arrived whole.
       await this.#init.driver.create(spec, { incoming: true })
@@ -224,7 +265,7 @@ export class LocalNode {
       this.ledger.removeVm(spec.id)
       return { ok: false, reason: `the VM did not arrive here: ${err.message}` }
     }
-    const rec: VmRecord = { spec, state: 'running', epoch }
+    const rec: VmRecord = { spec, state: 'running', epoch, chain }
     try {
       this.#init.store.putVm(rec)
     } catch (err: any) {
@@ -246,6 +287,11 @@ export class LocalNode {
 
   get (id: string): VmRecord | undefined {
     return this.#vms.get(id)
+  }
+
+  /** Whether a delete of `id` is on its way (the VM is still listed until it is durable). */
+  isDeleting (id: string): boolean {
+    return this.#deleting.has(id)
   }
 
   records (): VmRecord[] {

@@ -1,20 +1,23 @@
 /**
  * Membership and the cluster view: every peer's gossiped state (last writer
- * wins, core/cluster-view.ts), their liveness from signs of life and closed
- * connections, fencing (a peer running one of our VMs at a higher epoch owns
- * it), and the queries of the API over that view. Status changes and the VMs
- * that appear, boot and leave become events.
+ * wins, core/cluster-view.ts), its status as the failure detector decides it
+ * (failure-detection.ts: gossip and connections are only hints to it), the
+ * VMs each peer gossips (handed to fencing and the replica holders), and the
+ * queries of the API over that view. Status changes and the VMs that appear,
+ * boot and leave become events.
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
 import { ClusterView, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
+import type { StatusChange } from '../core/failure-detector.ts'
 import type { NodeState, VmSummary } from '../core/messages.ts'
 import { Ring } from '../core/ring.ts'
 import type { VmChange, VmIndex } from '../core/vm-index.ts'
 import type { StateGossip } from '../net/index.ts'
 import { VmNotFoundError } from './errors.ts'
 import type { EventLog } from './event-log.ts'
+import type { FailureDetection } from './failure-detection.ts'
 import type { LocalNode } from './local-node.ts'
 import type { Metrics } from './metrics.ts'
 import { VmWaiters } from './vm-waiters.ts'
@@ -54,15 +57,20 @@ export interface MembershipComponents {
   gossip: StateGossip
   local: LocalNode
   vms: VmIndex
+  detection: FailureDetection
 }
 
 export interface MembershipInit {
   view: ViewConfig
   /** Our own state as the API shows it, fresh. */
   ownState: () => NodeState
-  /** A peer runs `vmId` at a higher epoch than ours: it owns it now. */
-  onFenced: (vmId: string, owner: string, epoch: number) => void
-  /** A peer is no longer alive (disconnected, suspect or dead): work with it in flight must stop waiting. */
+  /**
+   * A peer's VMs as it gossiped them, each at its epoch with the peer as its
+   * owner: claims above our own heads are checked against their proofs
+   * (fencing), replicas they supersede dropped, deleted ones told.
+   */
+  onVmsSeen: (peerId: string, vms: readonly VmSummary[]) => void
+  /** A peer is no longer alive (disconnected, suspect or dead): work with it in flight must stop waiting. A death is also the event `peer.dead`. */
   onPeerLost: (peerId: string) => void
   /** A peer's state message arrived (the gossip budget is measured by them). */
   onHeard: () => void
@@ -115,14 +123,16 @@ export class Membership {
     const result = this.view.merge(state, now)
     if (!relayed) this.view.heard(state.peerId, now)
     this.#c.metrics.gossipReceived.inc({ result })
+    // A new peer is watched from now on; a known one's state tells the detector of a restart, or of a dead peer still running.
+    if (result === 'new') this.#c.detection.add(state.peerId, state.incarnation)
+    else if (result === 'updated') this.#c.detection.heard(state.peerId, state.incarnation)
     if (result !== 'stale') {
       if (result === 'new') this.#c.events.emit('peer.joined', { peerId: state.peerId })
       this.#c.events.emit('peer.state', { peerId: state.peerId, seq: state.seq, used: state.used, reserved: state.reserved, vmCount: state.vms.length })
       if (before == null || before.vms !== state.vms) this.emitVmChanges(this.#c.vms.observeNode(state.peerId, state.vms))
-      this.#fence(state)
+      this.#init.onVmsSeen(state.peerId, state.vms)
       if (this.#waiters.size > 0) this.#waiters.seen(state.vms.map(vm => vm.id))
     }
-    this.#drainStatus()
   }
 
   /** Our own state, as just published. */
@@ -130,10 +140,9 @@ export class Membership {
     this.view.merge(state, this.#c.clock.now())
   }
 
-  /** A sign of life from a peer (an answered request). */
+  /** A sign of life from a peer (an answered request): when we last heard from it. */
   heard (peerId: string): void {
     this.view.heard(peerId, this.#c.clock.now())
-    this.#drainStatus()
   }
 
   /** The VMs of this node changed: waiters for them may be answered. */
@@ -152,13 +161,22 @@ export class Membership {
     }
   }
 
-  /** Moves peers along alive → suspect → dead with `refreshMs` their allowed silence; counts them by status. */
-  tick (refreshMs: number): void {
+  /** The failure detector's verdicts: applied to the view, they become events. */
+  applyStatus (changes: StatusChange[]): void {
     const now = this.#c.clock.now()
-    // An open connection is a sign of life: libp2p's connection monitor pings it and closes it when the peer is gone.
+    for (const c of changes) {
+      if (!this.view.setStatus(c.peer, c.to, now)) continue
+      this.#drainStatus()
+      if (c.to === 'alive' && c.refuted === true) this.#c.events.emit('peer.refuted', { peerId: c.peer, from: c.from, falsePositive: c.from === 'dead' })
+    }
+  }
+
+  /** Forgets peers dead for long enough; counts peers by status. */
+  tick (): void {
+    const now = this.#c.clock.now()
+    // An open connection says when we last heard from a peer (shown in `lastSeenMs`); the detector decides whether it is alive.
     for (const conn of this.#c.libp2p.getConnections()) this.view.heard(conn.remotePeer.toString(), now)
-    this.view.tick(now, refreshMs)
-    this.#drainStatus()
+    for (const peer of this.view.tick(now)) this.#c.detection.remove(peer)
     const counts = { alive: 0, suspect: 0, dead: 0 }
     for (const e of this.view.entries()) counts[e.status]++
     for (const [status, n] of Object.entries(counts)) this.#c.metrics.peers.set({ status }, n)
@@ -246,15 +264,6 @@ export class Membership {
     return this.getVm(id)
   }
 
-  /** A peer runs one of our VMs at a higher epoch: it owns it now, so we stop our copy (fencing). */
-  #fence (state: NodeState): void {
-    for (const vm of state.vms) {
-      const local = this.#c.local.get(vm.id)
-      if (local == null || vm.epoch <= local.epoch) continue
-      this.#init.onFenced(vm.id, state.peerId, vm.epoch)
-    }
-  }
-
   /** Status changes, whatever caused them, become events; a peer that is no longer alive is lost to work in flight. */
   #drainStatus (): void {
     for (const change of this.view.takeChanges()) {
@@ -270,12 +279,14 @@ export class Membership {
     if (this.#init.leftOnPurpose?.(id) === true) return
     this.#c.metrics.disconnects.inc()
     this.#c.log.debug({ component: 'discovery:membership', peer: id }, 'peer disconnected')
-    this.view.disconnected(id, this.#c.clock.now())
+    // A hint: the detector probes it at once (a killed agent's connections reset; a dial to it is refused).
+    this.#c.detection.hint(id, 'disconnected')
     this.#init.onPeerLost(id)
-    this.#drainStatus()
   }
 
   readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
-    this.heard(evt.detail.toString())
+    const id = evt.detail.toString()
+    this.view.heard(id, this.#c.clock.now())
+    this.#c.detection.hint(id, 'connected')
   }
 }

@@ -25,7 +25,22 @@ export function createMetrics () {
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
     partitionRefused: new Counter({ name: 'discovery_partition_refused_total', help: 'Dials, connections and streams refused because an admin partition blocks the peer, by what', labelNames: ['what'] as const, registers: [registry] }),
     partitionedPeers: new Gauge({ name: 'discovery_partitioned_peers', help: 'Peers an admin partition blocks now, by direction', labelNames: ['direction'] as const, registers: [registry] }),
-    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
+    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
+    detectorProbes: new Counter({ name: 'discovery_detector_probes_total', help: 'Failure-detector probes this agent sent (round-robin, on a hint, to verify an accusation, to revive a dead peer)', registers: [registry] }),
+    detectorIndirectProbes: new Counter({ name: 'discovery_detector_indirect_probes_total', help: 'Probes that got no direct ack in time and went through helpers (ping-req)', registers: [registry] }),
+    detectorFailedProbes: new Counter({ name: 'discovery_detector_failed_probes_total', help: 'Probes that ended with no ack and a helper\'s nack: accusations this agent made', registers: [registry] }),
+    detectorSuspicions: new Counter({ name: 'discovery_detector_suspicions_total', help: 'Peers this agent began to show suspect', registers: [registry] }),
+    detectorRefutations: new Counter({ name: 'discovery_detector_refutations_total', help: 'Accusations of this agent that it refuted by raising its incarnation', registers: [registry] }),
+    detectorDeaths: new Counter({ name: 'discovery_detector_deaths_total', help: 'Peers this agent declared dead', registers: [registry] }),
+    detectorFalsePositives: new Counter({ name: 'discovery_detector_false_positives_total', help: 'Peers declared dead here that came back in the same run (they refuted the death)', registers: [registry] }),
+    detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
+    detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
+    restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
+    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'Dead owners\' VMs this agent reported lost (restartPolicy never)', registers: [registry] }),
+    fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),
+    replicasHeld: new Gauge({ name: 'discovery_replicas_held', help: 'Replicas of other owners\' VMs this agent holds', registers: [registry] }),
+    tombstones: new Gauge({ name: 'discovery_tombstones', help: 'Tombstones of deleted VMs this agent keeps', registers: [registry] }),
+    replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] })
   }
 }
 
@@ -49,6 +64,9 @@ export function countEvents (metrics: Metrics, events: EventLog): () => void {
       metrics.createSeconds.observe(e.data.ms / 1000)
     }),
     events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
+    events.on('vm.restarted', () => { metrics.restarts.inc({ result: 'restarted' }) }),
+    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
+    events.on('vm.fenced', () => { metrics.fenced.inc() }),
     events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
     events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
     events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),

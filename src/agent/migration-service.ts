@@ -11,6 +11,8 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
 import { migrateRequestSchema, migrateResponseSchema, type MigrateRequest, type MigrateResponse, type MigrationRecord } from '../core/migrate-messages.ts'
+import { compareHeads } from '../core/ownership.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import { filterCandidates, rankCandidates } from '../core/placement.ts'
 import type { Rng } from '../core/rng.ts'
 import type { Driver } from '../hypervisor/index.ts'
@@ -38,6 +40,8 @@ export interface MigrationComponents {
   peers: PeerClient
   /** The rebalancing partition this node is in, if any. */
   partition: () => string | undefined
+  /** The chain a migration's commit carries: ours with our migrate link to `to`. */
+  commitChain: (vmId: string, to: string) => Chain | undefined
   invalid: (source: string, from: string, reason: string) => void
 }
 
@@ -58,6 +62,7 @@ export class MigrationService {
       send: async (peerId, req) => await peers.rpc(peerId, MIGRATE_PROTOCOL, req, migrateResponseSchema),
       partition: components.partition,
       load: () => ownState.hostLoad(),
+      commitChain: components.commitChain,
       onStarted: (r) => { events.emit('migration.started', { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }) },
       onEnded: (r) => {
         const base = { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }
@@ -101,14 +106,18 @@ export class MigrationService {
     this.#migrations.peerLost(peerId)
   }
 
-  /** A peer runs `vmId` at a higher epoch: an in-doubt migration of it committed after all; a copy not migrating stops (fencing). */
-  fenced (vmId: string, owner: string, epoch: number): void {
+  /**
+   * `owner` runs `vmId` above our head, and proved it (claims.ts checked its
+   * chain): an in-doubt migration of it committed after all; a copy not
+   * migrating stops (fencing). True when our copy stops.
+   */
+  fenced (vmId: string, owner: string, epoch: number): boolean {
     this.#migrations.fenced(vmId)
     const local = this.#c.local.get(vmId)
-    if (local != null && local.state !== 'migrating' && local.epoch < epoch) {
-      this.#c.log.warn({ component: 'discovery:fencing', vm: vmId, ours: local.epoch, theirs: epoch, owner }, 'a higher epoch runs elsewhere: stopping our copy')
-      void this.#c.local.deleteVm(vmId)
-    }
+    if (local == null || local.state === 'migrating' || this.#c.local.isDeleting(vmId) || compareHeads({ epoch, owner }, { epoch: local.epoch, owner: this.#c.self }) <= 0) return false
+    this.#c.log.warn({ component: 'discovery:fencing', vm: vmId, ours: local.epoch, theirs: epoch, owner }, 'a higher epoch runs elsewhere: stopping our copy')
+    void this.#c.local.deleteVm(vmId, 'moved')
+    return true
   }
 
   /**

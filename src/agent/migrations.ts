@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { PROTOCOL_VERSION, type VmSpec } from '../core/messages.ts'
 import type { MigrateRequest, MigrateResponse } from '../core/migrate-messages.ts'
 import { admitIncoming, DEFAULT_MIGRATION, migrationLeaseMs, type IncomingEvent, type IncomingRecord, isFinal, type MigrationAction, type MigrationConfig, type MigrationEvent, type MigrationRecord, startIncoming, startMigration, stepIncoming, stepMigration } from '../core/migration-fsm.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import type { HostLoad } from '../core/rebalance-messages.ts'
 import type { Driver } from '../hypervisor/driver.ts'
 import type { LocalNode } from './local-node.ts'
@@ -30,6 +31,8 @@ export interface MigrationsInit {
   partition: () => string | undefined
   /** This node as the planner sees it, reservations included: what the admission of an incoming VM reads. */
   load: () => HostLoad
+  /** The chain a commit carries: ours, with our migrate link to `to` (core/ownership.ts). */
+  commitChain?: (vmId: string, to: string) => Chain | undefined
   onStarted: (record: MigrationRecord) => void
   onEnded: (record: MigrationRecord) => void
   now: () => number
@@ -125,13 +128,13 @@ export class Migrations {
         const rec = this.#incoming.get(req.migrationId)
         if (rec == null) {
           // Adopted already (a commit asked again), or never reserved here: the ledger knows.
-          const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch)
+          const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch, req.chain, from)
           return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
         }
         const step = this.#stepIncoming(rec, { type: 'commit', epoch: req.epoch }, now)
         if (step.refusal != null) return { v: PROTOCOL_VERSION, ok: false, reason: step.refusal }
         if (!step.actions.includes('adopt')) return { v: PROTOCOL_VERSION, ok: true }
-        const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch)
+        const r = await local.adoptIncoming(req.migrationId, req.vm, req.epoch, req.chain, from)
         return r.ok ? { v: PROTOCOL_VERSION, ok: true } : { v: PROTOCOL_VERSION, ok: false, reason: r.reason }
       }
       case 'abort': {
@@ -211,7 +214,8 @@ export class Migrations {
           this.#apply(record.id, { type: 'commit-refused', reason: 'the VM was deleted during its migration' })
           break
         }
-        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'commit', migrationId: record.id, vm: rec.spec, epoch: record.epoch + 1 })
+        const chain = this.#init.commitChain?.(record.vmId, record.to)
+        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'commit', migrationId: record.id, vm: rec.spec, epoch: record.epoch + 1, ...(chain != null ? { chain } : {}) })
           .then(res => { this.#apply(record.id, res.ok ? { type: 'committed' } : { type: 'commit-refused', reason: res.reason }) }, () => { this.#apply(record.id, { type: 'commit-lost' }) })
         break
       }
@@ -219,7 +223,7 @@ export class Migrations {
         this.#sendAbort(record, 0)
         break
       case 'drop-local':
-        void local.deleteVm(record.vmId)
+        void local.deleteVm(record.vmId, 'moved')
         break
       case 'resume-local':
         // After a completed transfer the hypervisor left the VM paused here.

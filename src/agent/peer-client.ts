@@ -42,7 +42,7 @@ export class PeerClient {
 
   /** One place request to a node: ours is served here, a peer's over `/discovery/place/1.1.0`. */
   async place (peerId: string, req: PlaceRequest): Promise<PlaceResponse> {
-    if (peerId === this.#c.self) return await this.#c.local.handle(req)
+    if (peerId === this.#c.self) return await this.#c.local.handle(req, this.#c.self)
     const res = await this.#place.request(this.dialTarget(peerId), req)
     this.#c.membership.heard(peerId)
     return res

@@ -1,6 +1,7 @@
 /**
  * Placement: creates that reach this agent are placed through the cluster
- * (placer.ts runs the core's attempt over the place protocol), deletes are
+ * (placer.ts runs the core's attempt over the place protocol), and so are
+ * restarts of a dead owner's VMs (with their ownership proof), deletes are
  * sent to the VM's owner, and the place protocol is served for peers (their
  * reserves, commits, releases and deletes, decided by our ledger).
  */
@@ -8,7 +9,8 @@ import type { Libp2p } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
-import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse } from '../core/messages.ts'
+import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse, type VmSpec } from '../core/messages.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import type { VmIndex } from '../core/vm-index.ts'
 import { PlaceServer } from '../net/index.ts'
@@ -80,13 +82,26 @@ export class PlacementService {
   }
 
   async createVm (req: CreateVmRequest): Promise<Placed> {
-    const { events, clock } = this.#c
     const spec = this.#placer.specOf(req)
+    this.#c.events.emit('vm.created', { id: spec.id, name: spec.name, cpu: spec.cpu, memMiB: spec.memMiB })
+    return await this.#place(spec, async () => await this.#placer.place(req, spec))
+  }
+
+  /**
+   * Places a dead owner's VM again, keeping its id and spec: each candidate's
+   * commit carries the VM's chain with a restart link naming it (`chainFor`).
+   */
+  async restartVm (spec: VmSpec, chainFor: (node: string) => Chain): Promise<Placed> {
+    return await this.#place(spec, async () => await this.#placer.place({ cpu: spec.cpu, memMiB: spec.memMiB }, spec, chainFor))
+  }
+
+  /** Runs one placement of `spec`, with its events: `vm.placed` (with its figures) or `vm.failed`. */
+  async #place (spec: VmSpec, place: () => Promise<Placed>): Promise<Placed> {
+    const { events, clock } = this.#c
     const startedAt = clock.now()
-    events.emit('vm.created', { id: spec.id, name: spec.name, cpu: spec.cpu, memMiB: spec.memMiB })
     this.#placing.add(spec.id)
     try {
-      const placed = await this.#placer.place(req, spec)
+      const placed = await place()
       const changes = this.#c.vms.observe(placed.node, { id: placed.id, cpu: spec.cpu, memMiB: spec.memMiB, state: placed.state })
       events.emit('vm.placed', { id: spec.id, node: placed.node, cpu: spec.cpu, memMiB: spec.memMiB, attempts: placed.attempts, ms: clock.now() - startedAt })
       this.#c.membership.emitVmChanges(changes.filter(c => c.kind === 'running'))

@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Clock } from '../core/clock.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSpec, VmState } from '../core/messages.ts'
+import type { Chain } from '../core/ownership-messages.ts'
 import { type AttemptOutcome, type AttemptStep, type CandidateResult, InFlight, PlacementAttempt } from '../core/placement-attempt.ts'
 import { arraySource } from '../core/placement.ts'
 import type { Rng } from '../core/rng.ts'
@@ -55,10 +56,12 @@ export class Placer {
     if (req.image != null) spec.image = req.image
     if (req.labels != null) spec.labels = req.labels
     if (req.constraints != null) spec.constraints = req.constraints
+    spec.restartPolicy = req.restartPolicy ?? 'always'
     return spec
   }
 
-  async place (req: CreateVmRequest, spec = this.specOf(req)): Promise<Placed> {
+  /** Places `spec`; a restart passes the chain each candidate's commit carries (its restart link names the candidate). */
+  async place (req: CreateVmRequest, spec = this.specOf(req), chainFor?: (node: string) => Chain): Promise<Placed> {
     const attempt = new PlacementAttempt({
       spec,
       nodes: arraySource(this.#init.nodes()),
@@ -66,7 +69,8 @@ export class Placer {
       rng: this.#init.rng,
       sample: this.#init.sample,
       leaseTtlMs: this.#init.leaseTtlMs,
-      newLeaseId: randomUUID
+      newLeaseId: randomUUID,
+      ...(chainFor != null ? { chainFor } : {})
     })
     const outcome = await new Promise<AttemptOutcome>(resolve => {
       const run = (step: AttemptStep): void => {

@@ -7,6 +7,7 @@ import { Agent } from '../agent/index.ts'
 import { startApi } from '../api/index.ts'
 import { profileConfig, type AgentConfig, type Profile } from '../config.ts'
 import { labelsSchema, describeIssues } from '../core/messages.ts'
+import { MAX_REPLICAS } from '../core/ownership-messages.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
 import { UsageError } from './errors.ts'
 import { parseDuration, parseHostPort, parseInteger, parseLabels, parseRatio, parseSize } from './parse.ts'
@@ -39,6 +40,8 @@ export interface AgentFlags {
   consolidate?: boolean
   monitorInterval?: string
   maxConnections?: string
+  replicas?: string
+  restartQuorum?: boolean
   json?: boolean
 }
 
@@ -120,6 +123,8 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
     config.monitorIntervalMs = parseDuration('--monitor-interval', flags.monitorInterval)
     if (config.monitorIntervalMs < 50) throw new UsageError('Expected --monitor-interval to be at least 50ms')
   }
+  if (flags.replicas != null) config.replica = { ...config.replica, replicas: parseInteger('--replicas', flags.replicas, 1, MAX_REPLICAS) }
+  if (flags.restartQuorum === true) config.replica = { ...config.replica, restartQuorum: true }
   return config
 }
 

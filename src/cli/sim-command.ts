@@ -2,7 +2,8 @@
 import { validateDemandConfig } from '../core/demand.ts'
 import { ALGORITHMS, type AlgorithmName } from '../sim/algorithms.ts'
 import { LINKS, type LinkModel } from '../sim/network.ts'
-import { placementTable, reportTable } from './sim-report.ts'
+import { churnTable, placementTable, reportTable } from './sim-report.ts'
+import { type ChurnOptions, runChurn } from '../sim/churn-run.ts'
 import { placementDefaults, type PlacementOptions, runPlacement } from '../sim/placement-run.ts'
 import { runSimulation, type SimOptions } from '../sim/run.ts'
 import { type DirtyIntensity, GBIT_MIBPS, SCENARIOS } from '../sim/scenarios.ts'
@@ -24,12 +25,13 @@ export interface SimFlags {
   bandwidth?: string
   dirtyIntensity?: string
   rate?: string
+  churn?: string
   json?: boolean
   progress?: boolean
 }
 
 /** The `placement` scenario is a run of its own (placement-run.ts); the others are rebalancing runs. */
-export const SIM_SCENARIOS = [...Object.keys(SCENARIOS), 'placement']
+export const SIM_SCENARIOS = [...Object.keys(SCENARIOS), 'placement', 'churn']
 
 /** Flags that only one kind of run reads: given to the other, they are a mistake, not something to ignore. */
 const REBALANCING_ONLY: Array<[keyof SimFlags, string]> = [['duration', '--duration'], ['algorithms', '--algorithms'], ['centralDelay', '--central-delay'], ['centralPeriod', '--central-period'], ['demandMean', '--demand-mean'], ['bandwidth', '--bandwidth'], ['dirtyIntensity', '--dirty-intensity']]
@@ -40,6 +42,7 @@ export function resolveSimOptions (flags: SimFlags): SimOptions {
   if (base == null) throw new UsageError(`Expected --scenario to be one of ${SIM_SCENARIOS.join(', ')}, got \`${name}\``)
   if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --nodes 1024 --vms 10240`')
   if (flags.rate != null) throw new UsageError(`--rate is for --scenario placement, not ${name}`)
+  if (flags.churn != null) throw new UsageError(`--churn is for --scenario churn, not ${name}`)
   const hosts = parseInteger('--nodes', flags.nodes, 1, 1_000_000)
   const vms = flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : hosts * base.vmsPerHost
   const scenario = { ...base, demand: { ...base.demand } }
@@ -111,8 +114,32 @@ export function resolvePlacementOptions (flags: SimFlags): PlacementOptions {
   return { nodes, vms: d.vms, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, ratePerS, hostCpu: d.hostCpu, hostMemMiB: d.hostMemMiB }
 }
 
+/** Flags the churn scenario does not read: given to it, they are a mistake. */
+const NOT_CHURN: Array<[keyof SimFlags, string]> = [['vms', '--vms'], ['rate', '--rate'], ['algorithms', '--algorithms'], ['centralDelay', '--central-delay'], ['centralPeriod', '--central-period'], ['demandMean', '--demand-mean'], ['bandwidth', '--bandwidth'], ['dirtyIntensity', '--dirty-intensity']]
+
+export function resolveChurnOptions (flags: SimFlags): ChurnOptions {
+  for (const [key, flag] of NOT_CHURN) if (flags[key] != null) throw new UsageError(`${flag} is not read by --scenario churn`)
+  if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --scenario churn --nodes 1000`')
+  const nodes = parseInteger('--nodes', flags.nodes, 3, 1_000_000)
+  const profile = flags.latency ?? 'lan'
+  if (profile !== 'lan' && profile !== 'wan') throw new UsageError(`Expected --latency to be lan or wan with --scenario churn (the agents' profile and its link), got \`${profile}\``)
+  const link = { ...LINKS[profile] }
+  if (flags.loss != null) link.loss = parseRatio('--loss', flags.loss, 0, 0.5)
+  const durationS = flags.duration != null ? parseDuration('--duration', flags.duration) / 1000 : 300
+  if (durationS < 60) throw new UsageError('Expected --duration to be at least 60s with --scenario churn (failures start after 10 s and last 30 s and more)')
+  const eventsPerMin = flags.churn != null ? parseRatio('--churn', flags.churn, 0, 10_000) : 6
+  return { nodes, durationS, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, eventsPerMin }
+}
+
 export function runSim (flags: SimFlags): void {
   const showProgress = flags.progress !== false && process.stderr.isTTY === true
+  if (flags.scenario === 'churn') {
+    const opts = resolveChurnOptions(flags)
+    const report = runChurn(opts, showProgress ? f => { process.stderr.write(`\rchurn [${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(f * 100).toFixed(0)}%`) } : undefined)
+    if (showProgress) process.stderr.write('\r' + ' '.repeat(60) + '\r')
+    process.stdout.write((flags.json === true ? JSON.stringify(report, null, 2) : churnTable(report)) + '\n')
+    return
+  }
   if (flags.scenario === 'placement') {
     const opts = resolvePlacementOptions(flags)
     const report = runPlacement(opts, showProgress ? f => { process.stderr.write(`\rplacement [${'#'.repeat(Math.round(f * 30)).padEnd(30, '.')}] ${(f * 100).toFixed(0)}%`) } : undefined)

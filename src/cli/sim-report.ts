@@ -1,5 +1,6 @@
 /** The tables of `discovery sim`: rebalancing algorithms side by side, or the placement scenario's figures. */
 import { table } from './table.ts'
+import type { ChurnReport } from '../sim/churn-run.ts'
 import type { PlacementReport } from '../sim/placement-run.ts'
 import type { SimReport } from '../sim/run.ts'
 import { describeDirtyIntensity } from '../sim/scenarios.ts'
@@ -41,6 +42,26 @@ export function placementTable (r: PlacementReport): string {
     ['state publishes per second (cluster)', String(r.publishesPerS)],
     ['vCPUs allocated at the end', `${(r.cpuFill * 100).toFixed(1)} %`],
     ['simulated time', `${r.simulatedS} s`],
+    ['wall time', `${r.wallS} s`]
+  ]
+  return head + '\n\n' + table(['', ''], rows).split('\n').slice(1).join('\n')
+}
+
+export function churnTable (r: ChurnReport): string {
+  const head = `scenario churn · ${r.nodes} nodes · ${r.durationS} s simulated · ${r.eventsPerMin} failures a minute (half kills, half hangs) · seed ${r.seed} · ${r.profile} (link ${r.link.baseMs} ms (+${r.link.jitterMs}), loss ${r.link.loss})`
+  const ms = (x: number | null): string => x == null ? '-' : `${x} ms`
+  const rows: Array<[string, string]> = [
+    ['kills / hangs', `${r.kills} / ${r.hangs}`],
+    ['killed: dead at every node p50 / p99', `${ms(r.killEveryP50Ms)} / ${ms(r.killEveryP99Ms)}`],
+    ['killed: dead at each node p50 / p99', `${ms(r.killEachP50Ms)} / ${ms(r.killEachP99Ms)}`],
+    ['hung: dead at every node p50 / p99', `${ms(r.hangEveryP50Ms)} / ${ms(r.hangEveryP99Ms)}`],
+    ['hung: dead at each node p50 / p99', `${ms(r.hangEachP50Ms)} / ${ms(r.hangEachP99Ms)}`],
+    ['failures some node never noticed', String(r.missed)],
+    ['false positives (a running node declared dead)', String(r.falsePositives)],
+    ['late deaths (within a minute of coming back)', String(r.lateDeaths)],
+    ['deaths refuted (hung nodes resumed)', String(r.refutedDeaths)],
+    ['detector messages per node per second', String(r.msgsPerNodePerS)],
+    ['VMs restarted, lost', 'not simulated (needs the restart rule)'],
     ['wall time', `${r.wallS} s`]
   ]
   return head + '\n\n' + table(['', ''], rows).split('\n').slice(1).join('\n')

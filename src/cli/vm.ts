@@ -14,6 +14,7 @@ export interface CreateFlags {
   nodeLabel?: string[]
   spread?: string
   zone?: string
+  restartPolicy?: string
 }
 
 export function createBody (flags: CreateFlags): unknown {
@@ -28,6 +29,10 @@ export function createBody (flags: CreateFlags): unknown {
   if (flags.spread != null) constraints.spread = flags.spread
   if (flags.zone != null) constraints.zone = flags.zone
   if (Object.keys(constraints).length > 0) body.constraints = constraints
+  if (flags.restartPolicy != null) {
+    if (flags.restartPolicy !== 'always' && flags.restartPolicy !== 'never') throw new UsageError(`Expected --restart-policy to be always or never, got \`${flags.restartPolicy}\``)
+    body.restartPolicy = flags.restartPolicy
+  }
   const ok = createVmSchema.safeParse(body)
   if (!ok.success) throw new UsageError(`invalid VM request: ${describeIssues(ok.error)}`)
   return ok.data

@@ -1,30 +1,35 @@
 /**
  * The cluster as one agent sees it: one NodeState per peer, last-writer-wins
- * by (incarnation, seq), and a liveness status derived from when we last
- * heard from each peer. Time comes in as an argument; nothing here reads a clock.
+ * by (incarnation, seq), and each peer's status — alive, suspect or dead — as
+ * the failure detector decided it (core/failure-detector.ts). Gossip brings
+ * states, never statuses: a peer silent on the topic is not suspect for that
+ * (its refresh may be minutes apart in a large cluster); a peer whose state
+ * still arrives is not alive for that either (a relay may carry it). A dead
+ * peer is forgotten after a while. Time comes in as an argument; nothing
+ * here reads a clock.
  */
 import type { NodeState } from './messages.ts'
 
 export type PeerStatus = 'alive' | 'suspect' | 'dead'
 
 export interface ViewConfig {
-  /** Silence after which a peer is suspect. */
-  suspectAfterMs: number
-  /** Silence after which a peer is dead. */
-  deadAfterMs: number
-  /** Once its connection closed, how long a peer has to come back before it is dead. */
-  disconnectedDeadAfterMs: number
-  /** How long a dead peer stays listed before it is forgotten. */
+  /**
+   * How long a dead peer stays listed (its VMs hidden, its status shown)
+   * before it is forgotten; a peer forgotten that comes back is new again.
+   * Default 5 min (local), 1 h (lan/wan): long enough for an operator to see
+   * what died, and for a restarted agent to be recognised as the same peer.
+   */
   forgetAfterMs: number
 }
 
 export interface ViewEntry {
   peerId: string
   state: NodeState
+  /** When a state or another sign of life (an answer, a connection) last came from the peer. */
   lastSeenMs: number
   status: PeerStatus
-  /** When the connection to this peer closed, if it is closed now. */
-  disconnectedAtMs?: number
+  /** Since when it has had this status. */
+  statusSinceMs: number
 }
 
 export type MergeResult = 'new' | 'updated' | 'stale'
@@ -45,7 +50,7 @@ export class ClusterView {
   readonly self: string
   readonly #config: ViewConfig
   readonly #entries = new Map<string, ViewEntry>()
-  /** Every status change since the last `takeChanges`, whatever caused it. */
+  /** Every status change since the last `takeChanges`. */
   #changes: StatusChange[] = []
 
   constructor (self: string, config: ViewConfig) {
@@ -53,85 +58,52 @@ export class ClusterView {
     this.#config = config
   }
 
-  /** Takes a state heard from the network (or our own); keeps the newest per peer. */
+  /** Takes a state heard from the network (or our own); keeps the newest per peer. A new peer starts alive. */
   merge (state: NodeState, nowMs: number): MergeResult {
     const entry = this.#entries.get(state.peerId)
     if (entry == null) {
-      this.#entries.set(state.peerId, { peerId: state.peerId, state, lastSeenMs: nowMs, status: 'alive' })
+      this.#entries.set(state.peerId, { peerId: state.peerId, state, lastSeenMs: nowMs, status: 'alive', statusSinceMs: nowMs })
       return 'new'
     }
-    if (!isNewer(state, entry.state)) {
-      // An old or repeated copy still proves the sender was alive recently only
-      // if it came from the peer itself; the caller tells us that with `heard`.
-      return 'stale'
-    }
+    if (!isNewer(state, entry.state)) return 'stale'
     entry.state = state
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
-    this.#set(entry, 'alive')
-    delete entry.disconnectedAtMs
     return 'updated'
   }
 
-  /** The peer showed a sign of life (a message, a successful request, a connection). */
+  /** The peer showed a sign of life (a message, an answer, a connection): shown as how long ago we heard from it. */
   heard (peerId: string, nowMs: number): void {
     const entry = this.#entries.get(peerId)
-    if (entry == null) return
-    entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
-    delete entry.disconnectedAtMs
-    this.#set(entry, 'alive')
+    if (entry != null) entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
   }
 
-  /** Our last connection to the peer closed: suspect it at once. */
-  disconnected (peerId: string, nowMs: number): void {
+  /** The failure detector's verdict on a peer; false when it is not in the view or already had that status. */
+  setStatus (peerId: string, status: PeerStatus, nowMs: number): boolean {
     const entry = this.#entries.get(peerId)
-    if (entry == null || peerId === this.self) return
-    entry.disconnectedAtMs ??= nowMs
-    if (entry.status === 'alive') this.#set(entry, 'suspect')
+    if (entry == null || peerId === this.self || entry.status === status) return false
+    this.#changes.push({ peerId, from: entry.status, to: status })
+    entry.status = status
+    entry.statusSinceMs = nowMs
+    return true
   }
 
-  /** The status changes since the last call (merges, signs of life, disconnections and ticks alike), oldest first. */
+  /** The status changes since the last call, oldest first. */
   takeChanges (): StatusChange[] {
     const out = this.#changes
     this.#changes = []
     return out
   }
 
-  #set (entry: ViewEntry, status: PeerStatus): void {
-    if (entry.status === status) return
-    this.#changes.push({ peerId: entry.peerId, from: entry.status, to: status })
-    entry.status = status
-  }
-
-  /**
-   * Moves peers along alive → suspect → dead → forgotten; returns what changed.
-   * `refreshMs` is how long a healthy peer may now stay silent (its refresh
-   * interval grows with the cluster): a peer is suspect after at least two of
-   * them and dead after at least four, whatever the configured timeouts.
-   */
-  tick (nowMs: number, refreshMs = 0): StatusChange[] {
-    const changes: StatusChange[] = []
-    const c = {
-      ...this.#config,
-      suspectAfterMs: Math.max(this.#config.suspectAfterMs, 2 * refreshMs),
-      deadAfterMs: Math.max(this.#config.deadAfterMs, 4 * refreshMs)
-    }
+  /** Forgets the peers dead for `forgetAfterMs`; returns their ids. */
+  tick (nowMs: number): string[] {
+    const forgotten: string[] = []
     for (const [peerId, entry] of this.#entries) {
-      if (peerId === this.self) continue
-      const silent = nowMs - entry.lastSeenMs
-      let next: PeerStatus = 'alive'
-      if (silent >= c.deadAfterMs) next = 'dead'
-      else if (entry.disconnectedAtMs != null && nowMs - entry.disconnectedAtMs >= c.disconnectedDeadAfterMs) next = 'dead'
-      else if (silent >= c.suspectAfterMs || entry.disconnectedAtMs != null) next = 'suspect'
-      if (next === 'dead' && silent >= c.deadAfterMs + c.forgetAfterMs) {
+      if (entry.status === 'dead' && nowMs - entry.statusSinceMs >= this.#config.forgetAfterMs) {
         this.#entries.delete(peerId)
-        continue
-      }
-      if (next !== entry.status) {
-        changes.push({ peerId, from: entry.status, to: next })
-        this.#set(entry, next)
+        forgotten.push(peerId)
       }
     }
-    return changes
+    return forgotten
   }
 
   get (peerId: string): ViewEntry | undefined {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { leaseIdSchema, peerIdSchema, vmIdSchema } from './ids.ts'
+import { chainSchema } from './ownership-messages.ts'
 
 /** Bounds that keep a hostile message from making us allocate or loop without end. */
 export const LIMITS = Object.freeze({
@@ -46,6 +47,10 @@ export const constraintsSchema = z.object({
 }).strict()
 export type Constraints = z.infer<typeof constraintsSchema>
 
+/** What happens to a VM when its node dies: restarted on a live peer (`always`, the default) or reported lost (`never`). */
+export const restartPolicySchema = z.enum(['always', 'never'])
+export type RestartPolicy = z.infer<typeof restartPolicySchema>
+
 /** What a user asks for: the body of `POST /v1/vms`. */
 export const createVmSchema = z.object({
   name: vmName.optional(),
@@ -53,7 +58,8 @@ export const createVmSchema = z.object({
   memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
   image: z.string().min(1).max(512).optional(),
   labels: labelsSchema.optional(),
-  constraints: constraintsSchema.optional()
+  constraints: constraintsSchema.optional(),
+  restartPolicy: restartPolicySchema.optional()
 }).strict()
 export type CreateVmRequest = z.infer<typeof createVmSchema>
 
@@ -74,6 +80,8 @@ export const vmSpecSchema = z.object({
   image: z.string().max(512).optional(),
   labels: labelsSchema.optional(),
   constraints: constraintsSchema.optional(),
+  /** Absent in records of earlier versions: `always`. */
+  restartPolicy: restartPolicySchema.optional(),
   createdAtMs: z.number().int().min(0)
 }).strict()
 export type VmSpec = z.infer<typeof vmSpecSchema>
@@ -134,7 +142,8 @@ export type StateMessage = z.infer<typeof stateMessageSchema>
 /** `/discovery/place/1.0.0`: one request, one response. */
 export const placeRequestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('reserve'), leaseId: leaseIdSchema, resources: resourcesSchema, constraints: constraintsSchema.optional(), ttlMs: z.number().int().min(100).max(120_000) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), leaseId: leaseIdSchema, vm: vmSpecSchema }).strict(),
+  // `chain`: a restart's, ending with the restart link that names the node committed to (core/ownership.ts); a new VM has none.
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), leaseId: leaseIdSchema, vm: vmSpecSchema, chain: chainSchema.optional() }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('release'), leaseId: leaseIdSchema }).strict(),
   // An extension of DESIGN.md's reserve/commit/release: a VM is deleted by the node that owns its capacity.
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), vmId: vmIdSchema }).strict()

@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { migrationIdSchema, partitionIdSchema, peerIdSchema, vmIdSchema } from './ids.ts'
 import { PROTOCOL_VERSION, vmSpecSchema } from './messages.ts'
+import { chainSchema } from './ownership-messages.ts'
 
 /**
  * Where a destination waits for an incoming VM: `tcp:HOST:PORT` (QEMU), or
@@ -50,7 +51,8 @@ export type MigrationRecord = z.infer<typeof migrationRecordSchema>
 
 export const migrateRequestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('propose'), migrationId: migrationIdSchema, vm: vmSpecSchema, epoch: z.number().int().min(0), demand: z.number().min(0).max(1024), partitionId: partitionIdSchema.optional(), ttlMs: z.number().int().min(1000).max(3_600_000) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), migrationId: migrationIdSchema, vm: vmSpecSchema, epoch: z.number().int().min(1) }).strict(),
+  // `chain`: the VM's, ending with the source's migrate link to the destination (core/ownership.ts); absent from agents of earlier versions.
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('commit'), migrationId: migrationIdSchema, vm: vmSpecSchema, epoch: z.number().int().min(1), chain: chainSchema.optional() }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('abort'), migrationId: migrationIdSchema }).strict(),
   /** Asks the owner of a VM to migrate it (a user's request that reached another agent). */
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('request'), vmId: vmIdSchema, to: peerIdSchema.optional() }).strict()

@@ -22,6 +22,7 @@
  * (ledger.ts). Only a node silent that long leaves the create uncertain.
  */
 import type { PlaceRequest, PlaceResponse, VmSpec, VmState } from './messages.ts'
+import type { Chain } from './ownership-messages.ts'
 import { PROTOCOL_VERSION } from './messages.ts'
 import { type Candidate, CandidateOrder, type NodeSource } from './placement.ts'
 import { add, sub, type Resources, ZERO } from './resources.ts'
@@ -66,6 +67,11 @@ export interface AttemptInit {
   leaseTtlMs: number
   /** A new lease id (a UUID) for each candidate. */
   newLeaseId: () => string
+  /**
+   * A restart: the chain each candidate's commit carries, ending with the
+   * restart link that names that candidate (core/ownership.ts). A new VM has none.
+   */
+  chainFor?: (node: string) => Chain
 }
 
 export type AttemptCommand =
@@ -96,6 +102,7 @@ type Answer = { ok: true, res: PlaceResponse } | { ok: false, unsent: boolean, r
 interface Asking {
   candidate: Candidate
   leaseId: string
+  chain?: Chain
   reserve?: Answer
   commit?: Answer
   reservedNoted: boolean
@@ -223,7 +230,7 @@ export class PlacementAttempt {
 
   #sendCommit (step: AttemptStep, a: Asking): void {
     a.again!.tries++
-    step.commands.push({ kind: 'send', node: a.candidate.peerId, leaseId: a.leaseId, requests: [this.#commitRequest(a.leaseId)] })
+    step.commands.push({ kind: 'send', node: a.candidate.peerId, leaseId: a.leaseId, requests: [this.#commitRequest(a)] })
   }
 
   #placed (step: AttemptStep, a: Asking, state: VmState | undefined): void {
@@ -241,15 +248,19 @@ export class PlacementAttempt {
     }
     this.#attempts++
     const leaseId = this.#init.newLeaseId()
-    this.#asking = { candidate, leaseId, reservedNoted: false }
+    const asking: Asking = { candidate, leaseId, reservedNoted: false }
+    if (this.#init.chainFor != null) asking.chain = this.#init.chainFor(candidate.peerId)
+    this.#asking = asking
     this.#init.inFlight.hold(candidate.peerId, this.#resources)
     const reserve: PlaceRequest = { v: PROTOCOL_VERSION, op: 'reserve', leaseId, resources: this.#resources, ttlMs: this.#init.leaseTtlMs }
     if (this.#init.spec.constraints != null) reserve.constraints = this.#init.spec.constraints
-    step.commands.push({ kind: 'send', node: candidate.peerId, leaseId, requests: [reserve, this.#commitRequest(leaseId)] })
+    step.commands.push({ kind: 'send', node: candidate.peerId, leaseId, requests: [reserve, this.#commitRequest(asking)] })
   }
 
-  #commitRequest (leaseId: string): PlaceRequest {
-    return { v: PROTOCOL_VERSION, op: 'commit', leaseId, vm: this.#init.spec }
+  #commitRequest (a: Asking): PlaceRequest {
+    const req: PlaceRequest = { v: PROTOCOL_VERSION, op: 'commit', leaseId: a.leaseId, vm: this.#init.spec }
+    if (a.chain != null) req.chain = a.chain
+    return req
   }
 
   #leave (): void {

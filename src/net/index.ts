@@ -7,7 +7,8 @@
  */
 export { createHost } from './host.ts'
 export { StateGossip } from './state-gossip.ts'
-export { BYE_PROTOCOL, LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, STATE_TOPIC, VIEW_PROTOCOL } from './protocols.ts'
+export { BYE_PROTOCOL, LIBP2P_UPKEEP_PROTOCOLS, MIGRATE_PROTOCOL, PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED, REBALANCE_PROTOCOL, REPLICA_PROTOCOL, STATE_TOPIC, SWIM_PROTOCOL, VIEW_PROTOCOL } from './protocols.ts'
+export { SwimTransport } from './swim-transport.ts'
 export { PlaceServer } from './place-server.ts'
 export { PlaceClient } from './place-client.ts'
 export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './place-wire.ts'

@@ -17,8 +17,12 @@ export const REBALANCE_PROTOCOL = '/discovery/rebalance/1.0.0'
 export const BYE_PROTOCOL = '/discovery/bye/1.0.0'
 /** A peer's view of the cluster, for an agent that joins or may have missed states (view-sync.ts). */
 export const VIEW_PROTOCOL = '/discovery/view/1.0.0'
+/** Replicated VM records: put, drop, delete (tombstones), confirm-dead, chain (the proof of a claimed epoch), held. */
+export const REPLICA_PROTOCOL = '/discovery/replica/1.0.0'
 /** Gossipsub topic of each agent's signed NodeState. */
 export const STATE_TOPIC = '/discovery/state/1'
+/** The failure detector (SWIM with Lifeguard): ping, ack, ping-req, nack, gossip, one datagram per frame on a long-lived stream. */
+export const SWIM_PROTOCOL = '/discovery/swim/1.0.0'
 
 /**
  * libp2p's own upkeep of a connection (ping, from its connection monitor, and

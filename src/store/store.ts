@@ -3,12 +3,15 @@ import { DiscoveryError } from '../core/errors.ts'
 import { dirname, join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { vmSpecSchema, vmStateSchema, type VmSpec, type VmState } from '../core/messages.ts'
+import { chainSchema, type Chain } from '../core/ownership-messages.ts'
 
 export interface VmRecord {
   spec: VmSpec
   state: VmState
-  /** Ownership epoch: grows by one at each migration commit (fencing). */
+  /** Ownership epoch: grows by one at each migration commit and each restart on a live peer (fencing). */
   epoch: number
+  /** The proof of our ownership (core/ownership.ts), its head at `epoch`; empty in a record of an earlier version. */
+  chain: Chain
 }
 
 export class CorruptRecordError extends DiscoveryError {
@@ -72,7 +75,10 @@ export class Store {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
       CREATE TABLE IF NOT EXISTS vms (id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, epoch INTEGER NOT NULL);
     `)
-    this.#putVm = db.prepare('INSERT INTO vms (id, spec, state, epoch) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, state = excluded.state, epoch = excluded.epoch')
+    // A data dir of an earlier version has no chains: its VMs get a new origin at restore.
+    const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>
+    if (!columns.some(c => c.name === 'chain')) db.exec('ALTER TABLE vms ADD COLUMN chain TEXT')
+    this.#putVm = db.prepare('INSERT INTO vms (id, spec, state, epoch, chain) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, state = excluded.state, epoch = excluded.epoch, chain = excluded.chain')
     this.#deleteVm = db.prepare('DELETE FROM vms WHERE id = ?')
     this.#getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
     this.#putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
@@ -175,8 +181,13 @@ export class Store {
     }
   }
 
+  /** The database, for the tables of other concerns kept in the same file (replica-store.ts). */
+  get db (): DatabaseSync {
+    return this.#db
+  }
+
   #write (w: VmWrite): void {
-    if ('put' in w) this.#putVm.run(w.put.spec.id, JSON.stringify(w.put.spec), w.put.state, w.put.epoch)
+    if ('put' in w) this.#putVm.run(w.put.spec.id, JSON.stringify(w.put.spec), w.put.state, w.put.epoch, w.put.chain.length > 0 ? JSON.stringify(w.put.chain) : null)
     else this.#deleteVm.run(w.delete)
   }
 
@@ -194,12 +205,13 @@ export class Store {
 
   /** Every stored VM, validated: a record that does not parse is an error, never silently dropped. */
   listVms (): VmRecord[] {
-    const rows = this.#db.prepare('SELECT spec, state, epoch FROM vms ORDER BY id').all() as Array<{ spec: string, state: string, epoch: number }>
+    const rows = this.#db.prepare('SELECT spec, state, epoch, chain FROM vms ORDER BY id').all() as Array<{ spec: string, state: string, epoch: number, chain: string | null }>
     return rows.map(row => {
       const spec = vmSpecSchema.safeParse(JSON.parse(row.spec))
       const state = vmStateSchema.safeParse(row.state)
-      if (!spec.success || !state.success) throw new CorruptRecordError(`stored VM record does not match its schema: ${row.spec.slice(0, 80)}`)
-      return { spec: spec.data, state: state.data, epoch: Number(row.epoch) }
+      const chain = row.chain == null ? { success: true as const, data: [] } : chainSchema.safeParse(JSON.parse(row.chain))
+      if (!spec.success || !state.success || !chain.success) throw new CorruptRecordError(`stored VM record does not match its schema: ${row.spec.slice(0, 80)}`)
+      return { spec: spec.data, state: state.data, epoch: Number(row.epoch), chain: chain.data }
     })
   }
 

@@ -22,7 +22,9 @@ function node (capacity = { cpu: 8, memMiB: 8192 }) {
   const store = Store.open(dir)
   const driver = new SimDriver({ bootDelayMs: 5 })
   const changes: Change[] = []
-  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, now: Date.now, onChange: (change) => { changes.push(change) } })
+  // Ownership proofs are not what these tests are about: an origin link stands in (core/ownership.ts makes real ones).
+  const proofs = { origin: (vmId: string, epoch: number) => [{ kind: 'create' as const, vmId, epoch, owner: '12D3KooWNodeMe', sig: `${'A'.repeat(86)}==` }], check: () => undefined }
+  const local = new LocalNode({ ledger: new Ledger(capacity), store, driver, proofs, now: Date.now, onChange: (change) => { changes.push(change) } })
   cleanup.push(() => { void driver.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) })
   return { local, store, dir, changes }
 }

@@ -7,7 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { DatabaseSync } from 'node:sqlite'
+import type { Chain } from '../../src/core/ownership-messages.ts'
+import { ReplicaStore } from '../../src/store/replica-store.ts'
 import { Store, type VmRecord } from '../../src/store/store.ts'
+
+const SIG = `${'A'.repeat(86)}==`
+const OWNER = '12D3KooWNodeUwner'
 
 const dirs: string[] = []
 function dir (): string {
@@ -19,7 +25,7 @@ afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, f
 
 function rec (n: number, state: VmRecord['state'] = 'creating'): VmRecord {
   const id = `vm-${String(n).padStart(8, '0')}`
-  return { spec: { id, name: id, cpu: 1, memMiB: 256, createdAtMs: 1 }, state, epoch: 0 }
+  return { spec: { id, name: id, cpu: 1, memMiB: 256, createdAtMs: 1 }, state, epoch: 0, chain: [] }
 }
 
 describe('Store', () => {
@@ -73,5 +79,46 @@ describe('Store', () => {
     await queued
     expect(store.listVms().map(r => r.state)).toEqual(['migrating'])
     store.close()
+  })
+
+  it('keeps each VM\'s ownership chain, and opens a data dir of an earlier version (no chains) as one without', async () => {
+    const d = dir()
+    const old = new DatabaseSync(join(d, 'discovery.sqlite'))
+    old.exec('CREATE TABLE vms (id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, epoch INTEGER NOT NULL)')
+    old.prepare('INSERT INTO vms VALUES (?, ?, ?, ?)').run(rec(1).spec.id, JSON.stringify(rec(1).spec), 'running', 3)
+    old.close()
+    const store = Store.open(d)
+    expect(store.listVms()).toEqual([{ ...rec(1, 'running'), epoch: 3, chain: [] }])
+    const chain: Chain = [{ kind: 'create', vmId: rec(2).spec.id, epoch: 0, owner: OWNER, sig: SIG }]
+    await store.writeVm({ ...rec(2), chain })
+    store.close()
+    const again = Store.open(d)
+    expect(again.listVms().find(r => r.spec.id === rec(2).spec.id)?.chain).toEqual(chain)
+    again.close()
+  })
+})
+
+describe('ReplicaStore', () => {
+  it('keeps replicas and tombstones across a reopen, and removes a row that no longer parses', () => {
+    const d = dir()
+    const store = Store.open(d)
+    const replicas = new ReplicaStore(store)
+    const id = rec(1).spec.id
+    const chain: Chain = [{ kind: 'create', vmId: id, epoch: 0, owner: OWNER, sig: SIG }]
+    const record = { spec: rec(1).spec, chain, designation: { vmId: id, epoch: 0, owner: OWNER, replicas: ['12D3KooWNodeHxder'], issuedAtMs: 5, sig: SIG } }
+    replicas.putReplicas([{ record, receivedAtMs: 10 }])
+    replicas.putTombstones([{ vmId: rec(2).spec.id, epoch: 0, owner: OWNER, deletedAtMs: 7, chain: [{ ...chain[0], vmId: rec(2).spec.id }], sig: SIG }], 20)
+    store.db.prepare('INSERT INTO replicas (id, owner, received_ms, record) VALUES (?, ?, ?, ?)').run('vm-corrupt1', OWNER, 1, '{"spec": 1}')
+    store.close()
+    const again = Store.open(d)
+    const reopened = new ReplicaStore(again)
+    expect(reopened.listReplicas()).toEqual({ replicas: [{ record, receivedAtMs: 10 }], corrupt: 1 })
+    expect(reopened.listReplicas().corrupt).toBe(0)
+    expect(reopened.listTombstones().map(t => [t.tombstone.vmId, t.storedAtMs])).toEqual([[rec(2).spec.id, 20]])
+    reopened.dropReplicas([id])
+    reopened.dropTombstones([rec(2).spec.id])
+    expect(reopened.listReplicas().replicas).toEqual([])
+    expect(reopened.listTombstones()).toEqual([])
+    again.close()
   })
 })

@@ -1,0 +1,166 @@
+/**
+ * The failure detector's runtime in the agent: core/failure-detector.ts fed
+ * with what arrives on `/discovery/swim/1.0.0` (net/swim-transport.ts), with
+ * the transport's failures, with hints from libp2p (a connection closed or
+ * opened) and gossip (a peer's state heard), and with the system clock at the
+ * times it asks to be woken. Its verdicts go to membership, which applies
+ * them to the view. Its counters become metrics.
+ */
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { Clock } from '../core/clock.ts'
+import type { DetectorConfig } from '../core/detector-config.ts'
+import { type DetectorStats, type DetectorStep, FailureDetector, type StatusChange } from '../core/failure-detector.ts'
+import type { Rng } from '../core/rng.ts'
+import type { MemberStatus } from '../core/swim-messages.ts'
+import { SwimTransport } from '../net/index.ts'
+import type { Metrics } from './metrics.ts'
+
+export interface FailureDetectionComponents {
+  self: string
+  clock: Clock
+  rng: Rng
+  log: Logger
+  metrics: Metrics
+  libp2p: Libp2p
+}
+
+export interface FailureDetectionInit {
+  config: DetectorConfig
+  /** This run's incarnation: the `incarnation` of the state we gossip, read at start. */
+  run: () => number
+  /** Where to dial a peer. */
+  dialTarget: (peer: string) => PeerId | Multiaddr[]
+  /** Status changes, in the order decided. */
+  onChanges: (changes: StatusChange[]) => void
+  onInvalid: (from: string, reason: string) => void
+}
+
+/** Counters of DetectorStats that become Prometheus counters, by metric. */
+const COUNTED: Array<[keyof DetectorStats, keyof Metrics]> = [
+  ['probes', 'detectorProbes'],
+  ['indirectProbes', 'detectorIndirectProbes'],
+  ['failedProbes', 'detectorFailedProbes'],
+  ['suspicions', 'detectorSuspicions'],
+  ['refutations', 'detectorRefutations'],
+  ['deaths', 'detectorDeaths'],
+  ['falsePositives', 'detectorFalsePositives']
+]
+
+export class FailureDetection {
+  readonly #c: FailureDetectionComponents
+  readonly #init: FailureDetectionInit
+  readonly #transport: SwimTransport
+  #detector?: FailureDetector
+  /** Peers given before start: added then. */
+  readonly #early = new Map<string, number>()
+  #timer?: NodeJS.Timeout
+  #timerAtMs = Infinity
+  #sampled: Partial<DetectorStats> = {}
+
+  constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
+    this.#c = components
+    this.#init = init
+    this.#transport = new SwimTransport({
+      libp2p: components.libp2p,
+      dialTarget: init.dialTarget,
+      // Long enough for a busy peer's noise handshake; what waits meanwhile is judged by the probe's own timeouts.
+      dialTimeoutMs: Math.max(5_000, 10 * init.config.probeTimeoutMs),
+      onMessage: (from, msg) => { this.#run(d => d.receive(from, msg, this.#now())) },
+      // Reported asynchronously: a failure met while sending a step's messages is a step of its own.
+      onSendFailed: (to, msg) => { queueMicrotask(() => { this.#run(d => d.sendFailed(to, msg, this.#now())) }) },
+      onInvalid: init.onInvalid
+    })
+  }
+
+  async start (): Promise<void> {
+    if (this.#detector != null) return
+    this.#detector = new FailureDetector({ self: this.#c.self, run: this.#init.run(), config: this.#init.config, rng: this.#c.rng, nowMs: this.#now() })
+    await this.#transport.start()
+    for (const [peer, run] of this.#early) this.#run(d => d.add(peer, run, this.#now()))
+    this.#early.clear()
+  }
+
+  async stop (): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#transport.stop()
+    this.#detector = undefined
+  }
+
+  /** A peer entered the view, gossiping `run` as its incarnation. */
+  add (peer: string, run: number): void {
+    if (this.#detector == null) this.#early.set(peer, run)
+    else this.#run(d => d.add(peer, run, this.#now()))
+  }
+
+  /** The view forgot a dead peer. */
+  remove (peer: string): void {
+    this.#early.delete(peer)
+    this.#detector?.remove(peer)
+  }
+
+  /** A state from the peer itself was heard. */
+  heard (peer: string, run: number): void {
+    this.#run(d => d.heard(peer, run, this.#now()))
+  }
+
+  hint (peer: string, kind: 'connected' | 'disconnected'): void {
+    this.#run(d => d.hint(peer, kind, this.#now()))
+  }
+
+  /** The agent's own tick ran `ms` late. */
+  late (ms: number): void {
+    this.#run(d => d.late(ms, this.#now()))
+  }
+
+  status (peer: string): MemberStatus | undefined {
+    return this.#detector?.status(peer)
+  }
+
+  /** Copies the detector's counters into the metrics (they only grow: each sample adds what is new). */
+  sampleMetrics (): void {
+    const d = this.#detector
+    if (d == null) return
+    const m = this.#c.metrics
+    for (const [stat, metric] of COUNTED) {
+      const delta = d.stats[stat] - (this.#sampled[stat] ?? 0)
+      if (delta > 0) (m[metric] as { inc: (n: number) => void }).inc(delta)
+    }
+    const sent = d.stats.messagesSent - (this.#sampled.messagesSent ?? 0)
+    const received = d.stats.messagesReceived - (this.#sampled.messagesReceived ?? 0)
+    if (sent > 0) m.detectorMessages.inc({ direction: 'sent' }, sent)
+    if (received > 0) m.detectorMessages.inc({ direction: 'received' }, received)
+    m.detectorHealth.set(d.health)
+    this.#sampled = { ...d.stats }
+  }
+
+  #now (): number {
+    return this.#c.clock.now()
+  }
+
+  #run (f: (d: FailureDetector) => DetectorStep): void {
+    const d = this.#detector
+    if (d == null) return
+    const step = f(d)
+    for (const { to, message } of step.send) this.#transport.send(to, message)
+    if (step.changes.length > 0) this.#init.onChanges(step.changes)
+    if (step.wakeAtMs != null) this.#arm(step.wakeAtMs)
+  }
+
+  /** One timer, at the earliest time asked for; ticking earlier than needed is harmless. */
+  #arm (atMs: number): void {
+    if (this.#timer != null && this.#timerAtMs <= atMs) return
+    clearTimeout(this.#timer)
+    this.#timerAtMs = atMs
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#timerAtMs = Infinity
+      // Node runs timers before reading sockets: after a stall, the ack of a probe may be waiting unread. The tick
+      // comes after what has arrived (setImmediate runs after the poll phase), so no probe is judged on stale silence.
+      setImmediate(() => { this.#run(d => d.tick(this.#now())) })
+    }, Math.max(0, atMs - this.#now()))
+    this.#timer.unref()
+  }
+}

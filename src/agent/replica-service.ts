@@ -1,0 +1,332 @@
+/**
+ * Replicated VM records and restart on a live peer, as a service: it serves
+ * `/discovery/replica/1.0.0` and runs its three parts — the owner's side
+ * (replication.ts: records to the k next peers on the ring, again when the
+ * ring changes, tombstones on delete), the holder's side (holdings.ts,
+ * restarts.ts: records kept durably, the restart rule when the view declares
+ * an owner dead) and fencing with proofs (claims.ts: a gossiped epoch above
+ * ours is believed only with a valid chain). After a ring change a holder
+ * asks live owners about the records they did not send again (`held`), so a
+ * holder back from the dead never restarts a VM moved or deleted meanwhile.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import type { AgentConfig } from '../config.ts'
+import type { Clock } from '../core/clock.ts'
+import type { PeerStatus } from '../core/cluster-view.ts'
+import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
+import { checkChain, checkTombstone, headOf, originLink, type Signer } from '../core/ownership.ts'
+import type { Chain, Tombstone } from '../core/ownership-messages.ts'
+import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
+import type { StatusOf } from '../core/replica-rule.ts'
+import { Ring } from '../core/ring.ts'
+import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
+import type { ReplicaStore, VmRecord } from '../store/index.ts'
+import { Claims } from './claims.ts'
+import type { EventLog } from './event-log.ts'
+import { Holdings } from './holdings.ts'
+import type { LocalNode, OwnershipProofs } from './local-node.ts'
+import type { Membership } from './membership.ts'
+import type { Metrics } from './metrics.ts'
+import type { PeerClient } from './peer-client.ts'
+import type { PlacementService } from './placement-service.ts'
+import { Replication } from './replication.ts'
+import { Restarts } from './restarts.ts'
+import { suspicionTimeoutMs } from '../core/suspicion.ts'
+
+export interface ReplicaComponents {
+  self: string
+  config: AgentConfig
+  clock: Clock
+  log: Logger
+  events: EventLog
+  metrics: Metrics
+  libp2p: Libp2p
+  signer: Signer
+  store: ReplicaStore
+  local: LocalNode
+  membership: Membership
+  peers: PeerClient
+  placement: PlacementService
+  /** A proved claim above our copy: the migration service stops it (fencing); true when it did. */
+  fence: (vmId: string, owner: string, epoch: number) => boolean
+  invalid: (source: string, from: string, reason: string) => void
+}
+
+export class ReplicaService {
+  readonly #c: ReplicaComponents
+  readonly #holdings: Holdings
+  readonly #replication: Replication
+  readonly #restarts: Restarts
+  readonly #claims: Claims
+  readonly #server: RpcServer<typeof replicaRequestSchema>
+  readonly #startedAtMs: number
+  readonly #offEvents: Array<() => void> = []
+  #lastTickMs?: number
+  /** When the holder should ask owners about records they did not send again since `since`. */
+  #reconcile?: { atMs: number, since: number }
+
+  constructor (components: ReplicaComponents) {
+    this.#c = components
+    const { self, config, clock, log, events, metrics, signer, store, local, placement } = components
+    const now = (): number => clock.now()
+    this.#startedAtMs = now()
+    this.#holdings = new Holdings({ self, signer, store, config: config.replica, now })
+    this.#replication = new Replication({
+      self, config: config.replica, signer, local, holdings: this.#holdings, log, now,
+      ring: () => this.#ring(),
+      status: (p) => components.membership.view.get(p)?.status,
+      send: async (peer, req) => await this.#send(peer, req),
+      // A delete through another agent waits for ours within its own request timeout.
+      deleteWaitMs: Math.floor(config.requestTimeoutMs / 2)
+    })
+    this.#restarts = new Restarts({
+      self, config: config.replica, signer, holdings: this.#holdings, events, metrics, log, now,
+      status: this.status,
+      place: async (spec, chainFor) => await placement.restartVm(spec, chainFor),
+      confirmDead: async (peer, dead) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'confirm-dead', peerId: dead })
+        return res.ok && res.dead === true
+      }
+    })
+    this.#claims = new Claims({
+      signer, local, holdings: this.#holdings, now,
+      fetchChains: async (peer, vmIds) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'chain', vmIds })
+        if (!res.ok) throw new Error(res.reason)
+        return new Map((res.chains ?? []).map(c => [c.vmId, c.chain]))
+      },
+      sendTombstone: async (peer, t) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] }) },
+      sendChains: async (peer, chains) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'claim', chains }) },
+      fence: (vmId, owner, epoch) => {
+        if (components.fence(vmId, owner, epoch)) events.emit('vm.fenced', { id: vmId, node: owner, epoch })
+      },
+      refused: (vmId, from, reason) => { this.#refused(vmId, from, 'claim', reason) }
+    })
+    this.#server = new RpcServer({
+      libp2p: components.libp2p,
+      protocol: REPLICA_PROTOCOL,
+      schema: replicaRequestSchema,
+      timeoutMs: config.requestTimeoutMs,
+      onInvalid: (from, reason) => { components.invalid('replica', from, reason) },
+      handle: async (req, from) => {
+        components.membership.heard(from)
+        return await this.#serve(req, from)
+      }
+    })
+  }
+
+  /** The proofs LocalNode makes and checks with our key. */
+  static proofs (signer: Signer): OwnershipProofs {
+    return {
+      origin: (vmId, epoch) => [originLink(vmId, signer, epoch)],
+      check: (vmId, chain, kind, from) => {
+        const last = chain[chain.length - 1]
+        if (last.owner !== signer.self) return `its head names ${last.owner}, not this node`
+        if (last.kind !== kind) return `its last link is a ${last.kind}, not a ${kind}`
+        if (kind === 'restart' && last.kind === 'restart' && last.by !== from) return `the restart link is by ${last.by}, not by the peer that sent it`
+        if (kind === 'migrate' && last.kind === 'migrate' && last.prev.owner !== from) return `the migration is from ${last.prev.owner}, not from the peer that sent it`
+        return checkChain(chain, vmId, signer)
+      }
+    }
+  }
+
+  async start (): Promise<void> {
+    const loaded = this.#holdings.load()
+    if (loaded.corrupt > 0) this.#c.log.warn({ component: 'discovery:replica', corrupt: loaded.corrupt }, 'stored replicas that no longer parse were removed')
+    this.#c.log.info({ component: 'discovery:replica', replicas: loaded.replicas, tombstones: loaded.tombstones }, 'replicas loaded')
+    const { events } = this.#c
+    const ringChanged = (): void => { this.#ringChanged() }
+    this.#offEvents.push(
+      events.on('peer.joined', ringChanged),
+      events.on('peer.alive', (e) => { this.#restarts.peerAlive(e.data.peerId); ringChanged() }),
+      events.on('peer.dead', (e) => { this.#restarts.peerDead(e.data.peerId); ringChanged() })
+    )
+    this.#ringChanged()
+    await this.#server.start()
+  }
+
+  async stop (): Promise<void> {
+    for (const off of this.#offEvents.splice(0)) off()
+    this.#replication.stop()
+    await this.#server.stop()
+  }
+
+  /** A VM of ours appeared or left (local-node.ts `onVm`). */
+  localVm (rec: VmRecord, what: 'added' | 'state' | 'deleted', why?: 'user' | 'moved'): void {
+    if (what === 'added') this.#replication.added(rec)
+    else if (what === 'deleted' && why === 'moved') this.#replication.moved(rec)
+  }
+
+  /** A user deleted a VM of ours: its tombstone reaches its holders first. */
+  async deleted (rec: VmRecord): Promise<void> {
+    await this.#replication.deleted(rec)
+  }
+
+  /** A peer's gossiped VMs: claims to check, replicas superseded, tombstones to tell (membership.ts `onVmsSeen`). */
+  vmsSeen (peer: string, vms: readonly VmSummary[]): void {
+    this.#claims.seen(peer, vms)
+  }
+
+  /** The chain a migration's commit carries. */
+  commitChain (vmId: string, to: string): Chain | undefined {
+    return this.#replication.commitChain(vmId, to)
+  }
+
+  /** On the agent's tick, before the view's (a pause must be seen before the deaths it makes the view declare). */
+  tick (): void {
+    const now = this.#c.clock.now()
+    const gap = now - (this.#lastTickMs ?? now)
+    this.#lastTickMs = now
+    if (gap >= this.#c.config.replica.stallMs) {
+      this.#restarts.hold(now + this.#c.config.replica.stallHoldMs)
+      this.#c.log.warn({ component: 'discovery:restart', pausedMs: gap, holdMs: this.#c.config.replica.stallHoldMs }, 'this agent was paused: deaths declared on waking are not acted on for a while')
+    }
+    this.#replication.tick()
+    this.#restarts.evaluate()
+    if (this.#reconcile != null && now >= this.#reconcile.atMs) {
+      const since = this.#reconcile.since
+      this.#reconcile = undefined
+      void this.#askOwners(since)
+    }
+    this.#holdings.expire()
+    this.#c.metrics.replicasHeld.set(this.#holdings.size)
+    this.#c.metrics.tombstones.set(this.#holdings.tombstoneCount)
+  }
+
+  /**
+   * What this node believes of a peer, for the restart rule: the view's
+   * status; a peer it has not heard of counts as suspect until the failure
+   * detector could have declared it dead (its longest suspicion, for a
+   * hundred members, after our start), so that an agent just started, its
+   * view still empty, restarts nothing.
+   */
+  readonly status: StatusOf = (peerId: string): PeerStatus | undefined => {
+    if (peerId === this.#c.self) return 'alive'
+    const known = this.#c.membership.view.get(peerId)?.status
+    if (known != null) return known
+    return this.#c.clock.now() - this.#startedAtMs < this.#startGraceMs() ? 'suspect' : undefined
+  }
+
+  #startGraceMs (): number {
+    const d = this.#c.config.detector
+    return suspicionTimeoutMs(d.suspicionMult, 100, d.probeIntervalMs) * d.suspicionMaxTimeoutMult
+  }
+
+  /** The ring of the peers not declared dead, ourselves included. */
+  #ring (): Ring {
+    const ids = this.#c.membership.view.entries().filter(e => e.status !== 'dead').map(e => e.peerId)
+    ids.push(this.#c.self)
+    return new Ring(ids)
+  }
+
+  #ringChanged (): void {
+    this.#replication.ringChanged()
+    const now = this.#c.clock.now()
+    this.#reconcile = { atMs: now + this.#c.config.replica.reconcileAfterMs, since: now }
+  }
+
+  /** Asks each live owner about the records it did not send again since the ring changed. */
+  async #askOwners (since: number): Promise<void> {
+    const stale = new Map<string, string[]>()
+    for (const r of this.#holdings.all()) {
+      const owner = headOf(r.record.chain).owner
+      if (r.receivedAtMs >= since || this.#c.membership.view.get(owner)?.status !== 'alive') continue
+      const ids = stale.get(owner) ?? []
+      ids.push(r.record.spec.id)
+      stale.set(owner, ids)
+    }
+    await Promise.all([...stale].map(async ([owner, vmIds]) => {
+      try {
+        const res = await this.#send(owner, { v: PROTOCOL_VERSION, op: 'held', vmIds })
+        if (!res.ok) return
+        this.#takeTombstones(owner, res.tombstones ?? [])
+        const drop = new Set(res.drop ?? [])
+        this.#holdings.drop(vmIds.filter(id => drop.has(id)))
+      } catch {}
+    }))
+  }
+
+  async #serve (req: ReplicaRequest, from: string): Promise<ReplicaResponse> {
+    const ok = { v: PROTOCOL_VERSION as typeof PROTOCOL_VERSION, ok: true as const }
+    switch (req.op) {
+      case 'put': {
+        const refused = this.#holdings.put(from, req.records)
+        for (const r of refused) if (r.forged) this.#refused(r.vmId, from, 'record', r.reason)
+        return refused.length > 0 ? { ...ok, refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) })) } : ok
+      }
+      case 'drop': {
+        // Only a record's owner takes it back.
+        this.#holdings.drop(req.vmIds.filter(id => { const r = this.#holdings.get(id); return r != null && headOf(r.record.chain).owner === from }))
+        return ok
+      }
+      case 'delete':
+        return { ...ok, refused: this.#takeTombstones(from, req.tombstones) }
+      case 'confirm-dead':
+        return { ...ok, dead: this.#c.membership.view.get(req.peerId)?.status === 'dead' }
+      case 'chain': {
+        const chains: Array<{ vmId: string, chain: Chain }> = []
+        for (const id of req.vmIds) {
+          const rec = this.#c.local.get(id)
+          if (rec != null && rec.chain.length > 0) chains.push({ vmId: id, chain: rec.chain })
+        }
+        return { ...ok, chains }
+      }
+      case 'claim':
+        this.#claims.pushed(from, req.chains)
+        return ok
+      case 'held':
+        return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
+    }
+  }
+
+  /**
+   * Tombstones from `from`: each deletes our copy and our replica of its VM
+   * when its chain reaches theirs, and is kept; one that reaches nothing we
+   * hold is kept only from its own owner (we may be asked to restart that VM
+   * later). Returns those refused.
+   */
+  #takeTombstones (from: string, tombstones: readonly Tombstone[]): Array<{ vmId: string, reason: string }> {
+    const refused: Array<{ vmId: string, reason: string }> = []
+    const keep: Tombstone[] = []
+    for (const t of tombstones) {
+      const copy = this.#c.local.get(t.vmId)
+      const held = this.#holdings.get(t.vmId)
+      const reaches = (chain: Chain | undefined): boolean => chain != null && chain.length > 0 && checkTombstone(t, chain, this.#c.signer) == null
+      const deletesCopy = reaches(copy?.chain)
+      const deletesReplica = reaches(held?.record.chain)
+      if (!deletesCopy && !deletesReplica) {
+        const why = t.owner !== from ? 'a tombstone that reaches no copy or record held here' : checkTombstone(t, undefined, this.#c.signer)
+        if (why != null) {
+          refused.push({ vmId: t.vmId, reason: why.slice(0, 500) })
+          if (t.owner === from || copy != null || held != null) this.#refused(t.vmId, from, 'tombstone', why)
+          continue
+        }
+      }
+      keep.push(t)
+      if (deletesReplica) this.#holdings.drop([t.vmId])
+      if (deletesCopy) {
+        this.#c.log.info({ component: 'discovery:replica', vm: t.vmId, by: from }, 'deleted elsewhere: stopping our copy')
+        void this.#c.local.deleteVm(t.vmId, 'user')
+      }
+    }
+    this.#holdings.addTombstones(keep)
+    return refused
+  }
+
+  #refused (vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string): void {
+    this.#c.invalid('epoch', from, `${what} for ${vmId}: ${reason}`)
+    this.#c.events.emit('replica.refused', { vmId, from, what, reason: reason.slice(0, 300) })
+  }
+
+  async #send (peer: string, req: ReplicaRequest): Promise<ReplicaResponse> {
+    try {
+      const res = await this.#c.peers.rpc(peer, REPLICA_PROTOCOL, req, replicaResponseSchema)
+      this.#c.metrics.replicaMessages.inc({ op: req.op, result: res.ok ? 'ok' : 'refused' })
+      return res
+    } catch (err) {
+      this.#c.metrics.replicaMessages.inc({ op: req.op, result: 'failed' })
+      throw err
+    }
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The owner's side of replicated VM records: each VM of this node is held by
+ * the `k` peers after it on the ring of the peers not declared dead
+ * (core/replica-rule.ts). New VMs are pushed to them (`put`, batched per
+ * holder); when the set changes — a member died or joined, and the ring has
+ * settled — every record is pushed again with a new designation, then taken
+ * back from the holders that left (`drop`). A user's delete sends the VM's
+ * tombstone to its holders before it is answered. Each holder has an outbox
+ * sent one request at a time, in order, and retried with a back-off.
+ */
+import type { Logger } from 'pino'
+import type { PeerStatus } from '../core/cluster-view.ts'
+import { designate, extend, headOf, makeTombstone, migrateLink, type Signer } from '../core/ownership.ts'
+import type { Chain, Designation, Tombstone } from '../core/ownership-messages.ts'
+import { PROTOCOL_VERSION } from '../core/messages.ts'
+import { MAX_RECORDS_PER_MESSAGE, type ReplicaRecord, type ReplicaRequest, type ReplicaResponse } from '../core/replica-messages.ts'
+import { type ReplicaConfig, replicaSet, sameHolders } from '../core/replica-rule.ts'
+import type { Ring } from '../core/ring.ts'
+import type { VmRecord } from '../store/index.ts'
+import type { Holdings } from './holdings.ts'
+import type { LocalNode } from './local-node.ts'
+
+/** The longest pause between two tries of an outbox. */
+const MAX_RETRY_MS = 10_000
+
+export interface ReplicationInit {
+  self: string
+  config: ReplicaConfig
+  signer: Signer
+  local: LocalNode
+  holdings: Holdings
+  log: Logger
+  now: () => number
+  /** The ring of the peers not declared dead, this node included. */
+  ring: () => Ring
+  status: (peerId: string) => PeerStatus | undefined
+  send: (peerId: string, req: ReplicaRequest) => Promise<ReplicaResponse>
+  /** How long a user's delete waits for its tombstone to reach the holders. */
+  deleteWaitMs: number
+}
+
+interface Outbox {
+  puts: Set<string>
+  drops: Set<string>
+  deletes: Map<string, Tombstone>
+  sending: boolean
+  nextAtMs: number
+  pauseMs: number
+}
+
+export class Replication {
+  readonly #init: ReplicationInit
+  #holders: string[] = []
+  readonly #designations = new Map<string, Designation>()
+  readonly #outboxes = new Map<string, Outbox>()
+  /** When the ring last changed, until the holders are computed again. */
+  #ringChangedAtMs?: number
+  #kickTimer?: NodeJS.Timeout
+
+  constructor (init: ReplicationInit) {
+    this.#init = init
+  }
+
+  /** This node's holders now, in ring order. */
+  get holders (): readonly string[] {
+    return this.#holders
+  }
+
+  /** A peer joined, died or came back: the holders are computed again once the ring has settled. */
+  ringChanged (): void {
+    this.#ringChangedAtMs = this.#init.now()
+  }
+
+  tick (): void {
+    const now = this.#init.now()
+    if (this.#ringChangedAtMs != null && now - this.#ringChangedAtMs >= this.#init.config.ringSettleMs) {
+      this.#ringChangedAtMs = undefined
+      this.#recompute()
+    }
+    for (const [peer, box] of this.#outboxes) if (!box.sending && box.nextAtMs <= now) void this.#flush(peer, box)
+  }
+
+  /** A VM of ours appeared (placed, adopted, restarted, restored): its holders get it. */
+  added (rec: VmRecord): void {
+    for (const h of this.#holders) this.#outbox(h).puts.add(rec.spec.id)
+    this.#kick()
+  }
+
+  /** A VM of ours moved away (migrated, fenced): its holders let it go; its new owner has its own. */
+  moved (rec: VmRecord): void {
+    this.#designations.delete(rec.spec.id)
+    for (const h of this.#holders) {
+      const box = this.#outbox(h)
+      box.puts.delete(rec.spec.id)
+      box.drops.add(rec.spec.id)
+    }
+    this.#kick()
+  }
+
+  /**
+   * A user deleted a VM of ours: its tombstone is kept here and sent to its
+   * holders, and the delete is answered once they took it or `deleteWaitMs`
+   * passed (a holder that did not is sent it again from its outbox).
+   */
+  async deleted (rec: VmRecord): Promise<void> {
+    const id = rec.spec.id
+    this.#designations.delete(id)
+    const tombstone = makeTombstone(rec.chain, this.#init.now(), this.#init.signer)
+    this.#init.holdings.addTombstones([tombstone])
+    const sends = this.#holders.map(async h => {
+      const box = this.#outbox(h)
+      box.puts.delete(id)
+      try {
+        const res = await this.#init.send(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] })
+        if (!res.ok) throw new Error(res.reason)
+      } catch {
+        box.deletes.set(id, tombstone)
+      }
+    })
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#init.deleteWaitMs) })
+    await Promise.race([Promise.allSettled(sends), late])
+    clearTimeout(timer)
+  }
+
+  /** The chain a migration's commit carries: ours with our migrate link to `to`. */
+  commitChain (vmId: string, to: string): Chain | undefined {
+    const rec = this.#init.local.get(vmId)
+    if (rec == null) return undefined
+    return extend(rec.chain, migrateLink(rec.chain, to, this.#init.signer))
+  }
+
+  /** A holder asks which of `vmIds` it should still hold for us (`held`): the others, and the tombstones of the deleted ones. */
+  heldBy (holder: string, vmIds: readonly string[]): { drop: string[], tombstones: Tombstone[] } {
+    const drop: string[] = []
+    const tombstones: Tombstone[] = []
+    for (const id of vmIds) {
+      const rec = this.#init.local.get(id)
+      // Our holders not computed yet (we just started): keep every record of a VM we run; the puts that follow settle it.
+      if (rec != null && (this.#holders.length === 0 || this.#designation(rec).replicas.includes(holder))) continue
+      drop.push(id)
+      const t = this.#init.holdings.tombstone(id)
+      if (t != null && tombstones.length < MAX_RECORDS_PER_MESSAGE) tombstones.push(t)
+    }
+    return { drop, tombstones }
+  }
+
+  #recompute (): void {
+    const next = replicaSet(this.#init.ring(), this.#init.self, this.#init.config.replicas)
+    if (sameHolders(next, this.#holders)) return
+    const before = this.#holders
+    this.#holders = next
+    this.#designations.clear()
+    const ids = this.#init.local.records().map(r => r.spec.id)
+    this.#init.log.info({ component: 'discovery:replica', holders: next, before, vms: ids.length }, 'replica holders changed')
+    // Every holder gets the new designation (the order decides the restarter); those that left let go.
+    for (const h of next) for (const id of ids) this.#outbox(h).puts.add(id)
+    for (const h of before.filter(p => !next.includes(p))) {
+      const box = this.#outbox(h)
+      box.puts.clear()
+      for (const id of ids) box.drops.add(id)
+    }
+    this.#kick()
+  }
+
+  /** The designation of one of our VMs at its head, for the holders we have now (signed once per change). */
+  #designation (rec: VmRecord): Designation {
+    const head = headOf(rec.chain)
+    let d = this.#designations.get(rec.spec.id)
+    if (d == null || d.epoch !== head.epoch || !sameHolders(d.replicas, this.#holders)) {
+      d = designate(rec.spec.id, head, this.#holders, this.#init.now(), this.#init.signer)
+      this.#designations.set(rec.spec.id, d)
+    }
+    return d
+  }
+
+  #outbox (peer: string): Outbox {
+    let box = this.#outboxes.get(peer)
+    if (box == null) {
+      box = { puts: new Set(), drops: new Set(), deletes: new Map(), sending: false, nextAtMs: 0, pauseMs: this.#init.config.retryMs }
+      this.#outboxes.set(peer, box)
+    }
+    return box
+  }
+
+  /** Sends what is due after `pushDelayMs` rather than at the next tick, gathering the records of that time in one message per holder. */
+  #kick (): void {
+    if (this.#kickTimer != null) return
+    this.#kickTimer = setTimeout(() => {
+      this.#kickTimer = undefined
+      this.tick()
+    }, this.#init.config.pushDelayMs)
+  }
+
+  stop (): void {
+    if (this.#kickTimer != null) clearTimeout(this.#kickTimer)
+    this.#kickTimer = undefined
+  }
+
+  async #flush (peer: string, box: Outbox): Promise<void> {
+    // A holder declared dead gets nothing more: the ring change that follows moves its records elsewhere.
+    if (this.#init.status(peer) === 'dead' || (box.puts.size === 0 && box.drops.size === 0 && box.deletes.size === 0)) {
+      if (!this.#holders.includes(peer) || this.#init.status(peer) === 'dead') this.#outboxes.delete(peer)
+      return
+    }
+    box.sending = true
+    try {
+      if (box.deletes.size > 0) {
+        const batch = [...box.deletes.values()].slice(0, MAX_RECORDS_PER_MESSAGE)
+        await this.#request(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: batch })
+        for (const t of batch) box.deletes.delete(t.vmId)
+      }
+      while (box.puts.size > 0) {
+        const ids = [...box.puts].slice(0, MAX_RECORDS_PER_MESSAGE)
+        const records: ReplicaRecord[] = []
+        for (const id of ids) {
+          const rec = this.#init.local.get(id)
+          if (rec != null && rec.chain.length > 0) records.push({ spec: rec.spec, chain: rec.chain, designation: this.#designation(rec) })
+        }
+        if (records.length > 0) {
+          const res = await this.#request(peer, { v: PROTOCOL_VERSION, op: 'put', records })
+          if (res.ok && res.refused != null && res.refused.length > 0) this.#init.log.debug({ component: 'discovery:replica', peer, refused: res.refused.slice(0, 3) }, 'records refused by a holder')
+        }
+        for (const id of ids) box.puts.delete(id)
+      }
+      if (box.drops.size > 0) {
+        const ids = [...box.drops]
+        await this.#request(peer, { v: PROTOCOL_VERSION, op: 'drop', vmIds: ids })
+        for (const id of ids) box.drops.delete(id)
+      }
+      box.pauseMs = this.#init.config.retryMs
+    } catch (err: any) {
+      box.nextAtMs = this.#init.now() + box.pauseMs
+      box.pauseMs = Math.min(2 * box.pauseMs, MAX_RETRY_MS)
+      this.#init.log.debug({ component: 'discovery:replica', peer, err: err.message }, 'replica push failed')
+    } finally {
+      box.sending = false
+    }
+  }
+
+  async #request (peer: string, req: ReplicaRequest): Promise<ReplicaResponse & { ok: true }> {
+    const res = await this.#init.send(peer, req)
+    if (!res.ok) throw new Error(res.reason)
+    return res
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The holder's side of a death: when the view declares an owner dead (the
+ * failure detector's word, never ours), each VM we hold of it goes through
+ * the restart rule (core/replica-rule.ts). If we are its restarter, an
+ * `always` VM is placed again through the normal cooperative placement, each
+ * candidate's commit carrying the VM's chain with our restart link naming it;
+ * a `never` VM is reported lost. Otherwise we wait, and take over if the
+ * restarter is declared dead before the VM shows up elsewhere. With
+ * `restartQuorum`, a majority of the VM's replica set must confirm the death
+ * first. Our replica is dropped once the new owner has committed the VM
+ * (durable there); the other holders drop theirs when they see it (claims.ts).
+ */
+import type { Logger } from 'pino'
+import type { VmSpec } from '../core/messages.ts'
+import { extend, headOf, restartLink, type Signer } from '../core/ownership.ts'
+import type { Chain, Designation } from '../core/ownership-messages.ts'
+import { confirmers, decideRestart, hasQuorum, isGone, type ReplicaConfig, type StatusOf } from '../core/replica-rule.ts'
+import type { StoredReplica } from '../store/index.ts'
+import type { EventLog } from './event-log.ts'
+import type { Holdings } from './holdings.ts'
+import type { Metrics } from './metrics.ts'
+import type { Placed } from './placer.ts'
+
+/** The longest pause between two tries of a restart that failed (no capacity, no quorum). */
+const MAX_RETRY_MS = 10_000
+
+export interface RestartsInit {
+  self: string
+  config: ReplicaConfig
+  signer: Signer
+  holdings: Holdings
+  events: EventLog
+  metrics: Metrics
+  log: Logger
+  now: () => number
+  /** What this node believes of each peer (itself alive). */
+  status: StatusOf
+  /** Places the VM again (placement-service.ts `restartVm`). */
+  place: (spec: VmSpec, chainFor: (node: string) => Chain) => Promise<Placed>
+  /** Asks `peer` whether it has declared `dead` dead (the quorum mode). */
+  confirmDead: (peer: string, dead: string) => Promise<boolean>
+}
+
+export class Restarts {
+  readonly #init: RestartsInit
+  /** When each owner was declared dead here: the start of its VMs' time to run again. */
+  readonly #deadAt = new Map<string, number>()
+  readonly #inFlight = new Set<string>()
+  readonly #retry = new Map<string, { atMs: number, pauseMs: number }>()
+  #holdUntilMs = 0
+
+  constructor (init: RestartsInit) {
+    this.#init = init
+  }
+
+  /** The view declared `peerId` dead: its VMs, and those it was the restarter of, are looked at now (unless held). */
+  peerDead (peerId: string): void {
+    if (!this.#deadAt.has(peerId)) this.#deadAt.set(peerId, this.#init.now())
+    if (this.#init.now() >= this.#holdUntilMs) this.evaluate()
+  }
+
+  /** We were paused: the deaths our view declares on waking are not acted on until `untilMs`. */
+  hold (untilMs: number): void {
+    this.#holdUntilMs = Math.max(this.#holdUntilMs, untilMs)
+  }
+
+  get held (): boolean {
+    return this.#init.now() < this.#holdUntilMs
+  }
+
+  /** `peerId` is back: it runs its VMs again (a restart already done is settled by fencing). */
+  peerAlive (peerId: string): void {
+    if (!this.#deadAt.delete(peerId)) return
+    for (const r of this.#init.holdings.ofOwner(peerId)) this.#retry.delete(r.record.spec.id)
+  }
+
+  /** Runs the restart rule over every VM we hold of an owner we count as dead; on each tick and each death. */
+  evaluate (): void {
+    const { holdings, status, self } = this.#init
+    const now = this.#init.now()
+    if (now < this.#holdUntilMs) return
+    for (const owner of holdings.owners()) {
+      if (!isGone(status(owner))) continue
+      for (const r of holdings.ofOwner(owner)) {
+        const id = r.record.spec.id
+        if (this.#inFlight.has(id) || (this.#retry.get(id)?.atMs ?? 0) > now) continue
+        const tombstoned = holdings.tombstoneFor(id, r.record.chain) != null
+        const decision = decideRestart({ designation: r.record.designation, policy: r.record.spec.restartPolicy ?? 'always' }, self, status, tombstoned)
+        if (decision.kind === 'restart' || decision.kind === 'lost') void this.#act(r, owner, decision.kind)
+      }
+    }
+  }
+
+  async #act (r: StoredReplica, owner: string, kind: 'restart' | 'lost'): Promise<void> {
+    const { spec, chain, designation } = r.record
+    const id = spec.id
+    this.#inFlight.add(id)
+    try {
+      if (this.#init.config.restartQuorum && !(await this.#quorum(designation, owner))) {
+        this.#init.metrics.restarts.inc({ result: 'no-quorum' })
+        this.#later(id)
+        return
+      }
+      if (kind === 'lost') {
+        this.#init.events.emit('vm.lost', { id, owner, reason: 'its owner was declared dead and its restart policy is never' })
+        // Reported once; should its owner come back, it runs the VM again and sends its record anew.
+        this.#init.holdings.drop([id])
+        return
+      }
+      // Superseded or dropped while the quorum was asked: nothing to restart.
+      if (this.#init.holdings.get(id) !== r) return
+      const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
+      const now = this.#init.now()
+      this.#init.events.emit('vm.restarted', { id, deadOwner: owner, node: placed.node, epoch: headOf(chain).epoch + 1, ms: now - (this.#deadAt.get(owner) ?? now) })
+      this.#retry.delete(id)
+      // Durable on its new owner (its commit was answered): our copy of the record is not needed any more.
+      this.#init.holdings.drop([id])
+    } catch (err: any) {
+      this.#init.metrics.restarts.inc({ result: 'failed' })
+      this.#init.log.warn({ component: 'discovery:restart', vm: id, owner, err: err.message }, 'restart failed: trying again later')
+      this.#later(id)
+    } finally {
+      this.#inFlight.delete(id)
+    }
+  }
+
+  /** Whether a majority of the VM's replica set confirms its owner dead (we do, by deciding to restart). */
+  async #quorum (designation: Designation, dead: string): Promise<boolean> {
+    const confirmed = new Set([this.#init.self])
+    await Promise.all(confirmers(designation, this.#init.self).map(async p => {
+      try {
+        if (await this.#init.confirmDead(p, dead)) confirmed.add(p)
+      } catch {}
+    }))
+    return hasQuorum(designation, confirmed)
+  }
+
+  #later (id: string): void {
+    const pauseMs = Math.min(2 * (this.#retry.get(id)?.pauseMs ?? this.#init.config.retryMs / 2), MAX_RETRY_MS)
+    this.#retry.set(id, { atMs: this.#init.now() + pauseMs, pauseMs })
+  }
+}

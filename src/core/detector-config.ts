@@ -1,0 +1,134 @@
+/**
+ * The failure detector's settings (core/failure-detector.ts), one set per
+ * profile, after memberlist's DefaultLocalConfig / DefaultLANConfig /
+ * DefaultWANConfig but faster where our transport allows it: probes ride on
+ * a long-lived TCP stream per pair of peers (no UDP loss to absorb), and the
+ * goal is a hung agent declared dead by every other within 3 s at 50 agents
+ * sharing one 2-core machine. Both the agent (src/config.ts) and the
+ * simulator read them from here.
+ *
+ * Detection time of a hung member, roughly: the first probe of it within
+ * about 4.6 intervals at p99 (each of the n − 1 others probes it once per
+ * pass of n − 1 intervals), the probe's failure after 2–3 probe timeouts,
+ * then the minimum suspicion timeout once `deadQuorum` accusers agree, plus
+ * the time for the verdict to spread (a few gossip intervals).
+ */
+import { expectNumber } from './options.ts'
+
+export interface DetectorConfig {
+  /**
+   * One probe of one peer per interval (stretched by local health). Shorter
+   * finds a failure sooner and costs each agent more messages: two per probe
+   * and the answers to its peers' probes. Default 200 ms (local: 250 probes a
+   * second for 50 agents on one host; the 3 s goal needs the first probe of a
+   * hung agent within about 1 s at p99), 500 ms (lan: one agent per machine,
+   * the cost is negligible), 1 s (wan: links tens of ms long, each message
+   * dearer than on a LAN).
+   */
+  probeIntervalMs: number
+  /**
+   * How long a direct ping waits for its ack before helpers are asked, and how
+   * long a helper waits before it nacks: above the p99 of a round trip,
+   * including a busy peer's event loop. Default 150 ms (local: 50 agents on
+   * two cores answer within tens of ms unless the machine is saturated),
+   * 250 ms (lan: memberlist's 500 ms is for UDP; a GC pause of 100 ms passes),
+   * 600 ms (wan: 25–40 ms RTT plus a TCP retransmission, whose minimum timeout
+   * is 200 ms, plus jitter).
+   */
+  probeTimeoutMs: number
+  /**
+   * Peers asked to probe a target that did not answer directly (ping-req): a
+   * one-way fault between prober and target, or a slow link, is bridged by
+   * any one of them. Default 3 (memberlist's LAN value; 1 in its local
+   * profile, but here one slow helper on a busy host should not make a
+   * suspicion).
+   */
+  indirectChecks: number
+  /**
+   * The minimum suspicion timeout is `suspicionMult × max(1, log10(n)) ×
+   * probeIntervalMs` (memberlist's formula): the time an accusation needs to
+   * reach everyone grows with log n, and a suspect must hear it to refute.
+   * Default 3 (local: about 1 s at 50 agents, what the 3 s goal leaves),
+   * 4 (lan: memberlist's; 3.4 s at 50), 5 (wan: 8.5 s at 50).
+   */
+  suspicionMult: number
+  /**
+   * A suspicion starts at `suspicionMaxTimeoutMult ×` the minimum and comes
+   * down to it, on a log scale, as independent accusers confirm it
+   * (Lifeguard): one sick node's lone accusation lasts long enough for the
+   * accused to refute. Default 6 (memberlist's, all profiles).
+   */
+  suspicionMaxTimeoutMult: number
+  /**
+   * Each membership update is piggy-backed `retransmitMult × ceil(log10(n +
+   * 1))` times. Default 4 (memberlist's LAN value; 8 sends at 50 agents),
+   * all profiles: our messages are not lost, but a member must hear of an
+   * accusation to refute it.
+   */
+  retransmitMult: number
+  /**
+   * Local health stretches the probe interval and timeouts up to this many
+   * times (Lifeguard). Default 8 (memberlist's): at most 1.6 s between
+   * probes in the local profile when an agent is starved of CPU.
+   */
+  awarenessMax: number
+  /**
+   * Distinct accusers (among the members we believe alive, or ourselves) that
+   * make this node show a peer `suspect` on others' word; its own failed
+   * probe is enough. Default 2: a lone accuser may be the one whose network
+   * is broken (a one-way fault), and peers should not flap on its word.
+   */
+  suspectQuorum: number
+  /**
+   * Distinct accusers needed, once the suspicion timeout is over, to declare a
+   * peer dead (after Rapid's multi-observer alerts): one observer with a
+   * broken path cannot kill a healthy peer. Capped by the members able to
+   * observe (ourselves and the peers we believe alive), so a cluster of two
+   * still detects. The suspicion reaches its minimum timeout with this many
+   * accusers. Default 3.
+   */
+  deadQuorum: number
+  /**
+   * On first hearing of an accusation, a member probes the accused at once
+   * with probability `verifyProbes / observers`: about this many extra
+   * probes cluster-wide, so that the quorum of accusers gathers in one
+   * probe time instead of waiting for the round-robin. Default 3.
+   */
+  verifyProbes: number
+  /**
+   * Updates that should not wait for the next probe (an accusation, a
+   * refutation, a death) are also pushed to `gossipFanout` random peers every
+   * `gossipIntervalMs` while some are queued; nothing is sent when nothing
+   * changes. Default 100 ms (local), 200 ms (lan), 500 ms (wan) — memberlist's
+   * gossip intervals — to 3 peers (4 on wan, memberlist's).
+   */
+  gossipIntervalMs: number
+  gossipFanout: number
+}
+
+export type DetectorProfile = 'local' | 'lan' | 'wan'
+
+const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
+
+export const DETECTOR_PROFILES: Readonly<Record<DetectorProfile, Readonly<DetectorConfig>>> = Object.freeze({
+  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3 }),
+  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3 }),
+  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4 })
+})
+
+/** Checks every field once; throws InvalidOptionError naming the field, what was expected and what came. */
+export function validateDetectorConfig (c: DetectorConfig): DetectorConfig {
+  expectNumber('detector.probeIntervalMs', c.probeIntervalMs, { min: 10, max: 600_000 })
+  expectNumber('detector.probeTimeoutMs', c.probeTimeoutMs, { min: 1, max: 600_000 })
+  expectNumber('detector.indirectChecks', c.indirectChecks, { min: 0, max: 16, integer: true })
+  expectNumber('detector.suspicionMult', c.suspicionMult, { above: 0, max: 1000 })
+  expectNumber('detector.suspicionMaxTimeoutMult', c.suspicionMaxTimeoutMult, { min: 1, max: 1000 })
+  expectNumber('detector.retransmitMult', c.retransmitMult, { min: 1, max: 100, integer: true })
+  expectNumber('detector.awarenessMax', c.awarenessMax, { min: 1, max: 100, integer: true })
+  expectNumber('detector.suspectQuorum', c.suspectQuorum, { min: 1, max: 16, integer: true })
+  expectNumber('detector.deadQuorum', c.deadQuorum, { min: 1, max: 16, integer: true })
+  expectNumber('detector.verifyProbes', c.verifyProbes, { min: 0, max: 100 })
+  expectNumber('detector.gossipIntervalMs', c.gossipIntervalMs, { min: 1, max: 600_000 })
+  expectNumber('detector.gossipFanout', c.gossipFanout, { min: 0, max: 64, integer: true })
+  return c
+}

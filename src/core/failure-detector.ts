@@ -1,0 +1,395 @@
+/**
+ * SWIM with Lifeguard, sans I/O (after caio/foca's shape): the caller hands
+ * in what arrived (`receive`), what failed to leave (`sendFailed`), hints
+ * from the transport (`hint`, `heard`), and the time (`tick`, at the time the
+ * last step asked for); each call returns a step — the messages to send, the
+ * status changes, when to be woken next. The agent runs it over
+ * `/discovery/swim/1.0.0`, the simulator over its simulated network.
+ *
+ * Each protocol period (stretched by local health) this node pings the next
+ * peer of a shuffled round-robin list; with no ack within the probe timeout it
+ * asks `indirectChecks` other peers to ping it (ping-req); they pass the ack
+ * on, or a nack when it does not come. With no ack at all, the probe is over:
+ * - a helper nacked (so our own path works) or none could be asked: we accuse
+ *   the target (swim-members.ts decides what the accusations mean);
+ * - helpers were asked and none answered at all: the fault may be ours (we
+ *   may not receive anything), so we accuse nobody and raise our own
+ *   awareness score instead — unless it is already at its maximum, when a
+ *   node left alone must still be able to declare its peers gone.
+ * Membership updates ride on every message, up to λ·log(n) times each; an
+ * update that cannot wait is also pushed to a few peers. A message to a
+ * member we hold accused carries the accusation, so that it refutes.
+ */
+import { Awareness } from './awareness.ts'
+import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
+import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
+import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
+import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
+import type { Rng } from './rng.ts'
+import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
+import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
+import { compose, type Draft } from './swim-outbox.ts'
+import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
+
+export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }
+export { JOIN_GRACE_PERIODS, type Outgoing } from './detector-step.ts'
+
+export class FailureDetector {
+  readonly self: string
+  readonly stats: DetectorStats = emptyStats()
+  readonly #c: DetectorConfig
+  readonly #rng: Rng
+  readonly #members: SwimMembers
+  readonly #order: ProbeOrder
+  readonly #queue = new BroadcastQueue()
+  readonly #awareness: Awareness
+  readonly #probes = new ProbeTable()
+  readonly #relays = new RelayTable()
+  /** Members with accusations not yet decided, with when to look at them again. */
+  readonly #watch = new Map<string, number>()
+  readonly #sink: MemberSink
+  readonly #joinGraceMs: number
+  #run: number
+  #inc = 0
+  #seq = 0
+  #nextProbeMs: number
+  #nextGossipMs?: number
+  #wakeMs?: number
+  #lateMarkMs = -Infinity
+  #now = 0
+  #step: DetectorStep = { send: [], changes: [] }
+
+  constructor (init: DetectorInit) {
+    this.self = init.self
+    this.#c = validateDetectorConfig(init.config)
+    this.#rng = init.rng
+    this.#run = init.run
+    this.#members = new SwimMembers(init.self, this.#c, init.directory)
+    this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
+    this.#awareness = new Awareness(this.#c.awarenessMax)
+    this.#awareness.apply(init.startHealth ?? this.#c.awarenessMax - 1)
+    this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
+    // A random phase, so that agents started together do not probe in step (memberlist's stagger).
+    this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
+    this.#sink = {
+      change: c => { this.#onChange(c) },
+      queue: (u, urgent) => {
+        this.#queue.push(u)
+        if (urgent && (this.#nextGossipMs == null || this.#nextGossipMs > this.#now)) this.#nextGossipMs = this.#now
+      },
+      accused: peer => { this.#verify(peer) }
+    }
+  }
+
+  get incarnation (): Incarnation {
+    return { run: this.#run, inc: this.#inc }
+  }
+
+  /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
+  get health (): number {
+    return this.#awareness.score
+  }
+
+  status (peer: string): MemberStatus | undefined {
+    return this.#members.status(peer)
+  }
+
+  /** Every member with its status and incarnation (for tests, metrics and the simulator). */
+  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> {
+    return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc }))
+  }
+
+  /** A peer to watch, alive at `run` (its gossiped state's), until `remove`. */
+  add (peer: string, run: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (this.#members.add(peer, run, nowMs) != null) this.#order.add(peer)
+    return this.#finish()
+  }
+
+  remove (peer: string): void {
+    this.#members.remove(peer)
+    this.#order.remove(peer)
+    this.#queue.delete(peer)
+    this.#watch.delete(peer)
+    const p = this.#probes.ofTarget(peer)
+    if (p != null) this.#probes.end(p)
+  }
+
+  /** The peer's own state was heard, naming its run: a later run is a restart; a dead peer still gossiping is pinged, to learn of its death and refute. */
+  heard (peer: string, run: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    const known = this.#members.incarnation(peer)
+    if (known != null) {
+      if (run > known.run) this.#members.seen(this.#members.get(peer)!, { run, inc: 0 }, nowMs, this.#sink)
+      else if (this.#members.status(peer) === 'dead') this.#revive(peer)
+    }
+    return this.#finish()
+  }
+
+  /** A closed connection gets the peer probed at once (a killed process is found in one probe, not a pass); a new one from a suspect or dead peer too, so it refutes. */
+  hint (peer: string, kind: 'connected' | 'disconnected', nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    const status = this.#members.status(peer)
+    if (status != null && !this.#probes.probing(peer)) {
+      if (status === 'dead') this.#revive(peer)
+      else if (kind === 'disconnected' || status === 'suspect') this.#extraProbe(peer)
+    }
+    return this.#finish()
+  }
+
+  /** This node's timers ran `lateMs` late (the agent measures its own tick): its judgement is less sure. */
+  late (lateMs: number, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    this.#onLate(lateMs)
+    return this.#finish()
+  }
+
+  receive (from: string, msg: SwimMessage, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    this.stats.messagesReceived++
+    // The header is the sender's incarnation, but for an ack passed on by a helper: the target's.
+    const about = msg.type === 'ack' && msg.of != null ? msg.of : from
+    const known = this.#members.incarnation(about)
+    if (known != null && compareIncarnation(msg, known) > 0) this.#members.seen(this.#members.get(about)!, msg, nowMs, this.#sink)
+    for (const u of msg.updates) this.#apply(u)
+    switch (msg.type) {
+      case 'ping': this.#send(from, { type: 'ack', seq: msg.seq }); break
+      case 'ack': this.#onAck(from, msg); break
+      case 'ping-req': this.#onPingReq(from, msg.seq, msg.target); break
+      case 'nack': this.#onNack(from, msg.seq, msg.unreachable === true); break
+      case 'gossip': break
+    }
+    return this.#finish()
+  }
+
+  /** A message could not be delivered (no connection could be made, the stream broke). */
+  sendFailed (to: string, msg: SwimMessage, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (msg.type === 'ping') {
+      const p = this.#probes.get(msg.seq)
+      if (p != null && p.target === to && !p.indirect) {
+        p.unsent = true
+        this.#goIndirect(p)
+      }
+      const r = this.#relays.take(msg.seq, to)
+      if (r != null && !r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
+    } else if (msg.type === 'ping-req') {
+      const p = this.#probes.get(msg.seq)
+      if (p != null && p.helpers.delete(to) && this.#probes.allUnreachable(p)) this.#conclude(p)
+    }
+    return this.#finish()
+  }
+
+  tick (nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    if (this.#wakeMs != null && nowMs > this.#wakeMs) this.#onLate(nowMs - this.#wakeMs)
+    for (const r of this.#relays.due(nowMs)) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq })
+    for (const p of this.#probes.all()) {
+      if (!p.indirect && nowMs >= p.directDeadlineMs) this.#goIndirect(p)
+      else if (p.indirect && nowMs >= p.endDeadlineMs) this.#conclude(p)
+    }
+    for (const [peer, at] of this.#watch) if (at <= nowMs) this.#recheck(peer)
+    if (nowMs >= this.#nextProbeMs) {
+      this.#nextProbeMs = nowMs + this.#awareness.scale(this.#c.probeIntervalMs)
+      this.#roundProbe()
+    }
+    return this.#finish()
+  }
+
+  #begin (nowMs: number): void {
+    this.#now = nowMs
+    this.#step = { send: [], changes: [] }
+  }
+
+  #finish (): DetectorStep {
+    if (this.#queue.size > 0 && this.#nextGossipMs != null && this.#nextGossipMs <= this.#now) {
+      this.#pushGossip()
+      this.#nextGossipMs = this.#now + this.#c.gossipIntervalMs
+    }
+    if (this.#queue.size === 0) this.#nextGossipMs = undefined
+    const step = this.#step
+    step.wakeAtMs = this.#nextWake()
+    this.#wakeMs = step.wakeAtMs
+    return step
+  }
+
+  #nextWake (): number {
+    let at = this.#nextProbeMs
+    if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
+    at = Math.min(at, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
+    for (const d of this.#watch.values()) at = Math.min(at, d)
+    return at
+  }
+
+  #onChange (c: StatusChange): void {
+    this.#step.changes.push(c)
+    if (c.to === 'suspect') this.stats.suspicions++
+    if (c.to === 'dead') this.stats.deaths++
+    if (c.from === 'dead' && c.to === 'alive' && c.refuted === true) this.stats.falsePositives++
+  }
+
+  #onLate (lateMs: number): void {
+    if (lateMs < this.#c.probeTimeoutMs / 2) return
+    // Once per period at most: one stall is one piece of evidence, however many timers it delayed.
+    if (this.#now - this.#lateMarkMs >= this.#c.probeIntervalMs) {
+      this.#awareness.apply(1)
+      this.#lateMarkMs = this.#now
+    }
+    // A busy machine makes every timer a little late (Lifeguard stretches our timeouts for that); only a pause as long
+    // as several periods (a stopped process, a long GC) makes what is in flight meaningless: it timed out on our side.
+    if (lateMs < PAUSE_PERIODS * this.#c.probeIntervalMs) return
+    for (const p of this.#probes.all()) this.#probes.end(p)
+    this.#relays.clear()
+    for (const peer of this.#watch.keys()) {
+      this.#members.peek(peer)?.suspicion?.delay(lateMs)
+      this.#recheck(peer)
+    }
+  }
+
+  #apply (u: SwimUpdate): void {
+    if (u.peer === this.self) return this.#aboutSelf(u)
+    this.#members.apply(u, this.#now, this.#sink)
+    if (this.#members.peek(u.peer)?.suspicion != null) this.#recheck(u.peer, false)
+  }
+
+  /**
+   * When to look at a member's accusations again: at its suspicion's
+   * deadline, or, past it without a quorum yet, a period later (observers may
+   * have changed); never once it is dead or cleared. `evaluate` first when
+   * its time has come.
+   */
+  #recheck (peer: string, evaluate = true): void {
+    const m = this.#members.peek(peer)
+    if (m?.suspicion == null || m.status === 'dead') {
+      this.#watch.delete(peer)
+      return
+    }
+    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counts)
+    if ((m.status as MemberStatus) === 'dead') this.#watch.delete(peer)
+    else this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
+  }
+
+  /** An update about us: an accusation at our incarnation or above is refuted by raising it. */
+  #aboutSelf (u: SwimUpdate): void {
+    const cmp = compareIncarnation(u, this.incarnation)
+    if (u.status === 'alive' ? cmp <= 0 : cmp < 0) return
+    if (u.run > this.#run) {
+      this.#run = u.run
+      this.#inc = u.inc + 1
+    } else this.#inc = Math.max(this.#inc, u.inc) + 1
+    this.stats.refutations++
+    // Lifeguard: having to refute is a sign we are the slow one.
+    this.#awareness.apply(1)
+    this.#sink.queue({ peer: this.self, run: this.#run, inc: this.#inc, status: 'alive' }, true)
+  }
+
+  #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
+    const r = msg.of == null ? this.#relays.take(msg.seq, from) : undefined
+    if (r != null) return this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
+    const p = this.#probes.get(msg.seq)
+    if (p == null || (msg.of ?? from) !== p.target) return
+    this.#probes.end(p)
+    this.#awareness.apply(-1)
+  }
+
+  #onPingReq (from: string, seq: number, target: string): void {
+    if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
+    if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
+    const ours = ++this.#seq
+    this.#relays.add(ours, from, seq, target, this.#now, this.#awareness.scale(this.#c.probeTimeoutMs))
+    this.#send(target, { type: 'ping', seq: ours })
+  }
+
+  #onNack (from: string, seq: number, unreachable: boolean): void {
+    const p = this.#probes.get(seq)
+    // Only when every helper could not even send its ping (the target is gone) is it over before its end: a helper that timed out may still pass on a late ack.
+    if (p != null && this.#probes.nack(p, from, unreachable)) this.#conclude(p)
+  }
+
+  #startProbe (target: string, kind: ProbeKind): void {
+    const seq = ++this.#seq
+    this.#probes.start(seq, target, kind, this.#now + this.#awareness.scale(this.#c.probeTimeoutMs))
+    this.stats.probes++
+    this.#send(target, { type: 'ping', seq })
+  }
+
+  /** The next live member of the round-robin is probed; dead ones on the way get a revival ping (after a partition heals, both sides refute). */
+  #roundProbe (): void {
+    for (let i = 0; i < this.#order.size; i++) {
+      const target = this.#order.next(id => !this.#probes.probing(id))
+      if (target == null) return
+      if (this.#members.status(target) !== 'dead') return this.#startProbe(target, 'round')
+      this.#revive(target)
+    }
+  }
+
+  /** A dead member is pinged, directly only, at most once a period: it learns of its death and refutes, or stays dead. */
+  #revive (peer: string): void {
+    const m = this.#members.get(peer)!
+    if (this.#probes.probing(peer) || (m.revivalProbeMs != null && this.#now - m.revivalProbeMs < this.#c.probeIntervalMs)) return
+    m.revivalProbeMs = this.#now
+    this.#startProbe(peer, 'revival')
+  }
+
+  /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not. */
+  #verify (peer: string): void {
+    const status = this.#members.status(peer)
+    if (status == null || status === 'dead' || this.#probes.probing(peer) || this.#c.verifyProbes <= 0) return
+    const others = Math.max(1, this.#members.aliveCount - (status === 'alive' ? 1 : 0))
+    if (this.#rng.next() < this.#c.verifyProbes / others) this.#extraProbe(peer)
+  }
+
+  /** Out of turn: at most once a period per member (a flapping connection would otherwise flood it). */
+  #extraProbe (peer: string): void {
+    if (this.#probes.outOfTurnAllowed(peer, this.#now, this.#c.probeIntervalMs)) this.#startProbe(peer, 'extra')
+  }
+
+  #goIndirect (p: Probe): void {
+    if (p.kind === 'revival') return this.#probes.end(p)
+    p.indirect = true
+    this.stats.indirectProbes++
+    // The helper's own timeout, the time it still passes on a late ack, and the way back.
+    p.endDeadlineMs = this.#now + this.#awareness.scale(2.5 * this.#c.probeTimeoutMs)
+    const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.status(id) === 'alive')
+    for (const h of helpers) p.helpers.add(h)
+    for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
+  }
+
+  #conclude (p: Probe): void {
+    this.#probes.end(p)
+    if (this.#members.status(p.target) == null || p.kind === 'revival') return
+    const asked = p.helpers.size
+    const nacks = p.nacks.size
+    if (asked > 0 && nacks === 0 && !this.#awareness.atMax) {
+      this.stats.inconclusiveProbes++
+      this.#awareness.apply(asked)
+      return
+    }
+    this.#awareness.apply(asked > 0 ? asked - nacks : 1)
+    if (this.#members.status(p.target) === 'dead') return
+    const added = this.#members.peek(p.target)?.addedAtMs
+    if (p.unsent !== true && added != null && this.#now - added < this.#joinGraceMs) {
+      this.stats.inconclusiveProbes++
+      return
+    }
+    this.stats.failedProbes++
+    this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#sink)
+    this.#recheck(p.target, false)
+    // Told at once, the accused refutes sooner than at our next probe of it.
+    this.#send(p.target, { type: 'gossip' })
+  }
+
+  #pushGossip (): void {
+    const targets = this.#order.sample(this.#c.gossipFanout, id => this.#members.status(id) !== 'dead')
+    for (const to of targets) {
+      if (this.#queue.size === 0) break
+      this.#send(to, { type: 'gossip' })
+    }
+  }
+
+  /** One message to `to`: our incarnation, the accusation it must hear, piggy-backed updates. */
+  #send<T extends SwimMessage> (to: string, draft: Draft<T>): void {
+    this.stats.messagesSent++
+    this.#step.send.push({ to, message: compose(to, draft, { run: this.#run, inc: this.#inc }, this.#members, this.#queue, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount)) })
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The schemas of `/discovery/replica/1.0.0`, one request and one answer per
+ * stream: an owner's VM records pushed to its holders (`put`), taken back
+ * (`drop`) and deleted (`delete`, with tombstones); a restarter's question to
+ * the other holders (`confirm-dead`, the quorum mode); a verifier's request
+ * for the chain behind a claimed epoch (`chain`), and an owner's proof sent
+ * unasked to a peer that runs an older copy (`claim`); a holder's question to an
+ * owner about replicas it was not sent again (`held`).
+ */
+import { z } from 'zod'
+import { peerIdSchema, vmIdSchema } from './ids.ts'
+import { LIMITS, PROTOCOL_VERSION, vmSpecSchema } from './messages.ts'
+import { chainSchema, designationSchema, tombstoneSchema } from './ownership-messages.ts'
+
+/**
+ * Records or tombstones per message: one with a full chain of restart links
+ * is about 15 kB, so 48 stay under the 1 MiB bound of a message.
+ */
+export const MAX_RECORDS_PER_MESSAGE = 48
+/** VM ids per `chain` request: one claim at a time, a few at once. */
+export const MAX_CHAINS_PER_MESSAGE = 48
+
+/** What a holder keeps of an owner's VM: enough to restart it, and the proof that it may. */
+export const replicaRecordSchema = z.object({
+  spec: vmSpecSchema,
+  chain: chainSchema,
+  designation: designationSchema
+}).strict()
+export type ReplicaRecord = z.infer<typeof replicaRecordSchema>
+
+const vmIds = (max: number): z.ZodArray<typeof vmIdSchema> => z.array(vmIdSchema).min(1).max(max)
+
+export const replicaRequestSchema = z.discriminatedUnion('op', [
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('put'), records: z.array(replicaRecordSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('drop'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('delete'), tombstones: z.array(tombstoneSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('confirm-dead'), peerId: peerIdSchema }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('chain'), vmIds: vmIds(MAX_CHAINS_PER_MESSAGE) }).strict(),
+  /** The owner of a VM tells a peer still running an older copy of it: here is the proof, stop yours. */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('claim'), chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).min(1).max(MAX_CHAINS_PER_MESSAGE) }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('held'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict()
+])
+export type ReplicaRequest = z.infer<typeof replicaRequestSchema>
+
+const refusalSchema = z.object({ vmId: vmIdSchema, reason: z.string().max(500) }).strict()
+
+/** One answer shape for every op; each op fills its own fields. */
+export const replicaResponseSchema = z.union([
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    ok: z.literal(true),
+    /** put, delete: the records or tombstones not taken, and why. */
+    refused: z.array(refusalSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
+    /** confirm-dead: whether the answering node has declared the peer dead. */
+    dead: z.boolean().optional(),
+    /** chain: the chain of each asked VM the answering node runs. */
+    chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).max(MAX_CHAINS_PER_MESSAGE).optional(),
+    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted. */
+    drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
+    tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional()
+  }).strict(),
+  z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500) }).strict()
+])
+export type ReplicaResponse = z.infer<typeof replicaResponseSchema>

@@ -1,0 +1,282 @@
+/**
+ * The failure detector's members and how their status is decided — the rules
+ * that keep a one-way fault from making the membership flap:
+ *
+ * - An accusation is a fact about one member at one incarnation, with its
+ *   accuser; updates carry the set of accusers, and every member applies the
+ *   same rule to the set it has gathered (no member's verdict is taken on
+ *   its word alone).
+ * - Only accusers we believe alive count (and ourselves): a member whose
+ *   messages cannot get in is soon dead to everyone, and whatever it accuses
+ *   others of is void from then on.
+ * - A member shows `suspect` here when we accused it ourselves (our probe
+ *   failed, and a helper confirmed it could not reach it either) or when
+ *   `suspectQuorum` accusers agree; one lone accuser, maybe the sick one,
+ *   changes nothing here.
+ * - It is declared `dead` once its suspicion timeout is over (Lifeguard: long
+ *   for one accuser, down to the minimum with `deadQuorum`) and `deadQuorum`
+ *   accusers agree (after Rapid), both capped by the members able to
+ *   observe; a `dead` update carrying that many accusers we count is taken at
+ *   once.
+ * - A member refutes by raising its incarnation: any accusation at an older
+ *   incarnation is void. Back alive in the same run after a death is a false
+ *   positive; in a later run, a restart.
+ */
+import type { DetectorConfig } from './detector-config.ts'
+import type { MemberDirectory } from './member-directory.ts'
+import { Suspicion, suspicionTimeoutMs } from './suspicion.ts'
+import { SWIM_LIMITS, type MemberStatus, type SwimUpdate } from './swim-messages.ts'
+
+export interface Incarnation {
+  run: number
+  inc: number
+}
+
+/** Negative, zero or positive as `a` is older than, the same as, or newer than `b`. */
+export function compareIncarnation (a: Incarnation, b: Incarnation): number {
+  return a.run !== b.run ? a.run - b.run : a.inc - b.inc
+}
+
+export interface Member extends Incarnation {
+  id: string
+  status: MemberStatus
+  /** Accusations at this incarnation, if any. */
+  suspicion?: Suspicion
+  changedAtMs: number
+  /** When it was added (not for a directory's members): a newcomer has a grace period. */
+  addedAtMs?: number
+  /** Last probe sent to revive a dead member (rate-limited). */
+  revivalProbeMs?: number
+}
+
+export interface StatusChange {
+  peer: string
+  from: MemberStatus
+  to: MemberStatus
+  run: number
+  inc: number
+  /** Back alive in the same run (it refuted); after `dead`, the death was a false positive. */
+  refuted?: boolean
+  /** Back alive in a later run: it restarted. */
+  restarted?: boolean
+}
+
+/** What the member rules ask of the detector. */
+export interface MemberSink {
+  change: (c: StatusChange) => void
+  /** Spread what we now know of a member; `urgent` pushes it without waiting for a probe. */
+  queue: (u: SwimUpdate, urgent: boolean) => void
+  /** We just heard the first accusation of `peer`: maybe probe it ourselves. */
+  accused: (peer: string) => void
+}
+
+/** Accusers listed in one update: enough for any quorum, and a message stays small. */
+const ACCUSERS_PER_UPDATE = 8
+
+export class SwimMembers {
+  readonly self: string
+  readonly #config: DetectorConfig
+  /** Every member, or (with a directory) those we learnt something of beyond the directory's baseline. */
+  readonly #map = new Map<string, Member>()
+  readonly #directory?: MemberDirectory
+  /** Members (not us) shown alive, kept up to date: the observers a quorum may count on. */
+  #alive = 0
+  /** Members not dead (not us). */
+  #live = 0
+
+  constructor (self: string, config: DetectorConfig, directory?: MemberDirectory) {
+    this.self = self
+    this.#config = config
+    this.#directory = directory
+    if (directory != null) {
+      const others = directory.size - (directory.has(self) ? 1 : 0)
+      this.#alive = others
+      this.#live = others
+    }
+  }
+
+  /** The member, to read or change; with a directory, one of its members is taken into our own table here. */
+  get (id: string): Member | undefined {
+    const m = this.#map.get(id)
+    if (m != null || this.#directory?.has(id) !== true || id === this.self) return m
+    const fresh: Member = { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
+    this.#map.set(id, fresh)
+    return fresh
+  }
+
+  /** The member if we hold anything of it beyond the directory's baseline (a suspicion, an incarnation). */
+  peek (id: string): Member | undefined {
+    return this.#map.get(id)
+  }
+
+  status (id: string): MemberStatus | undefined {
+    const m = this.#map.get(id)
+    if (m != null) return m.status
+    return id !== this.self && this.#directory?.has(id) === true ? 'alive' : undefined
+  }
+
+  /** The incarnation we know of a member (the directory's baseline unless we learnt better). */
+  incarnation (id: string): Incarnation | undefined {
+    const m = this.#map.get(id)
+    if (m != null) return m
+    return this.status(id) != null ? { run: 0, inc: 0 } : undefined
+  }
+
+  /** Every member: ours, and the directory's we never learnt anything of. */
+  * values (): IterableIterator<Member> {
+    yield * this.#map.values()
+    if (this.#directory == null) return
+    for (const id of this.#directory.ids) if (id !== this.self && !this.#map.has(id)) yield { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
+  }
+
+  /** Members not dead, ourselves included: the n of the formulas. */
+  get liveCount (): number {
+    return this.#live + 1
+  }
+
+  get aliveCount (): number {
+    return this.#alive
+  }
+
+  add (id: string, run: number, nowMs: number): Member | undefined {
+    if (id === this.self || this.#map.has(id) || this.#directory?.has(id) === true) return undefined
+    const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs, addedAtMs: nowMs }
+    this.#map.set(id, m)
+    this.#alive++
+    this.#live++
+    return m
+  }
+
+  remove (id: string): void {
+    const m = this.#map.get(id)
+    if (m == null || this.#directory?.has(id) === true) return
+    if (m.status === 'alive') this.#alive--
+    if (m.status !== 'dead') this.#live--
+    this.#map.delete(id)
+  }
+
+  /** Whether `accuser`'s accusations count here: ourselves, or a member we believe alive. */
+  counts = (accuser: string): boolean => accuser === this.self || this.status(accuser) === 'alive'
+
+  /** Members able to observe `m`: ourselves and the others we believe alive. */
+  observers (m: Member): number {
+    return 1 + this.#alive - (m.status === 'alive' ? 1 : 0)
+  }
+
+  /** What we know of `m`, as an update to spread. */
+  updateOf (m: Member): SwimUpdate {
+    const u: SwimUpdate = { peer: m.id, run: m.run, inc: m.inc, status: m.status }
+    if (m.status !== 'alive' && m.suspicion != null) u.accusers = m.suspicion.list(this.counts, ACCUSERS_PER_UPDATE)
+    return u
+  }
+
+  /** The accusation we tell `m` itself about, so that it refutes: any we hold at its incarnation. */
+  accusationFor (m: Member): SwimUpdate | undefined {
+    if (m.suspicion == null) return undefined
+    const accusers = m.suspicion.list(this.counts, ACCUSERS_PER_UPDATE)
+    if (accusers.length === 0) accusers.push(...m.suspicion.accusers.keys())
+    return { peer: m.id, run: m.run, inc: m.inc, status: m.status === 'dead' ? 'dead' : 'suspect', accusers: accusers.slice(0, SWIM_LIMITS.maxAccusers) }
+  }
+
+  /** Our own probe of `m` failed (and was confirmed): we accuse it. */
+  accuse (m: Member, nowMs: number, sink: MemberSink): void {
+    if (m.status === 'dead') return
+    const s = this.#suspicionOf(m, nowMs)
+    if (!s.add(this.self, nowMs)) return
+    this.evaluate(m, nowMs, sink)
+    sink.queue(this.updateOf(m), true)
+  }
+
+  /** The member itself showed an incarnation (a message's header, a gossiped state's run). */
+  seen (m: Member, inc: Incarnation, nowMs: number, sink: MemberSink): void {
+    if (compareIncarnation(inc, m) <= 0) return
+    this.#newer(m, inc, nowMs, sink)
+    sink.queue(this.updateOf(m), true)
+  }
+
+  /** An update about another member, piggy-backed or gossiped. */
+  apply (u: SwimUpdate, nowMs: number, sink: MemberSink): void {
+    const known = this.incarnation(u.peer)
+    if (known == null || compareIncarnation(u, known) < 0 || (u.status === 'alive' && compareIncarnation(u, known) === 0)) return
+    const m = this.get(u.peer)!
+    const cmp = compareIncarnation(u, m)
+    if (u.status === 'alive') {
+      if (cmp > 0) this.seen(m, u, nowMs, sink)
+      return
+    }
+    if (cmp > 0) this.#newer(m, u, nowMs, sink)
+    else if (m.status === 'dead') return
+    const first = m.suspicion == null
+    const s = this.#suspicionOf(m, nowMs)
+    let added = false
+    for (const a of u.accusers ?? []) if (a !== m.id && s.add(a, nowMs)) added = true
+    if (!added) return
+    if (first && !s.has(this.self)) sink.accused(m.id)
+    // A death with enough accusers we count is taken at once: its declarer's timeout is over.
+    if (u.status === 'dead' && s.count(this.counts) >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
+    else this.evaluate(m, nowMs, sink)
+    sink.queue(this.updateOf(m), false)
+  }
+
+  /**
+   * Applies the rules to `m`'s accusations at `nowMs`: shown suspect, declared
+   * dead, or as it was. Returns when to look again (its suspicion deadline),
+   * if that is still ahead.
+   */
+  evaluate (m: Member, nowMs: number, sink: MemberSink): number | undefined {
+    const s = m.suspicion
+    if (s == null || m.status === 'dead') return undefined
+    const n = s.count(this.counts)
+    if (m.status === 'alive' && (s.has(this.self) || n >= this.#quorum(this.#config.suspectQuorum, m))) this.#set(m, 'suspect', nowMs, sink)
+    const deadline = s.deadlineMs(this.counts)
+    if (nowMs < deadline) return deadline
+    if (n >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
+    return undefined
+  }
+
+  #quorum (q: number, m: Member): number {
+    return Math.max(1, Math.min(q, this.observers(m)))
+  }
+
+  #declareDead (m: Member, nowMs: number, sink: MemberSink): void {
+    this.#set(m, 'dead', nowMs, sink)
+    sink.queue(this.updateOf(m), true)
+  }
+
+  /**
+   * The suspicion of `m`, started now if none: its timeouts from the formula,
+   * not stretched by our own health (as in memberlist) — a node that has just
+   * started or is starved probes slowly, but must not take longer to accept
+   * what its peers agree on.
+   */
+  #suspicionOf (m: Member, nowMs: number): Suspicion {
+    if (m.suspicion != null) return m.suspicion
+    const c = this.#config
+    const minMs = suspicionTimeoutMs(c.suspicionMult, this.liveCount, c.probeIntervalMs)
+    // Lifeguard's k: confirmations that bring the timeout to its minimum; none expected in a cluster too small for them.
+    const k = Math.min(c.deadQuorum - 1, this.observers(m) - 1)
+    m.suspicion = new Suspicion({ startMs: nowMs, k: Math.max(0, k), minMs, maxMs: c.suspicionMaxTimeoutMult * minMs })
+    return m.suspicion
+  }
+
+  /** `m` showed a newer incarnation: every accusation of the older one is void, and it is alive again. */
+  #newer (m: Member, inc: Incarnation, nowMs: number, sink: MemberSink): void {
+    const sameRun = inc.run === m.run
+    m.run = inc.run
+    m.inc = inc.inc
+    delete m.suspicion
+    this.#set(m, 'alive', nowMs, sink, sameRun ? { refuted: true } : { restarted: true })
+  }
+
+  #set (m: Member, status: MemberStatus, nowMs: number, sink: MemberSink, why: { refuted?: true, restarted?: true } = {}): void {
+    if (m.status === status) return
+    const from = m.status
+    if (from === 'alive') this.#alive--
+    if (status === 'alive') this.#alive++
+    if (from === 'dead') this.#live++
+    if (status === 'dead') this.#live--
+    m.status = status
+    m.changedAtMs = nowMs
+    sink.change({ peer: m.id, from, to: status, run: m.run, inc: m.inc, ...why })
+  }
+}

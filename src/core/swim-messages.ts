@@ -1,0 +1,64 @@
+/**
+ * The schemas of `/discovery/swim/1.0.0`, the failure detector's protocol
+ * (core/failure-detector.ts): ping, ack, ping-req, nack and gossip, each one
+ * datagram on the sender's long-lived stream to the receiver, each carrying
+ * the sender's incarnation and a few membership updates (piggy-backed).
+ *
+ * An incarnation is a pair: `run`, the start time of the member's process
+ * (a restarted agent starts above every incarnation of its previous run),
+ * and `inc`, raised by one each time the member refutes an accusation within
+ * that run. Comparing the pair tells a refutation (same run) from a restart.
+ */
+import { z } from 'zod'
+import { peerIdSchema } from './ids.ts'
+import { PROTOCOL_VERSION } from './messages.ts'
+
+export const SWIM_LIMITS = Object.freeze({
+  /** Updates carried by one message: enough for the few changes in flight at once, small enough to stay one frame. */
+  maxUpdates: 32,
+  /** Accusers named in one update: more than any quorum needs. */
+  maxAccusers: 16,
+  /** One message, encoded. */
+  maxMessageBytes: 64 * 1024
+})
+
+const incarnation = { run: z.number().int().min(0), inc: z.number().int().min(0) }
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+export const MEMBER_STATUSES = ['alive', 'suspect', 'dead'] as const
+export type MemberStatus = typeof MEMBER_STATUSES[number]
+
+/** What the sender knows of one member: its status at an incarnation, and who accused it (suspect, dead). */
+export const swimUpdateSchema = z.object({
+  peer: peerIdSchema,
+  ...incarnation,
+  status: z.enum(MEMBER_STATUSES),
+  accusers: z.array(peerIdSchema).max(SWIM_LIMITS.maxAccusers).optional()
+}).strict()
+export type SwimUpdate = z.infer<typeof swimUpdateSchema>
+
+const common = {
+  v: z.literal(PROTOCOL_VERSION),
+  /** The sender's incarnation; for an ack relayed by a helper (`of` set), the target's. */
+  ...incarnation,
+  updates: z.array(swimUpdateSchema).max(SWIM_LIMITS.maxUpdates)
+}
+
+export const swimMessageSchema = z.discriminatedUnion('type', [
+  /** Are you there? Answered by an ack with the same `seq`. */
+  z.object({ type: z.literal('ping'), seq, ...common }).strict(),
+  /** I am; or, with `of`, a helper passing on `of`'s answer to an indirect probe. */
+  z.object({ type: z.literal('ack'), seq, of: peerIdSchema.optional(), ...common }).strict(),
+  /** Please probe `target` for me and pass its ack on (or a nack when it does not answer in time). */
+  z.object({ type: z.literal('ping-req'), seq, target: peerIdSchema, ...common }).strict(),
+  /**
+   * The helper asked by ping-req `seq` got no answer from the target in time
+   * (Lifeguard: so the asker knows its own path works); `unreachable` when
+   * its ping could not even be sent (a refused dial: the target is gone).
+   */
+  z.object({ type: z.literal('nack'), seq, unreachable: z.literal(true).optional(), ...common }).strict(),
+  /** Updates that could not wait for the next probe. */
+  z.object({ type: z.literal('gossip'), ...common }).strict()
+])
+export type SwimMessage = z.infer<typeof swimMessageSchema>
+export type SwimMessageType = SwimMessage['type']

@@ -1,0 +1,203 @@
+/**
+ * `discovery sim --scenario churn`: N failure detectors (core/failure-detector.ts,
+ * the agents' own, in sim/swim-world.ts) on a simulated network while nodes
+ * are killed, hung and brought back on a seeded schedule: churn events
+ * arrive at `eventsPerMin` cluster-wide (a Poisson process); each picks a
+ * running node at random and kills it (started again, a new run, 60–120 s
+ * later) or hangs it (resumed 30–60 s later), half and half. What it
+ * measures: the time until every running node has marked a killed or hung
+ * node dead, and each node's own time (p50 / p99); nodes alive but
+ * declared dead (false positives) and deaths refuted; the detector's
+ * messages per node per second.
+ *
+ * The rate of events is cluster-wide, not per node: every member must hear
+ * of every death, so what a node spends on dissemination follows the
+ * cluster's rate of changes; probes cost each node the same at any n. So at
+ * a fixed rate of events, messages per node stay flat from 1,000 to 10,000.
+ * Restarting the VMs of dead nodes (the replica branch's rule) is not
+ * simulated yet: detection only.
+ */
+import { DETECTOR_PROFILES } from '../core/detector-config.ts'
+import { exponential } from '../core/demand.ts'
+import { seededRng } from '../core/rng.ts'
+import { percentile } from '../core/stats.ts'
+import type { LinkModel } from './network.ts'
+import { type ChangeRecord, SwimWorld } from './swim-world.ts'
+
+export interface ChurnOptions {
+  nodes: number
+  durationS: number
+  seed: number
+  /** The agents' profile (its detector settings) and its link. */
+  profile: 'lan' | 'wan'
+  link: LinkModel
+  /** Kills and hangs per minute, cluster-wide. */
+  eventsPerMin: number
+}
+
+export interface ChurnReport {
+  scenario: 'churn'
+  nodes: number
+  durationS: number
+  seed: number
+  profile: 'lan' | 'wan'
+  link: LinkModel
+  eventsPerMin: number
+  kills: number
+  hangs: number
+  /** From the kill until every node running throughout had marked it dead. */
+  killEveryP50Ms: number | null
+  killEveryP99Ms: number | null
+  /** Each such node's own time. */
+  killEachP50Ms: number | null
+  killEachP99Ms: number | null
+  hangEveryP50Ms: number | null
+  hangEveryP99Ms: number | null
+  hangEachP50Ms: number | null
+  hangEachP99Ms: number | null
+  /** Failures not declared dead by every node running throughout before they ended. */
+  missed: number
+  /** Declarations of death of a node that was running, neither killed nor hung (nor back from it within the last minute). */
+  falsePositives: number
+  /** Declarations of death of a node in the minute after it came back from a hang or a kill (timers that ran out as it returned). */
+  lateDeaths: number
+  /** Deaths taken back in the same run (hung nodes resumed, and any false positive). */
+  refutedDeaths: number
+  msgsPerNodePerS: number
+  simulatedS: number
+  wallS: number
+}
+
+interface Failure {
+  kind: 'kill' | 'hang'
+  victim: number
+  t0: number
+  /** Nodes running at t0, and when each marked the victim dead. */
+  observers: Set<number>
+  deadAt: Map<number, number>
+  /** When the victim came back. */
+  endMs: number
+  /** Cut short by the end of the run: not counted as missed if some node had not noticed it yet. */
+  cut: boolean
+}
+
+/** A death declared this long after its victim came back is counted as late, not as a false positive. */
+const LATE_MS = 60_000
+
+/** Kills come back after 60–120 s, hangs after 30–60 s: long enough to be detected at 10,000 nodes by the slowest profile (wan: 17 s minimum suspicion). */
+const KILL_DOWN_MS: [number, number] = [60_000, 120_000]
+const HANG_MS: [number, number] = [30_000, 60_000]
+/** Peers a killed node was connected to, that see the reset at once: an agent keeps a few connections, not n. */
+const CONNECTED_PEERS = 50
+/** Failures start after the detectors have settled, and none is left running at the end: the last ones have time to end. */
+const WARMUP_MS = 10_000
+
+export function runChurn (opts: ChurnOptions, onProgress?: (fraction: number) => void): ChurnReport {
+  const started = performance.now()
+  const world = new SwimWorld({ nodes: opts.nodes, seed: opts.seed, config: DETECTOR_PROFILES[opts.profile], link: opts.link, shared: true, resetHintPeers: CONNECTED_PEERS })
+  const rng = seededRng(opts.seed ^ 0xc4a5)
+  const endMs = opts.durationS * 1000
+  const open = new Map<number, Failure>()
+  const done: Failure[] = []
+  const down = new Set<number>()
+  const lastBack = new Map<number, number>()
+  let falsePositives = 0
+  let lateDeaths = 0
+  let refutedDeaths = 0
+  world.onChange = (c: ChangeRecord) => {
+    const peer = Number(c.peer.slice(1))
+    const observer = Number(c.observer.slice(1))
+    if (c.to === 'dead') {
+      const f = open.get(peer)
+      if (f != null) {
+        if (!f.deadAt.has(observer)) f.deadAt.set(observer, c.atMs - f.t0)
+      } else if (c.atMs - (lastBack.get(peer) ?? -Infinity) < LATE_MS) lateDeaths++
+      else falsePositives++
+    }
+    if (c.to === 'alive' && c.from === 'dead' && c.refuted === true) refutedDeaths++
+  }
+  const end = (f: Failure): void => {
+    f.endMs = world.now
+    lastBack.set(f.victim, world.now)
+    open.delete(f.victim)
+    down.delete(f.victim)
+    done.push(f)
+  }
+  const fail = (): void => {
+    const running: number[] = []
+    for (let i = 0; i < opts.nodes; i++) if (!down.has(i)) running.push(i)
+    if (running.length > 1) {
+      const victim = running[Math.floor(rng.next() * running.length)]
+      const kind = rng.next() < 0.5 ? 'kill' : 'hang'
+      const observers = new Set(running.filter(i => i !== victim))
+      const f: Failure = { kind, victim, t0: world.now, observers, deadAt: new Map(), endMs: Infinity, cut: false }
+      open.set(victim, f)
+      down.add(victim)
+      const [lo, hi] = kind === 'kill' ? KILL_DOWN_MS : HANG_MS
+      const back = world.now + lo + rng.next() * (hi - lo)
+      f.cut = back > endMs
+      if (kind === 'kill') world.kill(victim)
+      else world.hang(victim)
+      world.queue.push(Math.min(back, endMs), () => {
+        end(f)
+        if (kind === 'kill') world.restart(victim)
+        else world.resume(victim)
+      })
+    }
+    const next = world.now + exponential(rng, 60_000 / opts.eventsPerMin)
+    if (next < endMs - HANG_MS[0] && opts.eventsPerMin > 0) world.queue.push(next, fail)
+  }
+  if (opts.eventsPerMin > 0) world.queue.push(WARMUP_MS + exponential(rng, 60_000 / opts.eventsPerMin), fail)
+  const step = Math.max(1_000, Math.floor(endMs / 100))
+  for (let t = step; t < endMs + step; t += step) {
+    world.run(Math.min(t, endMs))
+    onProgress?.(Math.min(1, t / endMs))
+  }
+  // A node failed meanwhile misses later failures: only those running throughout count for a failure.
+  const stats = (kind: 'kill' | 'hang'): { every: number[], each: number[], missed: number } => {
+    const every: number[] = []
+    const each: number[] = []
+    let missed = 0
+    for (const f of done.filter(x => x.kind === kind)) {
+      // Nodes that failed themselves while this failure lasted are not asked to have noticed it.
+      const watchers = [...f.observers].filter(o => !done.some(g => g.victim === o && g.t0 < f.endMs && g.endMs > f.t0))
+      const times = watchers.map(o => f.deadAt.get(o))
+      if (times.some(t => t == null)) {
+        if (!f.cut) missed++
+        continue
+      }
+      every.push(Math.max(...(times as number[])))
+      for (const t of times) each.push(t as number)
+    }
+    return { every, each, missed }
+  }
+  const k = stats('kill')
+  const h = stats('hang')
+  const p = (xs: number[], q: number): number | null => xs.length === 0 ? null : Math.round(percentile(xs, q))
+  return {
+    scenario: 'churn',
+    nodes: opts.nodes,
+    durationS: opts.durationS,
+    seed: opts.seed,
+    profile: opts.profile,
+    link: opts.link,
+    eventsPerMin: opts.eventsPerMin,
+    kills: done.filter(f => f.kind === 'kill').length,
+    hangs: done.filter(f => f.kind === 'hang').length,
+    killEveryP50Ms: p(k.every, 0.5),
+    killEveryP99Ms: p(k.every, 0.99),
+    killEachP50Ms: p(k.each, 0.5),
+    killEachP99Ms: p(k.each, 0.99),
+    hangEveryP50Ms: p(h.every, 0.5),
+    hangEveryP99Ms: p(h.every, 0.99),
+    hangEachP50Ms: p(h.each, 0.5),
+    hangEachP99Ms: p(h.each, 0.99),
+    missed: k.missed + h.missed,
+    falsePositives,
+    lateDeaths,
+    refutedDeaths,
+    msgsPerNodePerS: Number((world.messages / opts.nodes / opts.durationS).toFixed(3)),
+    simulatedS: opts.durationS,
+    wallS: Number(((performance.now() - started) / 1000).toFixed(1))
+  }
+}

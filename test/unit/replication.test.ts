@@ -1,0 +1,156 @@
+/**
+ * The owner's side of replicated records (agent/replication.ts), with
+ * in-memory stand-ins for the local node, the holdings and the network, and
+ * real Ed25519 keys: records go to the k next peers of the ring with a
+ * designation naming them in ring order; when the ring changes, every record
+ * goes to the new set with a new designation and is taken back from the
+ * holders that left; a user's delete sends its tombstone; a failed push is
+ * sent again; a holder's `held` question is answered.
+ */
+import pino from 'pino'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { Replication } from '../../src/agent/replication.ts'
+import { checkDesignation, headOf, originLink } from '../../src/core/ownership.ts'
+import type { Tombstone } from '../../src/core/ownership-messages.ts'
+import type { ReplicaRequest, ReplicaResponse } from '../../src/core/replica-messages.ts'
+import { DEFAULT_REPLICA, replicaSet } from '../../src/core/replica-rule.ts'
+import { Ring } from '../../src/core/ring.ts'
+import type { VmRecord } from '../../src/store/index.ts'
+import { type Identity, identities } from './signers.ts'
+
+let me: Identity
+let peers: string[]
+
+beforeAll(async () => {
+  const ids = await identities(6)
+  me = ids[0]
+  peers = ids.slice(1).map(i => i.id)
+})
+
+function vm (n: number): VmRecord {
+  const id = `vm-${String(n).padStart(12, '0')}`
+  return { spec: { id, name: id, cpu: 1, memMiB: 256, createdAtMs: 1 }, state: 'running', epoch: 0, chain: [originLink(id, me.signer)] }
+}
+
+async function settle (): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise(resolve => setTimeout(resolve, 0))
+}
+
+function harness (records: VmRecord[], live: string[]) {
+  const local = new Map(records.map(r => [r.spec.id, r]))
+  const sent: Array<{ to: string, req: ReplicaRequest }> = []
+  const tombstones: Tombstone[] = []
+  let ringPeers = live
+  let now = 0
+  let failing = new Set<string>()
+  const r = new Replication({
+    self: me.id,
+    config: { ...DEFAULT_REPLICA, pushDelayMs: 0, ringSettleMs: 1_000 },
+    signer: me.signer,
+    local: { get: (id: string) => local.get(id), records: () => [...local.values()] } as any,
+    holdings: { addTombstones: (t: Tombstone[]) => { tombstones.push(...t) }, tombstone: (id: string) => tombstones.find(t => t.vmId === id) } as any,
+    log: pino({ level: 'silent' }),
+    now: () => now,
+    ring: () => new Ring([me.id, ...ringPeers]),
+    status: (p) => ringPeers.includes(p) ? 'alive' : 'dead',
+    send: async (to, req): Promise<ReplicaResponse> => {
+      sent.push({ to, req })
+      if (failing.has(to)) throw new Error('unreachable')
+      return { v: 1, ok: true }
+    },
+    deleteWaitMs: 1_000
+  })
+  return {
+    r,
+    sent,
+    tombstones,
+    local,
+    setRing: (p: string[]) => { ringPeers = p; r.ringChanged() },
+    advance: (ms: number) => { now += ms; r.tick() },
+    fail: (p: string[]) => { failing = new Set(p) }
+  }
+}
+
+const puts = (sent: Array<{ to: string, req: ReplicaRequest }>, to: string): string[] =>
+  sent.filter(s => s.to === to && s.req.op === 'put').flatMap(s => s.req.op === 'put' ? s.req.records.map(x => x.spec.id) : [])
+
+describe('Replication', () => {
+  it('sends every record to the k next peers once the ring has settled, designating them in ring order', async () => {
+    const h = harness([vm(1), vm(2)], peers)
+    h.r.ringChanged()
+    h.advance(500)
+    await settle()
+    expect(h.sent).toEqual([])
+    h.advance(600)
+    await settle()
+    const holders = replicaSet(new Ring([me.id, ...peers]), me.id, 2)
+    expect(h.r.holders).toEqual(holders)
+    for (const p of holders) expect(puts(h.sent, p).sort()).toEqual([vm(1).spec.id, vm(2).spec.id])
+    const put = h.sent.find(s => s.req.op === 'put')!.req
+    if (put.op !== 'put') throw new Error('not a put')
+    const rec = put.records[0]
+    expect(rec.designation.replicas).toEqual(holders)
+    expect(checkDesignation(rec.designation, rec.spec.id, headOf(rec.chain), me.signer)).toBeUndefined()
+    // A new VM goes to the same holders.
+    const three = vm(3)
+    h.local.set(three.spec.id, three)
+    h.r.added(three)
+    await settle()
+    for (const p of holders) expect(puts(h.sent, p)).toContain(three.spec.id)
+  })
+
+  it('when a holder dies: every record to the new set, then taken back from nobody (the dead one gets nothing)', async () => {
+    const h = harness([vm(1)], peers)
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const [first, second] = h.r.holders
+    h.sent.length = 0
+    h.setRing(peers.filter(p => p !== first))
+    h.advance(1_000)
+    await settle()
+    const now = h.r.holders
+    expect(now[0]).toBe(second)
+    expect(now).not.toContain(first)
+    for (const p of now) expect(puts(h.sent, p)).toEqual([vm(1).spec.id])
+    expect(h.sent.filter(s => s.to === first)).toEqual([])
+  })
+
+  it('when a peer joins before the holders: records to it, and taken back from the holder that left', async () => {
+    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
+    const h = harness([vm(1)], peers.filter(p => p !== joining))
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const before = h.r.holders
+    h.sent.length = 0
+    h.setRing(peers)
+    h.advance(1_000)
+    await settle()
+    expect(h.r.holders[0]).toBe(joining)
+    const left = before.filter(p => !h.r.holders.includes(p))
+    expect(left).toHaveLength(1)
+    expect(puts(h.sent, joining)).toEqual([vm(1).spec.id])
+    expect(h.sent.filter(s => s.to === left[0]).map(s => s.req.op)).toEqual(['drop'])
+  })
+
+  it('sends a user\'s delete as a tombstone, keeps it, sends it again to a holder that did not answer, and answers held', async () => {
+    const h = harness([vm(1), vm(2)], peers)
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const [a, b] = h.r.holders
+    h.fail([b])
+    const gone = vm(1)
+    h.local.delete(gone.spec.id)
+    await h.r.deleted(gone)
+    expect(h.tombstones.map(t => t.vmId)).toEqual([gone.spec.id])
+    expect(h.sent.filter(s => s.req.op === 'delete').map(s => s.to).sort()).toEqual([a, b].sort())
+    h.fail([])
+    h.advance(2_000)
+    await settle()
+    expect(h.sent.filter(s => s.req.op === 'delete' && s.to === b)).toHaveLength(2)
+    expect(h.r.heldBy(a, [gone.spec.id, vm(2).spec.id])).toEqual({ drop: [gone.spec.id], tombstones: [h.tombstones[0]] })
+    expect(h.r.heldBy(peers.find(p => !h.r.holders.includes(p))!, [vm(2).spec.id]).drop).toEqual([vm(2).spec.id])
+  })
+})

@@ -1,0 +1,76 @@
+/**
+ * The simulator's `churn` scenario: the agents' failure detector while nodes
+ * are killed, hung and brought back on a seeded schedule. Deterministic for a
+ * seed; every failure noticed by every node running throughout, within the
+ * profile's bounds, with no false positive; the detector's messages per node
+ * per second flat as the cluster grows at the same rate of failures; its
+ * flags checked at the edge.
+ */
+import { describe, expect, it } from 'vitest'
+import { resolveChurnOptions } from '../../src/cli/sim-command.ts'
+import { suspicionTimeoutMs } from '../../src/core/suspicion.ts'
+import { type ChurnOptions, runChurn } from '../../src/sim/churn-run.ts'
+import { LINKS } from '../../src/sim/network.ts'
+
+const opts = (nodes: number, seed = 1, more: Partial<ChurnOptions> = {}): ChurnOptions =>
+  ({ nodes, durationS: 240, seed, profile: 'lan', link: { ...LINKS.lan }, eventsPerMin: 6, ...more })
+
+describe('sim --scenario churn', () => {
+  it('is deterministic for a seed, and another seed gives another run', () => {
+    const a = runChurn(opts(40, 3, { durationS: 120 }))
+    const b = runChurn(opts(40, 3, { durationS: 120 }))
+    const { wallS: _a, ...ra } = a
+    const { wallS: _b, ...rb } = b
+    expect(ra).toEqual(rb)
+    const { wallS: _c, ...rc } = runChurn(opts(40, 4, { durationS: 120 }))
+    expect(rc).not.toEqual(ra)
+  })
+
+  it.each([1, 2])('at 200 nodes, every kill and hang is noticed by every node running throughout, soon, and no running node is declared dead (seed %d)', seed => {
+    const r = runChurn(opts(200, seed, { durationS: 180 }))
+    expect(r.kills + r.hangs, `seed ${seed}`).toBeGreaterThan(8)
+    expect(r.missed, `seed ${seed}`).toBe(0)
+    expect(r.falsePositives, `seed ${seed}`).toBe(0)
+    // lan: the minimum suspicion timeout at 200 nodes, and a few probe periods more to be probed first and to spread.
+    const min = suspicionTimeoutMs(4, 200, 500)
+    expect(r.killEveryP99Ms!).toBeGreaterThanOrEqual(min)
+    expect(r.killEveryP99Ms!).toBeLessThan(min + 5_000)
+    expect(r.hangEveryP99Ms!).toBeLessThan(min + 10_000)
+  })
+
+  it('the same, on a wan with one message in fifty lost', () => {
+    const r = runChurn(opts(100, 5, { profile: 'wan', link: { ...LINKS.wan, loss: 0.02 } }))
+    expect(r.missed).toBe(0)
+    expect(r.falsePositives).toBe(0)
+    expect(r.hangEveryP99Ms!).toBeLessThan(suspicionTimeoutMs(5, 100, 1000) + 20_000)
+  })
+
+  it('keeps the detector\'s messages per node per second flat from 100 to 800 nodes at the same rate of failures', () => {
+    const small = runChurn(opts(100, 7, { durationS: 120 }))
+    const large = runChurn(opts(800, 7, { durationS: 120 }))
+    const ratio = large.msgsPerNodePerS / small.msgsPerNodePerS
+    process.stderr.write(`[churn] messages per node per second: ${small.msgsPerNodePerS} at 100 nodes, ${large.msgsPerNodePerS} at 800 (×${ratio.toFixed(2)})\n`)
+    expect(ratio).toBeGreaterThan(0.67)
+    expect(ratio).toBeLessThan(1.5)
+  })
+})
+
+describe('resolveChurnOptions', () => {
+  it('lan, 300 s, 6 failures a minute by default; wan, duration, loss, rate and seed from the flags', () => {
+    expect(resolveChurnOptions({ nodes: '1000' })).toEqual({ nodes: 1000, durationS: 300, seed: 1, profile: 'lan', link: LINKS.lan, eventsPerMin: 6 })
+    expect(resolveChurnOptions({ nodes: '50', latency: 'wan', duration: '10m', loss: '0.01', churn: '12', seed: '9' }))
+      .toEqual({ nodes: 50, durationS: 600, seed: 9, profile: 'wan', link: { ...LINKS.wan, loss: 0.01 }, eventsPerMin: 12 })
+  })
+
+  it.each([
+    { flags: {}, error: /Expected --nodes N/ },
+    { flags: { nodes: '2' }, error: /--nodes/ },
+    { flags: { nodes: '10', vms: '5' }, error: /--vms is not read by --scenario churn/ },
+    { flags: { nodes: '10', rate: '5' }, error: /--rate is not read by --scenario churn/ },
+    { flags: { nodes: '10', latency: '5ms' }, error: /Expected --latency to be lan or wan with --scenario churn/ },
+    { flags: { nodes: '10', duration: '30s' }, error: /Expected --duration to be at least 60s/ },
+    { flags: { nodes: '10', churn: '-1' }, error: /--churn/ }
+  ])('refuses $flags, saying why', ({ flags, error }) => {
+    expect(() => resolveChurnOptions(flags)).toThrow(error)
+  })
+})
