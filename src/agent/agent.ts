@@ -15,10 +15,11 @@ import type { CreateVmRequest } from '../core/messages.ts'
 import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
-import { createDriver, type Driver } from '../hypervisor/index.ts'
+import type { Driver, VmStats } from '../hypervisor/index.ts'
 import { type BlockedPeer, createHost, type PartitionDirection, PartitionGater, Redialer, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, Store } from '../store/index.ts'
-import { AdminDisabledError, VmNotFoundError } from './errors.ts'
+import { startDriver } from './driver-setup.ts'
+import { AdminDisabledError, DemandMeasuredError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
 import { LocalNode, summarize } from './local-node.ts'
@@ -31,6 +32,7 @@ import { PlacementService } from './placement-service.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
 import { agentRng, systemClock } from './runtime.ts'
+import { VmKeeper } from './vm-keeper.ts'
 
 export const VERSION = '0.1.0'
 /** The longest wait a request may ask for (`GET /v1/vms/:id?wait=`). */
@@ -41,6 +43,10 @@ const MDNS_INTERVAL_MS = 10_000
 const MAX_LOGGED_INVALID = 10_000
 
 export type { ClusterVm, NodeView, RebalanceEventView }
+
+/** A VM's cost to its host: CPU time of its vCPUs and of its whole process since it started, resident memory, and its demand now (a fraction of its vCPUs). */
+export type VmStatsView = VmStats & { demand: number }
+export type LocalVm = ClusterVm & { stats?: VmStatsView }
 
 export class Agent {
   readonly config: AgentConfig
@@ -65,6 +71,7 @@ export class Agent {
   readonly #migrations: MigrationService
   readonly #rebalance: RebalanceService
   readonly #redialer: Redialer
+  readonly #keeper: VmKeeper
   /** Admin partitions: only with `--admin`. */
   readonly #gater?: PartitionGater
   readonly #stopEvents: Array<() => void>
@@ -146,6 +153,7 @@ export class Agent {
       checkEveryMs: 1_000,
       onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') }
     })
+    this.#keeper = new VmKeeper({ self, clock, log, events, metrics, local: this.#local, driver })
     this.#stopEvents = [countEvents(metrics, events), logEvents(events, log)]
   }
 
@@ -166,13 +174,13 @@ export class Agent {
         pingIntervalMs: config.connection.pingIntervalMs,
         pingTimeoutMs: config.connection.pingTimeoutMs
       })
-      const driver = createDriver('sim', {
-        dataDir: config.dataDir,
-        clock,
-        maxDowntimeMs: config.migration.maxDowntimeMs,
-        bandwidthMiBps: config.migration.bandwidthMiBps,
-        sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
-      })
+      let driver: Driver
+      try {
+        driver = await startDriver(config, clock, libp2p as unknown as Libp2p, log)
+      } catch (err) {
+        await libp2p.stop()
+        throw err
+      }
       agent = new Agent(config, log, store, libp2p as unknown as Libp2p, driver, clock, agentRng(config.rngSeed), gater)
       await agent.#start()
       return agent
@@ -184,6 +192,7 @@ export class Agent {
 
   async #start (): Promise<void> {
     const restored = await this.#local.restore()
+    const vms = await this.#keeper.restore()
     this.#gossip.start()
     await this.#placement.start()
     await this.#migrations.start()
@@ -194,6 +203,7 @@ export class Agent {
     this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
     this.#tick.unref()
     this.log.info({ component: 'discovery:agent', peerId: this.peerId, addrs: this.addrs(), restoredVms: restored, rngSeed: this.rngSeed }, 'agent started')
+    if (restored > 0) this.log.info({ component: 'discovery:vm', driver: this.#driver.name, ...vms }, 'VMs of the earlier run')
   }
 
   async stop (): Promise<void> {
@@ -209,6 +219,7 @@ export class Agent {
     await this.#placement.stop()
     this.#peers.stop()
     await this.libp2p.stop()
+    this.#keeper.stop()
     await this.#driver.stop()
     this.#store.close()
     for (const off of this.#stopEvents) off()
@@ -231,6 +242,19 @@ export class Agent {
   clusterVms (): ClusterVm[] { return this.#membership.clusterVms() }
   getVm (id: string): ClusterVm { return this.#membership.getVm(id) }
 
+  /** This agent's VMs with what each costs the host now, as its driver measures it (qemu: /proc) or models it (sim). */
+  async localVmsWithStats (): Promise<LocalVm[]> {
+    return await Promise.all(this.localVms().map(async vm => await this.withStats(vm)))
+  }
+
+  /** `vm` with its stats when it runs here. */
+  async withStats<T extends ClusterVm> (vm: T): Promise<T & { stats?: VmStatsView }> {
+    if (vm.node !== this.peerId) return vm
+    const s = await this.#driver.stats(vm.id).catch(() => undefined)
+    if (s == null) return vm
+    return { ...vm, stats: { ...s, demand: Math.round(this.#driver.demand(vm.id) * 1000) / 1000 } }
+  }
+
   async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
     return await this.#membership.waitForVm(id, timeoutMs)
   }
@@ -252,6 +276,7 @@ export class Agent {
 
   /** Sim driver: forces the demand of one of our VMs (a fraction of its vCPUs). */
   setDemand (id: string, demand: number): void {
+    if (this.#driver.name !== 'sim') throw new DemandMeasuredError(`this agent runs the ${this.#driver.name} driver, which measures each VM's demand from its guest's CPU time: it cannot be set (only the sim driver's can)`)
     if (this.#local.get(id) == null) throw new VmNotFoundError(`${id} does not run on this agent: set its demand through the agent that runs it`)
     this.#driver.setDemand(id, demand)
   }
@@ -298,6 +323,7 @@ export class Agent {
 
   #onTick (): void {
     this.#local.tick()
+    this.#keeper.tick()
     this.#membership.tick(this.#ownState.refreshIntervalMs())
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }

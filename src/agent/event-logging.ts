@@ -19,6 +19,9 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'peer.healed': 'warn',
   'vm.placed': 'debug',
   'vm.deleted': 'debug',
+  // A VM's process died, or is gone for good: the operator's business.
+  'vm.stopped': 'warn',
+  'vm.lost': 'warn',
   'migration.committed': 'info',
   'migration.aborted': 'info',
   'rebalance.started': 'info',

@@ -33,9 +33,17 @@ export interface AgentEventMap {
   'vm.deleted': { id: string, node: string }
   /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
   'vm.failed': { id: string, reason: string, uncertain: boolean, ms: number }
+  /**
+   * Our VM's process is gone: found gone at this agent's start, or died (`reason`). Its restart policy
+   * says what follows: `restart` in place (after `restartInMs`), or `lost` (a `vm.lost` follows).
+   */
+  'vm.stopped': { id: string, node: string, reason: string, action: 'restart' | 'lost', restartInMs?: number }
+  /** A VM that nothing restarts (`restartPolicy: never`): reported by its owner, which forgets it. */
+  'vm.lost': { id: string, owner: string, reason: string }
   'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
-  'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
-  'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
+  /** `interSite`: the two nodes' zones (their `zone` labels) differ. */
+  'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string, interSite?: boolean }
+  'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string, interSite?: boolean }
   'rebalance.started': { partitionId: string, problem: 'overload' | 'underload', initiator: string }
   'rebalance.planned': { partitionId: string, migrations: number, size: number }
   /** This node joined a partition, merged into another, was blocked or left it on a timeout. */
@@ -50,7 +58,7 @@ export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
   'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.state', 'peer.partitioned', 'peer.healed',
-  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed',
+  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.stopped', 'vm.lost',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',
   'overload.started', 'overload.ended'

@@ -25,7 +25,11 @@ export function createMetrics () {
     disconnects: new Counter({ name: 'discovery_peer_disconnects_total', help: 'Times this agent lost its last connection to a peer', registers: [registry] }),
     partitionRefused: new Counter({ name: 'discovery_partition_refused_total', help: 'Dials, connections and streams refused because an admin partition blocks the peer, by what', labelNames: ['what'] as const, registers: [registry] }),
     partitionedPeers: new Gauge({ name: 'discovery_partitioned_peers', help: 'Peers an admin partition blocks now, by direction', labelNames: ['direction'] as const, registers: [registry] }),
-    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] })
+    connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
+    localRestarts: new Counter({ name: 'discovery_vm_local_restarts_total', help: 'Our VMs whose process was gone (at start, or died) that this agent started again in place', registers: [registry] }),
+    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'VMs this agent reported lost (restartPolicy never)', registers: [registry] }),
+    interSiteMigrations: new Counter({ name: 'discovery_migrations_inter_site_total', help: 'Migrations this agent ran as source between two zones, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
+    peerRtt: new Gauge({ name: 'discovery_peer_rtt_seconds', help: 'Round trip to each connected peer (libp2p ping, the least of the recent samples)', labelNames: ['peer'] as const, registers: [registry] })
   }
 }
 
@@ -48,8 +52,15 @@ export function countEvents (metrics: Metrics, events: EventLog): () => void {
       metrics.placements.inc({ result: e.data.uncertain ? 'failed' : 'no-capacity' })
       metrics.createSeconds.observe(e.data.ms / 1000)
     }),
-    events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
-    events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
+    events.on('migration.committed', e => {
+      metrics.migrations.inc({ result: 'committed' })
+      if (e.data.interSite === true) metrics.interSiteMigrations.inc({ result: 'committed' })
+    }),
+    events.on('migration.aborted', e => {
+      metrics.migrations.inc({ result: 'aborted' })
+      if (e.data.interSite === true) metrics.interSiteMigrations.inc({ result: 'aborted' })
+    }),
+    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
     events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
     events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),
     events.on('rebalance.progress', e => { metrics.rebalanceNotes.inc({ kind: e.data.kind }) }),

@@ -55,6 +55,7 @@ export class Placer {
     if (req.image != null) spec.image = req.image
     if (req.labels != null) spec.labels = req.labels
     if (req.constraints != null) spec.constraints = req.constraints
+    spec.restartPolicy = req.restartPolicy ?? 'always'
     return spec
   }
 

@@ -46,6 +46,10 @@ export const constraintsSchema = z.object({
 }).strict()
 export type Constraints = z.infer<typeof constraintsSchema>
 
+/** What happens to a VM when its node dies: restarted on a live peer (`always`, the default) or reported lost (`never`). */
+export const restartPolicySchema = z.enum(['always', 'never'])
+export type RestartPolicy = z.infer<typeof restartPolicySchema>
+
 /** What a user asks for: the body of `POST /v1/vms`. */
 export const createVmSchema = z.object({
   name: vmName.optional(),
@@ -53,7 +57,8 @@ export const createVmSchema = z.object({
   memMiB: z.number().int().min(1).max(LIMITS.maxMemMiB),
   image: z.string().min(1).max(512).optional(),
   labels: labelsSchema.optional(),
-  constraints: constraintsSchema.optional()
+  constraints: constraintsSchema.optional(),
+  restartPolicy: restartPolicySchema.optional()
 }).strict()
 export type CreateVmRequest = z.infer<typeof createVmSchema>
 
@@ -74,6 +79,8 @@ export const vmSpecSchema = z.object({
   image: z.string().max(512).optional(),
   labels: labelsSchema.optional(),
   constraints: constraintsSchema.optional(),
+  /** Absent in records of earlier versions: `always`. */
+  restartPolicy: restartPolicySchema.optional(),
   createdAtMs: z.number().int().min(0)
 }).strict()
 export type VmSpec = z.infer<typeof vmSpecSchema>

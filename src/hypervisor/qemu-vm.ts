@@ -67,6 +67,7 @@ export async function endQemu (vm: QemuVm): Promise<void> {
 /** The QMP socket and pid file of a QEMU that is gone (the disk and the log stay). */
 export async function removeRuntimeFiles (paths: VmPaths): Promise<void> {
   await rm(paths.qmp, { force: true })
+  await rm(paths.monitor, { force: true })
   await rm(paths.pid, { force: true })
 }
 
