@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { Ledger } from '../core/ledger.ts'
+import { type Locality, zoneOf } from '../core/locality.ts'
 import type { CreateVmRequest } from '../core/messages.ts'
 import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
@@ -32,6 +33,7 @@ import { PlacementService } from './placement-service.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
 import { agentRng, systemClock } from './runtime.ts'
+import { RttService } from './rtt-service.ts'
 import { VmKeeper } from './vm-keeper.ts'
 
 export const VERSION = '0.1.0'
@@ -72,6 +74,7 @@ export class Agent {
   readonly #rebalance: RebalanceService
   readonly #redialer: Redialer
   readonly #keeper: VmKeeper
+  readonly #rtt: RttService
   /** Admin partitions: only with `--admin`. */
   readonly #gater?: PartitionGater
   readonly #stopEvents: Array<() => void>
@@ -130,15 +133,19 @@ export class Agent {
     })
     this.#ownState = new OwnState({ self, config, clock, rng: rng.rng, log, metrics, libp2p, gossip: this.#gossip, local: this.#local, driver, membership: this.#membership })
     this.#peers = new PeerClient({ self, libp2p, local: this.#local, membership: this.#membership }, { requestTimeoutMs: config.requestTimeoutMs })
-    this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid })
+    this.#rtt = new RttService({ libp2p, clock, log, metrics }, { intervalMs: config.locality.pingIntervalMs })
+    const locality = (): Locality | undefined => config.locality.enabled ? { zone: zoneOf(config.labels), rttMs: (peerId) => this.#rtt.rttMs(peerId) } : undefined
+    this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid, locality })
     this.#migrations = new MigrationService({
       self, config, clock, rng: rng.rng, log, events, libp2p, local: this.#local, driver, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, invalid,
-      partition: () => this.#rebalance?.partitionId
+      partition: () => this.#rebalance?.partitionId,
+      locality
     })
     this.#rebalance = new RebalanceService({
       self, config, clock, log, events, libp2p, peers: this.#peers, invalid,
       load: () => this.#ownState.hostLoad(),
       ring: () => this.#membership.ring(),
+      rtt: () => config.locality.enabled ? (peerId) => this.#rtt.rttMs(peerId) : undefined,
       migrate: async (vmId, to, partitionId) => await this.#migrations.migrate(vmId, to, partitionId),
       heard: (peerId) => { this.#membership.heard(peerId) }
     })
@@ -200,6 +207,7 @@ export class Agent {
     this.#membership.start()
     this.#ownState.start()
     this.#redialer.start()
+    this.#rtt.start()
     this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
     this.#tick.unref()
     this.log.info({ component: 'discovery:agent', peerId: this.peerId, addrs: this.addrs(), restoredVms: restored, rngSeed: this.rngSeed }, 'agent started')
@@ -212,6 +220,7 @@ export class Agent {
     if (this.#tick != null) clearInterval(this.#tick)
     this.#ownState.stop()
     this.#redialer.stop()
+    this.#rtt.stop()
     this.#membership.stop()
     await this.#rebalance.stop()
     await this.#migrations.stop()
@@ -237,7 +246,13 @@ export class Agent {
     return Math.round((this.#clock.now() - this.startedAtMs) / 1000)
   }
 
-  nodes (): NodeView[] { return this.#membership.nodes() }
+  /** The view, each peer with its measured round trip (`rttMs`, when there is one). */
+  nodes (): Array<NodeView & { rttMs?: number }> {
+    return this.#membership.nodes().map(n => {
+      const rtt = n.peerId === this.peerId ? undefined : this.#rtt.rttMs(n.peerId)
+      return rtt != null ? { ...n, rttMs: Math.round(rtt * 10) / 10 } : n
+    })
+  }
   localVms (): ClusterVm[] { return this.#membership.localVms() }
   clusterVms (): ClusterVm[] { return this.#membership.clusterVms() }
   getVm (id: string): ClusterVm { return this.#membership.getVm(id) }

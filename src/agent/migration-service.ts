@@ -11,7 +11,8 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
 import { migrateRequestSchema, migrateResponseSchema, type MigrateRequest, type MigrateResponse, type MigrationRecord } from '../core/migrate-messages.ts'
-import { filterCandidates, rankCandidates } from '../core/placement.ts'
+import { isInterSite, type Locality } from '../core/locality.ts'
+import { arraySource, CandidateOrder } from '../core/placement.ts'
 import type { Rng } from '../core/rng.ts'
 import type { Driver } from '../hypervisor/index.ts'
 import { MIGRATE_PROTOCOL, RpcServer } from '../net/index.ts'
@@ -38,6 +39,8 @@ export interface MigrationComponents {
   peers: PeerClient
   /** The rebalancing partition this node is in, if any. */
   partition: () => string | undefined
+  /** This agent's zone and its peers' round trips, when a destination is chosen by locality. */
+  locality: () => Locality | undefined
   invalid: (source: string, from: string, reason: string) => void
 }
 
@@ -58,9 +61,10 @@ export class MigrationService {
       send: async (peerId, req) => await peers.rpc(peerId, MIGRATE_PROTOCOL, req, migrateResponseSchema),
       partition: components.partition,
       load: () => ownState.hostLoad(),
+      interSite: (to) => isInterSite(config.labels, components.membership.view.get(to)?.state.labels),
       onStarted: (r) => { events.emit('migration.started', { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }) },
       onEnded: (r) => {
-        const base = { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }
+        const base = { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}), ...(r.interSite === true ? { interSite: true } : {}) }
         if (r.phase === 'committed') events.emit('migration.committed', { ...base, ...(r.totalMs != null ? { totalMs: r.totalMs } : {}), ...(r.downtimeMs != null ? { downtimeMs: r.downtimeMs } : {}), ...(r.bytesMiB != null ? { bytesMiB: r.bytesMiB } : {}) })
         else events.emit('migration.aborted', { ...base, reason: r.reason ?? 'aborted' })
       }
@@ -133,9 +137,11 @@ export class MigrationService {
     let dest = to
     if (dest == null) {
       const nodes = membership.alive().filter(s => s.peerId !== self)
-      const { candidates } = filterCandidates(nodes, { resources: { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, constraints: rec.spec.constraints })
-      if (candidates.length === 0) throw new NoCapacityError(`no other node can host ${id} (${rec.spec.cpu} vCPU / ${rec.spec.memMiB} MiB)`)
-      dest = rankCandidates(candidates, this.#c.rng, candidates.length)[0].peerId
+      // Like a placement: the least loaded that fits, in this node's zone first, then the nearest (with locality on).
+      const order = new CandidateOrder(arraySource(nodes), { resources: { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, constraints: rec.spec.constraints }, new Map(), this.#c.rng, nodes.length, this.#c.locality())
+      const first = order.next()
+      if (first == null) throw new NoCapacityError(`no other node can host ${id} (${rec.spec.cpu} vCPU / ${rec.spec.memMiB} MiB)`)
+      dest = first.peerId
     } else if (dest === self) {
       throw new MigrationRefusedError(`${id} already runs on ${dest}`)
     } else if (membership.view.get(dest)?.status !== 'alive') {

@@ -30,6 +30,8 @@ export interface MigrationsInit {
   partition: () => string | undefined
   /** This node as the planner sees it, reservations included: what the admission of an incoming VM reads. */
   load: () => HostLoad
+  /** Whether a migration to `to` crosses sites (zones differ): recorded, counted. */
+  interSite?: (to: string) => boolean
   onStarted: (record: MigrationRecord) => void
   onEnded: (record: MigrationRecord) => void
   now: () => number
@@ -73,7 +75,7 @@ export class Migrations {
     if (rec == null) throw new Error(`no VM ${vmId} on this node`)
     if (rec.state === 'migrating' || [...this.#records.values()].some(r => r.vmId === vmId && !isFinal(r.phase))) throw new MigrationBusyError(`${vmId} is already migrating`)
     if (to === this.#init.self) throw new Error('a VM cannot migrate to the node it runs on')
-    const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}) })
+    const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}), interSite: this.#init.interSite?.(to) ?? false })
     this.#records.set(record.id, record)
     this.#init.onStarted(record)
     this.#init.local.setState(vmId, 'migrating')

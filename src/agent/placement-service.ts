@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse } from '../core/messages.ts'
+import type { Locality } from '../core/locality.ts'
 import type { Rng } from '../core/rng.ts'
 import type { VmIndex } from '../core/vm-index.ts'
 import { PlaceServer } from '../net/index.ts'
@@ -34,6 +35,8 @@ export interface PlacementComponents {
   ownState: OwnState
   peers: PeerClient
   vms: VmIndex
+  /** This agent's zone and its peers' round trips, when placement goes by locality. */
+  locality: () => Locality | undefined
   /** Bad input from a peer: counted and logged once. */
   invalid: (source: string, from: string, reason: string) => void
 }
@@ -56,7 +59,8 @@ export class PlacementService {
       leaseTtlMs: config.leaseTtlMs,
       clock,
       sleep: async (ms) => { await sleep(ms) },
-      onAttempt: (result) => { metrics.placeAttempts.inc({ result }) }
+      onAttempt: (result) => { metrics.placeAttempts.inc({ result }) },
+      locality: components.locality
     })
     this.#server = new PlaceServer({
       libp2p: components.libp2p,

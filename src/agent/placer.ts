@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { Clock } from '../core/clock.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSpec, VmState } from '../core/messages.ts'
 import { type AttemptOutcome, type AttemptStep, type CandidateResult, InFlight, PlacementAttempt } from '../core/placement-attempt.ts'
+import type { Locality } from '../core/locality.ts'
 import { arraySource } from '../core/placement.ts'
 import type { Rng } from '../core/rng.ts'
 import { NoCapacityError, PlacementUncertainError } from './errors.ts'
@@ -24,6 +25,8 @@ export interface PlacerInit {
   clock: Clock
   sleep: (ms: number) => Promise<void>
   onAttempt: (result: CandidateResult) => void
+  /** This agent's zone and its peers' round trips (locality on), or undefined (off). */
+  locality?: () => Locality | undefined
 }
 
 export interface Placed {
@@ -67,7 +70,8 @@ export class Placer {
       rng: this.#init.rng,
       sample: this.#init.sample,
       leaseTtlMs: this.#init.leaseTtlMs,
-      newLeaseId: randomUUID
+      newLeaseId: randomUUID,
+      locality: this.#init.locality?.()
     })
     const outcome = await new Promise<AttemptOutcome>(resolve => {
       const run = (step: AttemptStep): void => {

@@ -23,6 +23,7 @@
  */
 import type { PlaceRequest, PlaceResponse, VmSpec, VmState } from './messages.ts'
 import { PROTOCOL_VERSION } from './messages.ts'
+import type { Locality } from './locality.ts'
 import { type Candidate, CandidateOrder, type NodeSource } from './placement.ts'
 import { add, sub, type Resources, ZERO } from './resources.ts'
 import type { Rng } from './rng.ts'
@@ -66,6 +67,8 @@ export interface AttemptInit {
   leaseTtlMs: number
   /** A new lease id (a UUID) for each candidate. */
   newLeaseId: () => string
+  /** The requester's zone and the round trips to its peers: candidates are asked zone by zone, nearest first (placement.ts). */
+  locality?: Locality
 }
 
 export type AttemptCommand =
@@ -115,7 +118,7 @@ export class PlacementAttempt {
   constructor (init: AttemptInit) {
     this.#init = init
     this.#resources = { cpu: init.spec.cpu, memMiB: init.spec.memMiB }
-    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample)
+    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample, init.locality)
   }
 
   get outcome (): AttemptOutcome | undefined {
