@@ -25,7 +25,7 @@ import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { type ClusterVm, Membership, type NodeView } from './membership.ts'
-import { countEvents, createMetrics, type Metrics, sampleNode } from './metrics.ts'
+import { countEvents, createMetrics, type Metrics, sampleNode, zeroCounters } from './metrics.ts'
 import { MigrationService } from './migration-service.ts'
 import { OwnState } from './own-state.ts'
 import { PeerClient } from './peer-client.ts'
@@ -94,6 +94,7 @@ export class Agent {
     this.peerId = libp2p.peerId.toString()
     this.startedAtMs = clock.now()
     this.metrics = createMetrics()
+    zeroCounters(this.metrics)
     this.events = new EventLog({ clock })
     const self = this.peerId
     const events = this.events

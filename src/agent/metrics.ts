@@ -35,6 +35,11 @@ export function createMetrics () {
 
 export type Metrics = ReturnType<typeof createMetrics>
 
+/** Counters read as rates from their first scrape (a missing series is not a zero to Prometheus' rate()). */
+export function zeroCounters (m: Metrics): void {
+  for (const result of ['committed', 'aborted']) m.interSiteMigrations.inc({ result }, 0)
+}
+
 /**
  * The counters that follow the agent's events: placements and their time,
  * migrations by outcome, rebalancing by kind. (Per-message counters — gossip,

@@ -1,8 +1,9 @@
 /**
  * Round trips to our peers, kept per peer (core/locality.ts: the least of
  * the recent samples), for placement and rebalancing by locality. Measured
- * with libp2p's ping protocol: once as soon as a peer connects (placement
- * right after the cluster forms needs it), then whenever libp2p's
+ * with libp2p's ping protocol: as soon as a peer connects and then each
+ * second until it has three samples (placement right after the cluster
+ * forms needs them), then whenever libp2p's
  * connection monitor has pinged the connection (its `rtt`, at no cost of
  * ours), and by a ping of our own when the last sample is older than
  * `intervalMs` (profiles whose monitor pings rarely).
@@ -18,6 +19,8 @@ import type { Metrics } from './metrics.ts'
 const PROBE_TIMEOUT_MS = 5_000
 /** How often connections are looked at (the monitor's `rtt`, stale samples). */
 const CHECK_EVERY_MS = 1_000
+/** A new peer is pinged once a second until it has this many samples: one taken on a busy machine may be far off. */
+const FIRST_SAMPLES = 3
 /** A peer not connected for this many intervals is forgotten. */
 const FORGET_AFTER_INTERVALS = 10
 
@@ -93,7 +96,7 @@ export class RttService {
         this.add(id, monitor)
         const q = this.#peers.get(id)
         if (q != null) q.monitorRtt = monitor
-      } else if (p == null || now - p.lastAtMs >= this.#intervalMs) {
+      } else if (p == null || p.samples.length < FIRST_SAMPLES || now - p.lastAtMs >= this.#intervalMs) {
         void this.#probe(id)
       }
     }
