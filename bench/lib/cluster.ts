@@ -77,7 +77,7 @@ function trapSignals (): void {
   process.once('SIGTERM', onSignal)
 }
 
-export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number }): Promise<Cluster> {
+export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number, extra?: string[] }): Promise<Cluster> {
   trapSignals()
   await checkPorts(opts.basePort, opts.nodes)
   const dir = mkdtempSync(join(tmpdir(), `discovery-bench-${opts.nodes}-`))
@@ -107,7 +107,7 @@ export async function clusterUp (opts: { nodes: number, basePort: number, cpu: n
   current = cluster
   const t0 = performance.now()
   const args = ['cluster', 'up', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(opts.basePort),
-    '--cpu', String(opts.cpu), '--mem', `${opts.memMiB}MiB`, '--json']
+    '--cpu', String(opts.cpu), '--mem', `${opts.memMiB}MiB`, '--json', ...(opts.extra ?? [])]
   const res = await cli(args)
   cluster.upMs = performance.now() - t0
   if (res.code !== 0) {
