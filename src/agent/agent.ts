@@ -340,6 +340,7 @@ export class Agent {
   #onTick (): void {
     this.#local.tick()
     this.#keeper.tick()
+    this.#migrations.tick()
     this.#membership.tick(this.#ownState.refreshIntervalMs())
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }

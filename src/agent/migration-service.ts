@@ -95,6 +95,10 @@ export class MigrationService {
     return this.#migrations.list()
   }
 
+  tick (): void {
+    this.#migrations.tick()
+  }
+
   /** Migrates one of our VMs to `to` (a rebalancing order); resolves once it has ended. */
   async migrate (vmId: string, to: string, partitionId?: string): Promise<MigrationRecord> {
     return await this.#migrations.migrate(vmId, to, partitionId)

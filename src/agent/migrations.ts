@@ -159,6 +159,11 @@ export class Migrations {
     return step
   }
 
+  /** On every agent tick: incoming migrations whose lease ran out are let go (a QEMU waiting with -incoming exits). */
+  tick (): void {
+    if (this.#incoming.size > 0) this.#expireIncoming(this.#init.now())
+  }
+
   #expireIncoming (now: number): void {
     for (const rec of this.#incoming.values()) if (rec.expiresAtMs <= now) this.#stepIncoming(rec, { type: 'expired' }, now)
   }
