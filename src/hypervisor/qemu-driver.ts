@@ -86,6 +86,9 @@ export class QemuDriver implements Driver {
     }
     const vm = await this.#attach({ spec, paths, pid, qmp, state: 'running', incoming: false, hasDisk: await exists(paths.disk), tids: [], demand: 0, letGo: false, migrating: false })
     try {
+      // An outgoing migration its agent started and never saw end: cancelled, the guest stays here (settle resumes it).
+      const m = await qmp.execute<{ status?: string }>('query-migrate')
+      if (m.status != null && ['setup', 'active', 'pre-switchover', 'device', 'wait-unplug'].includes(m.status)) await qmp.execute('migrate_cancel')
       const status = await settle(vm)
       if (status !== 'running') throw new Error(`it is ${status}`)
     } catch {

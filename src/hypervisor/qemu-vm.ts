@@ -44,7 +44,8 @@ export async function settle (vm: QemuVm, timeoutMs = 10_000): Promise<string> {
     if (status === 'paused' || status === 'postmigrate') {
       const m = await vm.qmp.execute<{ status?: string }>('query-migrate')
       if (m.status === 'active' || m.status === 'setup' || m.status === 'device') await vm.qmp.execute('migrate_cancel')
-      else await vm.qmp.execute('cont')
+      // A cancel under way ends with the guest paused or running again: wait for it.
+      else if (m.status !== 'cancelling') await vm.qmp.execute('cont')
     } else if (status !== 'inmigrate' && status !== 'prelaunch' && status !== 'finish-migrate') {
       return status
     }
