@@ -33,26 +33,10 @@
 import { plan, isOverloaded, isUnderloaded, type HostLoad, type Migration, type PlanOptions, type PlanResult, type Problem } from './planner.ts'
 import type { EventToken, Outcome, RebalanceMessage } from './rebalance-messages.ts'
 import { allocatable } from './resources.ts'
-import { nearestPeer } from './locality.ts'
 import type { Ring } from './ring.ts'
+import { nextHop, type RttOf } from './token-route.ts'
 
-/** Nodes a token visits nearest-first in one turn before it walks the ring: what `near` may carry. */
-export const NEAR_HOPS = 32
-
-/** The measured round trip to a peer, ms; undefined when not measured. */
-export type RttOf = (peerId: string) => number | undefined
-
-/** The first node after `from` on the ring that is not in `skip`, or `stop` if reached first. */
-function walkPast (ring: Ring, from: string, skip: ReadonlySet<string>, stop: string): string | undefined {
-  let cur = from
-  for (let i = 0; i < ring.size; i++) {
-    const next = ring.successor(cur)
-    if (next == null) return undefined
-    if (next === stop || !skip.has(next)) return next
-    cur = next
-  }
-  return undefined
-}
+export { NEAR_HOPS, type RttOf } from './token-route.ts'
 
 export interface RebalanceConfig {
   /** Evacuate nearly empty nodes when the others can absorb their VMs (opt-in). */
@@ -333,39 +317,12 @@ export class RebalanceNode {
   }
 
   #forward (fx: Effects, token: EventToken, ring: Ring, nowMs: number, rtt?: RttOf): void {
-    if (token.hops > this.#config.maxTurns * ring.size + 1) {
+    const hop = token.hops > this.#config.maxTurns * ring.size + 1 ? undefined : nextHop(token, this.self, ring, rtt)
+    if (hop == null) {
       this.#end(fx, token, 'unsolvable', nowMs)
       return
     }
-    const near = rtt != null ? this.#nearest(token, ring, rtt) : undefined
-    const next = near?.to ?? ring.successor(this.self)
-    if (next == null) {
-      this.#end(fx, token, 'unsolvable', nowMs)
-      return
-    }
-    fx.send.push({ to: next, msg: near != null ? { ...token, near: near.near } : token })
-  }
-
-  /**
-   * Where a token goes with locality: the nearest peer not visited in this
-   * turn, and the initiator (closing the turn) once every peer was. When the
-   * peers left were never measured, or the turn has visited `NEAR_HOPS`
-   * nodes, the token walks the ring from the initiator, past the nodes
-   * already visited, back to the initiator: every node is still visited once
-   * a turn.
-   */
-  #nearest (token: EventToken, ring: Ring, rtt: RttOf): { to: string | undefined, near: NonNullable<EventToken['near']> } {
-    const prior = token.near ?? { visited: [token.initiator], walk: false }
-    const seen = new Set(prior.visited)
-    if (prior.walk) return { to: walkPast(ring, this.self, seen, token.initiator), near: prior }
-    const visited = seen.has(this.self) ? prior.visited : [...prior.visited, this.self]
-    seen.add(this.self)
-    if (visited.length < NEAR_HOPS) {
-      const to = nearestPeer(ring.ids(), seen, rtt)
-      if (to != null) return { to, near: { visited, walk: false } }
-      if (ring.ids().every(id => seen.has(id))) return { to: this.self === token.initiator ? undefined : token.initiator, near: { visited, walk: false } }
-    }
-    return { to: walkPast(ring, token.initiator, seen, token.initiator), near: { visited, walk: true } }
+    fx.send.push({ to: hop.to, msg: hop.token })
   }
 
   #onReport (fx: Effects, partitionId: string, vmId: string, ok: boolean, nowMs: number): void {
