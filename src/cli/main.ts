@@ -5,10 +5,12 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { rmSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
 import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
-import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
+import { clusterDown, clusterFilePath, clusterStatus, clusterUp, readClusterFile, statusTable } from './cluster.ts'
+import { vmQemus } from '../hypervisor/index.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
@@ -282,10 +284,13 @@ async function foreground (dir: string, children: import('node:child_process').C
       process.stdout.write('\nstopping every agent…\n')
       for (const c of children) if (c.exitCode == null) c.kill('SIGTERM')
       const force = setTimeout(() => { for (const c of children) if (c.exitCode == null) c.kill('SIGKILL') }, 10_000)
-      void Promise.all(children.map(async c => await new Promise(r => { if (c.exitCode != null || c.signalCode != null) r(null); else c.once('exit', r) }))).then(() => {
+      const members = readClusterFile(dir)?.nodes ?? []
+      void Promise.all(children.map(async c => await new Promise(r => { if (c.exitCode != null || c.signalCode != null) r(null); else c.once('exit', r) }))).then(async () => {
         clearTimeout(force)
         rmSync(clusterFilePath(dir), { force: true })
-        process.stdout.write('all agents stopped\n')
+        // The qemu driver's VMs outlive their agents: say so, and how to stop them.
+        const vms = (await Promise.all(members.map(async m => await vmQemus(resolvePath(m.dataDir)).catch(() => [])))).flat().length
+        process.stdout.write('all agents stopped\n' + (vms > 0 ? `${vms} VMs (QEMU processes) run on: the next \`discovery cluster up --driver qemu --dir ${dir}\` adopts them; stop them with \`discovery cluster up\` then \`cluster down --purge\`\n` : ''))
         resolve()
       })
     }
