@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (a
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
   'probe-cost': { about: 'CPU per failure-detector probe at N libp2p hosts: libp2p ping against /discovery/swim/1.0.0', load: async () => await import('./probe-cost.ts') },
   'sim-placement': { about: 'the simulator\'s placement scenario: 100,000 VMs through random agents at 1,000 and 10,000 nodes, lan and wan', load: async () => await import('./sim-placement.ts') },
+  edge: { about: 'QEMU live migration between two agents against bare QEMU and the pre-copy model; inter-site migrations with and without locality on the edge lab (root)', load: async () => await import('./edge.ts') },
   rebalance: { about: 'the simulator\'s vmplaces and vmplaces-10g tables: none, centralized and dvms side by side at 1,024 and 10,000 hosts', load: async () => await import('./rebalance.ts') }
 }
 

@@ -18,7 +18,7 @@ import { DEFAULT_PEER_LEASE_BOUND, type PeerLeaseBound } from './core/ledger.ts'
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_PLACEMENT_SAMPLE, PROFILE_GOSSIP, PROFILE_REQUEST_TIMEOUT_MS, type ProfileName } from './core/profiles.ts'
 
 export type Profile = ProfileName
-export type DriverName = 'sim'
+export type DriverName = 'sim' | 'qemu'
 export type { GossipConfig }
 
 export interface ConnectionConfig {
@@ -90,6 +90,56 @@ export interface ConnectionConfig {
   gossipLazyPeers: number
 }
 
+/** The qemu driver's settings (`--driver qemu`); the migration's limits are in `migration`. */
+export interface QemuConfig {
+  /**
+   * `auto` (default): KVM when it works here, tried once with a throw-away
+   * VM, TCG otherwise — `/dev/kvm` existing proves nothing (on our build
+   * machines it opens and the guest hangs). `kvm` or `tcg` force one; both
+   * ends of a migration must use the same.
+   */
+  accel: 'auto' | 'kvm' | 'tcg'
+  /** Default `qemu-system-x86_64`, found on PATH (Debian: `qemu-system-x86`). */
+  binary: string
+  /** Default `qemu-img` (Debian: `qemu-utils`): makes each disk's qcow2 overlay on its base image. */
+  imgBinary: string
+  /**
+   * Where the base images a VM's `image` names live. Default
+   * `<dataDir>/images`: next to the VMs that use them, so one data dir is
+   * one node's whole state.
+   */
+  imagesDir?: string
+  /**
+   * Address an incoming migration listens on (QEMU's `migrate-incoming`,
+   * on a port the system picks). Default: the address `--listen` names —
+   * 127.0.0.1 on loopback; for 0.0.0.0, every address, advertised as the
+   * first non-loopback address libp2p listens on — so that a migration
+   * goes where the agents' own traffic goes.
+   */
+  migrationHost?: string
+  /** The address the source is told to connect to, when it is not `migrationHost` (NAT, 0.0.0.0). Default: as above. */
+  migrationAdvertiseHost?: string
+}
+
+/** Placement and rebalancing by locality (zones, measured round trips). */
+export interface LocalityConfig {
+  /**
+   * Prefer this node's zone (its `zone` label), then the nearest zones by
+   * measured round trip, when placing a VM and when growing a rebalancing
+   * partition. Default on; it changes nothing for a node with no `zone`
+   * label (placement) or no measured round trips (rebalancing). Off: the
+   * behaviour before locality, for comparisons.
+   */
+  enabled: boolean
+  /**
+   * How often each connected peer is pinged (libp2p's ping protocol) when
+   * libp2p's connection monitor has not measured it since. Default 30 s: a
+   * round trip between sites changes with routes, not by the second; a new
+   * peer is pinged at once.
+   */
+  pingIntervalMs: number
+}
+
 export interface AgentConfig {
   profile: Profile
   /** libp2p listen address. Default `/ip4/127.0.0.1/tcp/0`: loopback, any free port. */
@@ -128,13 +178,25 @@ export interface AgentConfig {
   peerLeases: PeerLeaseBound
   /** Durable state: identity key, VM records. Default `./.discovery/agent`. */
   dataDir: string
-  /** What this node offers. Default 8 vCPU / 16 GiB with the sim driver. */
+  /**
+   * What this node offers. Default 8 vCPU / 16 GiB with the sim driver; with
+   * the qemu driver, the host's CPUs and its memory less 1 GiB for itself
+   * (QEMU allocates what it is given: memory offered beyond the host's ends
+   * with the kernel killing a VM).
+   */
   capacity: Resources
   /** CPU over-commit ratio (≥ 1). Default 1: no over-commit unless the operator asks. Memory is never over-committed. */
   cpuOvercommit: number
   /** Node labels, e.g. zone=edge-paris. Default none. */
   labels: Record<string, string>
+  /**
+   * The hypervisor: `sim` (default: a model of boot, CPU demand and pre-copy
+   * migration, nothing runs) or `qemu` (a QEMU process per VM that outlives
+   * the agent; see `qemu`).
+   */
   driver: DriverName
+  qemu: QemuConfig
+  locality: LocalityConfig
   /** Sim driver: time from creating to running. Default 200 ms (local), 1 s otherwise. */
   bootDelayMs: number
   /** File holding a libp2p private-network key: only agents with the same key connect. Default none. */
@@ -215,7 +277,9 @@ const base = {
   capacity: { cpu: 8, memMiB: 16384 },
   cpuOvercommit: 1,
   labels: {} as Record<string, string>,
-  driver: 'sim' as const,
+  driver: 'sim' as DriverName,
+  qemu: { accel: 'auto', binary: 'qemu-system-x86_64', imgBinary: 'qemu-img' } as QemuConfig,
+  locality: { enabled: true, pingIntervalMs: 30_000 } as LocalityConfig,
   admin: false,
   openSwarm: false,
   mdns: false,
@@ -234,6 +298,8 @@ const base = {
 export function defaultLocalConfig (): AgentConfig {
   return {
     ...base,
+    qemu: { ...base.qemu },
+    locality: { ...base.locality },
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
     replica: { ...DEFAULT_REPLICA },
@@ -251,6 +317,8 @@ export function defaultLocalConfig (): AgentConfig {
 export function defaultLanConfig (): AgentConfig {
   return {
     ...base,
+    qemu: { ...base.qemu },
+    locality: { ...base.locality },
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
     replica: { ...DEFAULT_REPLICA },
@@ -268,6 +336,8 @@ export function defaultLanConfig (): AgentConfig {
 export function defaultWanConfig (): AgentConfig {
   return {
     ...base,
+    qemu: { ...base.qemu },
+    locality: { ...base.locality },
     rebalance: { ...DEFAULT_REBALANCE, partitionTimeoutMs: 120_000 },
     migration: { ...DEFAULT_MIGRATION, bandwidthMiBps: 125 },
     replica: { ...DEFAULT_REPLICA },

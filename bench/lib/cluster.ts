@@ -78,7 +78,7 @@ function trapSignals (): void {
 }
 
 /** `env` goes to `cluster up`, and so to every agent it starts (NODE_OPTIONS, for one). */
-export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number, waitS?: number, env?: Record<string, string> }): Promise<Cluster> {
+export async function clusterUp (opts: { nodes: number, basePort: number, cpu: number, memMiB: number, waitS?: number, env?: Record<string, string>, extra?: string[] }): Promise<Cluster> {
   trapSignals()
   // Base port 0: the system picks free ports, nothing to check.
   if (opts.basePort !== 0) await checkPorts(opts.basePort, opts.nodes)
@@ -109,7 +109,7 @@ export async function clusterUp (opts: { nodes: number, basePort: number, cpu: n
   current = cluster
   const t0 = performance.now()
   const args = ['cluster', 'up', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(opts.basePort),
-    '--cpu', String(opts.cpu), '--mem', `${opts.memMiB}MiB`, '--json', ...(opts.waitS != null ? ['--wait', `${opts.waitS}s`] : [])]
+    '--cpu', String(opts.cpu), '--mem', `${opts.memMiB}MiB`, '--json', ...(opts.waitS != null ? ['--wait', `${opts.waitS}s`] : []), ...(opts.extra ?? [])]
   const res = await cli(args, opts.env)
   cluster.upMs = performance.now() - t0
   if (res.code !== 0) {

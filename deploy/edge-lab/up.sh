@@ -19,6 +19,8 @@
 #   INTER_MS="12.5 20 16"  one-way delays between sites 1-2, 1-3, 2-3 (RTTs 25, 40, 32 ms); with
 #                          more sites, the list goes on (1-4, 2-4, 3-4, ...) and repeats its last value
 #   PROFILE=wan            the agents' timer profile
+#   AGENT_ARGS=            more flags for every agent, split on spaces (e.g. "--admin --cpu-overcommit 2 --demand 0.1",
+#                          "--driver qemu", "--locality off")
 #   DISCOVERY_NODE         the Node (>= 22) to run the agents with; default: the repository's Node 24
 # lab.json in the state dir describes the lab (hosts, namespaces, addresses, pids, configured RTTs).
 set -euo pipefail
@@ -33,6 +35,7 @@ HOSTS_PER_SITE=${HOSTS_PER_SITE:-1}
 INTRA_MS=${INTRA_MS:-1}
 INTER_MS=${INTER_MS:-12.5 20 16}
 PROFILE=${PROFILE:-wan}
+read -r -a EXTRA <<< "${AGENT_ARGS:-}"
 NODE=${DISCOVERY_NODE:-$REPO/node_modules/.bin/node}
 
 die () { echo "edge-lab: $*" >&2; exit 2; }
@@ -103,7 +106,7 @@ for sh in "${HOSTS[@]}"; do
   setsid ip netns exec "$ns" env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_COMPILE_CACHE="$LAB_STATE/compile-cache" \
     "$NODE" "$REPO/bin/discovery.js" agent --profile "$PROFILE" --listen /ip4/0.0.0.0/tcp/4001 --bootstrap "$peers" \
     --api 127.0.0.1:7100 --api-token-file "$LAB_STATE/token" --swarm-key "$LAB_STATE/swarm.key" --data-dir "$LAB_STATE/$ns/data" \
-    --cpu 4 --mem 8GiB --labels "zone=edge-lab-s$s,host=h$h" --json \
+    --cpu 4 --mem 8GiB --labels "zone=edge-lab-s$s,host=h$h" --json ${EXTRA[@]+"${EXTRA[@]}"} \
     > "$LAB_STATE/$ns/agent.out" 2> "$LAB_STATE/$ns/agent.log" < /dev/null &
   echo $! > "$LAB_STATE/$ns/agent.pid"
 done

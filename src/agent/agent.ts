@@ -12,20 +12,22 @@ import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { Ledger } from '../core/ledger.ts'
+import { type Locality, zoneOf } from '../core/locality.ts'
 import type { CreateVmRequest } from '../core/messages.ts'
 import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
-import { createDriver, type Driver } from '../hypervisor/index.ts'
+import type { Driver, VmStats } from '../hypervisor/index.ts'
 import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
-import { AdminDisabledError, VmNotFoundError } from './errors.ts'
+import { startDriver } from './driver-setup.ts'
+import { AdminDisabledError, DemandMeasuredError, VmNotFoundError } from './errors.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
 import { FailureDetection } from './failure-detection.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { type ClusterVm, Membership, type NodeView } from './membership.ts'
-import { countEvents, createMetrics, type Metrics, sampleNode } from './metrics.ts'
+import { countEvents, createMetrics, type Metrics, sampleNode, zeroCounters } from './metrics.ts'
 import { MigrationService } from './migration-service.ts'
 import { OwnState } from './own-state.ts'
 import { PeerClient } from './peer-client.ts'
@@ -36,6 +38,8 @@ import { RebalanceService, type RebalanceEventView } from './rebalance-service.t
 import { ReplicaService } from './replica-service.ts'
 import { ed25519Signer } from './signer.ts'
 import { agentRng, systemClock } from './runtime.ts'
+import { RttService } from './rtt-service.ts'
+import { VmKeeper } from './vm-keeper.ts'
 
 export const VERSION = '0.1.0'
 /** The longest wait a request may ask for (`GET /v1/vms/:id?wait=`). */
@@ -46,6 +50,10 @@ const MDNS_INTERVAL_MS = 10_000
 const MAX_LOGGED_INVALID = 10_000
 
 export type { ClusterVm, NodeView, RebalanceEventView }
+
+/** A VM's cost to its host: CPU time of its vCPUs and of its whole process since it started, resident memory, and its demand now (a fraction of its vCPUs). */
+export type VmStatsView = VmStats & { demand: number }
+export type LocalVm = ClusterVm & { stats?: VmStatsView }
 
 export class Agent {
   readonly config: AgentConfig
@@ -74,6 +82,8 @@ export class Agent {
   readonly #redialer: Redialer
   readonly #farewell: Farewell
   readonly #exchange: PeerExchange
+  readonly #keeper: VmKeeper
+  readonly #rtt: RttService
   /** Admin partitions: only with `--admin`. */
   readonly #gater?: PartitionGater
   readonly #stopEvents: Array<() => void>
@@ -94,6 +104,7 @@ export class Agent {
     this.peerId = libp2p.peerId.toString()
     this.startedAtMs = clock.now()
     this.metrics = createMetrics()
+    zeroCounters(this.metrics)
     this.events = new EventLog({ clock })
     const self = this.peerId
     const events = this.events
@@ -151,16 +162,20 @@ export class Agent {
     })
     this.#ownState = new OwnState({ self, config, clock, rng: rng.rng, log, metrics, libp2p, gossip: this.#gossip, local: this.#local, driver, membership: this.#membership })
     this.#peers = new PeerClient({ self, libp2p, local: this.#local, membership: this.#membership }, { requestTimeoutMs: config.requestTimeoutMs })
-    this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid })
+    this.#rtt = new RttService({ libp2p, clock, log, metrics }, { intervalMs: config.locality.pingIntervalMs })
+    const locality = (): Locality | undefined => config.locality.enabled ? { zone: zoneOf(config.labels), rttMs: (peerId) => this.#rtt.rttMs(peerId) } : undefined
+    this.#placement = new PlacementService({ self, config, clock, rng: rng.rng, events, metrics, libp2p, local: this.#local, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, vms, invalid, locality })
     this.#migrations = new MigrationService({
       self, config, clock, rng: rng.rng, log, events, libp2p, local: this.#local, driver, membership: this.#membership, ownState: this.#ownState, peers: this.#peers, invalid,
       partition: () => this.#rebalance?.partitionId,
-      commitChain: (vmId, to) => this.#replica.commitChain(vmId, to)
+      commitChain: (vmId, to) => this.#replica.commitChain(vmId, to),
+      locality
     })
     this.#rebalance = new RebalanceService({
       self, config, clock, log, events, libp2p, peers: this.#peers, invalid,
       load: () => this.#ownState.hostLoad(),
       ring: () => this.#membership.ring(),
+      rtt: () => config.locality.enabled ? (peerId) => this.#rtt.rttMs(peerId) : undefined,
       migrate: async (vmId, to, partitionId) => await this.#migrations.migrate(vmId, to, partitionId),
       heard: (peerId) => { this.#membership.heard(peerId) }
     })
@@ -198,6 +213,7 @@ export class Agent {
       requestTimeoutMs: config.requestTimeoutMs,
       syncEveryMs: config.connection.viewSyncEveryMs
     })
+    this.#keeper = new VmKeeper({ self, clock, log, events, metrics, local: this.#local, driver })
     this.#stopEvents = [countEvents(metrics, events), logEvents(events, log)]
   }
 
@@ -220,13 +236,13 @@ export class Agent {
         gossipHeartbeatMs: config.connection.gossipHeartbeatMs,
         gossipLazyPeers: config.connection.gossipLazyPeers
       })
-      const driver = createDriver('sim', {
-        dataDir: config.dataDir,
-        clock,
-        maxDowntimeMs: config.migration.maxDowntimeMs,
-        bandwidthMiBps: config.migration.bandwidthMiBps,
-        sim: { bootDelayMs: config.bootDelayMs, demand: config.demand, staticDemand: config.staticDemand, seed: config.seed }
-      })
+      let driver: Driver
+      try {
+        driver = await startDriver(config, clock, libp2p as unknown as Libp2p, log)
+      } catch (err) {
+        await libp2p.stop()
+        throw err
+      }
       agent = new Agent(config, log, store, libp2p as unknown as Libp2p, privateKey, driver, clock, agentRng(config.rngSeed), gater)
       await agent.#start()
       return agent
@@ -238,6 +254,7 @@ export class Agent {
 
   async #start (): Promise<void> {
     const restored = await this.#local.restore()
+    const vms = await this.#keeper.restore()
     this.#gossip.start()
     await this.#placement.start()
     await this.#migrations.start()
@@ -249,9 +266,11 @@ export class Agent {
     this.#membership.start()
     this.#ownState.start()
     this.#redialer.start()
+    this.#rtt.start()
     this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
     this.#tick.unref()
     this.log.info({ component: 'discovery:agent', peerId: this.peerId, addrs: this.addrs(), restoredVms: restored, rngSeed: this.rngSeed }, 'agent started')
+    if (restored > 0) this.log.info({ component: 'discovery:vm', driver: this.#driver.name, ...vms }, 'VMs of the earlier run')
   }
 
   async stop (): Promise<void> {
@@ -260,6 +279,7 @@ export class Agent {
     if (this.#tick != null) clearInterval(this.#tick)
     this.#ownState.stop()
     this.#redialer.stop()
+    this.#rtt.stop()
     this.#membership.stop()
     await this.#exchange.stop()
     await this.#farewell.stop()
@@ -271,6 +291,7 @@ export class Agent {
     await this.#placement.stop()
     this.#peers.stop()
     await this.libp2p.stop()
+    this.#keeper.stop()
     await this.#driver.stop()
     this.#store.close()
     for (const off of this.#stopEvents) off()
@@ -288,10 +309,29 @@ export class Agent {
     return Math.round((this.#clock.now() - this.startedAtMs) / 1000)
   }
 
-  nodes (): NodeView[] { return this.#membership.nodes() }
+  /** The view, each peer with its measured round trip (`rttMs`, when there is one). */
+  nodes (): Array<NodeView & { rttMs?: number }> {
+    return this.#membership.nodes().map(n => {
+      const rtt = n.peerId === this.peerId ? undefined : this.#rtt.rttMs(n.peerId)
+      return rtt != null ? { ...n, rttMs: Math.round(rtt * 10) / 10 } : n
+    })
+  }
   localVms (): ClusterVm[] { return this.#membership.localVms() }
   clusterVms (): ClusterVm[] { return this.#membership.clusterVms() }
   getVm (id: string): ClusterVm { return this.#membership.getVm(id) }
+
+  /** This agent's VMs with what each costs the host now, as its driver measures it (qemu: /proc) or models it (sim). */
+  async localVmsWithStats (): Promise<LocalVm[]> {
+    return await Promise.all(this.localVms().map(async vm => await this.withStats(vm)))
+  }
+
+  /** `vm` with its stats when it runs here. */
+  async withStats<T extends ClusterVm> (vm: T): Promise<T & { stats?: VmStatsView }> {
+    if (vm.node !== this.peerId) return vm
+    const s = await this.#driver.stats(vm.id).catch(() => undefined)
+    if (s == null) return vm
+    return { ...vm, stats: { ...s, demand: Math.round(this.#driver.demand(vm.id) * 1000) / 1000 } }
+  }
 
   async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
     return await this.#membership.waitForVm(id, timeoutMs)
@@ -314,6 +354,7 @@ export class Agent {
 
   /** Sim driver: forces the demand of one of our VMs (a fraction of its vCPUs). */
   setDemand (id: string, demand: number): void {
+    if (this.#driver.name !== 'sim') throw new DemandMeasuredError(`this agent runs the ${this.#driver.name} driver, which measures each VM's demand from its guest's CPU time: it cannot be set (only the sim driver's can)`)
     if (this.#local.get(id) == null) throw new VmNotFoundError(`${id} does not run on this agent: set its demand through the agent that runs it`)
     this.#driver.setDemand(id, demand)
   }
@@ -368,6 +409,8 @@ export class Agent {
     this.#lastTickMs = now
     this.#local.tick()
     this.#replica.tick()
+    this.#keeper.tick()
+    this.#migrations.tick()
     this.#membership.tick()
     this.#detection.sampleMetrics()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)

@@ -31,3 +31,9 @@ export class AdminDisabledError extends DiscoveryError {
   static name = 'AdminDisabledError'
   static defaultMessage = 'this agent runs without --admin: it has no admin routes'
 }
+
+/** `PUT /v1/vms/:id/demand` on a driver that measures demand (qemu) instead of modelling it. */
+export class DemandMeasuredError extends DiscoveryError {
+  static name = 'DemandMeasuredError'
+  static defaultMessage = 'this driver measures each VM\'s demand: it cannot be set'
+}

@@ -25,6 +25,8 @@ const LEVELS: Partial<Record<AgentEventType, Level>> = {
   'vm.fenced': 'info',
   // Logged once per sender by the count of invalid input; a line for each of a rogue's claims would flood it.
   'replica.refused': 'debug',
+  // A VM's process died: the operator's business.
+  'vm.stopped': 'warn',
   'migration.committed': 'info',
   'migration.aborted': 'info',
   'rebalance.started': 'info',

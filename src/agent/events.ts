@@ -47,9 +47,15 @@ export interface AgentEventMap {
   'vm.fenced': { id: string, node: string, epoch: number }
   /** A proof that did not hold — an epoch claimed without one, a forged restart, a tombstone or record of no standing — dropped; the VM keeps running. */
   'replica.refused': { vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string }
+  /**
+   * Our VM's process is gone: found gone at this agent's start, or died (`reason`). Its restart policy
+   * says what follows: `restart` in place (after `restartInMs`), or `lost` (a `vm.lost` follows).
+   */
+  'vm.stopped': { id: string, node: string, reason: string, action: 'restart' | 'lost', restartInMs?: number }
   'migration.started': { id: string, vmId: string, from: string, to: string, partitionId?: string }
-  'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string }
-  'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string }
+  /** `interSite`: the two nodes' zones (their `zone` labels) differ. */
+  'migration.committed': { id: string, vmId: string, from: string, to: string, totalMs?: number, downtimeMs?: number, bytesMiB?: number, partitionId?: string, interSite?: boolean }
+  'migration.aborted': { id: string, vmId: string, from: string, to: string, reason: string, partitionId?: string, interSite?: boolean }
   'rebalance.started': { partitionId: string, problem: 'overload' | 'underload', initiator: string }
   'rebalance.planned': { partitionId: string, migrations: number, size: number }
   /** This node joined a partition, merged into another, was blocked or left it on a timeout. */
@@ -64,7 +70,7 @@ export type AgentEventType = keyof AgentEventMap
 
 export const EVENT_TYPES: readonly AgentEventType[] = Object.freeze([
   'peer.joined', 'peer.alive', 'peer.suspect', 'peer.dead', 'peer.refuted', 'peer.state', 'peer.partitioned', 'peer.healed',
-  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.restarted', 'vm.lost', 'vm.fenced', 'replica.refused',
+  'vm.created', 'vm.placed', 'vm.running', 'vm.deleted', 'vm.failed', 'vm.stopped', 'vm.restarted', 'vm.lost', 'vm.fenced', 'replica.refused',
   'migration.started', 'migration.committed', 'migration.aborted',
   'rebalance.started', 'rebalance.planned', 'rebalance.progress', 'rebalance.ended',
   'overload.started', 'overload.ended'

@@ -81,7 +81,11 @@ export class LocalNode {
     })
   }
 
-  /** Brings back the VMs of an earlier run from the store. */
+  /**
+   * Brings back the records of an earlier run from the store, each
+   * `creating` and counted in the ledger; the hypervisor is asked for them
+   * next (vm-keeper.ts: adopted, started again, or lost).
+   */
   async restore (): Promise<number> {
     const records = this.#init.store.listVms()
     for (const rec of records) {
@@ -90,7 +94,6 @@ export class LocalNode {
       this.#summaries = undefined
       this.ledger.addVm(rec.spec.id, { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, rec.spec.constraints?.spread)
       rec.state = 'creating'
-      await this.#init.driver.create(rec.spec)
       this.#init.onVm?.(rec, 'added')
     }
     if (records.length > 0) this.#init.onChange('vms')

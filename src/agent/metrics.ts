@@ -36,15 +36,23 @@ export function createMetrics () {
     detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
     detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
     restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
-    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'Dead owners\' VMs this agent reported lost (restartPolicy never)', registers: [registry] }),
+    vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'VMs this agent reported lost (restartPolicy never): a dead owner\'s, or its own whose process died', registers: [registry] }),
     fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),
     replicasHeld: new Gauge({ name: 'discovery_replicas_held', help: 'Replicas of other owners\' VMs this agent holds', registers: [registry] }),
     tombstones: new Gauge({ name: 'discovery_tombstones', help: 'Tombstones of deleted VMs this agent keeps', registers: [registry] }),
-    replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] })
+    replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] }),
+    localRestarts: new Counter({ name: 'discovery_vm_local_restarts_total', help: 'Our VMs whose process was gone (at start, or died) that this agent started again in place', registers: [registry] }),
+    interSiteMigrations: new Counter({ name: 'discovery_migrations_inter_site_total', help: 'Migrations this agent ran as source between two zones, by how they ended', labelNames: ['result'] as const, registers: [registry] }),
+    peerRtt: new Gauge({ name: 'discovery_peer_rtt_seconds', help: 'Round trip to each connected peer (libp2p ping, the least of the recent samples)', labelNames: ['peer'] as const, registers: [registry] })
   }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/** Counters read as rates from their first scrape (a missing series is not a zero to Prometheus' rate()). */
+export function zeroCounters (m: Metrics): void {
+  for (const result of ['committed', 'aborted']) m.interSiteMigrations.inc({ result }, 0)
+}
 
 /**
  * The counters that follow the agent's events: placements and their time,
@@ -63,11 +71,17 @@ export function countEvents (metrics: Metrics, events: EventLog): () => void {
       metrics.placements.inc({ result: e.data.uncertain ? 'failed' : 'no-capacity' })
       metrics.createSeconds.observe(e.data.ms / 1000)
     }),
-    events.on('migration.committed', () => { metrics.migrations.inc({ result: 'committed' }) }),
+    events.on('migration.committed', e => {
+      metrics.migrations.inc({ result: 'committed' })
+      if (e.data.interSite === true) metrics.interSiteMigrations.inc({ result: 'committed' })
+    }),
+    events.on('migration.aborted', e => {
+      metrics.migrations.inc({ result: 'aborted' })
+      if (e.data.interSite === true) metrics.interSiteMigrations.inc({ result: 'aborted' })
+    }),
     events.on('vm.restarted', () => { metrics.restarts.inc({ result: 'restarted' }) }),
-    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
     events.on('vm.fenced', () => { metrics.fenced.inc() }),
-    events.on('migration.aborted', () => { metrics.migrations.inc({ result: 'aborted' }) }),
+    events.on('vm.lost', () => { metrics.vmsLost.inc() }),
     events.on('rebalance.started', () => { metrics.rebalanceNotes.inc({ kind: 'initiated' }) }),
     events.on('rebalance.planned', () => { metrics.rebalanceNotes.inc({ kind: 'planned' }) }),
     events.on('rebalance.progress', e => { metrics.rebalanceNotes.inc({ kind: e.data.kind }) }),

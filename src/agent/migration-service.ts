@@ -13,7 +13,8 @@ import { PROTOCOL_VERSION } from '../core/messages.ts'
 import { migrateRequestSchema, migrateResponseSchema, type MigrateRequest, type MigrateResponse, type MigrationRecord } from '../core/migrate-messages.ts'
 import { compareHeads } from '../core/ownership.ts'
 import type { Chain } from '../core/ownership-messages.ts'
-import { filterCandidates, rankCandidates } from '../core/placement.ts'
+import { arraySource, CandidateOrder } from '../core/placement.ts'
+import { isInterSite, type Locality } from '../core/locality.ts'
 import type { Rng } from '../core/rng.ts'
 import type { Driver } from '../hypervisor/index.ts'
 import { MIGRATE_PROTOCOL, RpcServer } from '../net/index.ts'
@@ -42,6 +43,8 @@ export interface MigrationComponents {
   partition: () => string | undefined
   /** The chain a migration's commit carries: ours with our migrate link to `to`. */
   commitChain: (vmId: string, to: string) => Chain | undefined
+  /** This agent's zone and its peers' round trips, when a destination is chosen by locality. */
+  locality: () => Locality | undefined
   invalid: (source: string, from: string, reason: string) => void
 }
 
@@ -63,9 +66,10 @@ export class MigrationService {
       partition: components.partition,
       load: () => ownState.hostLoad(),
       commitChain: components.commitChain,
+      interSite: (to) => isInterSite(config.labels, components.membership.view.get(to)?.state.labels),
       onStarted: (r) => { events.emit('migration.started', { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }) },
       onEnded: (r) => {
-        const base = { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}) }
+        const base = { id: r.id, vmId: r.vmId, from: r.from, to: r.to, ...(r.partitionId != null ? { partitionId: r.partitionId } : {}), ...(r.interSite === true ? { interSite: true } : {}) }
         if (r.phase === 'committed') events.emit('migration.committed', { ...base, ...(r.totalMs != null ? { totalMs: r.totalMs } : {}), ...(r.downtimeMs != null ? { downtimeMs: r.downtimeMs } : {}), ...(r.bytesMiB != null ? { bytesMiB: r.bytesMiB } : {}) })
         else events.emit('migration.aborted', { ...base, reason: r.reason ?? 'aborted' })
       }
@@ -94,6 +98,10 @@ export class MigrationService {
 
   list (): MigrationRecord[] {
     return this.#migrations.list()
+  }
+
+  tick (): void {
+    this.#migrations.tick()
   }
 
   /** Migrates one of our VMs to `to` (a rebalancing order); resolves once it has ended. */
@@ -142,9 +150,11 @@ export class MigrationService {
     let dest = to
     if (dest == null) {
       const nodes = membership.alive().filter(s => s.peerId !== self)
-      const { candidates } = filterCandidates(nodes, { resources: { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, constraints: rec.spec.constraints })
-      if (candidates.length === 0) throw new NoCapacityError(`no other node can host ${id} (${rec.spec.cpu} vCPU / ${rec.spec.memMiB} MiB)`)
-      dest = rankCandidates(candidates, this.#c.rng, candidates.length)[0].peerId
+      // Like a placement: the least loaded that fits, in this node's zone first, then the nearest (with locality on).
+      const order = new CandidateOrder(arraySource(nodes), { resources: { cpu: rec.spec.cpu, memMiB: rec.spec.memMiB }, constraints: rec.spec.constraints }, new Map(), this.#c.rng, nodes.length, this.#c.locality())
+      const first = order.next()
+      if (first == null) throw new NoCapacityError(`no other node can host ${id} (${rec.spec.cpu} vCPU / ${rec.spec.memMiB} MiB)`)
+      dest = first.peerId
     } else if (dest === self) {
       throw new MigrationRefusedError(`${id} already runs on ${dest}`)
     } else if (membership.view.get(dest)?.status !== 'alive') {

@@ -33,6 +33,8 @@ export interface MigrationsInit {
   load: () => HostLoad
   /** The chain a commit carries: ours, with our migrate link to `to` (core/ownership.ts). */
   commitChain?: (vmId: string, to: string) => Chain | undefined
+  /** Whether a migration to `to` crosses sites (zones differ): recorded, counted. */
+  interSite?: (to: string) => boolean
   onStarted: (record: MigrationRecord) => void
   onEnded: (record: MigrationRecord) => void
   now: () => number
@@ -76,7 +78,7 @@ export class Migrations {
     if (rec == null) throw new Error(`no VM ${vmId} on this node`)
     if (rec.state === 'migrating' || [...this.#records.values()].some(r => r.vmId === vmId && !isFinal(r.phase))) throw new MigrationBusyError(`${vmId} is already migrating`)
     if (to === this.#init.self) throw new Error('a VM cannot migrate to the node it runs on')
-    const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}) })
+    const record = startMigration({ id: randomUUID(), vmId, from: this.#init.self, to, memMiB: rec.spec.memMiB, epoch: rec.epoch, startedAtMs: this.#init.now(), ...(partitionId != null ? { partitionId } : {}), interSite: this.#init.interSite?.(to) ?? false })
     this.#records.set(record.id, record)
     this.#init.onStarted(record)
     this.#init.local.setState(vmId, 'migrating')
@@ -158,6 +160,11 @@ export class Migrations {
     if (step.record.phase === 'reserved') this.#incoming.set(rec.migrationId, step.record)
     else this.#incoming.delete(rec.migrationId)
     return step
+  }
+
+  /** On every agent tick: incoming migrations whose lease ran out are let go (a QEMU waiting with -incoming exits). */
+  tick (): void {
+    if (this.#incoming.size > 0) this.#expireIncoming(this.#init.now())
   }
 
   #expireIncoming (now: number): void {

@@ -11,6 +11,7 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse, type VmSpec } from '../core/messages.ts'
 import type { Chain } from '../core/ownership-messages.ts'
+import type { Locality } from '../core/locality.ts'
 import type { Rng } from '../core/rng.ts'
 import type { VmIndex } from '../core/vm-index.ts'
 import { PlaceServer } from '../net/index.ts'
@@ -36,6 +37,8 @@ export interface PlacementComponents {
   ownState: OwnState
   peers: PeerClient
   vms: VmIndex
+  /** This agent's zone and its peers' round trips, when placement goes by locality. */
+  locality: () => Locality | undefined
   /** Bad input from a peer: counted and logged once. */
   invalid: (source: string, from: string, reason: string) => void
 }
@@ -58,7 +61,8 @@ export class PlacementService {
       leaseTtlMs: config.leaseTtlMs,
       clock,
       sleep: async (ms) => { await sleep(ms) },
-      onAttempt: (result) => { metrics.placeAttempts.inc({ result }) }
+      onAttempt: (result) => { metrics.placeAttempts.inc({ result }) },
+      locality: components.locality
     })
     this.#server = new PlaceServer({
       libp2p: components.libp2p,

@@ -10,6 +10,7 @@ import type { Clock } from '../core/clock.ts'
 import type { CreateVmRequest, NodeState, PlaceRequest, PlaceResponse, VmSpec, VmState } from '../core/messages.ts'
 import type { Chain } from '../core/ownership-messages.ts'
 import { type AttemptOutcome, type AttemptStep, type CandidateResult, InFlight, PlacementAttempt } from '../core/placement-attempt.ts'
+import type { Locality } from '../core/locality.ts'
 import { arraySource } from '../core/placement.ts'
 import type { Rng } from '../core/rng.ts'
 import { NoCapacityError, PlacementUncertainError } from './errors.ts'
@@ -25,6 +26,8 @@ export interface PlacerInit {
   clock: Clock
   sleep: (ms: number) => Promise<void>
   onAttempt: (result: CandidateResult) => void
+  /** This agent's zone and its peers' round trips (locality on), or undefined (off). */
+  locality?: () => Locality | undefined
 }
 
 export interface Placed {
@@ -70,7 +73,8 @@ export class Placer {
       sample: this.#init.sample,
       leaseTtlMs: this.#init.leaseTtlMs,
       newLeaseId: randomUUID,
-      ...(chainFor != null ? { chainFor } : {})
+      ...(chainFor != null ? { chainFor } : {}),
+      locality: this.#init.locality?.()
     })
     const outcome = await new Promise<AttemptOutcome>(resolve => {
       const run = (step: AttemptStep): void => {

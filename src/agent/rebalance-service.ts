@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION } from '../core/messages.ts'
 import { migrateResponseSchema, type MigrationRecord } from '../core/migrate-messages.ts'
 import { demandOf, isOverloaded } from '../core/planner.ts'
-import { type Effects, type Note, RebalanceNode } from '../core/rebalance.ts'
+import { type Effects, type Note, RebalanceNode, type RttOf } from '../core/rebalance.ts'
 import { rebalanceEnvelopeSchema, type HostLoad, type RebalanceMessage } from '../core/rebalance-messages.ts'
 import type { Ring } from '../core/ring.ts'
 import { REBALANCE_PROTOCOL, RpcServer } from '../net/index.ts'
@@ -40,6 +40,8 @@ export interface RebalanceComponents {
   /** This node as the planner sees it. */
   load: () => HostLoad
   ring: () => Ring
+  /** Round trips to the peers when partitions grow nearest-first (locality on); undefined: the ring. */
+  rtt: () => RttOf | undefined
   /** Runs a migration this node was ordered to make as source. */
   migrate: (vmId: string, to: string, partitionId: string) => Promise<MigrationRecord>
   heard: (peerId: string) => void
@@ -96,11 +98,11 @@ export class RebalanceService {
     const now = this.#c.clock.now()
     const load = this.#c.load()
     this.#watchOverload(load, now)
-    this.#apply(this.#node.tick(now, load, this.#c.ring()))
+    this.#apply(this.#node.tick(now, load, this.#c.ring(), this.#c.rtt()))
   }
 
   receive (from: string, msg: RebalanceMessage): void {
-    this.#apply(this.#node.receive(from, msg, this.#c.clock.now(), this.#c.load(), this.#c.ring()))
+    this.#apply(this.#node.receive(from, msg, this.#c.clock.now(), this.#c.load(), this.#c.ring(), this.#c.rtt()))
   }
 
   #watchOverload (load: HostLoad, now: number): void {

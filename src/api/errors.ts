@@ -87,6 +87,7 @@ export const ERROR_TABLE: Readonly<Record<string, readonly [number, string]>> = 
   AdminDisabledError: [404, 'not_found'],
   MigrationRefusedError: [409, 'migration_refused'],
   MigrationBusyError: [409, 'migration_refused'],
+  DemandMeasuredError: [409, 'demand_measured'],
   NoCapacityError: [503, 'no_capacity'],
   PeerUnreachableError: [503, 'peer_unreachable'],
   PlacementUncertainError: [504, 'placement_uncertain']

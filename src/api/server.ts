@@ -103,7 +103,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
 
   server.get('/v1/vms', async (req) => {
     const q = parseQuery(scopeQuery, req.query, '?scope=local or ?scope=cluster')
-    return q.scope === 'cluster' ? agent.clusterVms() : agent.localVms()
+    return q.scope === 'cluster' ? agent.clusterVms() : await agent.localVmsWithStats()
   })
 
   server.post('/v1/vms', async (req, reply) => {
@@ -115,7 +115,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
   server.get('/v1/vms/:id', async (req) => {
     const id = vmIdParam(req.params)
     const q = parseQuery(waitQuery, req.query, '?wait=DURATION')
-    return q.wait != null ? await agent.waitForVm(id, q.wait) : agent.getVm(id)
+    return await agent.withStats(q.wait != null ? await agent.waitForVm(id, q.wait) : agent.getVm(id))
   })
 
   server.delete('/v1/vms/:id', async (req) => {

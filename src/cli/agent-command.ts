@@ -5,7 +5,8 @@ import { resolve } from 'node:path'
 import pino from 'pino'
 import { Agent } from '../agent/index.ts'
 import { startApi } from '../api/index.ts'
-import { profileConfig, type AgentConfig, type Profile } from '../config.ts'
+import { availableParallelism, totalmem } from 'node:os'
+import { profileConfig, type AgentConfig, type Profile, type QemuConfig } from '../config.ts'
 import { labelsSchema, describeIssues } from '../core/messages.ts'
 import { MAX_REPLICAS } from '../core/ownership-messages.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
@@ -21,6 +22,14 @@ export interface AgentFlags {
   mem?: string
   labels?: string[]
   driver?: string
+  qemuAccel?: string
+  qemuBinary?: string
+  imagesDir?: string
+  migrationHost?: string
+  migrationAdvertise?: string
+  migrationDeadline?: string
+  maxDowntime?: string
+  locality?: string
   swarmKey?: string
   apiToken?: string
   apiTokenFile?: string
@@ -74,10 +83,7 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
     if (!ok.success) throw new UsageError(`Expected --labels to be key=value pairs: ${describeIssues(ok.error)}`)
     config.labels = ok.data
   }
-  if (flags.driver != null && flags.driver !== 'sim') {
-    if (flags.driver === 'qemu') throw new UsageError('the qemu driver is not available yet: use --driver sim (the default)')
-    throw new UsageError(`Expected --driver to be sim or qemu, got \`${flags.driver}\``)
-  }
+  resolveDriver(config, flags)
   if (flags.swarmKey != null) {
     config.swarmKeyFile = resolve(flags.swarmKey)
     let exposed: boolean
@@ -111,6 +117,18 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
   if (flags.seed != null) config.seed = parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1)
   if (flags.rngSeed != null) config.rngSeed = parseInteger('--rng-seed', flags.rngSeed, 0, 2 ** 31 - 1)
   if (flags.migrationBandwidth != null) config.migration = { ...config.migration, bandwidthMiBps: parseRatio('--migration-bandwidth', flags.migrationBandwidth.replace(/\s*MiB\/s$/i, ''), 0.001, 1_000_000) }
+  if (flags.migrationDeadline != null) {
+    config.migration = { ...config.migration, deadlineMs: parseDuration('--migration-deadline', flags.migrationDeadline) }
+    if (config.migration.deadlineMs < 1_000) throw new UsageError(`Expected --migration-deadline to be at least 1s, got \`${flags.migrationDeadline}\``)
+  }
+  if (flags.maxDowntime != null) {
+    config.migration = { ...config.migration, maxDowntimeMs: parseDuration('--max-downtime', flags.maxDowntime) }
+    if (config.migration.maxDowntimeMs < 1) throw new UsageError(`Expected --max-downtime to be at least 1ms, got \`${flags.maxDowntime}\``)
+  }
+  if (flags.locality != null) {
+    if (flags.locality !== 'on' && flags.locality !== 'off') throw new UsageError(`Expected --locality to be on or off, got \`${flags.locality}\``)
+    config.locality = { ...config.locality, enabled: flags.locality === 'on' }
+  }
   if (flags.consolidate === true) config.rebalance = { ...config.rebalance, consolidate: true }
   if (flags.maxConnections != null) {
     if (flags.maxConnections.trim() === 'none') config.connection = { ...config.connection, maxConnections: Infinity, warmConnections: 32 }
@@ -126,6 +144,43 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
   if (flags.replicas != null) config.replica = { ...config.replica, replicas: parseInteger('--replicas', flags.replicas, 1, MAX_REPLICAS) }
   if (flags.restartQuorum === true) config.replica = { ...config.replica, restartQuorum: true }
   return config
+}
+
+/** `--driver` and the qemu driver's flags (which only mean something with it); capacity defaults to the host's under qemu. */
+function resolveDriver (config: AgentConfig, flags: AgentFlags): void {
+  const driver = flags.driver ?? 'sim'
+  if (driver !== 'sim' && driver !== 'qemu') throw new UsageError(`Expected --driver to be sim or qemu, got \`${driver}\``)
+  config.driver = driver
+  const qemuFlags = { '--qemu-accel': flags.qemuAccel, '--qemu-binary': flags.qemuBinary, '--images-dir': flags.imagesDir, '--migration-host': flags.migrationHost, '--migration-advertise': flags.migrationAdvertise }
+  const given = Object.entries(qemuFlags).filter(([, v]) => v != null).map(([k]) => k)
+  if (driver !== 'qemu') {
+    if (given.length > 0) throw new UsageError(`${given.join(', ')} only apply to the qemu driver: add --driver qemu`)
+    return
+  }
+  const qemu = { ...config.qemu }
+  if (flags.qemuAccel != null) {
+    if (!['auto', 'kvm', 'tcg'].includes(flags.qemuAccel)) throw new UsageError(`Expected --qemu-accel to be auto, kvm or tcg, got \`${flags.qemuAccel}\``)
+    qemu.accel = flags.qemuAccel as QemuConfig['accel']
+  }
+  if (flags.qemuBinary != null) qemu.binary = nonEmpty('--qemu-binary', flags.qemuBinary)
+  if (flags.imagesDir != null) qemu.imagesDir = resolve(nonEmpty('--images-dir', flags.imagesDir))
+  if (flags.migrationHost != null) qemu.migrationHost = checkHost('--migration-host', flags.migrationHost)
+  if (flags.migrationAdvertise != null) qemu.migrationAdvertiseHost = checkHost('--migration-advertise', flags.migrationAdvertise)
+  config.qemu = qemu
+  // QEMU allocates what it is given: offer what the host has unless told otherwise.
+  if (flags.cpu == null) config.capacity = { ...config.capacity, cpu: availableParallelism() }
+  if (flags.mem == null) config.capacity = { ...config.capacity, memMiB: Math.max(512, Math.floor(totalmem() / 1024 / 1024) - 1024) }
+}
+
+function nonEmpty (flag: string, value: string): string {
+  if (value.trim() === '') throw new UsageError(`Expected ${flag} to be non-empty`)
+  return value
+}
+
+/** A host name or an IP address: what QEMU's `tcp:HOST:PORT` takes (and what a peer's URI check accepts). */
+function checkHost (flag: string, value: string): string {
+  if (!/^([A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]+)$/.test(value)) throw new UsageError(`Expected ${flag} to be a host name or an IP address like 10.0.0.7, got \`${value}\``)
+  return value
 }
 
 /** The API token from `--api-token-file`, `--api-token` or `$DISCOVERY_API_TOKEN` (in that order; two flags at once are refused). */

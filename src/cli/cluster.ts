@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { killQemu, vmQemus, waitExit } from '../hypervisor/index.ts'
 import { ApiClient } from './client.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { shortId, table } from './table.ts'
@@ -146,8 +147,12 @@ export function statusTable (rows: MemberStatus[]): string {
     rows.map(r => [r.index, r.peerId != null ? shortId(r.peerId) : '-', r.api, r.pid, r.up ? 'up' : 'down', r.alivePeers ?? '-', r.vms ?? '-', r.usedCpu ?? '-', r.usedMemMiB ?? '-']))
 }
 
-/** Stops every agent of the cluster: SIGTERM, then SIGKILL after `graceMs`. */
-export async function clusterDown (dir: string, graceMs = 10_000, purge = false): Promise<number> {
+/**
+ * Stops every agent of the cluster: SIGTERM, then SIGKILL after `graceMs`.
+ * The qemu driver's VMs outlive their agents: with `purge` their QEMUs are
+ * stopped too, with the data; without, they run on (counted in `vmsRunning`).
+ */
+export async function clusterDown (dir: string, graceMs = 10_000, purge = false): Promise<{ stopped: number, vmsStopped: number, vmsRunning: number }> {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: nothing to stop`)
   const pids = file.nodes.map(m => m.pid).filter(alive)
@@ -156,6 +161,11 @@ export async function clusterDown (dir: string, graceMs = 10_000, purge = false)
   while (Date.now() < end && pids.some(alive)) await new Promise(r => setTimeout(r, 100))
   for (const pid of pids.filter(alive)) try { process.kill(pid, 'SIGKILL') } catch {}
   rmSync(clusterFilePath(dir), { force: true })
-  if (purge) for (const m of file.nodes) rmSync(m.dataDir, { recursive: true, force: true })
-  return pids.length
+  const qemus = (await Promise.all(file.nodes.map(async m => await vmQemus(resolve(m.dataDir))))).flat()
+  if (purge) {
+    for (const q of qemus) await killQemu(q.pid, q.paths.qmp)
+    for (const q of qemus) await waitExit(q.pid, 5_000)
+    for (const m of file.nodes) rmSync(m.dataDir, { recursive: true, force: true })
+  }
+  return { stopped: pids.length, vmsStopped: purge ? qemus.length : 0, vmsRunning: purge ? 0 : qemus.length }
 }

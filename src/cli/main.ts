@@ -5,11 +5,13 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { rmSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
 import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
-import { clusterDown, clusterFilePath, clusterStatus, statusTable } from './cluster.ts'
+import { clusterDown, clusterFilePath, clusterStatus, readClusterFile, statusTable } from './cluster.ts'
 import { clusterUp } from './cluster-up.ts'
+import { vmQemus } from '../hypervisor/index.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
@@ -43,7 +45,15 @@ program.command('agent')
   .option('--cpu <n>', 'vCPUs this node offers (default 8)')
   .option('--mem <size>', 'memory this node offers, e.g. 16GiB (default 16GiB)')
   .option('--labels <k=v,...>', 'node labels, e.g. zone=paris,rack=r1', collect)
-  .option('--driver <name>', 'hypervisor driver: sim (default) or qemu')
+  .option('--driver <name>', 'hypervisor driver: sim (default) or qemu (a QEMU process per VM, outliving the agent)')
+  .option('--qemu-accel <accel>', 'qemu driver: auto (default: KVM when it works here, TCG otherwise), kvm or tcg')
+  .option('--qemu-binary <path>', 'qemu driver: the QEMU to run (default qemu-system-x86_64)')
+  .option('--images-dir <dir>', 'qemu driver: where the base images a VM\'s --image names live (default DATA_DIR/images)')
+  .option('--migration-host <host>', 'qemu driver: address incoming migrations listen on (default: the --listen address)')
+  .option('--migration-advertise <host>', 'qemu driver: address sources are told to send migrations to (default: the migration host, or the first non-loopback address)')
+  .option('--migration-deadline <duration>', 'a live migration not converged after this long is cancelled, with the reason (default 5m)')
+  .option('--max-downtime <duration>', 'longest pause of a VM at a live migration\'s switch-over (default 30ms)')
+  .option('--locality <on|off>', 'prefer this node\'s zone, then the nearest ones, to place VMs and grow rebalancing partitions (default on)')
   .option('--swarm-key <file>', 'private-network key (discovery keygen): only agents with the same key connect; it is what guards the cluster')
   .option('--open-swarm', 'allow listening beyond loopback with no swarm key: any process that reaches the port joins')
   .option('--api-token-file <file>', 'file holding the bearer token the API requires (or $DISCOVERY_API_TOKEN)')
@@ -58,7 +68,7 @@ program.command('agent')
   .option('--demand <model>', 'sim driver: VM CPU demand, `trace` (VMPlaceS-like, default) or a fixed fraction like 0.5')
   .option('--seed <n>', 'sim driver: seed of the demand traces (default 1)')
   .option('--rng-seed <n>', 'seed of this agent\'s decisions (placement sampling, refresh jitter); default a fresh one, logged at start to replay a run')
-  .option('--migration-bandwidth <MiB/s>', 'live-migration bandwidth the sim driver models (default 1250)')
+  .option('--migration-bandwidth <MiB/s>', 'live-migration bandwidth: what the sim driver models, what the qemu driver allows a migration (default 1250, wan 125)')
   .option('--consolidate', 'rebalancing: also evacuate nearly empty nodes when others can take their VMs')
   .option('--monitor-interval <duration>', 'rebalancing: how often the node checks for overload (default 1s)')
   .option('--max-connections <n|none>', 'close idle connections beyond N, dial peers on demand (default none: the failure detector connects to every peer)')
@@ -84,6 +94,8 @@ cluster.command('up')
   .option('--max-connections <n|none>', 'each agent closes idle connections beyond N (default none)')
   .option('--wait <duration>', 'give up once the agents have made no progress (starting, seeing each other) for this long (default 60s)')
   .option('--wave <n>', 'agents started at once (default 4 per core)')
+  .option('--driver <name>', 'each agent\'s hypervisor driver: sim (default) or qemu')
+  .option('--qemu-accel <accel>', 'qemu driver: auto (default), kvm or tcg')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
@@ -93,6 +105,8 @@ cluster.command('up')
     if (opts.mem != null) agentArgs.push('--mem', opts.mem)
     if (opts.cpuOvercommit != null) agentArgs.push('--cpu-overcommit', opts.cpuOvercommit)
     if (opts.consolidate === true) agentArgs.push('--consolidate')
+    if (opts.driver != null) agentArgs.push('--driver', opts.driver)
+    if (opts.qemuAccel != null) agentArgs.push('--qemu-accel', opts.qemuAccel)
     if (opts.maxConnections != null) agentArgs.push('--max-connections', opts.maxConnections)
     if (opts.replicas != null) agentArgs.push('--replicas', String(parseInteger('--replicas', opts.replicas, 1, 7)))
     if (opts.restartQuorum === true) agentArgs.push('--restart-quorum')
@@ -122,11 +136,12 @@ cluster.command('status')
 cluster.command('down')
   .description('stop every agent of the local cluster')
   .option('--dir <dir>', 'the cluster\'s folder', '.discovery/cluster')
-  .option('--purge', 'also delete the agents\' data (VMs, identities)')
+  .option('--purge', 'also stop the VMs (the qemu driver\'s QEMU processes outlive their agents) and delete the agents\' data (VMs, identities)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
-    const stopped = await clusterDown(opts.dir, 10_000, opts.purge === true)
-    out(opts.json, { stopped }, () => `stopped ${stopped} agents`)
+    const { stopped, vmsStopped, vmsRunning } = await clusterDown(opts.dir, 10_000, opts.purge === true)
+    out(opts.json, { stopped, vmsStopped, vmsRunning }, () => `stopped ${stopped} agents` + (vmsStopped > 0 ? ` and ${vmsStopped} VMs` : '') +
+      (vmsRunning > 0 ? `\n${vmsRunning} VMs (QEMU processes) run on: their agents adopt them at the next \`discovery cluster up --driver qemu --dir ${opts.dir}\`; \`cluster down --purge\` stops them` : ''))
   })
 
 const apiOption = (): Option => new Option('--api <url>', 'an agent\'s API (default $DISCOVERY_API or http://127.0.0.1:7100)')
@@ -291,10 +306,13 @@ async function foreground (dir: string, children: import('node:child_process').C
       process.stdout.write('\nstopping every agent…\n')
       for (const c of children) if (c.exitCode == null) c.kill('SIGTERM')
       const force = setTimeout(() => { for (const c of children) if (c.exitCode == null) c.kill('SIGKILL') }, 10_000)
-      void Promise.all(children.map(async c => await new Promise(r => { if (c.exitCode != null || c.signalCode != null) r(null); else c.once('exit', r) }))).then(() => {
+      const members = readClusterFile(dir)?.nodes ?? []
+      void Promise.all(children.map(async c => await new Promise(r => { if (c.exitCode != null || c.signalCode != null) r(null); else c.once('exit', r) }))).then(async () => {
         clearTimeout(force)
         rmSync(clusterFilePath(dir), { force: true })
-        process.stdout.write('all agents stopped\n')
+        // The qemu driver's VMs outlive their agents: say so, and how to stop them.
+        const vms = (await Promise.all(members.map(async m => await vmQemus(resolvePath(m.dataDir)).catch(() => [])))).flat().length
+        process.stdout.write('all agents stopped\n' + (vms > 0 ? `${vms} VMs (QEMU processes) run on: the next \`discovery cluster up --driver qemu --dir ${dir}\` adopts them; stop them with \`discovery cluster up\` then \`cluster down --purge\`\n` : ''))
         resolve()
       })
     }

@@ -40,6 +40,10 @@ export const migrationRecordSchema = z.object({
   rounds: z.number().int().min(0).optional(),
   /** Whether the guest was slowed down (auto-converge) for the transfer to converge. */
   throttled: z.boolean().optional(),
+  /** The destination ran the VM as soon as the transfer ended (QEMU), before the commit: the downtime is the switch-over's. */
+  runsAtDestination: z.boolean().optional(),
+  /** The source's and the destination's zones (their `zone` labels) differ. */
+  interSite: z.boolean().optional(),
   partitionId: partitionIdSchema.optional(),
   /** Where the destination waits for the VM (a real hypervisor's incoming migration). */
   uri: incomingUriSchema.optional(),

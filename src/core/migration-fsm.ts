@@ -67,7 +67,8 @@ export type MigrationEvent =
   | { type: 'accepted', uri?: string }
   | { type: 'refused', reason: string }
   | { type: 'unreachable', reason: string }
-  | { type: 'transferred', totalMs: number, downtimeMs: number, bytesMiB: number, rounds?: number, throttled?: boolean }
+  /** `runsAtDestination`: the destination ran the VM as soon as it had it all (QEMU), not at the commit. */
+  | { type: 'transferred', totalMs: number, downtimeMs: number, bytesMiB: number, rounds?: number, throttled?: boolean, runsAtDestination?: boolean }
   | { type: 'transfer-failed', reason: string }
   | { type: 'committed' }
   | { type: 'commit-refused', reason: string }
@@ -106,8 +107,10 @@ export function stepMigration (record: MigrationRecord, event: MigrationEvent, n
     const next: MigrationRecord = { ...record, ...extra, phase }
     if (isFinal(phase)) {
       next.endedAtMs = nowMs
-      // Once the transfer ended, the VM was paused at the source until it ran again, here or there.
-      if (next.transferredAtMs != null) next.downtimeMs = (next.transferDowntimeMs ?? 0) + Math.max(0, nowMs - next.transferredAtMs)
+      // Once the transfer ended, the VM was paused at the source until it ran again, here or there — at the
+      // destination as soon as the transfer ended when its hypervisor starts it then (QEMU), at the commit otherwise.
+      const ranThere = phase === 'committed' && next.runsAtDestination === true
+      if (next.transferredAtMs != null) next.downtimeMs = (next.transferDowntimeMs ?? 0) + (ranThere ? 0 : Math.max(0, nowMs - next.transferredAtMs))
     }
     return { record: next, actions }
   }
@@ -124,6 +127,7 @@ export function stepMigration (record: MigrationRecord, event: MigrationEvent, n
         const figures: Partial<MigrationRecord> = { totalMs: event.totalMs, downtimeMs: event.downtimeMs, transferDowntimeMs: event.downtimeMs, transferredAtMs: nowMs, bytesMiB: event.bytesMiB }
         if (event.rounds != null) figures.rounds = event.rounds
         if (event.throttled != null) figures.throttled = event.throttled
+        if (event.runsAtDestination === true) figures.runsAtDestination = true
         return to('committing', ['send-commit'], figures)
       }
       if (event.type === 'transfer-failed') return to('aborted', ['send-abort', 'resume-local'], { reason: event.reason })

@@ -24,6 +24,7 @@
 import type { PlaceRequest, PlaceResponse, VmSpec, VmState } from './messages.ts'
 import type { Chain } from './ownership-messages.ts'
 import { PROTOCOL_VERSION } from './messages.ts'
+import type { Locality } from './locality.ts'
 import { type Candidate, CandidateOrder, type NodeSource } from './placement.ts'
 import { add, sub, type Resources, ZERO } from './resources.ts'
 import type { Rng } from './rng.ts'
@@ -72,6 +73,8 @@ export interface AttemptInit {
    * restart link that names that candidate (core/ownership.ts). A new VM has none.
    */
   chainFor?: (node: string) => Chain
+  /** The requester's zone and the round trips to its peers: candidates are asked zone by zone, nearest first (placement.ts). */
+  locality?: Locality
 }
 
 export type AttemptCommand =
@@ -122,7 +125,7 @@ export class PlacementAttempt {
   constructor (init: AttemptInit) {
     this.#init = init
     this.#resources = { cpu: init.spec.cpu, memMiB: init.spec.memMiB }
-    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample)
+    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample, init.locality)
   }
 
   get outcome (): AttemptOutcome | undefined {

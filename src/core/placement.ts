@@ -19,6 +19,7 @@
  * retry, never an over-commit.
  */
 import { constraintMiss } from './constraints.ts'
+import { groupByDistance, type Locality, zoneOf } from './locality.ts'
 import type { Constraints, NodeState } from './messages.ts'
 import { add, allocatable, dominantShare, fits, free, type Resources, ZERO } from './resources.ts'
 import type { Rng } from './rng.ts'
@@ -132,6 +133,14 @@ export function arraySource (nodes: readonly NodeState[]): NodeSource {
  * `d` of them (a nearly full cluster), the whole view is filtered at once.
  * Free capacity is read when a node is checked, so capacity held by other
  * creates in flight (`inFlight`, shared and updated by the caller) counts.
+ *
+ * With a `locality` that names the requester's zone, the whole view is
+ * filtered at once and the candidates are asked zone by zone: the
+ * requester's zone first, then the other zones nearest first
+ * (locality.ts), each zone in the order above (d sampled, then the rest,
+ * least loaded first, idle last). A VM created at a site stays there when
+ * it fits; the power of d choices still spreads the load within the site.
+ * A requester with no zone, or no locality, gets the order above.
  */
 export class CandidateOrder {
   readonly #nodes: NodeSource
@@ -143,13 +152,17 @@ export class CandidateOrder {
   readonly #asked = new Set<string>()
   #phase: 'sample' | 'rest' | 'done' = 'sample'
   #last?: FilterResult
+  readonly #locality?: Locality
+  /** Each node's zone, by peer id: read by the last full pass, for locality. */
+  #zones?: Map<string, string | undefined>
 
-  constructor (nodes: NodeSource, req: PlacementRequest, inFlight: HeldResources, rng: Rng, d: number) {
+  constructor (nodes: NodeSource, req: PlacementRequest, inFlight: HeldResources, rng: Rng, d: number, locality?: Locality) {
     this.#nodes = nodes
     this.#req = req
     this.#inFlight = inFlight
     this.#rng = rng
     this.#d = d
+    if (locality?.zone != null) this.#locality = locality
   }
 
   /** The next node to ask, or undefined when every candidate was asked. */
@@ -160,7 +173,10 @@ export class CandidateOrder {
         this.#asked.add(c.peerId)
         return c
       }
-      if (this.#phase === 'sample') {
+      if (this.#phase === 'sample' && this.#locality != null) {
+        this.#phase = 'done'
+        this.#queue = this.#byLocality(this.#locality)
+      } else if (this.#phase === 'sample') {
         this.#phase = 'rest'
         this.#queue = this.#sample()
       } else if (this.#phase === 'rest') {
@@ -193,7 +209,15 @@ export class CandidateOrder {
       if (n != null) nodes.push(n)
     }
     this.#last = filterCandidates(nodes, this.#req, this.#inFlight)
+    if (this.#locality != null) this.#zones = new Map(nodes.map(n => [n.peerId, zoneOf(n.labels)]))
     return this.#last
+  }
+
+  /** Every candidate, zone by zone (the requester's, then nearest first), each zone in power-of-d order. */
+  #byLocality (locality: Locality): Candidate[] {
+    const all = this.#filterAll()
+    const located = all.candidates.map(c => ({ peerId: c.peerId, zone: this.#zones?.get(c.peerId), c }))
+    return groupByDistance(located, locality).flatMap(group => rankCandidates(group.map(g => g.c), this.#rng, this.#d))
   }
 
   #sample (): Candidate[] {

@@ -56,7 +56,16 @@ export const eventTokenSchema = z.object({
   turns: z.number().int().min(0).max(16),
   blocked: z.boolean(),
   hops: z.number().int().min(0),
-  startedAtMs: z.number()
+  startedAtMs: z.number(),
+  /**
+   * With locality: the nodes this turn has visited nearest-first, from the
+   * initiator (rebalance.ts). Absent on a ring walk.
+   */
+  near: z.object({
+    visited: z.array(peerIdSchema).max(64),
+    /** Past the nearest-first part of the turn: walking the ring past `visited`. */
+    walk: z.boolean()
+  }).strict().optional()
 }).strict()
 export type EventToken = z.infer<typeof eventTokenSchema>
 

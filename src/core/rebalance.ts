@@ -18,11 +18,25 @@
  * turn dissolves the partition as unsolvable for now. A member that hears
  * nothing of its partition for `partitionTimeoutMs` leaves it (a member, or
  * the token, died).
+ *
+ * With locality (the agent passes each peer's measured round trip), the
+ * token goes to the nearest peer it has not visited in this turn rather
+ * than the ring's next node — so a partition grows among the nearest nodes
+ * first, the nodes of one site before another's (after DVMS's Vivaldi
+ * variant, which cut the migrations between sites by 72 %). The visited
+ * nodes travel with the token (`near`); once every peer was visited the
+ * token goes back to the initiator, closing the turn; past `NEAR_HOPS` nodes,
+ * or when the peers left were never measured, it walks the ring past the
+ * visited ones. Without round trips (the simulator, locality off) it walks
+ * the ring.
  */
 import { plan, isOverloaded, isUnderloaded, type HostLoad, type Migration, type PlanOptions, type PlanResult, type Problem } from './planner.ts'
 import type { EventToken, Outcome, RebalanceMessage } from './rebalance-messages.ts'
 import { allocatable } from './resources.ts'
 import type { Ring } from './ring.ts'
+import { nextHop, type RttOf } from './token-route.ts'
+
+export { NEAR_HOPS, type RttOf } from './token-route.ts'
 
 export interface RebalanceConfig {
   /** Evacuate nearly empty nodes when the others can absorb their VMs (opt-in). */
@@ -136,8 +150,8 @@ export class RebalanceNode {
   get partitionId (): string | undefined { return this.#membership?.partitionId }
   get isLeader (): boolean { return this.#leading != null }
 
-  /** The monitor: detects a problem and starts an event; times out silent partitions. */
-  tick (nowMs: number, local: HostLoad, ring: Ring): Effects {
+  /** The monitor: detects a problem and starts an event; times out silent partitions. `rtt`: locality (see above). */
+  tick (nowMs: number, local: HostLoad, ring: Ring, rtt?: RttOf): Effects {
     const fx = effects()
     const m = this.#membership
     if (m != null) {
@@ -159,17 +173,17 @@ export class RebalanceNode {
     this.#membership = { partitionId, lastProgressMs: nowMs, blocked: false, initiator: true }
     const token: EventToken = { type: 'event', partitionId, initiator: this.self, problem, members: [local], turns: 0, blocked: false, hops: 0, startedAtMs: nowMs }
     fx.notes.push({ kind: 'initiated', partitionId, problem })
-    this.#forward(fx, token, ring, nowMs)
+    this.#forward(fx, token, ring, nowMs, rtt)
     return fx
   }
 
   /** A message from another node (or looped back from this one). */
-  receive (from: string, msg: RebalanceMessage, nowMs: number, local: HostLoad, ring: Ring): Effects {
+  receive (from: string, msg: RebalanceMessage, nowMs: number, local: HostLoad, ring: Ring, rtt?: RttOf): Effects {
     const fx = effects()
     const m = this.#membership
     switch (msg.type) {
       case 'event':
-        this.#onToken(fx, msg, nowMs, local, ring)
+        this.#onToken(fx, msg, nowMs, local, ring, rtt)
         break
       case 'blocked':
         if (m?.partitionId === msg.partitionId) {
@@ -217,7 +231,7 @@ export class RebalanceNode {
     return fx
   }
 
-  #onToken (fx: Effects, token: EventToken, nowMs: number, local: HostLoad, ring: Ring): void {
+  #onToken (fx: Effects, token: EventToken, nowMs: number, local: HostLoad, ring: Ring, rtt?: RttOf): void {
     const m = this.#membership
     const next: EventToken = { ...token, hops: token.hops + 1, members: token.members.map(h => h.peerId === this.self ? local : h) }
     if (m?.partitionId !== next.partitionId && next.members.some(h => h.peerId === this.self)) {
@@ -231,24 +245,25 @@ export class RebalanceNode {
     }
     if (m == null) {
       if (next.members.length >= this.#config.maxPartitionSize) {
-        this.#forward(fx, next, ring, nowMs)
+        this.#forward(fx, next, ring, nowMs, rtt)
         return
       }
       this.#membership = { partitionId: next.partitionId, lastProgressMs: nowMs, blocked: next.blocked, initiator: false }
       next.members = [...next.members, local]
       fx.notes.push({ kind: 'joined', partitionId: next.partitionId })
-      this.#tryPlan(fx, next, ring, nowMs)
+      this.#tryPlan(fx, next, ring, nowMs, rtt)
       return
     }
     if (m.partitionId === next.partitionId) {
       m.lastProgressMs = nowMs
       if (next.initiator !== this.self) {
         // A member on the way round: its state is fresh in the token now; try again, go on.
-        this.#tryPlan(fx, next, ring, nowMs)
+        this.#tryPlan(fx, next, ring, nowMs, rtt)
         return
       }
-      // Back at its start: a full turn.
+      // Back at its start: a full turn. The next one starts nearest-first again.
       next.turns++
+      delete next.near
       if (next.turns >= this.#config.maxTurns) {
         this.#end(fx, next, 'unsolvable', nowMs)
         return
@@ -259,7 +274,7 @@ export class RebalanceNode {
         fx.notes.push({ kind: 'blocked', partitionId: next.partitionId })
         for (const h of next.members) if (h.peerId !== this.self) fx.send.push({ to: h.peerId, msg: { type: 'blocked', partitionId: next.partitionId } })
       }
-      this.#tryPlan(fx, next, ring, nowMs)
+      this.#tryPlan(fx, next, ring, nowMs, rtt)
       return
     }
     // A node of another partition. Two blocked partitions merge: the smaller id takes the node.
@@ -267,13 +282,13 @@ export class RebalanceNode {
       this.#membership = { partitionId: next.partitionId, lastProgressMs: nowMs, blocked: true, initiator: false }
       next.members = [...next.members, local]
       fx.notes.push({ kind: 'merged', partitionId: next.partitionId })
-      this.#tryPlan(fx, next, ring, nowMs)
+      this.#tryPlan(fx, next, ring, nowMs, rtt)
       return
     }
-    this.#forward(fx, next, ring, nowMs)
+    this.#forward(fx, next, ring, nowMs, rtt)
   }
 
-  #tryPlan (fx: Effects, token: EventToken, ring: Ring, nowMs: number): void {
+  #tryPlan (fx: Effects, token: EventToken, ring: Ring, nowMs: number, rtt?: RttOf): void {
     const c = this.#config
     const fallback = token.blocked || token.members.length >= c.fallbackPartitionSize
     let result = token.members.length >= 2 ? planWithTarget(token.members, token.problem, c.targetUtilization, fallback, c.planOptions) : undefined
@@ -282,7 +297,7 @@ export class RebalanceNode {
       result = plan(token.members, token.problem, { ...c.planOptions, allowIdle: true })
     }
     if (result?.ok !== true) {
-      this.#forward(fx, token, ring, nowMs)
+      this.#forward(fx, token, ring, nowMs, rtt)
       return
     }
     this.#leading = { token, pending: new Set(result.migrations.map(x => x.vmId)), failed: 0, migrations: result.migrations.length }
@@ -301,13 +316,13 @@ export class RebalanceNode {
     if (result.migrations.length === 0) this.#finish(fx, 'solved', nowMs)
   }
 
-  #forward (fx: Effects, token: EventToken, ring: Ring, nowMs: number): void {
-    const next = ring.successor(this.self)
-    if (next == null || token.hops > this.#config.maxTurns * ring.size + 1) {
+  #forward (fx: Effects, token: EventToken, ring: Ring, nowMs: number, rtt?: RttOf): void {
+    const hop = token.hops > this.#config.maxTurns * ring.size + 1 ? undefined : nextHop(token, this.self, ring, rtt)
+    if (hop == null) {
       this.#end(fx, token, 'unsolvable', nowMs)
       return
     }
-    fx.send.push({ to: next, msg: token })
+    fx.send.push({ to: hop.to, msg: hop.token })
   }
 
   #onReport (fx: Effects, partitionId: string, vmId: string, ok: boolean, nowMs: number): void {

@@ -31,6 +31,8 @@ export interface TransferResult {
   rounds: number
   /** Whether the guest was slowed down (auto-converge) for the migration to converge. */
   throttled: boolean
+  /** The destination runs the VM from the end of the transfer, before the commit (QEMU starts it once it has it all). */
+  runsAtDestination?: boolean
 }
 
 /** What a VM costs its host, as the OS measures it. */

@@ -17,6 +17,7 @@ export { DriverInitError } from './driver-init.ts'
 export type { Accel, AccelPreference, AccelProbe } from './accel.ts'
 export { QemuDriver, QemuAdoptError } from './qemu-driver.ts'
 export { SimDriver } from './sim-driver.ts'
+export { vmQemus, killQemu, waitExit } from './qemu-process.ts'
 
 export function createDriver (name: HypervisorName, init: DriverInit): Driver {
   switch (name) {

@@ -21,7 +21,8 @@ import { type AccelProbe, resolveAccel } from './accel.ts'
 import { type Driver, IncomingMissingError, type IncomingOffer, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange, type VmStats } from './driver.ts'
 import { type DriverInit, type ResolvedQemuInit, resolveQemuInit } from './driver-init.ts'
 import { migrateOut, parseIncomingUri } from './qemu-migration.ts'
-import { cpuTimeMs, ensureOverlay, isOurQemu, killQemu, QemuDiskError, qemuArgv, QemuStartError, qemuVersion, readPid, rssMiB, SAFE_VM_ID, startQemu, type VmPaths, vmPaths, waitExit } from './qemu-process.ts'
+import { resolveImage } from './qemu-image.ts'
+import { cpuTimeMs, isOurQemu, killQemu, qemuArgv, QemuStartError, qemuVersion, readPid, rssMiB, SAFE_VM_ID, startQemu, vmPaths, waitExit } from './qemu-process.ts'
 import { endQemu, exists, type QemuVm, removeRuntimeFiles, settle } from './qemu-vm.ts'
 import { QmpClient } from './qmp.ts'
 
@@ -30,8 +31,6 @@ export class QemuAdoptError extends DiscoveryError {
   static name = 'QemuAdoptError'
   static defaultMessage = 'the VM\'s QEMU runs but cannot be adopted'
 }
-
-const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
 export class QemuDriver implements Driver {
   readonly name = 'qemu'
@@ -87,6 +86,9 @@ export class QemuDriver implements Driver {
     }
     const vm = await this.#attach({ spec, paths, pid, qmp, state: 'running', incoming: false, hasDisk: await exists(paths.disk), tids: [], demand: 0, letGo: false, migrating: false })
     try {
+      // An outgoing migration its agent started and never saw end: cancelled, the guest stays here (settle resumes it).
+      const m = await qmp.execute<{ status?: string }>('query-migrate')
+      if (m.status != null && ['setup', 'active', 'pre-switchover', 'device', 'wait-unplug'].includes(m.status)) await qmp.execute('migrate_cancel')
       const status = await settle(vm)
       if (status !== 'running') throw new Error(`it is ${status}`)
     } catch {
@@ -244,9 +246,9 @@ export class QemuDriver implements Driver {
       await removeRuntimeFiles(paths)
       // A migration brings the disk's content: start from a fresh overlay.
       if (incoming) await rm(paths.disk, { force: true })
-      const disk = spec.image != null ? await this.#disk(spec.image, paths) : undefined
+      const { disk, kernel } = spec.image != null ? await resolveImage(this.#o.imagesDir, spec.image, paths, this.#o.qemuImgBinary) : {}
       const { accel } = await this.accel()
-      const pid = await startQemu(this.#o.qemuBinary, qemuArgv({ id, cpu: spec.cpu, memMiB: spec.memMiB, accel, paths, disk, incoming }), paths)
+      const pid = await startQemu(this.#o.qemuBinary, qemuArgv({ id, cpu: spec.cpu, memMiB: spec.memMiB, accel, paths, disk, kernel, incoming }), paths)
       let qmp: QmpClient
       try {
         qmp = await QmpClient.connect(paths.qmp)
@@ -260,12 +262,6 @@ export class QemuDriver implements Driver {
     } finally {
       this.#starting.delete(id)
     }
-  }
-
-  async #disk (image: string, paths: VmPaths): Promise<string> {
-    if (!IMAGE_NAME.test(image)) throw new QemuDiskError(`Expected \`image\` to be the file name of a base image in ${this.#o.imagesDir} (letters, digits, . _ -), got \`${image}\``)
-    await ensureOverlay(this.#o.qemuImgBinary, join(this.#o.imagesDir, image), paths.disk)
-    return paths.disk
   }
 
   /** Listens to the VM's QEMU and learns its vCPU threads. */

@@ -93,7 +93,9 @@ export async function migrateOut (qmp: QmpClient, o: MigrateOutOptions): Promise
           downtimeMs: info.downtime ?? 0,
           bytesMiB: round(((info.ram?.transferred ?? 0) + (info.disk?.transferred ?? 0)) / MiB),
           rounds: info.ram?.['dirty-sync-count'] ?? 1,
-          throttled
+          throttled,
+          // The destination's QEMU was not started with -S: it runs the guest as soon as it has it all.
+          runsAtDestination: true
         }
       }
       if (info.status === 'failed' || info.status === 'cancelled') {

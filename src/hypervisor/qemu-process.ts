@@ -11,7 +11,7 @@
  */
 import { DiscoveryError } from '../core/errors.ts'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type Accel, CPU_MODEL } from './accel.ts'
 
@@ -38,7 +38,12 @@ export const SAFE_VM_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
 
 export interface VmPaths {
   dir: string
+  /** The driver's QMP connection (QEMU serves one client per socket at a time). */
   qmp: string
+  /** A second QMP socket, for operators and tests while the driver holds `qmp` (`socat - UNIX:monitor.sock`). */
+  monitor: string
+  /** The guest's serial console, for a VM booted from a kernel image. */
+  console: string
   pid: string
   log: string
   disk: string
@@ -51,7 +56,7 @@ export const MAX_SOCKET_PATH = 107
 export function vmPaths (dataDir: string, id: string): VmPaths {
   if (!SAFE_VM_ID.test(id)) throw new InvalidVmIdError(`Expected a VM id (letters, digits, _ -, at most 64), got \`${id.slice(0, 80)}\``)
   const dir = join(dataDir, 'qemu', id)
-  return { dir, qmp: join(dir, 'qmp.sock'), pid: join(dir, 'qemu.pid'), log: join(dir, 'qemu.log'), disk: join(dir, 'disk.qcow2') }
+  return { dir, qmp: join(dir, 'qmp.sock'), monitor: join(dir, 'monitor.sock'), console: join(dir, 'console.log'), pid: join(dir, 'qemu.pid'), log: join(dir, 'qemu.log'), disk: join(dir, 'disk.qcow2') }
 }
 
 export interface QemuArgs {
@@ -62,8 +67,17 @@ export interface QemuArgs {
   paths: VmPaths
   /** The qcow2 overlay, when the VM has a disk. */
   disk?: string
+  /** A kernel image to boot directly (no disk, no bootloader), with its initramfs and command line. */
+  kernel?: KernelImage
   /** Destination of a live migration: wait for `migrate-incoming`. */
   incoming?: boolean
+}
+
+/** A kernel image: a directory of the images dir holding `vmlinuz`, `initrd` and optionally `cmdline` (one line). */
+export interface KernelImage {
+  kernel: string
+  initrd: string
+  append: string
 }
 
 export function qemuArgv (a: QemuArgs): string[] {
@@ -74,18 +88,23 @@ export function qemuArgv (a: QemuArgs): string[] {
     '-smp', String(a.cpu), '-m', String(a.memMiB),
     '-display', 'none', '-nodefaults', '-no-user-config',
     '-qmp', `unix:${a.paths.qmp},server=on,wait=off`,
+    '-qmp', `unix:${a.paths.monitor},server=on,wait=off`,
     '-daemonize', '-pidfile', a.paths.pid,
     // With a log file, the daemon's stderr goes there instead of /dev/null.
     '-D', a.paths.log
   ]
   if (a.disk != null) argv.push('-drive', `file=${a.disk},format=qcow2,if=virtio,id=disk0`)
+  if (a.kernel != null) {
+    // The destination of a migration gets the same: the kernel is in the guest's RAM by then, but the machine must match.
+    argv.push('-kernel', a.kernel.kernel, '-initrd', a.kernel.initrd, '-append', a.kernel.append, '-serial', `file:${a.paths.console}`)
+  }
   if (a.incoming === true) argv.push('-incoming', 'defer')
   return argv
 }
 
 /** Starts QEMU detached; resolves with the daemon's pid once the VM is set up. */
 export async function startQemu (binary: string, argv: string[], paths: VmPaths, timeoutMs = 30_000): Promise<number> {
-  if (paths.qmp.length > MAX_SOCKET_PATH) throw new QemuStartError(`the QMP socket path ${paths.qmp} is ${paths.qmp.length} bytes, over the ${MAX_SOCKET_PATH} a unix socket allows: use a shorter data dir`)
+  if (paths.monitor.length > MAX_SOCKET_PATH) throw new QemuStartError(`the QMP socket path ${paths.monitor} is ${paths.monitor.length} bytes, over the ${MAX_SOCKET_PATH} a unix socket allows: use a shorter data dir`)
   await mkdir(paths.dir, { recursive: true })
   const child = spawn(binary, argv, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
@@ -151,6 +170,22 @@ export async function waitExit (pid: number, timeoutMs: number): Promise<boolean
     await new Promise(resolve => setTimeout(resolve, 20))
   }
   return true
+}
+
+/**
+ * The QEMUs of the VMs of a data dir that still run, by their pid files:
+ * what outlives a stopped agent (`cluster down --purge` ends them).
+ */
+export async function vmQemus (dataDir: string): Promise<Array<{ id: string, pid: number, paths: VmPaths }>> {
+  const ids = await readdir(join(dataDir, 'qemu')).catch(() => [] as string[])
+  const out: Array<{ id: string, pid: number, paths: VmPaths }> = []
+  for (const id of ids) {
+    if (!SAFE_VM_ID.test(id)) continue
+    const paths = vmPaths(dataDir, id)
+    const pid = await readPid(paths.pid)
+    if (pid != null && await isOurQemu(pid, paths.qmp)) out.push({ id, pid, paths })
+  }
+  return out
 }
 
 /** SIGKILL, only if `pid` is still the QEMU of `qmpPath`. */

@@ -44,7 +44,8 @@ export async function settle (vm: QemuVm, timeoutMs = 10_000): Promise<string> {
     if (status === 'paused' || status === 'postmigrate') {
       const m = await vm.qmp.execute<{ status?: string }>('query-migrate')
       if (m.status === 'active' || m.status === 'setup' || m.status === 'device') await vm.qmp.execute('migrate_cancel')
-      else await vm.qmp.execute('cont')
+      // A cancel under way ends with the guest paused or running again: wait for it.
+      else if (m.status !== 'cancelling') await vm.qmp.execute('cont')
     } else if (status !== 'inmigrate' && status !== 'prelaunch' && status !== 'finish-migrate') {
       return status
     }
@@ -67,6 +68,7 @@ export async function endQemu (vm: QemuVm): Promise<void> {
 /** The QMP socket and pid file of a QEMU that is gone (the disk and the log stay). */
 export async function removeRuntimeFiles (paths: VmPaths): Promise<void> {
   await rm(paths.qmp, { force: true })
+  await rm(paths.monitor, { force: true })
   await rm(paths.pid, { force: true })
 }
 

@@ -15,6 +15,7 @@ export { PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError } from './p
 export { Redialer } from './redialer.ts'
 export { Farewell } from './farewell.ts'
 export { newerStates, ViewSync } from './view-sync.ts'
+export { PingMismatchError, probeRtt } from './rtt-probe.ts'
 export { RpcServer, rpcRequest, RpcTimeoutError } from './rpc.ts'
 export { InvalidMessageError, MessageTooLargeError } from './codec.ts'
 export { type BlockedPeer, type PartitionDirection, PartitionedError, PartitionGater, UnexpectedRegistrarError } from './partition-gater.ts'

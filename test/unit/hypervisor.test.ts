@@ -59,6 +59,22 @@ describe('qemu command line', () => {
     expect(() => vmPaths('/var/lib/discovery', id)).toThrow(/Expected a VM id/)
   })
 
+  it('opens a second QMP socket for operators and tests (the driver holds the first)', () => {
+    const argv = qemuArgv({ id: spec.id, cpu: 1, memMiB: 128, accel: 'tcg', paths })
+    const qmps = argv.flatMap((a, i) => a === '-qmp' ? [argv[i + 1]] : [])
+    expect(qmps).toEqual([`unix:${paths.qmp},server=on,wait=off`, `unix:${paths.monitor},server=on,wait=off`])
+  })
+
+  it('boots a kernel image directly, its console in the VM\'s dir, the same on a migration\'s destination', () => {
+    const kernel = { kernel: '/img/bb/vmlinuz', initrd: '/img/bb/initrd', append: 'console=ttyS0 quiet' }
+    for (const incoming of [false, true]) {
+      const argv = qemuArgv({ id: spec.id, cpu: 1, memMiB: 256, accel: 'tcg', paths, kernel, incoming })
+      const arg = (flag: string): string | undefined => argv[argv.indexOf(flag) + 1]
+      expect([arg('-kernel'), arg('-initrd'), arg('-append'), arg('-serial')]).toEqual([kernel.kernel, kernel.initrd, kernel.append, `file:${paths.console}`])
+      expect(argv).not.toContain('-drive')
+    }
+  })
+
   it('waits for a migration with -incoming defer, and attaches the overlay as the disk', () => {
     const argv = qemuArgv({ id: spec.id, cpu: 1, memMiB: 128, accel: 'kvm', paths, disk: paths.disk, incoming: true })
     expect(argv.slice(argv.indexOf('-incoming'), argv.indexOf('-incoming') + 2)).toEqual(['-incoming', 'defer'])

@@ -77,6 +77,16 @@ describe('migration state machine', () => {
     expect(record).toMatchObject({ totalMs: 900, downtimeMs: 13, bytesMiB: 1300, epoch: 3, phase: 'committed', endedAtMs: 3 })
   })
 
+  it('counts only the switch-over when the destination ran the VM as soon as it had it all (QEMU), before the commit', () => {
+    let record = stepMigration(base, accepted, 1).record
+    record = stepMigration(record, { ...transferred, runsAtDestination: true }, 2).record
+    record = stepMigration(record, { type: 'committed' }, 40).record
+    expect(record).toMatchObject({ downtimeMs: 12, runsAtDestination: true, phase: 'committed' })
+    // Aborted after all: the copy that survives, the source's, was paused until it was resumed.
+    record = stepMigration(stepMigration(base, accepted, 1).record, { ...transferred, runsAtDestination: true }, 2).record
+    expect(stepMigration(record, { type: 'commit-refused', reason: 'full' }, 40).record).toMatchObject({ downtimeMs: 50, phase: 'aborted' })
+  })
+
   it('reports as downtime the time the VM really did not run: a destination silent for 40 s costs 40 s, not the switch-over', () => {
     let record = stepMigration(base, { type: 'accepted', uri: 'tcp:10.0.0.7:49152' }, 1_000).record
     expect(record.uri).toBe('tcp:10.0.0.7:49152')

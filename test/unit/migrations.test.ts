@@ -14,7 +14,7 @@ const spec: VmSpec = { id: 'vm-000000000001', name: 'db', cpu: 2, memMiB: 1024, 
 
 interface FakeVm { spec: VmSpec, state: VmState, epoch: number }
 
-function harness (opts: { answer?: (req: MigrateRequest) => Promise<MigrateResponse>, transfer?: (signal: AbortSignal) => Promise<{ totalMs: number, downtimeMs: number, bytesMiB: number }>, load?: HostLoad, partition?: string, doubtMs?: number } = {}) {
+function harness (opts: { answer?: (req: MigrateRequest) => Promise<MigrateResponse>, transfer?: (signal: AbortSignal) => Promise<{ totalMs: number, downtimeMs: number, bytesMiB: number }>, load?: HostLoad, partition?: string, doubtMs?: number, clock?: { ms: number } } = {}) {
   const vms = new Map<string, FakeVm>([[spec.id, { spec, state: 'running', epoch: 2 }]])
   const sent: MigrateRequest[] = []
   const log: string[] = []
@@ -52,7 +52,7 @@ function harness (opts: { answer?: (req: MigrateRequest) => Promise<MigrateRespo
     load: () => opts.load ?? { peerId: 'A', capacity: { cpu: 8, memMiB: 16_384 }, cpuOvercommit: 1, vms: [] },
     onStarted: () => {},
     onEnded: (r) => { ended.push(r) },
-    now: () => 1_000
+    now: () => opts.clock?.ms ?? 1_000
   })
   return { m, vms, sent, log, released, adopted, ended, resumed, prepared, deleted }
 }
@@ -167,6 +167,20 @@ describe('Migrations as destination', () => {
     expect(await h.m.handle({ v: 1, op: 'abort', migrationId: id }, 'A')).toEqual({ v: 1, ok: true })
     expect(h.released).toEqual([id])
     // The hypervisor stops waiting for the VM.
+    expect(h.deleted).toEqual([incoming.id])
+  })
+
+  it('lets go of an incoming migration whose source vanished when its lease runs out, on its own tick', async () => {
+    const clock = { ms: 1_000 }
+    const h = harness({ clock })
+    await h.m.handle(propose({ ttlMs: 60_000 }), 'A')
+    clock.ms += 59_000
+    h.m.tick()
+    expect(h.deleted).toEqual([])
+    clock.ms += 2_000
+    h.m.tick()
+    // No other request came: the tick alone releases the room and ends the QEMU waiting with -incoming.
+    expect(h.released).toEqual([MIGRATION_ID])
     expect(h.deleted).toEqual([incoming.id])
   })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { NodeState } from '../../src/core/messages.ts'
-import { explainNoCandidate, filterCandidates, rankCandidates, type Candidate, type FilterResult, type PlacementRequest, type RejectReason } from '../../src/core/placement.ts'
+import { arraySource, CandidateOrder, explainNoCandidate, filterCandidates, rankCandidates, type Candidate, type FilterResult, type PlacementRequest, type RejectReason } from '../../src/core/placement.ts'
 import type { Resources } from '../../src/core/resources.ts'
 import { seededRng } from '../../src/core/rng.ts'
 import { makeNode, makeVm, peerId } from './fixtures.ts'
@@ -288,6 +288,99 @@ describe('idle nodes (emptied by consolidation)', () => {
       const { candidates } = filterCandidates(nodes, { resources: { cpu: 1, memMiB: 1 } })
       const order = rankCandidates(candidates, seededRng(seed), 2).map(c => c.peerId)
       expect(order.slice(2).sort(), `seed ${seed}`).toEqual([peerId('A'), peerId('C')])
+    }
+  })
+})
+
+describe('CandidateOrder', () => {
+  const req = { resources: r(1, 1024) }
+  /** Every candidate in the order asked. */
+  const drain = (o: CandidateOrder): string[] => {
+    const out: string[] = []
+    for (let c = o.next(); c != null; c = o.next()) out.push(c.peerId)
+    return out
+  }
+  const zoned = (tag: string, zone: string | undefined, usedCpu = 0, extra: Partial<NodeState> = {}): NodeState =>
+    makeNode({ tag, capacity: r(8, 16384), used: r(usedCpu, usedCpu * 1024), labels: zone != null ? { zone } : {}, ...extra })
+  const RTT: Record<string, number> = { [peerId('L1')]: 25, [peerId('L2')]: 26, [peerId('M1')]: 40, [peerId('N1')]: 3, [peerId('P2')]: 2 }
+  const rttMs = (p: string): number | undefined => RTT[p]
+
+  it.each<{ seed: number, n: number, d: number }>([
+    { seed: 1, n: 10, d: 2 }, { seed: 2, n: 3, d: 2 }, { seed: 3, n: 40, d: 3 }, { seed: 4, n: 1, d: 2 }
+  ])('without locality: every candidate once, the sample first, each part least loaded first (seed $seed, $n nodes, d $d)', ({ seed, n, d }) => {
+    const nodes = Array.from({ length: n }, (_, i) => zoned(`Q${'ABCDEFGHJK'[i % 10]}${'ABCDEFGHJK'[Math.floor(i / 10)]}`, 'paris', i % 7))
+    const order = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), d))
+    expect([...order].sort()).toEqual(nodes.map(x => x.peerId).sort())
+    const load = (id: string): number => nodes.find(x => x.peerId === id)!.used.cpu
+    const k = Math.min(d, n)
+    for (const part of [order.slice(0, k), order.slice(k)]) expect(part.map(load)).toEqual([...part.map(load)].sort((a, b) => a - b))
+  })
+
+  it.each<{ name: string, zone: string | undefined, nodes: NodeState[], expected: string[], constraints?: { zone?: string } }>([
+    {
+      name: 'the requester\'s zone first, then the other zones nearest first, each least loaded first',
+      zone: 'paris',
+      nodes: [zoned('M1', 'marseille'), zoned('L1', 'lyon', 3), zoned('P1', 'paris', 2), zoned('L2', 'lyon', 1), zoned('P2', 'paris', 5)],
+      expected: ['P1', 'P2', 'L2', 'L1', 'M1']
+    },
+    {
+      name: 'a node of the zone that lacks room is not asked: the others of the zone are, first',
+      zone: 'paris',
+      nodes: [zoned('L1', 'lyon'), zoned('P1', 'paris', 8), zoned('P2', 'paris', 6)],
+      expected: ['P2', 'L1']
+    },
+    {
+      name: 'no room in the zone: the nearest zone',
+      zone: 'paris',
+      nodes: [zoned('M1', 'marseille'), zoned('L1', 'lyon'), zoned('P1', 'paris', 8)],
+      expected: ['L1', 'M1']
+    },
+    {
+      name: 'a zone is as near as its nearest node measured; zones never measured come last, together, least loaded first',
+      zone: 'paris',
+      nodes: [zoned('X1', 'oslo', 2), zoned('M1', 'marseille'), zoned('Y1', 'rome', 1), zoned('L1', 'lyon'), zoned('X2', 'oslo', 3)],
+      expected: ['L1', 'M1', 'Y1', 'X1', 'X2']
+    },
+    {
+      name: 'nodes with no zone are one zone, as near as its nearest node',
+      zone: 'paris',
+      nodes: [zoned('L1', 'lyon'), zoned('N1', undefined, 4), zoned('N2', undefined)],
+      expected: ['N2', 'N1', 'L1']
+    },
+    {
+      name: 'a VM that asks for a zone gets only that zone, whatever the requester\'s',
+      zone: 'paris',
+      nodes: [zoned('L1', 'lyon', 2), zoned('P1', 'paris'), zoned('L2', 'lyon')],
+      constraints: { zone: 'lyon' },
+      expected: ['L2', 'L1']
+    },
+    {
+      name: 'nodes emptied by consolidation come last within their zone, not after the far zones',
+      zone: 'paris',
+      nodes: [zoned('P1', 'paris', 0, { idle: true }), zoned('L1', 'lyon'), zoned('P2', 'paris', 7)],
+      expected: ['P2', 'P1', 'L1']
+    }
+  ])('$name', ({ zone, nodes, expected, constraints }) => {
+    const order = new CandidateOrder(arraySource(nodes), { ...req, ...(constraints != null ? { constraints } : {}) }, new Map(), seededRng(1), nodes.length, { zone, rttMs })
+    expect(drain(order)).toEqual(expected.map(peerId))
+  })
+
+  it('with the power of two choices, each zone is still asked whole before the next', () => {
+    const nodes = [...Array.from({ length: 6 }, (_, i) => zoned(`P${'ABCDEF'[i]}`, 'paris', i)), zoned('L1', 'lyon'), zoned('L2', 'lyon'), zoned('M1', 'marseille')]
+    for (let seed = 1; seed <= 20; seed++) {
+      const order = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2, { zone: 'paris', rttMs }))
+      expect(order.slice(0, 6).every(id => id.startsWith(peerId('P'))), `seed ${seed}`).toBe(true)
+      expect(new Set(order.slice(6, 8))).toEqual(new Set([peerId('L1'), peerId('L2')]))
+      expect(order[8]).toBe(peerId('M1'))
+    }
+  })
+
+  it('a requester with no zone: the order without locality, draw for draw', () => {
+    const nodes = [zoned('M1', 'marseille', 1), zoned('L1', 'lyon', 3), zoned('P1', 'paris', 2), zoned('L2', 'lyon', 0), zoned('P2', 'paris', 5)]
+    for (let seed = 1; seed <= 10; seed++) {
+      const plain = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2))
+      const noZone = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2, { zone: undefined, rttMs }))
+      expect(noZone).toEqual(plain)
     }
   })
 })

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { allocationLimit, demandOf, isOverloaded, isViable, plan, type HostLoad, type Migration, type Problem, type VmLoad } from '../../src/core/planner.ts'
 import {
-  DEFAULT_REBALANCE, planWithTarget, RebalanceNode, withTarget,
-  type Effects, type EventToken, type Note, type Outcome, type RebalanceConfig, type RebalanceMessage
+  DEFAULT_REBALANCE, NEAR_HOPS, planWithTarget, RebalanceNode, withTarget,
+  type Effects, type EventToken, type Note, type Outcome, type RebalanceConfig, type RebalanceMessage, type RttOf
 } from '../../src/core/rebalance.ts'
 import { Ring } from '../../src/core/ring.ts'
 import { seededRng, type Rng } from '../../src/core/rng.ts'
@@ -90,6 +90,8 @@ class Cluster {
   onEffects?: (node: string, fx: Effects, now: number) => void
   /** Called with every migration carried out, just before the VM moves. */
   onExecuted?: (r: Running, now: number) => void
+  /** Locality: each node's measured round trips to the others (undefined: the ring, as the simulator runs it). */
+  rttFrom?: (self: string) => RttOf
 
   constructor (hosts: HostLoad[], config: RebalanceConfig = CONFIG) {
     for (const h of hosts) {
@@ -170,14 +172,14 @@ class Cluster {
   }
 
   tick (id: string, now: number): Effects {
-    return this.#apply(id, this.node(id).tick(now, this.view(id), this.ring), now)
+    return this.#apply(id, this.node(id).tick(now, this.view(id), this.ring, this.rttFrom?.(id)), now)
   }
 
   /** Delivers the in-flight message at index `i` (FIFO by default). */
   deliver (now: number, i = 0): Effects {
     const [e] = this.inflight.splice(i, 1)
     if (e === undefined) throw new Error('no message in flight')
-    return this.#apply(e.to, this.node(e.to).receive(e.from, e.msg, now, this.view(e.to), this.ring), now)
+    return this.#apply(e.to, this.node(e.to).receive(e.from, e.msg, now, this.view(e.to), this.ring, this.rttFrom?.(e.to)), now)
   }
 
   /** Delivers the first in-flight message that matches. */
@@ -1565,5 +1567,98 @@ describe('RebalanceNode: invariants over random clusters', () => {
 
   it('a run is deterministic for its seed', () => {
     expect(runRandom({ seed: 7, profile: 'concurrent', changeDemand: true })).toEqual(runRandom({ seed: 7, profile: 'concurrent', changeDemand: true }))
+  })
+})
+
+describe('RebalanceNode: partitions grow nearest-first (locality)', () => {
+  /**
+   * Hosts in sites: `sites[i]` is the site of the i-th node on the ring. Round
+   * trips: 2 ms within a site, `interMs[a][b]` between sites a and b (a < b).
+   */
+  function sited (layout: number[][], sites: number[], interMs: Record<string, number> = { '0-1': 25, '0-2': 40, '1-2': 32 }) {
+    const { c, ids } = ringOf(layout)
+    const siteOf = new Map(ids.map((id, i) => [id, sites[i]]))
+    c.rttFrom = (self) => (peer) => {
+      const a = siteOf.get(self)!
+      const b = siteOf.get(peer)
+      if (b == null || peer === self) return undefined
+      return a === b ? 2 : interMs[`${Math.min(a, b)}-${Math.max(a, b)}`]
+    }
+    return { c, ids, siteOf }
+  }
+
+  it.each([
+    // The ring's next node is in another site in each case; the initiator's sitemate is further round the ring.
+    { name: 'a sitemate with room takes the load: the migration stays in the site', layout: [OVERLOADED, ROOMY, ROOMY, ROOMY, ROOMY, ROOMY], sites: [0, 1, 2, 1, 2, 0], dest: [5], joined: [5] },
+    { name: 'the sitemate is full: the token crosses to the nearest site (25 ms), not the ring\'s next (40 ms)', layout: [OVERLOADED, ROOMY, ROOMY, ROOMY, ROOMY, FULL], sites: [0, 2, 2, 1, 1, 0], dest: [3, 4], joined: [5, 3] }
+  ])('$name', ({ layout, sites, dest, joined }) => {
+    const { c, ids, siteOf } = sited(layout, sites)
+    c.tick(ids[0], 0)
+    c.settle(10)
+    expect(c.notes('joined').map(n => n.node)).toEqual(joined.map(i => ids[i]))
+    expect(c.executed).toHaveLength(1)
+    expect(dest.map(i => ids[i])).toContain(c.executed[0].to)
+    const inter = c.executed.filter(m => siteOf.get(m.from) !== siteOf.get(m.to))
+    expect(inter).toHaveLength(sites[dest[0]] === sites[0] ? 0 : 1)
+    expect(c.ended().map(e => e.outcome)).toEqual(['solved'])
+    expectAllFree(c)
+    expectAllViable(c)
+  })
+
+  it('the same cluster without round trips walks the ring: its next node, in another site, takes the load', () => {
+    const { c, ids } = ringOf([OVERLOADED, ROOMY, ROOMY, ROOMY, ROOMY, ROOMY])
+    c.tick(ids[0], 0)
+    c.settle(10)
+    expect(c.notes('joined').map(n => n.node)).toEqual([ids[1]])
+    expect(c.executed.map(m => m.to)).toEqual([ids[1]])
+  })
+
+  it('a turn visits every node once, nearest first, and closes at the initiator; the next turn starts afresh', () => {
+    // Nobody has room: site 0 first (the initiator's sitemate), then site 1 (25 ms), then site 2.
+    const { c, ids } = sited([OVERLOADED, FULL, FULL, FULL, FULL, FULL], [0, 2, 1, 0, 2, 1])
+    const partitionId = `${ids[0]}#1`
+    c.tick(ids[0], 0)
+    const path: string[] = []
+    for (let hop = 1; hop <= 5; hop++) {
+      const e = c.deliverToken(hop, partitionId)
+      path.push(e.to)
+      expect(tokenOf(e).near).toEqual({ visited: [ids[0], ...path.slice(0, -1)], walk: false })
+    }
+    expect(path).toEqual([ids[3], ids[2], ids[5], ids[1], ids[4]])
+    // Every node visited: back to the initiator, which blocks the partition and starts the second turn nearest-first.
+    const back = c.deliverToken(6, partitionId)
+    expect(back.to).toBe(ids[0])
+    expect(c.notes('blocked').map(n => n.node)).toEqual([ids[0]])
+    const second = back.send.find(m => m.msg.type === 'event')!
+    expect(second.to).toBe(ids[3])
+    expect(tokenOf(second as Envelope).near).toEqual({ visited: [ids[0]], walk: false })
+    c.settle(10)
+    expect(c.ended().map(e => [e.outcome, e.size])).toEqual([['unsolvable', 6]])
+    expectAllFree(c)
+  })
+
+  it('peers never measured are reached by the ring from the initiator, past the ones visited', () => {
+    const { c, ids } = ringOf([OVERLOADED, FULL, FULL, ROOMY])
+    // Only ids[2] was measured, from anywhere.
+    c.rttFrom = () => (peer) => peer === ids[2] ? 5 : undefined
+    c.tick(ids[0], 0)
+    c.settle(10)
+    expect(c.notes('joined').map(n => n.node)).toEqual([ids[2], ids[1], ids[3]])
+    expect(c.executed.map(m => m.to)).toEqual([ids[3]])
+  })
+
+  it(`past ${NEAR_HOPS} nodes in a turn the token walks the ring, and the turn still ends`, () => {
+    const n = NEAR_HOPS + 8
+    const { c, ids } = ringOf([OVERLOADED, ...Array.from({ length: n - 1 }, () => FULL)], { ...CONFIG, maxPartitionSize: 128 })
+    c.rttFrom = () => () => 1
+    c.tick(ids[0], 0)
+    c.settle(10, 10_000)
+    // Every node joined in the first turn, each once: 31 nearest-first, the rest on the ring.
+    const joined = c.notes('joined').map(l => l.node)
+    expect(joined).toHaveLength(n - 1)
+    expect(new Set(joined).size).toBe(n - 1)
+    expect(c.notes('blocked').map(l => l.node)).toEqual([ids[0]])
+    expect(c.ended().map(e => e.outcome)).toEqual(['unsolvable'])
+    expectAllFree(c)
   })
 })
