@@ -196,9 +196,10 @@ describe('an agent cut off from every other', () => {
       await cli('admin', 'partition', '--from', a.api.url, '--to', b.peerId, c.peerId)
       const saw = (f: typeof fa, type: string, peer: AgentProcess): boolean => f.events.some(e => e.type === type && e.peerId === peer.peerId)
       await waitFor('B and C to declare A dead, and A both of them', () => saw(fb, 'peer.dead', a) && saw(fc, 'peer.dead', a) && saw(fa, 'peer.dead', b) && saw(fa, 'peer.dead', c) ? true : undefined, 30_000)
-      // B and C never doubted each other.
-      expect(fb.events.filter(e => (e.type === 'peer.suspect' || e.type === 'peer.dead') && e.peerId === c.peerId)).toEqual([])
-      expect(fc.events.filter(e => (e.type === 'peer.suspect' || e.type === 'peer.dead') && e.peerId === b.peerId)).toEqual([])
+      // B and C never declared each other dead. A passing suspicion may come from A's own accusations, counted
+      // before B and C agree that A is dead: with three agents the quorums are capped by the two observers.
+      expect(fb.events.filter(e => e.type === 'peer.dead' && e.peerId === c.peerId)).toEqual([])
+      expect(fc.events.filter(e => e.type === 'peer.dead' && e.peerId === b.peerId)).toEqual([])
       await cli('admin', 'heal', '--from', a.api.url)
       await waitFor('all three alive in every view after the heal', allAlive, 30_000)
     } finally {
