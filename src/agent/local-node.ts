@@ -58,7 +58,7 @@ export class LocalNode {
   /** Migrated VMs being taken over: a commit asked again waits for the first. */
   readonly #adopting = new Map<string, Promise<CommitOutcome>>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
-  readonly #deleting = new Map<string, Promise<boolean>>()
+  readonly #deleting = new Map<string, { why: Removal, done: Promise<boolean> }>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
   readonly #summary = new WeakMap<VmRecord, VmSummary>()
   #summaries?: VmSummary[]
@@ -195,7 +195,13 @@ export class LocalNode {
   /** Stops and forgets a VM; a user's delete is answered once its tombstone reached the VM's holders (or could not). */
   async deleteVm (id: string, why: Removal = 'user'): Promise<boolean> {
     const pending = this.#deleting.get(id)
-    if (pending != null) return await pending
+    if (pending != null) {
+      // A user's delete that meets our copy on its way elsewhere (fenced: a later copy runs on another node) did
+      // not delete the VM: said so (false), the caller goes to the node that runs it. Answering it deleted would
+      // acknowledge a delete that left the VM running there, with no tombstone to stop it.
+      const removed = await pending.done
+      return why === 'user' && pending.why !== 'user' ? false : removed
+    }
     const rec = this.#vms.get(id)
     if (rec == null) return false
     const done = (async () => {
@@ -209,7 +215,7 @@ export class LocalNode {
       if (why === 'user') await this.#init.onDeleted?.(rec)
       return true
     })()
-    this.#deleting.set(id, done)
+    this.#deleting.set(id, { why, done })
     try {
       return await done
     } finally {

@@ -24,6 +24,10 @@ import type { OwnState } from './own-state.ts'
 import type { PeerClient } from './peer-client.ts'
 import { type Placed, Placer } from './placer.ts'
 
+/** How long a delete follows a VM that moved before it answers `404`: a few gossip rounds. */
+const DELETE_FOLLOW_MS = 5_000
+const DELETE_RETRY_MS = 250
+
 export interface PlacementComponents {
   self: string
   config: AgentConfig
@@ -123,16 +127,29 @@ export class PlacementService {
     return this.#placing.has(id)
   }
 
+  /**
+   * Deletes a VM wherever it runs. The node our view names may no longer run
+   * it (it moved: migrated, or fenced because a later copy runs elsewhere):
+   * then the delete follows the VM to the node our view names next, for up to
+   * DELETE_FOLLOW_MS — the time gossip takes to tell us — before `404`.
+   */
   async deleteVm (id: string): Promise<void> {
-    if (await this.#c.local.deleteVm(id)) return
-    const vm = this.#c.membership.getVm(id)
-    let res: PlaceResponse
-    try {
-      res = await this.#c.peers.place(vm.node, { v: PROTOCOL_VERSION, op: 'delete', vmId: id })
-    } catch (err: any) {
-      throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
+    const deadline = this.#c.clock.now() + DELETE_FOLLOW_MS
+    for (;;) {
+      if (await this.#c.local.deleteVm(id)) return
+      const vm = this.#c.membership.getVm(id)
+      if (vm.node !== this.#c.self) {
+        let res: PlaceResponse
+        try {
+          res = await this.#c.peers.place(vm.node, { v: PROTOCOL_VERSION, op: 'delete', vmId: id })
+        } catch (err: any) {
+          throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
+        }
+        if (res.ok) return
+      }
+      if (this.#c.clock.now() >= deadline) throw new VmNotFoundError(`node ${vm.node} does not run ${id}`)
+      await new Promise(resolve => setTimeout(resolve, DELETE_RETRY_MS))
     }
-    if (!res.ok) throw new VmNotFoundError(`node ${vm.node} does not run ${id}`)
   }
 
   #placementNodes (): NodeState[] {

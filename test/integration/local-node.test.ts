@@ -99,4 +99,14 @@ describe('LocalNode', () => {
     expect(local.ledger.used).toEqual({ cpu: 0, memMiB: 0 })
     expect(local.summaries()).toEqual([])
   })
+
+  it('does not answer a user\'s delete as done when it meets our copy leaving because a later one runs elsewhere (fenced)', async () => {
+    const { local, store } = node()
+    local.reserve(lease(1), { cpu: 1, memMiB: 256 }, undefined, 10_000)
+    await local.commit(lease(1), spec(1))
+    const [moved, user] = await Promise.all([local.deleteVm(spec(1).id, 'moved'), local.deleteVm(spec(1).id, 'user')])
+    // Our copy is gone; the VM is not deleted: it runs on at the node that fenced us, where the delete must go.
+    expect([moved, user]).toEqual([true, false])
+    expect(store.listVms()).toEqual([])
+  })
 })
