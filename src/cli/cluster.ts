@@ -1,10 +1,12 @@
 /**
  * `discovery cluster up|status|down`: N agent processes on this machine,
  * bootstrapped to each other. The cluster's file (`DIR/cluster.json`) records
- * each agent's pid and addresses, so `status` and `down` find them again.
+ * each agent's pid, addresses and command line, so `status`, `down` and
+ * `restart` (cluster-restart.ts) find them again.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient } from './client.ts'
@@ -20,11 +22,19 @@ export interface ClusterMember {
   listen: string
   dataDir: string
   log: string
+  /**
+   * The agent's command line after the node binary (V8 flags, the CLI, its
+   * arguments), with the ports it got pinned: what `cluster restart` runs
+   * again. Absent in files written before it was recorded.
+   */
+  argv?: string[]
 }
 
 export interface ClusterFile {
   basePort: number
   nodes: ClusterMember[]
+  /** The API token's file, when the agents require one (`cluster up --admin`). */
+  tokenFile?: string
 }
 
 export interface UpOptions {
@@ -37,6 +47,35 @@ export interface UpOptions {
   json: boolean
   /** How long to wait for the agents to be up and to see each other. */
   waitMs: number
+  /**
+   * Serve the admin routes (partitions, for chaos): the agents need a token,
+   * made once into `DIR/api.token` (mode 0600) and recorded in cluster.json.
+   */
+  admin?: boolean
+}
+
+/** The token the cluster's agents require, read from the file cluster.json names (none when it names none). */
+export function clusterToken (file: ClusterFile): string | undefined {
+  if (file.tokenFile == null) return undefined
+  try {
+    return readFileSync(file.tokenFile, 'utf8').trim()
+  } catch (err: any) {
+    throw new OperationError(`the cluster's token file ${file.tokenFile} cannot be read (${err.code ?? err.message})`)
+  }
+}
+
+/** `DIR/api.token`, made once with 24 random bytes: the agents and every client of the cluster read it. */
+function ensureTokenFile (dir: string): string {
+  const path = join(dir, 'api.token')
+  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('hex') + '\n', { mode: 0o600 })
+  return path
+}
+
+/** Writes cluster.json whole, through a rename: a reader (status, a harness) never sees half a file. */
+export function writeClusterFile (dir: string, file: ClusterFile): void {
+  const path = clusterFilePath(dir)
+  writeFileSync(path + '.tmp', JSON.stringify(file, null, 2))
+  renameSync(path + '.tmp', path)
 }
 
 export function clusterFilePath (dir: string): string {
@@ -53,12 +92,17 @@ export function readClusterFile (dir: string): ClusterFile | undefined {
   }
 }
 
-function alive (pid: number): boolean {
+export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
+  }
+  // A child of ours that died stays a zombie until reaped: signals still reach it, but it runs no more.
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z'
+  } catch {
+    return true
   }
 }
 
@@ -117,9 +161,18 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=16']
 
+export function agentArgv (plan: ReturnType<typeof memberPlan>, extra: string[]): string[] {
+  return [...AGENT_NODE_FLAGS, BIN, ...plan.args, ...extra]
+}
+
 export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean): ChildProcess {
-  const fd = openSync(plan.log, 'a')
-  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, BIN, ...plan.args, ...extra], {
+  return spawnArgv(agentArgv(plan, extra), plan.log, foreground)
+}
+
+/** Starts `node ARGV` with its output appended to `log`; detached (it outlives us) unless in the foreground. */
+export function spawnArgv (argv: string[], log: string, foreground: boolean): ChildProcess {
+  const fd = openSync(log, 'a')
+  const child = spawn(process.execPath, argv, {
     detached: !foreground,
     stdio: foreground ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd]
   })
@@ -128,7 +181,19 @@ export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[]
   return child
 }
 
-async function waitFor<T> (what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+/** `argv` with `--api` and `--listen` set to the addresses the agent got (ports picked by the system pinned for its restarts). */
+export function pinAddresses (argv: string[], api: string, listen: string): string[] {
+  const out = [...argv]
+  const set = (flag: string, value: string): void => {
+    const i = out.indexOf(flag)
+    if (i >= 0 && i + 1 < out.length) out[i + 1] = value
+  }
+  set('--api', api.replace(/^https?:\/\//, ''))
+  set('--listen', listen)
+  return out
+}
+
+export async function waitFor<T> (what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + deadlineMs
   let last: unknown
   while (Date.now() < end) {
@@ -154,32 +219,39 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   const children: ChildProcess[] = []
   const members: ClusterMember[] = []
   const file: ClusterFile = { basePort: opts.basePort, nodes: members }
+  const extra = [...opts.agentArgs]
+  let token: string | undefined
+  if (opts.admin === true) {
+    file.tokenFile = ensureTokenFile(dir)
+    token = clusterToken(file)
+    extra.push('--admin', '--api-token-file', file.tokenFile)
+  }
   /** Where each agent's log stood when it was started: a ready line before that is an earlier run's. */
   const logFrom = new Map<number, number>()
   const start = (i: number, bootstrap?: string[]): ClusterMember => {
     const plan = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap)
     logFrom.set(i, existsSync(plan.log) ? statSync(plan.log).size : 0)
-    const child = spawnAgent(plan, opts.agentArgs, opts.foreground)
+    const child = spawnAgent(plan, extra, opts.foreground)
     children.push(child)
     const { args: _args, ...member } = plan
-    const m = { ...member, pid: child.pid ?? 0 }
+    const m = { ...member, pid: child.pid ?? 0, argv: agentArgv(plan, extra) }
     members.push(m)
     return m
   }
   try {
     if (opts.basePort !== 0) {
       for (let i = 0; i < opts.nodes; i++) start(i)
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      writeClusterFile(dir, file)
     } else {
       // Ports picked by the system: agent 0 first; the others join it once its address is known.
       const first = start(0)
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      writeClusterFile(dir, file)
       const ready = await waitFor(`agent 0 ready (see ${first.log})`, opts.waitMs, async () => {
         if (!alive(first.pid)) throw new OperationError(`agent 0 exited: see ${first.log}`)
         return readyLine(first.log, logFrom.get(0))
       })
       for (let i = 1; i < opts.nodes; i++) start(i, ready.addrs.slice(0, 1))
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      writeClusterFile(dir, file)
       await Promise.all(members.map(async m => {
         const r = await waitFor(`agent ${m.index} ready (see ${m.log})`, opts.waitMs, async () => {
           if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
@@ -187,16 +259,17 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
         })
         m.api = r.api
         m.listen = r.addrs[0].replace(/\/p2p\/[^/]+$/, '')
+        m.argv = pinAddresses(m.argv ?? [], m.api, m.listen)
       }))
-      writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+      writeClusterFile(dir, file)
     }
     await Promise.all(members.map(async m => await waitFor(`agent ${m.index} answering on ${m.api} (see ${m.log})`, opts.waitMs, async () => {
       if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: see ${m.log}`)
-      const res = await new ApiClient(m.api, undefined, 2_000).request('GET', '/v1/health')
+      const res = await new ApiClient(m.api, token, 2_000).request('GET', '/v1/health')
       return res.status === 200 ? true : undefined
     })))
     await Promise.all(members.map(async m => await waitFor(`agent ${m.index} seeing all ${opts.nodes} agents`, opts.waitMs, async () => {
-      const nodes = await new ApiClient(m.api, undefined, 2_000).call<any[]>('GET', '/v1/nodes')
+      const nodes = await new ApiClient(m.api, token, 2_000).call<any[]>('GET', '/v1/nodes')
       return nodes.filter(n => n.state === 'alive').length >= opts.nodes ? true : undefined
     })))
   } catch (err) {
@@ -223,9 +296,10 @@ export interface MemberStatus extends ClusterMember {
 export async function clusterStatus (dir: string): Promise<MemberStatus[]> {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: start one with \`discovery cluster up --nodes N\``)
+  const token = clusterToken(file)
   return await Promise.all(file.nodes.map(async m => {
     try {
-      const client = new ApiClient(m.api, undefined, 2_000)
+      const client = new ApiClient(m.api, token, 2_000)
       const health = await client.call('GET', '/v1/health')
       const nodes = await client.call<any[]>('GET', '/v1/nodes')
       const me = nodes.find(n => n.peerId === health.peerId)
