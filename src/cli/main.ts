@@ -9,6 +9,8 @@ import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
 import { runAgent } from './agent-command.ts'
 import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, clusterUp, statusTable } from './cluster.ts'
+import { clusterRestart } from './cluster-restart.ts'
+import { chaosCommand } from './chaos-command.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
@@ -79,6 +81,7 @@ cluster.command('up')
   .option('--consolidate', 'each agent evacuates nearly empty nodes')
   .option('--replicas <k>', 'replica holders of each VM (default 2)')
   .option('--restart-quorum', 'each agent restarts a dead owner\'s VMs only with a majority of the VM\'s replica set')
+  .option('--admin', 'serve the admin routes (partitions) on every agent, with a token made into DIR/api.token')
   .option('--wait <duration>', 'how long to wait for the agents to start and see each other (default 30s + 1s per agent)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
@@ -91,7 +94,7 @@ cluster.command('up')
     if (opts.consolidate === true) agentArgs.push('--consolidate')
     if (opts.replicas != null) agentArgs.push('--replicas', String(parseInteger('--replicas', opts.replicas, 1, 7)))
     if (opts.restartQuorum === true) agentArgs.push('--restart-quorum')
-    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 30_000 + 1_000 * nodes })
+    const { file, children } = await clusterUp({ nodes, dir: opts.dir, basePort, foreground: opts.foreground === true, agentArgs, json: opts.json === true, admin: opts.admin === true, waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 30_000 + 1_000 * nodes })
     out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
       (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))
     if (opts.foreground === true) await foreground(opts.dir, children, opts.json === true)
@@ -104,6 +107,15 @@ cluster.command('status')
     const rows = await clusterStatus(opts.dir)
     out(opts.json, rows, () => statusTable(rows))
     if (rows.some(r => !r.up)) process.exitCode = 1
+  })
+cluster.command('restart').argument('<index>')
+  .description('start agent INDEX again on its data dir with the command line recorded at `cluster up` (stopping it first if it runs); cluster.json keeps its new pid')
+  .option('--dir <dir>', 'the cluster\'s folder', '.discovery/cluster')
+  .option('--wait <duration>', 'how long to wait for it to answer (default 60s)')
+  .option('--json', 'machine-readable output')
+  .action(async (index, opts) => {
+    const m = await clusterRestart(opts.dir, parseInteger('INDEX', index, 0, 999), { waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000 })
+    out(opts.json, m, () => `agent ${m.index} restarted: pid ${m.pid}, api ${m.api}, log ${m.log}`)
   })
 cluster.command('down')
   .description('stop every agent of the local cluster')
@@ -254,6 +266,8 @@ program.command('events')
   .addOption(apiOption()).addOption(tokenOption())
   .option('--json', 'one JSON object per line: { id, type, atMs, data }')
   .action(async (opts) => { await followEvents(opts) })
+
+chaosCommand(program)
 
 /** `cluster up --foreground`: a live table until Ctrl-C, then every agent stopped and waited for. */
 async function foreground (dir: string, children: import('node:child_process').ChildProcess[], json: boolean): Promise<void> {
