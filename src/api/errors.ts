@@ -84,7 +84,8 @@ export const ERROR_TABLE: Readonly<Record<string, readonly [number, string]>> = 
   MigrationBusyError: [409, 'migration_refused'],
   NoCapacityError: [503, 'no_capacity'],
   PeerUnreachableError: [503, 'peer_unreachable'],
-  PlacementUncertainError: [504, 'placement_uncertain']
+  PlacementUncertainError: [504, 'placement_uncertain'],
+  DeleteUncertainError: [504, 'delete_uncertain']
 })
 
 /** The errors that mean the client sent bad input: counted as such. */

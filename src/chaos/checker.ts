@@ -161,6 +161,8 @@ export function check (history: Op[], obs: Observations): CheckResult {
       const how = created === 'ok' ? `acknowledged (201) at ${create.endMs} ms` : `its create was uncertain (${String(create.status)}) but it was seen running at ${firstSeen.get(name) ?? '?'} ms`
       const context = [
         ...(owner != null ? [`placed on agent ${owner}`] : []),
+        // A delete that failed yet took effect also leaves the VM nowhere: its answer was the wrong one.
+        ...deletes.map(d => `a delete through agent ${d.agent} answered ${String(d.status)} at ${d.endMs} ms: if it took effect, that answer was wrong`),
         ...faultsNear(obs.faults, owner, create.endMs, 15_000)
       ]
       v('lost', `${id ?? name} (${name}) runs nowhere at the end: ${how}, never deleted`, context)

@@ -156,7 +156,7 @@ export function summaryText (r: ChaosReport): string {
   const lines = [
     `verdict: ${r.verdict === 'clean' ? 'CLEAN' : `${r.violations.length} VIOLATION(S)`}`,
     ...r.violations.map(v => `  ${v.kind}: ${v.message}`),
-    `seed ${r.seed}; ${r.nodes} agents; faults: ${k.kill} kills, ${k.restart} restarts, ${k.pause} pauses, ${k.partition} partitions (${k.partition > 0 ? 'two-way and one-way' : 'none'}), ${r.faults.failed} failed, ${r.faults.skipped} skipped`,
+    `seed ${r.seed}; ${r.nodes} agents; faults: ${k.kill} kills, ${k.restart} restarts, ${k.pause} pauses, ${k.partition} partitions (${r.faults.records.filter(f => f.kind === 'partition' && f.ok && f.oneWay === true).length} one-way), ${r.faults.failed} failed, ${r.faults.skipped} skipped`,
     `requests: ${r.requests.total} (${Object.entries(r.requests.byOp).map(([op, b]) => `${op} ${b.ok} ok / ${b.failed} failed / ${b.uncertain} uncertain`).join(', ')})`,
     `VMs: ${r.counts.acknowledged} acknowledged, ${r.counts.ok} ok, ${r.counts.lost} lost, ${r.counts.duplicated} duplicated, ${r.counts.resurrected} resurrected; ${r.counts.overcommitSamples} over-commit samples of ${r.counts.nodeSamples}; ${r.counts.crashes} crashes`,
     `detection (all agents) p50 ${r.detection.lastP50Ms ?? '-'} ms, max ${r.detection.lastMaxMs ?? '-'} ms; ${r.restarts.count} VM restarts, p50 ${r.restarts.p50Ms ?? '-'} ms, max ${r.restarts.maxMs ?? '-'} ms; views agreed ${r.settle.convergedAfterMs ?? 'never'} ms after churn stopped (bound ${r.settle.boundMs} ms)`,
