@@ -21,6 +21,12 @@ export class PlacementUncertainError extends DiscoveryError {
   static defaultMessage = 'the chosen node did not confirm the VM; it may still appear'
 }
 
+/** A delete sent to the VM's owner whose answer never came: the owner may have deleted it before its stream closed. */
+export class DeleteUncertainError extends DiscoveryError {
+  static name = 'DeleteUncertainError'
+  static defaultMessage = 'the VM\'s owner took the delete but did not answer; the VM may be deleted or not'
+}
+
 export class MigrationRefusedError extends DiscoveryError {
   static name = 'MigrationRefusedError'
   static defaultMessage = 'the migration was refused'

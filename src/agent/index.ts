@@ -3,4 +3,4 @@
  * pure core to the network, the hypervisor and the store, and owns the timers.
  */
 export { Agent, VERSION, MAX_VM_WAIT_MS, type NodeView, type ClusterVm } from './agent.ts'
-export { AdminDisabledError, NoCapacityError, VmNotFoundError, PeerUnreachableError, PlacementUncertainError, MigrationRefusedError } from './errors.ts'
+export { AdminDisabledError, NoCapacityError, VmNotFoundError, PeerUnreachableError, PlacementUncertainError, DeleteUncertainError, MigrationRefusedError } from './errors.ts'

@@ -15,7 +15,7 @@ import type { Locality } from '../core/locality.ts'
 import type { Rng } from '../core/rng.ts'
 import type { VmIndex } from '../core/vm-index.ts'
 import { PlaceServer } from '../net/index.ts'
-import { PeerUnreachableError, VmNotFoundError } from './errors.ts'
+import { DeleteUncertainError, PeerUnreachableError, VmNotFoundError } from './errors.ts'
 import type { EventLog } from './event-log.ts'
 import type { LocalNode } from './local-node.ts'
 import type { Membership } from './membership.ts'
@@ -143,6 +143,8 @@ export class PlacementService {
         try {
           res = await this.#c.peers.place(vm.node, { v: PROTOCOL_VERSION, op: 'delete', vmId: id })
         } catch (err: any) {
+          // Sent, then the stream failed: the owner may have deleted the VM (and sent its tombstone) before it died.
+          if (err.name !== 'PlaceUnsentError') throw new DeleteUncertainError(`node ${vm.node} that runs ${id} took the delete but did not answer (${err.message}): the VM may be deleted or not`)
           throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
         }
         if (res.ok) return

@@ -90,7 +90,8 @@ export const ERROR_TABLE: Readonly<Record<string, readonly [number, string]>> = 
   DemandMeasuredError: [409, 'demand_measured'],
   NoCapacityError: [503, 'no_capacity'],
   PeerUnreachableError: [503, 'peer_unreachable'],
-  PlacementUncertainError: [504, 'placement_uncertain']
+  PlacementUncertainError: [504, 'placement_uncertain'],
+  DeleteUncertainError: [504, 'delete_uncertain']
 })
 
 /** The errors that mean the client sent bad input: counted as such. */

@@ -8,12 +8,12 @@
  * line of their logs.
  */
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ApiClient } from './client.ts'
-import { alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, memberPlan, readClusterFile, readyLine, spawnAgent } from './cluster.ts'
+import { agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, writeClusterFile } from './cluster.ts'
 import { bootstrapFor, StallWatch, waveSize, waves } from './cluster-waves.ts'
 import { OperationError, UsageError } from './errors.ts'
 
@@ -31,6 +31,11 @@ export interface UpOptions {
   waveSize?: number
   /** Where progress lines go. Default stderr. */
   progress?: (line: string) => void
+  /**
+   * Serve the admin routes (partitions, for chaos): the agents need a token,
+   * made once into `DIR/api.token` (mode 0600) and recorded in cluster.json.
+   */
+  admin?: boolean
 }
 
 /** Between two looks at the agents' logs and APIs. */
@@ -97,9 +102,16 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   const plan = waves(opts.nodes, size, auto)
   const members: Tracked[] = []
   const file: ClusterFile = { basePort: opts.basePort, nodes: [] }
+  const extra = [...opts.agentArgs]
+  let token: string | undefined
+  if (opts.admin === true) {
+    file.tokenFile = ensureTokenFile(dir)
+    token = clusterToken(file)
+    extra.push('--admin', '--api-token-file', file.tokenFile)
+  }
   const save = (): void => {
-    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log })).sort((a, b) => a.index - b.index)
-    writeFileSync(clusterFilePath(dir), JSON.stringify(file, null, 2))
+    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log, argv: m.argv })).sort((a, b) => a.index - b.index)
+    writeClusterFile(dir, file)
   }
   const watch = new StallWatch(opts.stallMs, Date.now())
   const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`
@@ -108,9 +120,10 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   const start = (i: number, bootstrap?: string[]): void => {
     const p = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap)
     const logFrom = existsSync(p.log) ? statSync(p.log).size : 0
-    const child = spawnAgent(p, opts.agentArgs, opts.foreground)
+    const child = spawnAgent(p, extra, opts.foreground)
     const { args: _args, ...member } = p
-    members.push({ ...member, pid: child.pid ?? 0, child, logFrom, answering: false, seesAlive: 0 })
+    // The command line `cluster restart` runs again (its ports pinned once the agent has them).
+    members.push({ ...member, pid: child.pid ?? 0, argv: agentArgv(p, extra), child, logFrom, answering: false, seesAlive: 0 })
   }
 
   /** Reads the ready lines of the agents started; fails at once on one that exited. */
@@ -125,6 +138,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
       m.peerId = r.peerId ?? ''
       m.api = r.api
       m.listen = r.addrs[0].replace(/\/p2p\/[^/]+$/, '')
+      m.argv = pinAddresses(m.argv ?? [], m.api, m.listen)
       m.addrs = r.addrs
       m.answering = true
     }
@@ -168,7 +182,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
         await Promise.all(pending.slice(k, k + VIEW_QUERIES_AT_ONCE).map(async m => {
           if (!alive(m.pid)) throw new OperationError(`agent ${m.index} exited: ${lastLogLine(m)} (see ${m.log})`)
           try {
-            const nodes = await new ApiClient(m.api, undefined, 5_000).call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')
+            const nodes = await new ApiClient(m.api, token, 5_000).call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')
             const seen = new Set(nodes.filter(n => n.state === 'alive').map(n => n.peerId))
             m.seesAlive = seen.size
             m.missing = members.filter(o => o.peerId != null && !seen.has(o.peerId)).map(o => String(o.index))

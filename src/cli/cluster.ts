@@ -1,10 +1,12 @@
 /**
  * `discovery cluster up|status|down`: N agent processes on this machine,
  * bootstrapped to each other. The cluster's file (`DIR/cluster.json`) records
- * each agent's pid and addresses, so `status` and `down` find them again.
+ * each agent's pid, addresses and command line, so `status`, `down` and
+ * `restart` (cluster-restart.ts) find them again.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { killQemu, vmQemus, waitExit } from '../hypervisor/index.ts'
@@ -21,11 +23,43 @@ export interface ClusterMember {
   listen: string
   dataDir: string
   log: string
+  /**
+   * The agent's command line after the node binary (V8 flags, the CLI, its
+   * arguments), with the ports it got pinned: what `cluster restart` runs
+   * again. Absent in files written before it was recorded.
+   */
+  argv?: string[]
 }
 
 export interface ClusterFile {
   basePort: number
   nodes: ClusterMember[]
+  /** The API token's file, when the agents require one (`cluster up --admin`). */
+  tokenFile?: string
+}
+
+/** The token the cluster's agents require, read from the file cluster.json names (none when it names none). */
+export function clusterToken (file: ClusterFile): string | undefined {
+  if (file.tokenFile == null) return undefined
+  try {
+    return readFileSync(file.tokenFile, 'utf8').trim()
+  } catch (err: any) {
+    throw new OperationError(`the cluster's token file ${file.tokenFile} cannot be read (${err.code ?? err.message})`)
+  }
+}
+
+/** `DIR/api.token`, made once with 24 random bytes: the agents and every client of the cluster read it. */
+export function ensureTokenFile (dir: string): string {
+  const path = join(dir, 'api.token')
+  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('hex') + '\n', { mode: 0o600 })
+  return path
+}
+
+/** Writes cluster.json whole, through a rename: a reader (status, a harness) never sees half a file. */
+export function writeClusterFile (dir: string, file: ClusterFile): void {
+  const path = clusterFilePath(dir)
+  writeFileSync(path + '.tmp', JSON.stringify(file, null, 2))
+  renameSync(path + '.tmp', path)
 }
 
 export function clusterFilePath (dir: string): string {
@@ -45,9 +79,14 @@ export function readClusterFile (dir: string): ClusterFile | undefined {
 export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
+  }
+  // A child of ours that died stays a zombie until reaped: signals still reach it, but it runs no more.
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z'
+  } catch {
+    return true
   }
 }
 
@@ -106,15 +145,52 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=16']
 
+export function agentArgv (plan: ReturnType<typeof memberPlan>, extra: string[]): string[] {
+  return [...AGENT_NODE_FLAGS, BIN, ...plan.args, ...extra]
+}
+
 export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean): ChildProcess {
-  const fd = openSync(plan.log, 'a')
-  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, BIN, ...plan.args, ...extra], {
+  return spawnArgv(agentArgv(plan, extra), plan.log, foreground)
+}
+
+/** Starts `node ARGV` with its output appended to `log`; detached (it outlives us) unless in the foreground. */
+export function spawnArgv (argv: string[], log: string, foreground: boolean): ChildProcess {
+  const fd = openSync(log, 'a')
+  const child = spawn(process.execPath, argv, {
     detached: !foreground,
     stdio: foreground ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd]
   })
   closeSync(fd)
   if (!foreground) child.unref()
   return child
+}
+
+/** Polls `fn` until it gives a value, at most `deadlineMs`: the error names what did not happen and the last failure. */
+export async function waitFor<T> (what: string, deadlineMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + deadlineMs
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+    }
+    await new Promise(r => setTimeout(r, 200))
+  }
+  throw new OperationError(`${what} did not happen within ${deadlineMs} ms${last instanceof Error ? ` (${last.message})` : ''}`)
+}
+
+/** `argv` with `--api` and `--listen` set to the addresses the agent got (ports picked by the system pinned for its restarts). */
+export function pinAddresses (argv: string[], api: string, listen: string): string[] {
+  const out = [...argv]
+  const set = (flag: string, value: string): void => {
+    const i = out.indexOf(flag)
+    if (i >= 0 && i + 1 < out.length) out[i + 1] = value
+  }
+  set('--api', api.replace(/^https?:\/\//, ''))
+  set('--listen', listen)
+  return out
 }
 
 export interface MemberStatus extends ClusterMember {
@@ -129,9 +205,10 @@ export interface MemberStatus extends ClusterMember {
 export async function clusterStatus (dir: string): Promise<MemberStatus[]> {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: start one with \`discovery cluster up --nodes N\``)
+  const token = clusterToken(file)
   return await Promise.all(file.nodes.map(async m => {
     try {
-      const client = new ApiClient(m.api, undefined, 2_000)
+      const client = new ApiClient(m.api, token, 2_000)
       const health = await client.call('GET', '/v1/health')
       const nodes = await client.call<any[]>('GET', '/v1/nodes')
       const me = nodes.find(n => n.peerId === health.peerId)

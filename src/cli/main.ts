@@ -12,6 +12,8 @@ import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, readClusterFile, statusTable } from './cluster.ts'
 import { clusterUp } from './cluster-up.ts'
 import { vmQemus } from '../hypervisor/index.ts'
+import { clusterRestart } from './cluster-restart.ts'
+import { chaosCommand } from './chaos-command.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { followEvents } from './events.ts'
 import { parseDuration, parseInteger } from './parse.ts'
@@ -96,6 +98,7 @@ cluster.command('up')
   .option('--wave <n>', 'agents started at once (default 4 per core)')
   .option('--driver <name>', 'each agent\'s hypervisor driver: sim (default) or qemu')
   .option('--qemu-accel <accel>', 'qemu driver: auto (default), kvm or tcg')
+  .option('--admin', 'serve the admin routes (partitions) on every agent, with a token made into DIR/api.token')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
@@ -117,6 +120,7 @@ cluster.command('up')
       foreground: opts.foreground === true,
       agentArgs,
       json: opts.json === true,
+      admin: opts.admin === true,
       stallMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000,
       ...(opts.wave != null ? { waveSize: parseInteger('--wave', opts.wave, 1, 1000) } : {})
     })
@@ -132,6 +136,15 @@ cluster.command('status')
     const rows = await clusterStatus(opts.dir)
     out(opts.json, rows, () => statusTable(rows))
     if (rows.some(r => !r.up)) process.exitCode = 1
+  })
+cluster.command('restart').argument('<index>')
+  .description('start agent INDEX again on its data dir with the command line recorded at `cluster up` (stopping it first if it runs); cluster.json keeps its new pid')
+  .option('--dir <dir>', 'the cluster\'s folder', '.discovery/cluster')
+  .option('--wait <duration>', 'how long to wait for it to answer (default 60s)')
+  .option('--json', 'machine-readable output')
+  .action(async (index, opts) => {
+    const m = await clusterRestart(opts.dir, parseInteger('INDEX', index, 0, 999), { waitMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000 })
+    out(opts.json, m, () => `agent ${m.index} restarted: pid ${m.pid}, api ${m.api}, log ${m.log}`)
   })
 cluster.command('down')
   .description('stop every agent of the local cluster')
@@ -283,6 +296,8 @@ program.command('events')
   .addOption(apiOption()).addOption(tokenOption())
   .option('--json', 'one JSON object per line: { id, type, atMs, data }')
   .action(async (opts) => { await followEvents(opts) })
+
+chaosCommand(program)
 
 /** `cluster up --foreground`: a live table until Ctrl-C, then every agent stopped and waited for. */
 async function foreground (dir: string, children: import('node:child_process').ChildProcess[], json: boolean): Promise<void> {

@@ -1,0 +1,153 @@
+/**
+ * The cluster under test and the faults done to it: SIGKILL, restart through
+ * `cluster restart` (src/cli/cluster-restart.ts), SIGSTOP/SIGCONT, and
+ * partitions and heals through the agents' admin routes. Each fault is
+ * recorded as it is done. Admin requests never go to a paused agent (it
+ * would take them on waking, maybe after the heal): it is healed when it
+ * resumes instead.
+ */
+import { clusterRestart } from '../cli/cluster-restart.ts'
+import { alive, readClusterFile } from '../cli/cluster.ts'
+import type { FaultKind, FaultRecord } from './history.ts'
+import { send } from './http.ts'
+
+export type MemberState = 'up' | 'killed' | 'paused' | 'starting'
+
+export interface Member {
+  index: number
+  api: string
+  /** libp2p address with its /p2p/ id. */
+  listen: string
+  dataDir: string
+  log: string
+  pid: number
+  peerId: string
+  state: MemberState
+  /** Where its log stood when the run began: what is after is this run's. */
+  logFrom: number
+}
+
+export class ChaosCluster {
+  readonly dir: string
+  readonly token: string | undefined
+  readonly members: Member[]
+  readonly faults: FaultRecord[] = []
+  /** Pids the schedule killed: their end is no crash. */
+  readonly killedPids = new Set<number>()
+  readonly #t0: number
+  readonly #restartWaitMs: number
+  /** Agents that hold partition blocks (healed when they resume if a heal missed them). */
+  readonly #blocked = new Set<number>()
+
+  constructor (dir: string, token: string | undefined, members: Member[], t0: number, restartWaitMs: number) {
+    this.dir = dir
+    this.token = token
+    this.members = members
+    this.#t0 = t0
+    this.#restartWaitMs = restartWaitMs
+  }
+
+  now (): number { return Date.now() - this.#t0 }
+
+  up (): Member[] { return this.members.filter(m => m.state === 'up') }
+  /** Killed, paused, or restarting. */
+  down (): number { return this.members.filter(m => m.state !== 'up').length }
+
+  #record (kind: FaultKind, agents: number[], ok: boolean, detail?: string, extra: Partial<FaultRecord> = {}): void {
+    this.faults.push({ atMs: this.now(), kind, agents, ok, ...(detail != null ? { detail } : {}), ...extra })
+  }
+
+  kill (i: number): void {
+    const m = this.members[i]
+    this.killedPids.add(m.pid)
+    try {
+      process.kill(m.pid, 'SIGKILL')
+      m.state = 'killed'
+      this.#blocked.delete(i)
+      this.#record('kill', [i], true)
+    } catch (err: any) {
+      this.#record('kill', [i], false, err.code ?? err.message)
+    }
+  }
+
+  async restart (i: number): Promise<void> {
+    const m = this.members[i]
+    m.state = 'starting'
+    try {
+      const r = await clusterRestart(this.dir, i, { waitMs: this.#restartWaitMs, graceMs: 2_000 })
+      m.pid = r.pid
+      m.api = r.api
+      m.state = 'up'
+      this.#record('restart', [i], true, `pid ${r.pid}`)
+    } catch (err: any) {
+      // Try to find it anyway: cluster.json has its pid if it was spawned.
+      const pid = readClusterFile(this.dir)?.nodes.find(n => n.index === i)?.pid
+      if (pid != null && alive(pid)) m.pid = pid
+      m.state = pid != null && alive(pid) ? 'up' : 'killed'
+      this.#record('restart', [i], false, err.message)
+    }
+  }
+
+  pause (i: number): void {
+    const m = this.members[i]
+    try {
+      process.kill(m.pid, 'SIGSTOP')
+      m.state = 'paused'
+      this.#record('pause', [i], true)
+    } catch (err: any) {
+      this.#record('pause', [i], false, err.code ?? err.message)
+    }
+  }
+
+  async resume (i: number): Promise<void> {
+    const m = this.members[i]
+    try {
+      process.kill(m.pid, 'SIGCONT')
+      m.state = 'up'
+      this.#record('resume', [i], true)
+    } catch (err: any) {
+      m.state = 'killed'
+      this.#record('resume', [i], false, err.code ?? err.message)
+      return
+    }
+    if (this.#blocked.has(i)) await this.#admin(i, '/v1/admin/heal', {})
+  }
+
+  async #admin (i: number, path: string, body: unknown): Promise<boolean> {
+    const m = this.members[i]
+    if (m.state !== 'up') return false
+    const a = await send(m.api, this.token, 'POST', path, body, 5_000)
+    const ok = a.status === 200
+    if (ok && path.endsWith('/partition')) this.#blocked.add(i)
+    if (ok && path.endsWith('/heal')) this.#blocked.delete(i)
+    return ok
+  }
+
+  /**
+   * `side` cut off from `rest`: both ways (each agent of either side blocks the
+   * other side: one side's block leaves the blocked peer's redial handshakes
+   * half-open), or one way (the agents of `side` refuse what `rest` starts).
+   */
+  async partition (side: number[], rest: number[], oneWay: boolean): Promise<void> {
+    const ids = (list: number[]): string[] => list.map(i => this.members[i].peerId)
+    const calls = side.map(async i => await this.#admin(i, '/v1/admin/partition', { peers: ids(rest), direction: oneWay ? 'inbound' : 'both' }))
+    if (!oneWay) calls.push(...rest.map(async i => await this.#admin(i, '/v1/admin/partition', { peers: ids(side), direction: 'both' })))
+    const results = await Promise.all(calls)
+    const done = results.filter(Boolean).length
+    this.#record('partition', side, done > 0, `${done} of ${results.length} agents blocked`, { peers: rest, oneWay })
+  }
+
+  /** Lifts every block of the agents named (all of them without a list). */
+  async heal (agents: number[] = this.members.map(m => m.index)): Promise<void> {
+    const results = await Promise.all(agents.map(async i => await this.#admin(i, '/v1/admin/heal', {})))
+    this.#record('heal', agents, results.some(Boolean) || agents.every(i => this.members[i].state !== 'up'), `${results.filter(Boolean).length} of ${agents.length} agents healed`)
+  }
+
+  /** Every agent back: paused ones resumed, killed ones restarted, every block lifted. */
+  async liftAll (): Promise<void> {
+    for (const m of this.members) if (m.state === 'paused') await this.resume(m.index)
+    await Promise.all(this.members.filter(m => m.state === 'killed').map(async m => await this.restart(m.index)))
+    // Every agent, whatever was recorded: a partition request that timed out here may still have been applied there.
+    await this.heal()
+  }
+}
