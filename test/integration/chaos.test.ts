@@ -17,8 +17,9 @@ describe('discovery chaos', () => {
   it('eight agents, a minute of kills, pauses and partitions under a workload: verdict clean, report written', async () => {
     const dir = tempDir('chaos')
     process.stdout.write(`chaos test: seed ${SEED} (CHAOS_SEED=N to change), report in ${dir}\n`)
-    // Three replicas so that two agents may be down at once: ten kills and three pauses in a minute need it.
-    const run = await runCli(['chaos', '--nodes', '8', '--duration', '60s', '--kill-every', '5s', '--pause-every', '15s', '--partition-every', '20s',
+    // Three replicas so that two agents may be down at once: ten kills and three pauses in a minute need it. A kill
+    // every 4 s for 70 s: on a loaded machine restarts are slow and kills wait for room under --max-down.
+    const run = await runCli(['chaos', '--nodes', '8', '--duration', '70s', '--kill-every', '4s', '--pause-every', '15s', '--partition-every', '20s',
       '--replicas', '3', '--max-down', '2', '--rate', '5', '--seed', String(SEED), '--report', dir, '--json'], 400_000)
     expect(existsSync(join(dir, 'report.json')), run.stderr.slice(-2000)).toBe(true)
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'))
