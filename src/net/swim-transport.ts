@@ -155,6 +155,8 @@ export class SwimTransport {
       }
       // it-length-prefixed ends quietly when a frame's length came but none of its bytes.
       if (received > consumed) this.#init.onInvalid(from, `a frame cut short: the stream ended ${received - consumed} bytes into it`)
+      // The peer closed its side; ours (never written) must close too, or the stream stays half open and holds one of the peer's few inbound slots for good.
+      await stream.close().catch((err: Error) => { stream.abort(err) })
     } catch (err: any) {
       // A frame over the limit or cut short: what follows cannot be trusted to be framed right.
       if (FRAMING_ERRORS.has(err?.name)) this.#init.onInvalid(from, err.message)
