@@ -121,6 +121,7 @@ async function fuzzOne (target: FuzzTarget, messages: number, seed: number, repo
     const stop = (): boolean => down
     const per = Math.floor(messages / FUZZ_ENTRIES.length)
     const tallies: Record<string, EntryTally> = {}
+    let since = Date.now()
     const add = (entry: string, tally: EntryTally): void => {
       tallies[entry] = tally
       const e = report.byEntry[entry]
@@ -129,7 +130,8 @@ async function fuzzOne (target: FuzzTarget, messages: number, seed: number, repo
       e.dropped += tally.dropped
       report.messages += tally.sent
       report.violations.push(...tally.violations.slice(0, 20).map(v => `${where}: ${v}`))
-      log(`fuzz ${where} ${entry}: ${tally.sent} sent, ${tally.answered} answered, ${tally.dropped} dropped, ${tally.mustCount} to be counted`)
+      log(`fuzz ${where} ${entry}: ${tally.sent} sent in ${Date.now() - since} ms, ${tally.answered} answered, ${tally.dropped} dropped, ${tally.mustCount} to be counted`)
+      since = Date.now()
     }
     const alive = async (): Promise<void> => {
       if (!down && !await healthy(target.api)) down = true

@@ -40,7 +40,8 @@ function parse (bytes: Uint8Array): unknown {
 }
 
 function describe (d: Draw, json: unknown): string {
-  const op = (json as any)?.op ?? (json as any)?.type ?? (json as any)?.msg?.type ?? '?'
+  const j = json as any
+  const op = [j?.op, j?.type, j?.msg?.type].find(x => typeof x === 'string') ?? '?'
   return `${op} [${d.mutations.map(m => m.kind).join(',')}] text ${d.text} frame ${d.frame}`
 }
 

@@ -94,7 +94,9 @@ function set (slot: Slot, v: Json): void {
 /** The base message with the draw's mutations applied (a deep copy: the base is kept). */
 export function mutate (base: Json, mutations: readonly Mutation[]): Json {
   const root = structuredClone(base)
-  for (const m of mutations) {
+  for (const drawn of mutations) {
+    // A fresh copy of the hostile value: the same constant is drawn many times, and a later mutation may write into it.
+    const m = { ...drawn, value: drawn.value === undefined ? null : JSON.parse(JSON.stringify(drawn.value)) }
     const all = slots(root)
     if (all.length === 0) continue
     const slot = all[m.pick % all.length]
