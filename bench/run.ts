@@ -4,6 +4,7 @@
  * `main(args)` that prints its report and resolves to an exit code.
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
+  fuzz: { about: 'hostile input at volume: 100,000 malformed, truncated, oversized and replayed messages on every entry point of a local cluster, in runs; messages/s, crashes, state changes', load: async () => await import('./fuzz.ts') },
   healing: { about: 'failure detection at N agent processes: time until every agent marks a SIGKILLed or SIGSTOPped peer dead, false positives under a create load', load: async () => await import('./healing.ts') },
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
   'probe-cost': { about: 'CPU per failure-detector probe at N libp2p hosts: libp2p ping against /discovery/swim/1.0.0', load: async () => await import('./probe-cost.ts') },
