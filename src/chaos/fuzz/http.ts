@@ -94,7 +94,8 @@ function build (d: HttpDraw, facts: HttpFacts): { c: HttpCase, harmless: boolean
   }
   const authOk = facts.token == null || auth === 'ok'
   // Only a create may change state through a path without a VM id; every other changing route names no VM of the target.
-  const wouldCreate = route.path('') === '/v1/vms' && route.method === 'POST' && method === 'POST' && authOk && query === '' &&
+  // A query is no refusal: parameters a route does not take are ignored (the API's contract).
+  const wouldCreate = route.path('') === '/v1/vms' && route.method === 'POST' && method === 'POST' && authOk &&
     headers['content-type'] === 'application/json' && createVmSchema.safeParse(parsedBody).success
   return { c: { method, path: route.path(id) + query, headers, body }, harmless: !wouldCreate }
 }
