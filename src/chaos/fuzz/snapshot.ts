@@ -73,10 +73,12 @@ export function differences (before: Snapshot, after: Snapshot): string[] {
 
 export type InvalidCounts = Record<string, number>
 
-/** `discovery_invalid_messages_total` by source. */
+/** `discovery_invalid_messages_total` by source, and `deaths`: `discovery_detector_deaths_total`. */
 export async function invalidCounts (api: string, token?: string): Promise<InvalidCounts> {
   const text: string = await get(api, '/metrics', token, 10_000)
   const out: InvalidCounts = {}
   for (const source of ['api', 'gossip', 'place', 'migrate', 'rebalance', 'replica', 'swim', 'epoch']) out[source] = metricValue(text, 'discovery_invalid_messages_total', { source })
+  // Not input: the peers this agent declared dead, which move VMs (a starved machine's false positives do too).
+  out.deaths = metricValue(text, 'discovery_detector_deaths_total', {})
   return out
 }
