@@ -42,7 +42,8 @@ export async function main (args: string[]): Promise<number> {
     for (const m of cluster.nodes) {
       const { peerId } = await getJson(`${m.api}/v1/health`)
       targets.push({ api: m.api, listen: `${m.listen}/p2p/${peerId}`, dataDir: m.dataDir })
-      const created = await request('POST', `${m.api}/v1/vms`, { cpu: 1, memMiB: 256, name: 'steady' })
+      // `never`: a starved agent's false death (refuted at once) must not move its VM, a change the input did not make.
+      const created = await request('POST', `${m.api}/v1/vms`, { cpu: 1, memMiB: 256, name: 'steady', restartPolicy: 'never' })
       if (created.status !== 201) throw new Error(`could not create the steady VM on ${m.api}: ${created.status}`)
     }
     // Steady before the first snapshot: every VM running, every view showing every VM.
