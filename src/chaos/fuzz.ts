@@ -152,7 +152,11 @@ async function fuzzOne (target: FuzzTarget, messages: number, seed: number, repo
       else if (entry === 'gossip') {
         const subscribed = await until(() => pubsub.getSubscribers(STATE_TOPIC).some((p: any) => p.toString() === me.peerId), 10_000)
         if (!subscribed) report.violations.push(`${where}: gossip: the agent never subscribed the rogue peer to ${STATE_TOPIC}; gossip not fuzzed`)
-        else add(entry, await runGossip(async bytes => { await pubsub.publish(STATE_TOPIC, bytes) }, gossipCases(gossipBases(facts), facts, n, s), stop))
+        else {
+          const base = (await invalidCounts(target.api, target.token)).gossip
+          const counted = async (k: number): Promise<void> => { await until(async () => (await invalidCounts(target.api, target.token).catch(() => ({ gossip: Infinity }))).gossip - base >= k, 10_000) }
+          add(entry, await runGossip(async bytes => { await pubsub.publish(STATE_TOPIC, bytes) }, gossipCases(gossipBases(facts), facts, n, s), counted, stop))
+        }
       }
       await alive()
     }

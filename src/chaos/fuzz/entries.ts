@@ -194,7 +194,13 @@ export function gossipCases (bases: unknown[], facts: TargetFacts, count: number
   return out
 }
 
-export async function runGossip (publish: (bytes: Uint8Array) => Promise<void>, cases: WireCase[], stop: () => boolean): Promise<EntryTally> {
+/**
+ * Publishes the cases, `GOSSIP_BATCH` at a time, each batch once the target
+ * counted the one before (`counted(n)`: until it counted `n` or gave up).
+ * Gossipsub drops what does not fit a peer's outbound queue: a slow target
+ * must not lose messages it was never given.
+ */
+export async function runGossip (publish: (bytes: Uint8Array) => Promise<void>, cases: WireCase[], counted: (n: number) => Promise<void>, stop: () => boolean): Promise<EntryTally> {
   const tally: EntryTally = { sent: 0, answered: 0, dropped: 0, mustCount: 0, violations: [] }
   for (const c of cases) {
     for (let t = 0; t < c.times; t++) {
@@ -204,10 +210,13 @@ export async function runGossip (publish: (bytes: Uint8Array) => Promise<void>, 
       // A topic has no answers: every message is dropped, the invalid ones counted.
       tally.dropped++
       if (c.invalid) tally.mustCount++
+      if (tally.sent % GOSSIP_BATCH === 0) await counted(tally.mustCount)
     }
   }
   return tally
 }
+
+const GOSSIP_BATCH = 25
 
 export const STREAM_LIMIT = LIMITS.maxMessageBytes
 export const SWIM_LIMIT = SWIM_LIMITS.maxMessageBytes
