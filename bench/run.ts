@@ -5,6 +5,7 @@
  */
 const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (args: string[]) => Promise<number> }> }> = {
   chaos: { about: 'the chaos soak: discovery chaos at 30 agents in runs (kills, pauses, partitions, optional fuzzing), every invariant checked', load: async () => await import('./chaos.ts') },
+  fuzz: { about: 'hostile input at volume: 100,000 malformed, truncated, oversized and replayed messages on every entry point of a local cluster, in runs; messages/s, crashes, state changes', load: async () => await import('./fuzz.ts') },
   healing: { about: 'failure detection at N agent processes: time until every agent marks a SIGKILLed or SIGSTOPped peer dead, false positives under a create load', load: async () => await import('./healing.ts') },
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
   'probe-cost': { about: 'CPU per failure-detector probe at N libp2p hosts: libp2p ping against /discovery/swim/1.0.0', load: async () => await import('./probe-cost.ts') },

@@ -129,7 +129,9 @@ export class PlaceServer {
       })
       answered.catch(fail)
     }
+    let refused = false
     const refuse = (reason: string): void => {
+      refused = true
       this.#init.onInvalid(from, reason)
       answer({ v: PROTOCOL_VERSION, ok: false, reason: `invalid request: ${reason.slice(0, 300)}` })
     }
@@ -151,6 +153,8 @@ export class PlaceServer {
             return
           }
         }
+        // it-length-prefixed ends quietly when a frame's length came but none of its bytes: a frame cut short all the same.
+        if (!refused && received > consumed) refuse(`a frame cut short: the stream ended ${received - consumed} bytes into it`)
       } catch (err: any) {
         if (failed) return
         if (TOO_LARGE.has(err?.name)) refuse(new MessageTooLargeError().message)

@@ -37,6 +37,8 @@ export interface SwimTransportInit {
 
 /** Messages that may wait for one peer (its stream opening, or not read): more fail at once. */
 export const MAX_QUEUED = 64
+/** it-length-prefixed's errors for bytes that are not frames we accept: over the limit, a bad length, or cut short by the end of the stream. */
+const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError'])
 /** Streams a peer may open to us at once: one, and one more while it replaces a broken one. */
 const MAX_INBOUND_STREAMS = 4
 
@@ -130,8 +132,17 @@ export class SwimTransport {
 
   async #read (stream: Stream, from: string): Promise<void> {
     this.#inbound.add(stream)
+    // Bytes received and bytes of whole frames: a difference at the end is a frame cut short.
+    let received = 0
+    let consumed = 0
+    const counted = async function * (source: AsyncIterable<Frame>): AsyncGenerator<Frame> {
+      for await (const chunk of source) {
+        received += chunk.byteLength
+        yield chunk
+      }
+    }
     try {
-      for await (const bytes of lp.decode(stream.source, { maxDataLength: SWIM_LIMITS.maxMessageBytes })) {
+      for await (const bytes of lp.decode(counted(stream.source), { maxDataLength: SWIM_LIMITS.maxMessageBytes, onData: (d) => { consumed += varintLength(d.byteLength) + d.byteLength } })) {
         let msg: SwimMessage
         try {
           msg = decode(swimMessageSchema, bytes.subarray())
@@ -142,12 +153,26 @@ export class SwimTransport {
         }
         this.#init.onMessage(from, msg)
       }
+      // it-length-prefixed ends quietly when a frame's length came but none of its bytes.
+      if (received > consumed) this.#init.onInvalid(from, `a frame cut short: the stream ended ${received - consumed} bytes into it`)
+      // The peer closed its side; ours (never written) must close too, or the stream stays half open and holds one of the peer's few inbound slots for good.
+      await stream.close().catch((err: Error) => { stream.abort(err) })
     } catch (err: any) {
       // A frame over the limit or cut short: what follows cannot be trusted to be framed right.
-      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'InvalidMessageLengthError') this.#init.onInvalid(from, err.message)
+      if (FRAMING_ERRORS.has(err?.name)) this.#init.onInvalid(from, err.message)
       stream.abort(err)
     } finally {
       this.#inbound.delete(stream)
     }
   }
+}
+
+/** Bytes of the unsigned varint that it-length-prefixed reads for a length. */
+function varintLength (n: number): number {
+  let bytes = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80)
+    bytes++
+  }
+  return bytes
 }
