@@ -7,7 +7,6 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { clusterDown, clusterToken, readClusterFile } from '../cli/cluster.ts'
 import { clusterUp } from '../cli/cluster-up.ts'
 import { OperationError } from '../cli/errors.ts'
@@ -86,19 +85,10 @@ async function sleepUntil (c: ChaosCluster, atMs: number): Promise<void> {
 }
 
 async function fuzz (c: ChaosCluster, o: ChaosOptions, log: (line: string) => void): Promise<FuzzSummary> {
-  // Written beside this file by the fuzzing work; until it exists, a run says so and goes on.
-  const file = fileURLToPath(new URL('./fuzz.ts', import.meta.url))
-  if (!existsSync(file)) {
-    log('fuzzing not available (src/chaos/fuzz.ts is not there)')
-    return { available: false }
-  }
-  const mod = await import(file) as { fuzzCluster?: (targets: unknown[], opts: { messages: number, seed: number, log?: (line: string) => void }) => Promise<any> }
-  if (typeof mod.fuzzCluster !== 'function') {
-    log('fuzzing not available (src/chaos/fuzz.ts has no fuzzCluster)')
-    return { available: false }
-  }
+  // Loaded only when asked for: fast-check and the rogue host are no part of an ordinary run.
+  const { fuzzCluster } = await import('./fuzz.ts')
   const targets = c.members.filter(m => m.state === 'up').map(m => ({ api: m.api, listen: m.listen, dataDir: m.dataDir, ...(c.token != null ? { token: c.token } : {}) }))
-  const report = await mod.fuzzCluster(targets, { messages: o.fuzz, seed: o.seed, log })
+  const report = await fuzzCluster(targets, { messages: o.fuzz, seed: o.seed, log })
   return { available: true, ...report }
 }
 
