@@ -86,7 +86,7 @@ export interface ChurnReport {
   fenced: number
   /** VMs on two running nodes at once, counted once every failure has ended and things have settled. */
   duplicates: number
-  /** `always` VMs that ran again only because their owner came back, or that never ran again: no holder could restart them. */
+  /** `always` VMs that were down while no running node held a record of them (none could restart them), or still down once things settled. */
   lost: number
   /** `never` VMs reported lost by their restarter when their owner was declared dead (as they should be). */
   neverReported: number

@@ -77,6 +77,8 @@ interface Vm {
   /** Nodes holding a record of it. */
   holders: Set<number>
   downAtMs?: number
+  /** Counted lost in this time down. */
+  lost: boolean
 }
 
 interface Node {
@@ -133,7 +135,7 @@ export class ChurnVms {
       for (let j = 0; j < init.vmsPerNode; j++) {
         const v = this.#vms.length
         const policy: RestartPolicy = init.neverEvery > 0 && v % init.neverEvery === init.neverEvery - 1 ? 'never' : 'always'
-        this.#vms.push({ policy, headEpoch: 0, headOwner: i, headAtMs: 0, owners: new Map([[i, 0]]), holders: new Set() })
+        this.#vms.push({ policy, headEpoch: 0, headOwner: i, headAtMs: 0, owners: new Map([[i, 0]]), holders: new Set(), lost: false })
         node.owned.add(v)
         for (const h of node.holders) this.#hold(h, { vm: v, epoch: 0, owner: i, replicas: node.holders })
       }
@@ -159,6 +161,7 @@ export class ChurnVms {
     this.#nodes[i].gen++
     this.#nodes[i].inFlight.clear()
     for (const v of this.#nodes[i].owned) this.#refresh(v, 'other')
+    for (const v of this.#nodes[i].held.keys()) if (this.#vms[v].downAtMs != null) this.#refresh(v, 'other')
   }
 
   /** Node `i` is about to resume from a hang: the deaths its view declares on waking are not acted on for `stallHoldMs` (replica-service.ts `tick`). */
@@ -180,20 +183,21 @@ export class ChurnVms {
     node.inbox = []
     for (const deliver of inbox) deliver()
     for (const v of node.owned) {
-      this.#refresh(v, 'return')
+      this.#refresh(v, 'other')
       this.#w.queue.push(now + CLAIM_MS, () => { this.#fence(v) })
     }
   }
 
   /** VMs on two running nodes, and VMs down now (to be called once things have settled). */
   census (): { duplicates: number, down: number } {
+    // Each is counted once: as down here, or as lost when it went down with no holder left.
     let duplicates = 0
     let down = 0
     for (const vm of this.#vms) {
       let running = 0
       for (const node of vm.owners.keys()) if (this.#running(node)) running++
       if (running > 1) duplicates++
-      if (running === 0 && vm.policy === 'always') down++
+      if (running === 0 && vm.policy === 'always' && !vm.lost) down++
     }
     return { duplicates, down }
   }
@@ -383,16 +387,25 @@ export class ChurnVms {
     this.#refresh(v, 'other')
   }
 
-  /** Whether the VM runs somewhere now: a VM back only because its owner came back was lost meanwhile. */
-  #refresh (v: number, why: 'restart' | 'return' | 'other'): void {
+  /**
+   * Whether the VM runs somewhere now, and if not, whether some running node
+   * still holds a record of it (a holder that can restart it): an `always`
+   * VM with neither is lost — until its owner or a holder comes back.
+   */
+  #refresh (v: number, why: 'restart' | 'other'): void {
     const vm = this.#vms[v]
     let up = false
     for (const node of vm.owners.keys()) if (this.#running(node)) { up = true; break }
-    if (!up && vm.downAtMs == null) vm.downAtMs = this.#w.now
-    else if (up && vm.downAtMs != null) {
-      if (why === 'restart') this.stats.restartMs.push(this.#w.now - vm.downAtMs)
-      else if (vm.policy === 'always') this.stats.lost++
+    if (up) {
+      if (vm.downAtMs != null && why === 'restart') this.stats.restartMs.push(this.#w.now - vm.downAtMs)
       vm.downAtMs = undefined
+      vm.lost = false
+      return
     }
+    vm.downAtMs ??= this.#w.now
+    if (vm.lost || vm.policy !== 'always') return
+    for (const h of vm.holders) if (this.#running(h)) return
+    vm.lost = true
+    this.stats.lost++
   }
 }
