@@ -14,8 +14,16 @@
  * of every death, so what a node spends on dissemination follows the
  * cluster's rate of changes; probes cost each node the same at any n. So at
  * a fixed rate of events, messages per node stay flat from 1,000 to 10,000.
- * Restarting the VMs of dead nodes (the replica branch's rule) is not
- * simulated yet: detection only.
+ *
+ * On the same run, each node owns `vmsPerNode` VMs (one in ten `never`)
+ * whose records its k = 2 next peers on its ring hold, and each holder whose
+ * detector declares an owner dead applies the agents' restart rule
+ * (churn-vms.ts): VMs restarted and their time to run again, conflicts,
+ * duplicates once settled (the run goes on SETTLE_MS after the last failure
+ * ended), VMs lost. The detector's figures are the same with or without VMs
+ * (their draws are their own stream).
+ *
+ * MEASURED
  */
 import { DETECTOR_PROFILES } from '../core/detector-config.ts'
 import { exponential } from '../core/demand.ts'

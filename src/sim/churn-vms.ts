@@ -42,9 +42,13 @@ import type { ChangeRecord, SwimWorld } from './swim-world.ts'
 
 /**
  * How long after a new head runs (or a fenced copy's node comes back) the
- * stale copies and records hear of it: the state gossip of a large cluster
- * takes about a second to reach every node (`--scenario placement`:
- * stalenessP99Ms), and the fencing proof a round trip more. 2 s, a choice.
+ * stale copies and records hear of it: in the agent, from the VMs each owner
+ * gossips with its state and the proof the higher owner then sends
+ * (claims.ts); with 8 agents the stale copies stopped within 3.7 s of their
+ * return (README, "Failures and partitions"). A fixed 2 s here, a choice: the
+ * state gossip of 10,000 nodes is much slower (`--scenario placement`), so
+ * this scenario says nothing of how long a duplicate lasts there, only that
+ * none is left once the owners heard of each other.
  */
 export const CLAIM_MS = 2_000
 
