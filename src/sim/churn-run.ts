@@ -23,7 +23,14 @@
  * ended), VMs lost. The detector's figures are the same with or without VMs
  * (their draws are their own stream).
  *
- * MEASURED
+ * Measured (seed 1, lan; README, "Simulated churn"): `--nodes 1000`
+ * (300 s, 6 a minute): kills dead everywhere 7.0 / 7.6 s p50 / p99, hangs
+ * 11.2 / 12.6 s, no false positive, 266 VMs restarted 6.8 / 10.9 s after
+ * their node failed, 0 conflicts, 0 duplicates, 0 lost, 6.21 detector
+ * messages per node per second; `--nodes 10000 --duration 60s --churn 30`
+ * (136 s of CPU): kills 9.3 / 14.7 s, hangs 16.3 / 17.9 s, 99 VMs restarted
+ * 12.8 / 17.3 s, 0 / 0 / 0, 6.55 messages per node per second (6.15 for the
+ * same run at 1,000 nodes).
  */
 import { DETECTOR_PROFILES } from '../core/detector-config.ts'
 import { exponential } from '../core/demand.ts'
