@@ -21,9 +21,8 @@
  *   learns of the head from the owner's gossiped VMs and its proof), and the
  *   holders of records below the head drop them then too (claims.ts).
  *
- * A killed node keeps its disk: its copies run again when it comes back (a
- * new run) until fenced, and it keeps the records it held. A hung node's VMs
- * count as down (the machine does not answer); they run again on resume.
+ * A killed node keeps its disk: its copies run again when it comes back until
+ * fenced, and it keeps its records. A hung node's VMs count as down.
  *
  * What is measured: restarts and the time from the failure to the VM running
  * again, conflicts (a restart at an epoch some copy already reached: two
@@ -59,8 +58,7 @@ export interface ChurnVmsInit {
   world: SwimWorld
   seed: number
   vmsPerNode: number
-  /** Every `neverEvery`-th VM has restart policy `never` (0: none). */
-  neverEvery: number
+  /** One VM in `neverEvery` has restart policy `never` (0: none). */ neverEvery: number
   link: { baseMs: number, jitterMs: number }
 }
 
@@ -147,10 +145,8 @@ export class ChurnVms {
     this.stats = { vms: this.#vms.length, restarted: 0, restartMs: [], conflicts: 0, fenced: 0, lost: 0, neverReported: 0, messages: 0 }
   }
 
-  /** An owner and its current holders: what a correlated failure of k + 1 nodes takes down. */
-  holdersOf (i: number): readonly number[] {
-    return this.#nodes[i].holders
-  }
+  /** An owner's current holders: with it, what a correlated failure of k + 1 nodes takes down. */
+  holdersOf (i: number): readonly number[] { return this.#nodes[i].holders }
 
   /** A status change at one node's detector (SwimWorld.onChange). */
   onChange (c: ChangeRecord): void {
@@ -206,9 +202,7 @@ export class ChurnVms {
     return { duplicates, down }
   }
 
-  #running (i: number): boolean {
-    return this.#w.state(i) === 'running'
-  }
+  #running (i: number): boolean { return this.#w.state(i) === 'running' }
 
   #status (i: number): (peer: string) => PeerStatus | undefined {
     const self = this.#w.id(i)
@@ -227,9 +221,7 @@ export class ChurnVms {
     return out
   }
 
-  #latency (): number {
-    return this.#link.baseMs + this.#rng.next() * this.#link.jitterMs
-  }
+  #latency (): number { return this.#link.baseMs + this.#rng.next() * this.#link.jitterMs }
 
   /** One message from `from` to `to`, handled at `to` if it runs (later if it is hung; lost if it is killed). */
   #send (to: number, delayMs: number, handle: () => void): void {
@@ -298,15 +290,8 @@ export class ChurnVms {
     return true
   }
 
-  #hold (h: number, r: Rec): void {
-    this.#nodes[h].held.set(r.vm, r)
-    this.#vms[r.vm].holders.add(h)
-  }
-
-  #drop (h: number, v: number): void {
-    this.#nodes[h].held.delete(v)
-    this.#vms[v].holders.delete(h)
-  }
+  #hold (h: number, r: Rec): void { this.#nodes[h].held.set(r.vm, r); this.#vms[r.vm].holders.add(h) }
+  #drop (h: number, v: number): void { this.#nodes[h].held.delete(v); this.#vms[v].holders.delete(h) }
 
   /** Whether (epoch, owner) of `r` is below the other: a later epoch wins, then the higher peer id. */
   #below (r: { epoch: number, owner: number }, epoch: number, owner: number): boolean {
