@@ -26,6 +26,7 @@ export interface SimFlags {
   dirtyIntensity?: string
   rate?: string
   churn?: string
+  vmsPerNode?: string
   json?: boolean
   progress?: boolean
 }
@@ -43,6 +44,7 @@ export function resolveSimOptions (flags: SimFlags): SimOptions {
   if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --nodes 1024 --vms 10240`')
   if (flags.rate != null) throw new UsageError(`--rate is for --scenario placement, not ${name}`)
   if (flags.churn != null) throw new UsageError(`--churn is for --scenario churn, not ${name}`)
+  if (flags.vmsPerNode != null) throw new UsageError(`--vms-per-node is for --scenario churn, not ${name}`)
   const hosts = parseInteger('--nodes', flags.nodes, 1, 1_000_000)
   const vms = flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : hosts * base.vmsPerHost
   const scenario = { ...base, demand: { ...base.demand } }
@@ -103,6 +105,7 @@ export function parseDirtyIntensity (flag: string, value: string): DirtyIntensit
 
 export function resolvePlacementOptions (flags: SimFlags): PlacementOptions {
   for (const [key, flag] of REBALANCING_ONLY) if (flags[key] != null) throw new UsageError(`${flag} is not read by --scenario placement`)
+  if (flags.vmsPerNode != null) throw new UsageError('--vms-per-node is for --scenario churn, not placement (use --vms)')
   if (flags.nodes == null) throw new UsageError('Expected --nodes N, e.g. `discovery sim --scenario placement --nodes 1000 --vms 100000`')
   const nodes = parseInteger('--nodes', flags.nodes, 2, 1_000_000)
   const d = placementDefaults(nodes, flags.vms != null ? parseInteger('--vms', flags.vms, 0, 100_000_000) : undefined)
@@ -128,7 +131,9 @@ export function resolveChurnOptions (flags: SimFlags): ChurnOptions {
   const durationS = flags.duration != null ? parseDuration('--duration', flags.duration) / 1000 : 300
   if (durationS < 60) throw new UsageError('Expected --duration to be at least 60s with --scenario churn (failures start after 10 s and last 30 s and more)')
   const eventsPerMin = flags.churn != null ? parseRatio('--churn', flags.churn, 0, 10_000) : 6
-  return { nodes, durationS, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, eventsPerMin }
+  const opts: ChurnOptions = { nodes, durationS, seed: flags.seed != null ? parseInteger('--seed', flags.seed, 0, 2 ** 31 - 1) : 1, profile, link, eventsPerMin }
+  if (flags.vmsPerNode != null) opts.vmsPerNode = parseInteger('--vms-per-node', flags.vmsPerNode, 0, 1_000)
+  return opts
 }
 
 export function runSim (flags: SimFlags): void {

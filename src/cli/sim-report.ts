@@ -61,7 +61,14 @@ export function churnTable (r: ChurnReport): string {
     ['late deaths (within a minute of coming back)', String(r.lateDeaths)],
     ['deaths refuted (hung nodes resumed)', String(r.refutedDeaths)],
     ['detector messages per node per second', String(r.msgsPerNodePerS)],
-    ['VMs restarted, lost', 'not simulated (needs the restart rule)'],
+    ['VMs (one in ten `never`)', String(r.vms)],
+    ['VMs restarted: running again after p50 / p99', `${r.vmsRestarted}: ${ms(r.restartP50Ms)} / ${ms(r.restartP99Ms)}`],
+    ['restart conflicts (one VM restarted twice)', String(r.restartConflicts)],
+    ['copies fenced (owner back, VM restarted elsewhere)', String(r.fenced)],
+    ['duplicates once settled (a VM on two nodes)', String(r.duplicates)],
+    ['VMs lost (`always`, no holder could restart)', String(r.lost)],
+    ['`never` VMs reported lost', String(r.neverReported)],
+    ['replica and restart messages per node per second', String(r.vmMsgsPerNodePerS)],
     ['wall time', `${r.wallS} s`]
   ]
   return head + '\n\n' + table(['', ''], rows).split('\n').slice(1).join('\n')
