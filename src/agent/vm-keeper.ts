@@ -78,12 +78,16 @@ export class VmKeeper {
         local.setState(id, 'running')
         continue
       }
-      const lost = (rec.spec.restartPolicy ?? 'always') === 'never'
-      if (lost) report.lost++
+      // The sim driver models a hypervisor whose VMs ran on while the agent was away: they come back with it,
+      // whatever their restart policy (that is its model, not news: a `never` VM is not lost by an agent restart).
+      if (driver.name === 'sim') {
+        report.restarted++
+        await this.#restart(id)
+        continue
+      }
+      if ((rec.spec.restartPolicy ?? 'always') === 'never') report.lost++
       else report.restarted++
-      // The sim driver's VMs end with their agent and come back with it: that is its model, not news.
-      if (driver.name === 'sim' && !lost) await this.#restart(id)
-      else await this.#gone(id, driver.name === 'sim' ? 'the sim driver\'s VMs end with their agent' : 'its process was gone when the agent started')
+      await this.#gone(id, 'its process was gone when the agent started')
     }
     const swept = await driver.sweep(local.records().map(r => r.spec.id))
     report.swept = swept.length
@@ -95,7 +99,7 @@ export class VmKeeper {
   tick (): void {
     for (const rec of this.#c.local.records()) {
       const id = rec.spec.id
-      if (rec.state === 'migrating' || this.#pending.has(id)) continue
+      if (rec.state === 'migrating' || this.#pending.has(id) || this.#c.local.isDeleting(id)) continue
       if (this.#c.driver.state(id) === 'stopped') void this.#gone(id, 'its process is gone')
     }
   }
@@ -110,8 +114,9 @@ export class VmKeeper {
   async #gone (id: string, reason: string): Promise<void> {
     const { local, events, self, clock, log } = this.#c
     const rec = local.get(id)
-    // Not ours (an incoming migration that failed), moving (the migration's end decides), or already being restarted.
-    if (rec == null || rec.state === 'migrating' || this.#pending.has(id) || this.#stopped) return
+    // Not ours (an incoming migration that failed), moving (the migration's end decides), leaving (deleted, or fenced:
+    // it runs elsewhere), or already being restarted.
+    if (rec == null || rec.state === 'migrating' || local.isDeleting(id) || this.#pending.has(id) || this.#stopped) return
     const decision = decideGone(rec.spec.restartPolicy, this.#history.get(id), clock.now(), this.#config)
     if (decision.action === 'lost') {
       events.emit('vm.stopped', { id, node: self, reason, action: 'lost' })
@@ -139,7 +144,7 @@ export class VmKeeper {
     const { local, driver, clock, log, metrics } = this.#c
     const rec = local.get(id)
     // Deleted or moved meanwhile.
-    if (rec == null || this.#stopped || this.#pending.has(id)) return
+    if (rec == null || local.isDeleting(id) || this.#stopped || this.#pending.has(id)) return
     this.#pending.set(id, 'starting')
     try {
       if (rec.state !== 'creating') local.setState(id, 'creating')

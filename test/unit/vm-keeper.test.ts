@@ -24,8 +24,10 @@ function harness (opts: { adopt?: Record<string, 'adopted' | 'gone' | 'throw'>, 
     get: (id: string) => recs.get(id),
     records: () => [...recs.values()],
     setState: (id: string, state: VmState) => { const r = recs.get(id); if (r != null) r.state = state },
-    deleteVm: async (id: string) => { calls.push(`delete ${id}`); return recs.delete(id) }
+    deleteVm: async (id: string) => { calls.push(`delete ${id}`); return recs.delete(id) },
+    isDeleting: (id: string) => deleting.has(id)
   }
+  const deleting = new Set<string>()
   const listeners: Array<(c: VmStateChange) => void> = []
   const driverState = new Map<string, VmState>()
   let failures = opts.createFails ?? 0
@@ -57,7 +59,7 @@ function harness (opts: { adopt?: Record<string, 'adopted' | 'gone' | 'throw'>, 
     if (r != null) r.state = 'stopped'
     for (const l of listeners) l({ id, state: 'stopped', reason })
   }
-  return { keeper, recs, calls, seen, add, die, clock, driverState }
+  return { keeper, recs, calls, seen, add, die, clock, driverState, deleting }
 }
 
 const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve)) }
@@ -77,12 +79,13 @@ describe('VmKeeper at start', () => {
     expect(h.seen.filter(e => e.type === 'vm.lost').map(e => (e.data as any).id)).toEqual([spec(3).id])
   })
 
-  it('the sim driver\'s VMs start again silently: they end with their agent by design', async () => {
-    const h = harness({ name: 'sim', adopt: { [spec(1).id]: 'gone' } })
+  it('the sim driver\'s VMs start again silently, `never` ones too: they end with their agent by design', async () => {
+    const h = harness({ name: 'sim', adopt: { [spec(1).id]: 'gone', [spec(2).id]: 'gone' } })
     h.add(spec(1))
-    expect(await h.keeper.restore()).toMatchObject({ restarted: 1 })
-    expect(h.seen.filter(e => e.type === 'vm.stopped')).toEqual([])
-    expect(h.calls[0]).toBe(`create ${spec(1).id}`)
+    h.add(spec(2, 'never'))
+    expect(await h.keeper.restore()).toMatchObject({ restarted: 2, lost: 0 })
+    expect(h.seen.filter(e => e.type === 'vm.stopped' || e.type === 'vm.lost')).toEqual([])
+    expect(h.calls.slice(0, 2)).toEqual([`create ${spec(1).id}`, `create ${spec(2).id}`])
   })
 })
 
@@ -152,6 +155,20 @@ describe('VmKeeper while the agent runs', () => {
     vi.advanceTimersByTime(60_000)
     await flush()
     expect(h.calls.filter(c => c.startsWith('create'))).toEqual([`create ${spec(2).id}`])
+    h.keeper.stop()
+  })
+
+  it('does not start again a VM on its way out (deleted, or fenced: it runs elsewhere) whose process stopped', async () => {
+    const h = harness()
+    h.add(spec(1))
+    await h.keeper.restore()
+    h.deleting.add(spec(1).id)
+    h.die(spec(1).id)
+    h.keeper.tick()
+    vi.advanceTimersByTime(60_000)
+    await flush()
+    expect(h.calls.filter(c => c.startsWith('create'))).toEqual([])
+    expect(h.seen.filter(e => e.type === 'vm.stopped')).toEqual([])
     h.keeper.stop()
   })
 })
