@@ -45,7 +45,7 @@ const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops
   --seed S          which agents are killed and stopped, in which order (default 1)
   --vms-per-kill N  VMs placed on each agent before it is killed, timed until they run elsewhere (default 0: needs restart on a live peer)
   --idle-seconds S  how long the idle cluster's CPU and messages are sampled (default 10)
-  --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none --observers none" (the full mesh; with `=`: they start with a dash)
+  --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none --observers none" (the full mesh; with "=", since they start with a dash)
   --json            the results as JSON (progress on stderr)`
 
 const VM = { cpu: 1, memMiB: 256 }
