@@ -30,7 +30,7 @@ export interface ConnectionConfig {
    * CPU for both ends together (`npm run bench -- probe-cost`), per
    * connection — and with the detector's full mesh (`observers` null)
    * 1,225 connections at 50 agents on one host, 80 pings a second at 30 s, a
-   * fifth of a core (about 400 connections with the local bound). Default 120 s (local), 10 s (lan/wan: libp2p's default, one
+   * fifth of a core (a few hundred connections with the local bound). Default 120 s (local), 10 s (lan/wan: libp2p's default, one
    * agent per machine).
    */
   pingIntervalMs: number
