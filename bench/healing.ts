@@ -27,13 +27,13 @@ import { percentile } from '../src/core/stats.ts'
 import { seededRng } from '../src/core/rng.ts'
 import { clusterUp, type Cluster, type Member } from './lib/cluster.ts'
 import { request } from './lib/http.ts'
-import { scrapeAll } from './lib/metrics.ts'
+import { metricValue, scrapeAll } from './lib/metrics.ts'
 import { fmt } from './lib/stats.ts'
 import { cpuSeconds } from './lib/proc.ts'
 import { keyValues, table } from './lib/table.ts'
 import { followPeers, type PeerEvents } from './lib/peer-events.ts'
 
-export interface Options { nodes: number, kills: number, stops: number, minutes: number, concurrency: number, keep: number, seed: number, vmsPerKill: number, json: boolean }
+export interface Options { nodes: number, kills: number, stops: number, minutes: number, concurrency: number, keep: number, seed: number, vmsPerKill: number, idleS: number, agentArgs: string[], json: boolean }
 
 const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--keep 1000] [--seed 1] [--vms-per-kill 0] [--json]
   --nodes N         agent processes (default 50)
@@ -44,6 +44,8 @@ const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops
   --keep N          VMs kept during the load: beyond, the oldest is deleted (default 1000)
   --seed S          which agents are killed and stopped, in which order (default 1)
   --vms-per-kill N  VMs placed on each agent before it is killed, timed until they run elsewhere (default 0: needs restart on a live peer)
+  --idle-seconds S  how long the idle cluster's CPU and messages are sampled (default 10)
+  --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none --observers none" (the full mesh; with "=", since they start with a dash)
   --json            the results as JSON (progress on stderr)`
 
 const VM = { cpu: 1, memMiB: 256 }
@@ -51,7 +53,6 @@ const VM = { cpu: 1, memMiB: 256 }
 const TRIAL_TIMEOUT_MS = 60_000
 /** Quiet time between trials: whatever the last one set moving settles. */
 const SETTLE_MS = 5_000
-const IDLE_SAMPLE_MS = 10_000
 
 const log = (line: string): void => { process.stderr.write(`[healing] ${line}\n`) }
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
@@ -74,6 +75,8 @@ export function parseOptions (args: string[]): Options | undefined {
       keep: { type: 'string', default: '1000' },
       seed: { type: 'string', default: '1' },
       'vms-per-kill': { type: 'string', default: '0' },
+      'idle-seconds': { type: 'string', default: '10' },
+      'agent-args': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
@@ -91,6 +94,8 @@ export function parseOptions (args: string[]): Options | undefined {
     keep: count('--keep', values.keep, 1, 1_000_000),
     seed: count('--seed', values.seed, 0, 2 ** 31 - 1),
     vmsPerKill: count('--vms-per-kill', values['vms-per-kill'], 0, 10_000),
+    idleS: count('--idle-seconds', values['idle-seconds'], 1, 3600),
+    agentArgs: values['agent-args'].split(/\s+/).filter(a => a !== ''),
     json: values.json
   }
 }
@@ -127,11 +132,11 @@ export async function vmsRunningAgain (observer: string, victimPeerId: string, v
 }
 
 /** Starts a killed agent again, as `cluster up` did: same data dir, same addresses, bootstrapped to agent 0. */
-function restart (m: Member, bootstrap: string, cpu: number, memMiB: number): number {
+function restart (m: Member, bootstrap: string, cpu: number, memMiB: number, extra: string[]): number {
   const fd = openSync(m.log, 'a')
   const api = m.api.replace(/^http:\/\//, '')
   const child = spawn(process.execPath, ['--max-semi-space-size=16', BIN, 'agent', '--listen', m.listen, '--api', api, '--data-dir', m.dataDir, '--json',
-    '--bootstrap', bootstrap, '--cpu', String(cpu), '--mem', `${memMiB}MiB`], { detached: true, stdio: ['ignore', fd, fd] })
+    '--bootstrap', bootstrap, '--cpu', String(cpu), '--mem', `${memMiB}MiB`, ...extra], { detached: true, stdio: ['ignore', fd, fd] })
   closeSync(fd)
   child.unref()
   return child.pid ?? 0
@@ -151,7 +156,7 @@ async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], victim
   const deadMs = await peers.waitAll(others, 'peer.dead', ids[victim], t0, TRIAL_TIMEOUT_MS)
   const t1 = Date.now()
   if (signal === 'SIGSTOP') process.kill(m.pid, 'SIGCONT')
-  else m.pid = restart(m, `${cluster.nodes[0].listen}/p2p/${ids[0]}`, capacity.cpu, capacity.memMiB)
+  else m.pid = restart(m, `${cluster.nodes[0].listen}/p2p/${ids[0]}`, capacity.cpu, capacity.memMiB, opts.agentArgs)
   const aliveMs = await peers.waitAll(others, 'peer.alive', ids[victim], t1, TRIAL_TIMEOUT_MS)
   return { signal, victim, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: await running }
 }
@@ -205,7 +210,7 @@ export async function main (args: string[]): Promise<number> {
   const loadBefore = loadavg()
   log(`starting ${opts.nodes} agents (load average ${loadBefore.map(x => x.toFixed(1)).join(' ')})`)
   // A shared machine may take minutes to start fifty agents (each needs about 2 s of CPU): wait longer than `cluster up`'s default.
-  const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes })
+  const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes, extra: opts.agentArgs })
   let peers: PeerEvents | undefined
   try {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
@@ -217,11 +222,14 @@ export async function main (args: string[]): Promise<number> {
     const idleScrape0 = await scrapeAll(apis)
     const cpu0 = cluster.nodes.map(m => cpuSeconds(m.pid))
     const idleT0 = Date.now()
-    await sleep(IDLE_SAMPLE_MS)
+    await sleep(opts.idleS * 1000)
     const idleS = (Date.now() - idleT0) / 1000
     const idleCpuPct = 100 * cluster.nodes.reduce((sum, m, i) => sum + cpuSeconds(m.pid) - cpu0[i], 0) / idleS / opts.nodes
+    const conns = await Promise.all(apis.map(async api => metricValue(await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text(), 'discovery_connections')))
+    const connections = { mean: conns.reduce((a, b) => a + b, 0) / conns.length, min: Math.min(...conns), max: Math.max(...conns) }
+    log(`connections per agent: mean ${connections.mean.toFixed(1)}, min ${connections.min}, max ${connections.max}`)
     const idleMsgs = ((await scrapeAll(apis))('discovery_detector_messages_total', { direction: 'sent' }) - idleScrape0('discovery_detector_messages_total', { direction: 'sent' })) / idleS / opts.nodes
-    log(`idle: ${idleCpuPct.toFixed(2)} % CPU per agent, ${idleMsgs.toFixed(1)} detector messages sent per agent per second`)
+    log(`idle over ${idleS.toFixed(0)} s: ${(idleCpuPct * opts.nodes).toFixed(1)} % of one core for all agents, ${idleCpuPct.toFixed(2)} % CPU per agent, ${idleMsgs.toFixed(1)} detector messages sent per agent per second`)
     const rng = seededRng(opts.seed)
     const order = cluster.nodes.map((_, i) => i).filter(i => i !== 0)
     for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); [order[i], order[j]] = [order[j], order[i]] }
@@ -266,7 +274,9 @@ export async function main (args: string[]): Promise<number> {
       profile: 'local',
       loadAverageBefore: loadBefore,
       clusterUpS: cluster.upMs / 1000,
-      idle: { cpuPctPerAgent: idleCpuPct, detectorMessagesPerAgentPerS: idleMsgs },
+      agentArgs: opts.agentArgs,
+      idle: { seconds: idleS, cpuPctAllAgents: idleCpuPct * opts.nodes, cpuPctPerAgent: idleCpuPct, detectorMessagesPerAgentPerS: idleMsgs },
+      connections,
       kill: summary('SIGKILL'),
       stop: summary('SIGSTOP'),
       vmsRunningAgain: opts.vmsPerKill > 0 ? { p50Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.5), p99Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.99) } : 'not measured (--vms-per-kill 0: needs restart on a live peer)',
@@ -276,7 +286,7 @@ export async function main (args: string[]): Promise<number> {
     }
     if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
     else {
-      process.stdout.write(keyValues([['agents', String(opts.nodes)], ['profile', 'local'], ['load average before', loadBefore.map(x => x.toFixed(1)).join(' ')], ['cluster up', `${fmt(result.clusterUpS, 0)} s`], ['idle, per agent', `${fmt(idleCpuPct, 2)} % CPU, ${fmt(idleMsgs, 1)} detector messages sent a second`]]) + '\n\n')
+      process.stdout.write(keyValues([['agents', String(opts.nodes)], ['profile', 'local'], ['load average before', loadBefore.map(x => x.toFixed(1)).join(' ')], ['cluster up', `${fmt(result.clusterUpS, 0)} s`], ['agent flags', opts.agentArgs.join(' ') || '(defaults)'], ['connections per agent', `mean ${fmt(connections.mean, 1)}, min ${connections.min}, max ${connections.max}`], [`idle over ${fmt(idleS, 0)} s, all agents`, `${fmt(idleCpuPct * opts.nodes, 1)} % of one core`], ['idle, per agent', `${fmt(idleCpuPct, 2)} % CPU, ${fmt(idleMsgs, 1)} detector messages sent a second`]]) + '\n\n')
       const row = (name: string, s: Record<string, number>): string[] => [name, String(s.trials), `${fmt(s.everyP50Ms, 0)} / ${fmt(s.everyP99Ms, 0)} ms`, `${fmt(s.eachP50Ms, 0)} / ${fmt(s.eachP99Ms, 0)} ms`, String(s.missed), `${fmt(s.aliveAgainP50Ms, 0)} ms`]
       process.stdout.write(table(['signal', 'trials', 'every agent: p50 / p99', 'each agent: p50 / p99', 'missed', 'alive again p50'], [row('SIGKILL', result.kill), row('SIGSTOP', result.stop)]) + '\n')
       if (loadResult != null && fp != null) {

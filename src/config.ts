@@ -28,9 +28,9 @@ export interface ConnectionConfig {
    * Whether a peer is alive is the failure detector's to say; this only reaps
    * connections to peers gone for good. Each ping opens a stream, 2–3 ms of
    * CPU for both ends together (`npm run bench -- probe-cost`), per
-   * connection — and the failure detector makes a full mesh: 1,225
-   * connections at 50 agents on one host, 80 pings a second at 30 s, a fifth
-   * of a core. Default 120 s (local), 10 s (lan/wan: libp2p's default, one
+   * connection — and with the detector's full mesh (`observers` null)
+   * 1,225 connections at 50 agents on one host, 80 pings a second at 30 s, a
+   * fifth of a core (a few hundred connections with the local bound). Default 120 s (local), 10 s (lan/wan: libp2p's default, one
    * agent per machine).
    */
   pingIntervalMs: number
@@ -51,19 +51,21 @@ export interface ConnectionConfig {
    * gossipsub's streams and heartbeat work, and pings: with every agent
    * connected to every other, a hundred agents on one host hold 9,900
    * connections. Gossip still reaches everyone through gossipsub's mesh.
-   * Default unbounded in every profile, for now: the failure detector probes
-   * every peer over a long-lived stream, so its connections are never idle
-   * and each agent ends up connected to every other whatever this says
-   * (`--max-connections 8` bounds what the agent warms and closes on its
-   * own, not the detector's). Bounding the detector's probes to a few
-   * observers per peer is open work (README, "A hundred agents").
+   * A connection carrying the failure detector's stream is never idle, so
+   * the bound holds only with the detector's monitoring topology
+   * (`detector.observers`: each agent talks to about 2 × observers peers for
+   * detection). Default 10 (local: the 8 or so detection peers of
+   * `observers` 4, plus two kept for requests; a hundred agents on one host
+   * hold about 1,000 connections instead of 9,900), unbounded (lan, wan:
+   * one agent per machine; their detector probes every peer).
    */
   maxConnections: number
   /**
    * Connections the agent opens on its own to peers it knows, so that a first
-   * request does not pay for the handshake. Default 4 (local: half of
+   * request does not pay for the handshake. Default 4 (local: well under
    * `maxConnections`, so that the agents dialled by others do not close
-   * connections as fast as new ones open), 32 (lan, wan).
+   * connections as fast as new ones open; the detection peers are most of
+   * an agent's connections anyway), 32 (lan, wan).
    */
   warmConnections: number
   /**
@@ -215,7 +217,9 @@ export interface AgentConfig {
    * - lan: 500 ms / 250 ms, suspicion ×4 (3.4 s at 50 agents);
    * - wan (25–40 ms RTT): 1 s / 600 ms, suspicion ×5 (8.5 s at 50 agents).
    * Death needs 3 accusers we believe alive (after Rapid), so one agent with
-   * a one-way fault cannot make the membership flap.
+   * a one-way fault cannot make the membership flap. In local, each agent
+   * probes only the 4 or so peers Rapid's rings give it (`observers`), and
+   * only their accusations of it count.
    */
   detector: DetectorConfig
   /** The view: how long a dead peer stays listed (core/cluster-view.ts). Default 5 min (local), 1 h (lan/wan). */
@@ -308,7 +312,7 @@ export function defaultLocalConfig (): AgentConfig {
     bootDelayMs: 200,
     requestTimeoutMs: PROFILE_REQUEST_TIMEOUT_MS.local,
     gossip: { ...PROFILE_GOSSIP.local },
-    connection: { pingIntervalMs: 120_000, pingTimeoutMs: 30_000, maxConnections: Infinity, warmConnections: 4, viewSyncEveryMs: 30_000, gossipHeartbeatMs: 2_000, gossipLazyPeers: 1 },
+    connection: { pingIntervalMs: 120_000, pingTimeoutMs: 30_000, maxConnections: 10, warmConnections: 4, viewSyncEveryMs: 30_000, gossipHeartbeatMs: 2_000, gossipLazyPeers: 1 },
     detector: { ...DETECTOR_PROFILES.local },
     view: { forgetAfterMs: 300_000 }
   }

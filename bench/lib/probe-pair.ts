@@ -15,7 +15,7 @@ export async function pairCost (probes: number): Promise<Array<{ mode: 'ping' | 
   const a = await host()
   const b = await host()
   let acked: (() => void) | undefined
-  const common = { dialTarget: (p: string) => peerIdFromString(p), dialTimeoutMs: 5_000, onInvalid: () => {}, onSendFailed: () => {} }
+  const common = { dialTarget: (p: string) => peerIdFromString(p), dialTimeoutMs: 5_000, now: () => performance.now(), onInvalid: () => {}, onSendFailed: () => {} }
   const ta = new SwimTransport({ ...common, libp2p: a, onMessage: (_f, m) => { if (m.type === 'ack') acked?.() } })
   const tb: SwimTransport = new SwimTransport({ ...common, libp2p: b, onMessage: (f, m) => { if (m.type === 'ping') tb.send(f, { v: PROTOCOL_VERSION, type: 'ack', seq: m.seq, run: 1, inc: 0, updates: [] }) } })
   try {

@@ -34,6 +34,7 @@ const transport = new SwimTransport({
   libp2p: node as any,
   dialTarget: peer => peerIdFromString(peer),
   dialTimeoutMs: 10_000,
+  now: () => performance.now(),
   onInvalid: () => {},
   onSendFailed: () => {},
   onMessage: (from, msg) => {

@@ -48,6 +48,15 @@ const COUNTED: Array<[keyof DetectorStats, keyof Metrics]> = [
   ['falsePositives', 'detectorFalsePositives']
 ]
 
+/**
+ * A swim stream we have not written on for this long is closed, so that its
+ * connection can become idle and a bounded fan-out close it: long beside the
+ * detection peers' traffic (a subject is probed, an observer answered, every
+ * few periods), short beside the life of a connection.
+ */
+const IDLE_STREAM_MS = 10_000
+const SWEEP_EVERY_MS = 1_000
+
 export class FailureDetection {
   readonly #c: FailureDetectionComponents
   readonly #init: FailureDetectionInit
@@ -58,6 +67,7 @@ export class FailureDetection {
   #timer?: NodeJS.Timeout
   #timerAtMs = Infinity
   #sampled: Partial<DetectorStats> = {}
+  #sweptAtMs = 0
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components
@@ -67,6 +77,7 @@ export class FailureDetection {
       dialTarget: init.dialTarget,
       // Long enough for a busy peer's noise handshake; what waits meanwhile is judged by the probe's own timeouts.
       dialTimeoutMs: Math.max(5_000, 10 * init.config.probeTimeoutMs),
+      now: () => this.#now(),
       onMessage: (from, msg) => { this.#run(d => d.receive(from, msg, this.#now())) },
       // Reported asynchronously: a failure met while sending a step's messages is a step of its own.
       onSendFailed: (to, msg) => { queueMicrotask(() => { this.#run(d => d.sendFailed(to, msg, this.#now())) }) },
@@ -147,6 +158,11 @@ export class FailureDetection {
     for (const { to, message } of step.send) this.#transport.send(to, message)
     if (step.changes.length > 0) this.#init.onChanges(step.changes)
     if (step.wakeAtMs != null) this.#arm(step.wakeAtMs)
+    const now = this.#now()
+    if (now - this.#sweptAtMs >= SWEEP_EVERY_MS) {
+      this.#sweptAtMs = now
+      this.#transport.closeIdle(IDLE_STREAM_MS)
+    }
   }
 
   /** One timer, at the earliest time asked for; ticking earlier than needed is harmless. */

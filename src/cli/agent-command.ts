@@ -49,6 +49,7 @@ export interface AgentFlags {
   consolidate?: boolean
   monitorInterval?: string
   maxConnections?: string
+  observers?: string
   replicas?: string
   restartQuorum?: boolean
   json?: boolean
@@ -136,6 +137,9 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
       const max = parseInteger('--max-connections', flags.maxConnections, 2, 10_000)
       config.connection = { ...config.connection, maxConnections: max, warmConnections: Math.ceil(max / 2), viewSyncEveryMs: config.connection.viewSyncEveryMs || 30_000 }
     }
+  }
+  if (flags.observers != null) {
+    config.detector = { ...config.detector, observers: flags.observers.trim() === 'none' ? null : parseInteger('--observers', flags.observers, 1, 16) }
   }
   if (flags.monitorInterval != null) {
     config.monitorIntervalMs = parseDuration('--monitor-interval', flags.monitorInterval)

@@ -104,6 +104,24 @@ export interface DetectorConfig {
    */
   gossipIntervalMs: number
   gossipFanout: number
+  /**
+   * Rapid's monitoring topology (core/monitor-rings.ts): each member is
+   * observed by about this many others and observes about as many, chosen
+   * from the member ids on this many pseudo-random rings; it probes its
+   * subjects only, asks the other observers of a subject for indirect probes,
+   * gossips to the peers it talks to, and counts only a member's observers
+   * among its accusers. So each agent keeps connections to about 2 ×
+   * `observers` peers for detection, whatever the cluster's size, and the
+   * bounded fan-out (`connection.maxConnections`) holds. Off (everyone probes
+   * everyone, SWIM's way) while the members not dead are at most 2 ×
+   * `observers` + 1: the rings would give each about as many peers, some
+   * members fewer distinct observers than the quorums want. null: never.
+   * Default 4 (local: 4 ≥ `deadQuorum` + 1, so one observer slow or dead
+   * with its subject does not stop a death; about 8 detection peers, the
+   * local bound); null (lan, wan: one agent per machine, whose connections
+   * cost little beside the machine's; their full mesh stays as measured).
+   */
+  observers: number | null
 }
 
 export type DetectorProfile = 'local' | 'lan' | 'wan'
@@ -111,9 +129,9 @@ export type DetectorProfile = 'local' | 'lan' | 'wan'
 const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
 
 export const DETECTOR_PROFILES: Readonly<Record<DetectorProfile, Readonly<DetectorConfig>>> = Object.freeze({
-  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3 }),
-  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3 }),
-  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4 })
+  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4 }),
+  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3, observers: null }),
+  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4, observers: null })
 })
 
 /** Checks every field once; throws InvalidOptionError naming the field, what was expected and what came. */
@@ -130,5 +148,6 @@ export function validateDetectorConfig (c: DetectorConfig): DetectorConfig {
   expectNumber('detector.verifyProbes', c.verifyProbes, { min: 0, max: 100 })
   expectNumber('detector.gossipIntervalMs', c.gossipIntervalMs, { min: 1, max: 600_000 })
   expectNumber('detector.gossipFanout', c.gossipFanout, { min: 0, max: 64, integer: true })
+  if (c.observers !== null) expectNumber('detector.observers', c.observers, { min: 1, max: 16, integer: true })
   return c
 }

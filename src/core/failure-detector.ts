@@ -19,9 +19,12 @@
  * Membership updates ride on every message, up to λ·log(n) times each; an
  * update that cannot wait is also pushed to a few peers. A message to a
  * member we hold accused carries the accusation, so that it refutes.
+ * With a monitoring topology (`observers`: Rapid's rings), a node talks to
+ * the few peers the rings give it and accuses only the members it observes.
  */
 import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
+import { DetectionTargets } from './detection-targets.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
 import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
@@ -41,6 +44,7 @@ export class FailureDetector {
   readonly #rng: Rng
   readonly #members: SwimMembers
   readonly #order: ProbeOrder
+  readonly #targets: DetectionTargets
   readonly #queue = new BroadcastQueue()
   readonly #awareness: Awareness
   readonly #probes = new ProbeTable()
@@ -66,6 +70,7 @@ export class FailureDetector {
     this.#run = init.run
     this.#members = new SwimMembers(init.self, this.#c, init.directory)
     this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
+    this.#targets = new DetectionTargets(this.#members, this.#order, init.rng)
     this.#awareness = new Awareness(this.#c.awarenessMax)
     this.#awareness.apply(init.startHealth ?? this.#c.awarenessMax - 1)
     this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
@@ -132,7 +137,8 @@ export class FailureDetector {
     const status = this.#members.status(peer)
     if (status != null && !this.#probes.probing(peer)) {
       if (status === 'dead') this.#revive(peer)
-      else if (kind === 'disconnected' || status === 'suspect') this.#extraProbe(peer)
+      // A connection closed is news for the peer's observers only (with a bounded fan-out, others may close theirs on purpose).
+      else if ((kind === 'disconnected' && this.#members.observes(peer)) || status === 'suspect') this.#extraProbe(peer)
     }
     return this.#finish()
   }
@@ -264,7 +270,7 @@ export class FailureDetector {
       this.#watch.delete(peer)
       return
     }
-    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counts)
+    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counter(m))
     if ((m.status as MemberStatus) === 'dead') this.#watch.delete(peer)
     else this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
   }
@@ -315,9 +321,7 @@ export class FailureDetector {
 
   /** The next live member of the round-robin is probed; dead ones on the way get a revival ping (after a partition heals, both sides refute). */
   #roundProbe (): void {
-    for (let i = 0; i < this.#order.size; i++) {
-      const target = this.#order.next(id => !this.#probes.probing(id))
-      if (target == null) return
+    for (const target of this.#targets.turn(id => !this.#probes.probing(id))) {
       if (this.#members.status(target) !== 'dead') return this.#startProbe(target, 'round')
       this.#revive(target)
     }
@@ -331,12 +335,11 @@ export class FailureDetector {
     this.#startProbe(peer, 'revival')
   }
 
-  /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not. */
+  /** With probability verifyProbes / observers, probe a member we just heard accused, to confirm or not (with the topology: each of its observers, at once). */
   #verify (peer: string): void {
     const status = this.#members.status(peer)
     if (status == null || status === 'dead' || this.#probes.probing(peer) || this.#c.verifyProbes <= 0) return
-    const others = Math.max(1, this.#members.aliveCount - (status === 'alive' ? 1 : 0))
-    if (this.#rng.next() < this.#c.verifyProbes / others) this.#extraProbe(peer)
+    if (this.#targets.verifies(peer, status, this.#c.verifyProbes)) this.#extraProbe(peer)
   }
 
   /** Out of turn: at most once a period per member (a flapping connection would otherwise flood it). */
@@ -350,7 +353,7 @@ export class FailureDetector {
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
     p.endDeadlineMs = this.#now + this.#awareness.scale(2.5 * this.#c.probeTimeoutMs)
-    const helpers = this.#order.sample(this.#c.indirectChecks, id => id !== p.target && this.#members.status(id) === 'alive')
+    const helpers = this.#targets.helpers(p.target, this.#c.indirectChecks)
     for (const h of helpers) p.helpers.add(h)
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
   }
@@ -358,6 +361,8 @@ export class FailureDetector {
   #conclude (p: Probe): void {
     this.#probes.end(p)
     if (this.#members.status(p.target) == null || p.kind === 'revival') return
+    // Only a member's observers accuse it: the rings say whose word counts, and we are not among them.
+    if (!this.#members.observes(p.target)) return
     const asked = p.helpers.size
     const nacks = p.nacks.size
     if (asked > 0 && nacks === 0 && !this.#awareness.atMax) {
@@ -380,7 +385,7 @@ export class FailureDetector {
   }
 
   #pushGossip (): void {
-    const targets = this.#order.sample(this.#c.gossipFanout, id => this.#members.status(id) !== 'dead')
+    const targets = this.#targets.gossip(this.#c.gossipFanout)
     for (const to of targets) {
       if (this.#queue.size === 0) break
       this.#send(to, { type: 'gossip' })

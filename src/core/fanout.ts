@@ -21,7 +21,7 @@
  * peer ids of one cluster may) got ranks close together, and a few agents
  * were everybody's first choice.
  */
-function hash (text: string): number {
+export function spreadHash (text: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i)
@@ -37,7 +37,7 @@ function hash (text: string): number {
 
 /** The rank of the pair (a, b), the same seen from either side: lower is preferred. */
 export function pairRank (a: string, b: string): number {
-  return a < b ? hash(`${a}|${b}`) : hash(`${b}|${a}`)
+  return a < b ? spreadHash(`${a}|${b}`) : spreadHash(`${b}|${a}`)
 }
 
 /** Peers to dial, best ranked first: those not connected, not being dialled and not `avoid`ed, at most `budget`. */

@@ -18,12 +18,16 @@
  *   accusers agree (after Rapid), both capped by the members able to
  *   observe; a `dead` update carrying that many accusers we count is taken at
  *   once.
+ * - With a monitoring topology (`observers`, core/monitor-rings.ts), only
+ *   the member's observers are accusers that count, and the quorums are
+ *   capped by its observers we believe alive: the members that probe it.
  * - A member refutes by raising its incarnation: any accusation at an older
  *   incarnation is void. Back alive in the same run after a death is a false
  *   positive; in a later run, a restart.
  */
 import type { DetectorConfig } from './detector-config.ts'
 import type { MemberDirectory } from './member-directory.ts'
+import { MonitorRings, sharedRings, type Walk } from './monitor-rings.ts'
 import { Suspicion, suspicionTimeoutMs } from './suspicion.ts'
 import { SWIM_LIMITS, type MemberStatus, type SwimUpdate } from './swim-messages.ts'
 
@@ -79,6 +83,8 @@ export class SwimMembers {
   /** Every member, or (with a directory) those we learnt something of beyond the directory's baseline. */
   readonly #map = new Map<string, Member>()
   readonly #directory?: MemberDirectory
+  /** Who observes whom, when the topology is on (`observers` set). */
+  readonly #rings?: MonitorRings
   /** Members (not us) shown alive, kept up to date: the observers a quorum may count on. */
   #alive = 0
   /** Members not dead (not us). */
@@ -88,6 +94,11 @@ export class SwimMembers {
     this.self = self
     this.#config = config
     this.#directory = directory
+    if (config.observers != null) {
+      this.#rings = directory != null ? sharedRings(directory, directory.ids, config.observers) : new MonitorRings(config.observers)
+      // Ourselves too (the directory may not list us): every walk starts from our place on the rings.
+      if (directory == null || !directory.has(self)) this.#rings.add(self)
+    }
     if (directory != null) {
       const others = directory.size - (directory.has(self) ? 1 : 0)
       this.#alive = others
@@ -142,6 +153,7 @@ export class SwimMembers {
     if (id === this.self || this.#map.has(id) || this.#directory?.has(id) === true) return undefined
     const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs, addedAtMs: nowMs }
     this.#map.set(id, m)
+    this.#rings?.add(id)
     this.#alive++
     this.#live++
     return m
@@ -153,27 +165,67 @@ export class SwimMembers {
     if (m.status === 'alive') this.#alive--
     if (m.status !== 'dead') this.#live--
     this.#map.delete(id)
+    this.#rings?.remove(id)
   }
 
   /** Whether `accuser`'s accusations count here: ourselves, or a member we believe alive. */
   counts = (accuser: string): boolean => accuser === this.self || this.status(accuser) === 'alive'
 
-  /** Members able to observe `m`: ourselves and the others we believe alive. */
+  /** Whether a member is on the rings' walks: ourselves, or a member not dead. */
+  readonly #onRings = (id: string): boolean => id === this.self || (this.status(id) ?? 'dead') !== 'dead'
+
+  /** Whether the monitoring topology is on now: set, and enough members not dead for it to bound anything. */
+  get topology (): boolean {
+    return this.#rings != null && this.liveCount > 2 * this.#rings.k + 1
+  }
+
+  /** The members that observe `id` (ourselves maybe among them); undefined when everyone does (no topology). */
+  observersOf (id: string): string[] | undefined {
+    return this.topology ? this.#rings!.observers(id, this.#onRings) : undefined
+  }
+
+  /** Whether we observe `id`: probe it in turn, and our accusation of it counts. */
+  observes (id: string): boolean {
+    return this.observersOf(id)?.includes(this.self) ?? true
+  }
+
+  /** Our subjects, and the dead members we would observe if they were alive; undefined when we observe everyone. */
+  walk (): Walk | undefined {
+    return this.topology ? this.#rings!.walk(this.self, this.#onRings) : undefined
+  }
+
+  /** The peers we talk to for detection: our subjects and our observers; undefined when we talk to everyone. */
+  peers (): string[] | undefined {
+    if (!this.topology) return undefined
+    return [...new Set([...this.#rings!.walk(this.self, this.#onRings).subjects, ...this.#rings!.observers(this.self, this.#onRings)])]
+  }
+
+  /** Whose accusations of `m` count: those that count at all and, with the topology, observe `m`. */
+  counter (m: Member): (accuser: string) => boolean {
+    const observers = this.observersOf(m.id)
+    if (observers == null) return this.counts
+    const set = new Set(observers)
+    return a => set.has(a) && this.counts(a)
+  }
+
+  /** Members able to observe `m`: ourselves and the others we believe alive (with the topology: its observers among them). */
   observers (m: Member): number {
+    const observers = this.observersOf(m.id)
+    if (observers != null) return observers.filter(this.counts).length
     return 1 + this.#alive - (m.status === 'alive' ? 1 : 0)
   }
 
   /** What we know of `m`, as an update to spread. */
   updateOf (m: Member): SwimUpdate {
     const u: SwimUpdate = { peer: m.id, run: m.run, inc: m.inc, status: m.status }
-    if (m.status !== 'alive' && m.suspicion != null) u.accusers = m.suspicion.list(this.counts, ACCUSERS_PER_UPDATE)
+    if (m.status !== 'alive' && m.suspicion != null) u.accusers = m.suspicion.list(this.counter(m), ACCUSERS_PER_UPDATE)
     return u
   }
 
   /** The accusation we tell `m` itself about, so that it refutes: any we hold at its incarnation. */
   accusationFor (m: Member): SwimUpdate | undefined {
     if (m.suspicion == null) return undefined
-    const accusers = m.suspicion.list(this.counts, ACCUSERS_PER_UPDATE)
+    const accusers = m.suspicion.list(this.counter(m), ACCUSERS_PER_UPDATE)
     if (accusers.length === 0) accusers.push(...m.suspicion.accusers.keys())
     return { peer: m.id, run: m.run, inc: m.inc, status: m.status === 'dead' ? 'dead' : 'suspect', accusers: accusers.slice(0, SWIM_LIMITS.maxAccusers) }
   }
@@ -213,7 +265,7 @@ export class SwimMembers {
     if (!added) return
     if (first && !s.has(this.self)) sink.accused(m.id)
     // A death with enough accusers we count is taken at once: its declarer's timeout is over.
-    if (u.status === 'dead' && s.count(this.counts) >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
+    if (u.status === 'dead' && s.count(this.counter(m)) >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
     else this.evaluate(m, nowMs, sink)
     sink.queue(this.updateOf(m), false)
   }
@@ -226,9 +278,10 @@ export class SwimMembers {
   evaluate (m: Member, nowMs: number, sink: MemberSink): number | undefined {
     const s = m.suspicion
     if (s == null || m.status === 'dead') return undefined
-    const n = s.count(this.counts)
+    const counts = this.counter(m)
+    const n = s.count(counts)
     if (m.status === 'alive' && (s.has(this.self) || n >= this.#quorum(this.#config.suspectQuorum, m))) this.#set(m, 'suspect', nowMs, sink)
-    const deadline = s.deadlineMs(this.counts)
+    const deadline = s.deadlineMs(counts)
     if (nowMs < deadline) return deadline
     if (n >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
     return undefined

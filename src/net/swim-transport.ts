@@ -13,6 +13,11 @@
  * `onSendFailed`, which the detector takes as "no answer" at once. Every
  * message received is validated against its schema before the agent sees it;
  * a bad one is reported through `onInvalid` and ends that stream.
+ *
+ * A stream we have not written on for a while is closed (`closeIdle`): with
+ * a bounded fan-out, a connection with a swim stream is never idle, so the
+ * streams to peers we no longer probe (a helper asked once, a subject that
+ * changed with the rings) would keep their connections open for good.
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -33,6 +38,8 @@ export interface SwimTransportInit {
   onInvalid: (from: string, reason: string) => void
   /** How long opening a stream may take (dial, noise, multistream-select) before what waits for it fails. */
   dialTimeoutMs: number
+  /** The time, for `closeIdle`. */
+  now: () => number
 }
 
 /** Messages that may wait for one peer (its stream opening, or not read): more fail at once. */
@@ -48,6 +55,7 @@ interface Outbound {
   waiting: SwimMessage[]
   stream?: Stream
   closed: boolean
+  lastSendMs: number
 }
 
 export class SwimTransport {
@@ -83,10 +91,11 @@ export class SwimTransport {
     if (!this.#started) return
     let ch = this.#channels.get(to)
     if (ch == null || ch.closed) {
-      ch = { out: pushableV(), waiting: [], closed: false }
+      ch = { out: pushableV(), waiting: [], closed: false, lastSendMs: 0 }
       this.#channels.set(to, ch)
       void this.#open(to, ch)
     }
+    ch.lastSendMs = this.#init.now()
     if (ch.stream == null) {
       if (ch.waiting.length >= MAX_QUEUED) return this.#init.onSendFailed(to, msg)
       ch.waiting.push(msg)
@@ -95,6 +104,12 @@ export class SwimTransport {
     // A peer that does not read (paused) lets its window fill; beyond a few periods' worth, failing is the truth.
     if (ch.out.readableLength >= MAX_QUEUED) return this.#init.onSendFailed(to, msg)
     ch.out.push(lp.encode.single(encode(msg)))
+  }
+
+  /** Closes the streams we have not written on for `idleMs` (the peer closes its own to us likewise). */
+  closeIdle (idleMs: number): void {
+    const now = this.#init.now()
+    for (const [peer, ch] of this.#channels) if (ch.stream != null && now - ch.lastSendMs >= idleMs) this.#close(peer, ch)
   }
 
   async #open (peer: string, ch: Outbound): Promise<void> {

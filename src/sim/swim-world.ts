@@ -61,6 +61,8 @@ interface SimNode {
   /** Messages that reached it while hung: read when it resumes, in order. */
   inbox: Array<{ from: string, msg: SwimMessage }>
   sent: number
+  /** Peers it sent to since the last `resetTalked` (with a bounded fan-out: its connections). */
+  talked: Set<string>
 }
 
 /** One seed per node and per stream, so that a node's decisions do not depend on the network's draws. */
@@ -90,7 +92,7 @@ export class SwimWorld {
     this.#net = seededRng(streamSeed(init.seed, 0))
     if (init.shared === true) this.#directory = new MemberDirectory(Array.from({ length: init.nodes }, (_, i) => `n${i}`))
     for (let i = 0; i < init.nodes; i++) {
-      const node: SimNode = { id: `n${i}`, index: i, det: this.#detector(`n${i}`, i, 0), state: 'running', inbox: [], sent: 0 }
+      const node: SimNode = { id: `n${i}`, index: i, det: this.#detector(`n${i}`, i, 0), state: 'running', inbox: [], sent: 0, talked: new Set() }
       this.#nodes.push(node)
       this.#byId.set(node.id, node)
     }
@@ -124,6 +126,31 @@ export class SwimWorld {
 
   sentBy (i: number): number {
     return this.#nodes[i].sent
+  }
+
+  /** The peers node `i` sent to since the last `resetTalked`. */
+  talked (i: number): ReadonlySet<string> {
+    return this.#nodes[i].talked
+  }
+
+  resetTalked (): void {
+    for (const n of this.#nodes) n.talked.clear()
+  }
+
+  /**
+   * A new node joins (not with a shared member list): it learns of every
+   * node, and every running node of it, as the agent's view does when a new
+   * peer's state arrives. Returns its index.
+   */
+  join (): number {
+    if (this.#directory != null) throw new Error('a shared member list is fixed: no join')
+    const i = this.#nodes.length
+    const n: SimNode = { id: `n${i}`, index: i, det: this.#detector(`n${i}`, i, Math.max(1, Math.floor(this.#now))), state: 'running', inbox: [], sent: 0, talked: new Set() }
+    this.#nodes.push(n)
+    this.#byId.set(n.id, n)
+    for (const o of this.#nodes) if (o !== n && o.state === 'running') this.#handle(o, o.det.add(n.id, n.det.incarnation.run, this.#now))
+    this.#join(n)
+    return i
   }
 
   /** Messages `from` sends `to` are lost from now on (a one-way fault); `unblock` lifts it. */
@@ -232,6 +259,7 @@ export class SwimWorld {
 
   #send (from: SimNode, to: string, msg: SwimMessage): void {
     from.sent++
+    from.talked.add(to)
     this.messages++
     const target = this.#byId.get(to)
     if (target == null) return

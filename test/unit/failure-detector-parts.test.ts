@@ -178,7 +178,17 @@ describe('detector profiles', () => {
     expect(c.probeTimeoutMs).toBeLessThan(c.probeIntervalMs)
   })
 
-  it('says which field is wrong, what was expected and what came', () => {
-    expect(() => validateDetectorConfig({ ...DETECTOR_PROFILES.lan, indirectChecks: -1 })).toThrow('Expected `detector.indirectChecks` to be an integer >= 0 <= 16, got `-1` (number)')
+  it.each([
+    { field: 'indirectChecks', value: -1, message: 'Expected `detector.indirectChecks` to be an integer >= 0 <= 16, got `-1` (number)' },
+    { field: 'observers', value: 0, message: 'Expected `detector.observers` to be an integer >= 1 <= 16, got `0` (number)' },
+    { field: 'observers', value: 2.5, message: 'Expected `detector.observers` to be an integer >= 1 <= 16, got `2.5` (number)' },
+    { field: 'observers', value: '4', message: 'Expected `detector.observers` to be an integer >= 1 <= 16, got `4` (string)' }
+  ])('says which field is wrong, what was expected and what came ($field: $value)', ({ field, value, message }) => {
+    expect(() => validateDetectorConfig({ ...DETECTOR_PROFILES.lan, [field]: value })).toThrow(message)
+  })
+
+  it('takes observers null (everyone probes everyone) or a ring count', () => {
+    expect(validateDetectorConfig({ ...DETECTOR_PROFILES.local, observers: null }).observers).toBeNull()
+    expect(validateDetectorConfig({ ...DETECTOR_PROFILES.lan, observers: 8 }).observers).toBe(8)
   })
 })

@@ -139,7 +139,11 @@ describe('detection', () => {
     w.run(20_000)
     const start = w.changes.length
     w.run(w.now + 120_000)
-    expect(since(w, start), `seed ${seed}: nobody declared dead on a busy machine`).toEqual([])
+    // An observer's probe may time out on the lag and show its subject suspect for a moment (1 seed in 2 measured, with the
+    // monitoring topology or without): no death, no flapping.
+    const busy = since(w, start)
+    expect(busy.filter(c => c.to === 'dead'), `seed ${seed}: nobody declared dead on a busy machine`).toEqual([])
+    for (const [pair, seq] of perPair(busy)) expect({ pair, seq }).toEqual({ pair, seq: seq.length <= 2 ? seq : [] })
     const t0 = w.now
     w.hang(6)
     w.run(t0 + 30_000)
