@@ -20,6 +20,17 @@ const facts: TargetFacts = {
 const decoder = new TextDecoder()
 
 describe('the fuzzer\'s draws', () => {
+  it('keep a message bounded when arrays grown one inside another share their items (seed 1296338711 once built one past what a string can hold)', () => {
+    const base = { v: 1, items: [{ id: 'a', links: [{ k: 1 }] }] }
+    let x = 12345
+    const next = (): number => { x = (x * 1103515245 + 12345) % 2 ** 31; return x }
+    for (let run = 0; run < 40; run++) {
+      const grows = Array.from({ length: 4 }, () => ({ kind: 'grow' as const, pick: next(), value: { x: 'y'.repeat(100) } }))
+      const out = mutate(base as any, grows)
+      expect((JSON.stringify(out) ?? '').length).toBeLessThanOrEqual(4_000_000)
+    }
+  })
+
   it('are the same for the same seed and differ for another', () => {
     console.log(`seed ${SEED}`)
     expect(sampleDraws(5, 50, SEED)).toEqual(sampleDraws(5, 50, SEED))

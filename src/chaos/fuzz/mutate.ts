@@ -124,6 +124,9 @@ export function mutate (base: Json, mutations: readonly Mutation[]): Json {
         const item = Array.isArray(current) && current.length > 0 ? current[0] : m.value
         const size = (JSON.stringify(item) ?? 'null').length + 1
         set(slot, Array.from({ length: Math.max(2, Math.min(bound, Math.floor(256_000 / size))) }, () => item))
+        // The items are one shared value: growing a slot inside an earlier grown array multiplies the whole. Past the
+        // bound of a message, undone (a frame over the limit is the frame damage's to send, not this one's).
+        if (!withinBytes(root, MAX_MUTATED_CHARS)) set(slot, current)
         break
       }
       case 'nest': {
@@ -138,6 +141,17 @@ export function mutate (base: Json, mutations: readonly Mutation[]): Json {
 }
 
 const encoder = new TextEncoder()
+
+/** A mutated message stays under this many characters of JSON: four times the largest frame an agent takes. */
+const MAX_MUTATED_CHARS = 4_000_000
+
+function withinBytes (json: Json, max: number): boolean {
+  try {
+    return (JSON.stringify(json) ?? '').length <= max
+  } catch {
+    return false
+  }
+}
 
 /** The message's bytes after the draw's text damage. */
 export function damage (json: Json, draw: Draw): Uint8Array {
