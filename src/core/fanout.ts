@@ -14,26 +14,8 @@
  * Gossip still reaches every agent through the mesh; a request to a peer we
  * are not connected to dials it, and the connection is closed once idle.
  */
+import { spreadHash } from './hash.ts'
 
-/**
- * FNV-1a, 32 bits, then MurmurHash3's finalizer: a spread, not a secret.
- * Without the finalizer, ids that differ in their last characters only (as
- * peer ids of one cluster may) got ranks close together, and a few agents
- * were everybody's first choice.
- */
-export function spreadHash (text: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
 
 /** The rank of the pair (a, b), the same seen from either side: lower is preferred. */
 export function pairRank (a: string, b: string): number {

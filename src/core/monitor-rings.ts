@@ -18,7 +18,7 @@
  * alive: it is the one that pings it, so that it learns of its death and
  * refutes (after a partition heals, for instance).
  */
-import { spreadHash } from './fanout.ts'
+import { spreadHash } from './hash.ts'
 
 interface Entry {
   key: number

@@ -3,15 +3,9 @@
  * their id (FNV-1a, 32 bits; ties by id), so that neighbours on the ring are
  * unrelated to start order or address. Pure and deterministic.
  */
-export function fnv1a (s: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
-}
+import { fnv1a } from './hash.ts'
 
+export { fnv1a }
 export class Ring {
   readonly #ids: string[]
   readonly #hashes: number[]

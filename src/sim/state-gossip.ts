@@ -12,6 +12,7 @@
  * to its gossip policy in aggregate: every node hears the same publishes (all
  * but its own), so one count per time bucket serves them all.
  */
+import { fmix32 } from '../core/hash.ts'
 import { RECEIVED_WINDOW_MS } from '../core/gossip-policy.ts'
 import type { NodeState } from '../core/messages.ts'
 import type { LinkModel } from './network.ts'
@@ -98,7 +99,7 @@ export class LazyStateGossip {
       const p = h[k]
       const x = hash(this.#seed, sender, receiver, p.state.seq)
       if (x / 4294967296 < this.#link.loss) continue
-      if (p.atMs + this.#link.baseMs + (mix(x ^ 0x5bd1e995) / 4294967296) * this.#link.jitterMs <= nowMs) return p
+      if (p.atMs + this.#link.baseMs + (fmix32(x ^ 0x5bd1e995) / 4294967296) * this.#link.jitterMs <= nowMs) return p
     }
     return h[0]
   }
@@ -141,14 +142,5 @@ function countUpTo (times: number[], t: number): number {
 
 /** A 32-bit hash of four integers (murmur3's finalizer after each): the fate of one message on one link. */
 export function hash (a: number, b: number, c: number, d: number): number {
-  return mix(mix(mix(mix(a ^ 0x9e3779b9) ^ b) ^ c) ^ d)
-}
-
-function mix (h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
+  return fmix32(fmix32(fmix32(fmix32(a ^ 0x9e3779b9) ^ b) ^ c) ^ d)
 }
