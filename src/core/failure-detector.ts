@@ -258,12 +258,7 @@ export class FailureDetector {
     if (this.#members.peek(u.peer)?.suspicion != null) this.#recheck(u.peer, false)
   }
 
-  /**
-   * When to look at a member's accusations again: at its suspicion's
-   * deadline, or, past it without a quorum yet, a period later (observers may
-   * have changed); never once it is dead or cleared. `evaluate` first when
-   * its time has come.
-   */
+  /** When to look at a member's accusations again: at its suspicion's deadline, or past it without a quorum, a period later. */
   #recheck (peer: string, evaluate = true): void {
     const m = this.#members.peek(peer)
     if (m?.suspicion == null || m.status === 'dead') {
@@ -271,8 +266,11 @@ export class FailureDetector {
       return
     }
     const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counter(m))
-    if ((m.status as MemberStatus) === 'dead') this.#watch.delete(peer)
-    else this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
+    if ((m.status as MemberStatus) === 'dead') return void this.#watch.delete(peer)
+    // Past its deadline with no quorum, ask the suspect: its answer carries a refutation that went round before we
+    // heard the accusation (with the rings nothing else brings it to a non-observer, who accuses nobody on silence).
+    if (evaluate && m.suspicion != null && (next == null || next <= this.#now)) this.#extraProbe(peer)
+    this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
   }
 
   /** An update about us: an accusation at our incarnation or above is refuted by raising it. */
