@@ -2,8 +2,11 @@
  * What starting agents costs (issue: a hundred agents on one machine):
  * - one agent answers `/v1/health` within a bounded CPU time — CPU seconds
  *   read from /proc, not wall time, which a loaded machine stretches;
- * - `cluster up --nodes 30` comes up, every agent sees all 30 alive, the
- *   idle cluster's CPU over 10 s stays under a bound, and `cluster down`
+ * - `cluster up --nodes 30 --max-connections 8` comes up, every agent sees
+ *   all 30 alive, the idle cluster's CPU over 10 s stays under a bound; with
+ *   that cap on connections, 30 VMs of one spread group created through 30
+ *   different agents land on 30 different nodes (placement reaches every
+ *   node) and every agent's view converges on all of them; `cluster down`
  *   leaves no agent process.
  * The bounds are generous (several times what was measured): these
  * machines are shared, and the figures are the benchmark's to report
@@ -11,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ApiClient, readCluster, runCli, startAgent, tempDir, waitFor } from './helpers.ts'
+import { ApiClient, metricValue, readCluster, runCli, startAgent, tempDir, waitFor } from './helpers.ts'
 
 const TICKS_PER_S = 100
 
@@ -51,7 +54,7 @@ describe('start cost', () => {
   }, 90_000)
 })
 
-describe('cluster up --nodes 30', () => {
+describe('cluster up --nodes 30 --max-connections 8', () => {
   const N = 30
   /**
    * Idle CPU of the whole cluster, in cores. Goal: 100 agents within half a
@@ -68,9 +71,9 @@ describe('cluster up --nodes 30', () => {
     for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL')
   })
 
-  it('comes up, every agent sees all alive, idles under a bound, and cluster down leaves no process', async () => {
+  it('comes up, every agent sees all alive, idles under a bound, places on every node and converges, and cluster down leaves no process', async () => {
     const t0 = Date.now()
-    const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--wait', '120s', '--json'], 400_000)
+    const up = await runCli(['cluster', 'up', '--nodes', String(N), '--dir', dir, '--base-port', '0', '--max-connections', '8', '--wait', '120s', '--json'], 400_000)
     expect(up.code, up.stderr).toBe(0)
     const upMs = Date.now() - t0
     const file = readCluster(dir)
@@ -86,6 +89,17 @@ describe('cluster up --nodes 30', () => {
     const cores = pids.map((pid, i) => cpuSeconds(pid) - before[i]).reduce((a, b) => a + b, 0) / ((Date.now() - s0) / 1000)
     process.stdout.write(`start cost: ${N} agents up in ${(upMs / 1000).toFixed(1)} s; idle, together ${(cores * 100).toFixed(0)} % of one core (${(cores * 100 / N).toFixed(2)} % each)\n`)
     expect(cores).toBeLessThan(IDLE_CORES_BOUND)
+
+    // One spread group: no two of its VMs on one node, so 30 of them reach all 30 nodes, each created through another agent.
+    const created = await Promise.all(apis.map(async (a, i) => await a.call<{ id: string, node: string }>('POST', '/v1/vms', { name: `spread-${i}`, cpu: 1, memMiB: 256, constraints: { spread: 'all' } })))
+    expect(new Set(created.map(v => v.node)).size).toBe(N)
+    const t1 = Date.now()
+    await waitFor(`every agent's view to hold all ${N} VMs`, async () => {
+      const views = await Promise.all(apis.map(async a => await a.call<Array<{ id: string }>>('GET', '/v1/vms?scope=cluster')))
+      return views.every(v => created.every(c => v.some(x => x.id === c.id))) ? true : undefined
+    }, 60_000, 250)
+    const connections = await Promise.all(apis.map(async a => metricValue(await a.call<string>('GET', '/metrics'), 'discovery_connections')))
+    process.stdout.write(`start cost: ${N} VMs of one spread group on ${N} nodes, in every view after ${Date.now() - t1} ms; connections per agent ${Math.min(...connections)}–${Math.max(...connections)} (cap 8, plus the detector's ring peers in use)\n`)
     const down = await runCli(['cluster', 'down', '--dir', dir, '--purge'])
     expect(down.code, down.stderr).toBe(0)
     await waitFor('no agent process left', () => pids.every(pid => !alive(pid)) ? true : undefined, 30_000, 200)
