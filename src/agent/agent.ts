@@ -21,7 +21,9 @@ import type { Driver, VmStats } from '../hypervisor/index.ts'
 import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
 import { startDriver } from './driver-setup.ts'
-import { AdminDisabledError, DemandMeasuredError, VmNotFoundError } from './errors.ts'
+import { AdminPartitions } from './admin-partitions.ts'
+import { DemandMeasuredError, VmNotFoundError } from './errors.ts'
+import { InvalidInput } from './invalid-input.ts'
 import { EventLog } from './event-log.ts'
 import { logEvents } from './event-logging.ts'
 import { FailureDetection } from './failure-detection.ts'
@@ -46,8 +48,6 @@ export const VERSION = '0.1.0'
 export const MAX_VM_WAIT_MS = 60_000
 /** Between two mDNS queries (`--mdns`): libp2p's default, 10 s; a new agent announces itself at start anyway. */
 const MDNS_INTERVAL_MS = 10_000
-/** Peers whose bad input was logged: logged once per source and sender, counted always; bounded. */
-const MAX_LOGGED_INVALID = 10_000
 
 export type { ClusterVm, NodeView, RebalanceEventView }
 
@@ -84,17 +84,16 @@ export class Agent {
   readonly #exchange: PeerExchange
   readonly #keeper: VmKeeper
   readonly #rtt: RttService
-  /** Admin partitions: only with `--admin`. */
-  readonly #gater?: PartitionGater
+  /** Admin partitions: refused without `--admin`. */
+  readonly #admin: AdminPartitions
+  readonly #invalidInput: InvalidInput
   readonly #stopEvents: Array<() => void>
-  readonly #loggedInvalid = new Set<string>()
   #tick?: NodeJS.Timeout
   #lastTickMs?: number
   #stopped = false
 
   private constructor (config: AgentConfig, log: Logger, store: Store, libp2p: Libp2p, privateKey: PrivateKey, driver: Driver, clock: Clock, rng: { rng: Rng, seed: number }, gater?: PartitionGater) {
     this.config = config
-    this.#gater = gater
     this.log = log
     this.#clock = clock
     this.#store = store
@@ -106,11 +105,13 @@ export class Agent {
     this.metrics = createMetrics()
     zeroCounters(this.metrics)
     this.events = new EventLog({ clock })
+    this.#admin = new AdminPartitions({ gater, events: this.events, metrics: this.metrics })
     const self = this.peerId
     const events = this.events
     const metrics = this.metrics
     const vms = new VmIndex()
-    const invalid = (source: string, from: string, reason: string): void => { this.#invalid(source, from, reason) }
+    this.#invalidInput = new InvalidInput(this.metrics, log)
+    const invalid = this.#invalidInput.report
     const signer = ed25519Signer(privateKey, self)
 
     this.#local = new LocalNode({
@@ -360,43 +361,19 @@ export class Agent {
   }
 
   /** Whether the admin routes are on (`--admin`). */
-  get admin (): boolean { return this.#gater != null }
+  get admin (): boolean { return this.#admin.enabled }
 
   /** Admin: blocks the peers (`both` ways, or `inbound` only); returns every block now in force. */
-  async partition (peers: string[], direction: PartitionDirection): Promise<BlockedPeer[]> {
-    const gater = this.#requireGater()
-    const before = new Map(gater.blocked().map(b => [b.peerId, b.direction]))
-    const now = await gater.block(peers, { direction })
-    for (const b of now) {
-      if (before.get(b.peerId) !== b.direction) this.events.emit('peer.partitioned', { peerId: b.peerId, direction: b.direction })
-    }
-    this.#countPartitions()
-    return now
-  }
+  async partition (peers: string[], direction: PartitionDirection): Promise<BlockedPeer[]> { return await this.#admin.partition(peers, direction) }
 
   /** Admin: lifts the blocks of the peers, or all; returns the peers healed. */
-  heal (peers?: string[]): string[] {
-    const healed = this.#requireGater().heal(peers)
-    for (const peerId of healed) this.events.emit('peer.healed', { peerId })
-    this.#countPartitions()
-    return healed
-  }
+  heal (peers?: string[]): string[] { return this.#admin.heal(peers) }
 
-  partitions (): BlockedPeer[] { return this.#requireGater().blocked() }
-
-  #requireGater (): PartitionGater {
-    if (this.#gater == null) throw new AdminDisabledError()
-    return this.#gater
-  }
-
-  #countPartitions (): void {
-    const blocked = this.#gater?.blocked() ?? []
-    for (const direction of ['both', 'inbound'] as const) this.metrics.partitionedPeers.set({ direction }, blocked.filter(b => b.direction === direction).length)
-  }
+  partitions (): BlockedPeer[] { return this.#admin.blocked() }
 
   /** For the API edge: bad input there is counted in the same metric. */
   invalidApiInput (reason: string): void {
-    this.#invalid('api', 'client', reason)
+    this.#invalidInput.report('api', 'client', reason)
   }
 
   #onTick (): void {
@@ -414,14 +391,5 @@ export class Agent {
     this.#membership.tick()
     this.#detection.sampleMetrics()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
-  }
-
-  /** Bad input from a peer or the API: counted always, logged once per source and sender. */
-  #invalid (source: string, from: string, reason: string): void {
-    this.metrics.invalidMessages.inc({ source })
-    const key = `${source}:${from}`
-    if (this.#loggedInvalid.has(key) || this.#loggedInvalid.size > MAX_LOGGED_INVALID) return
-    this.#loggedInvalid.add(key)
-    this.log.warn({ component: `discovery:${source}`, from, reason }, 'invalid message dropped')
   }
 }
