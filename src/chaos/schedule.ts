@@ -11,16 +11,10 @@
  */
 import { type Rng, seededRng } from '../core/rng.ts'
 import type { FaultKind } from './history.ts'
+import type { ChaosOptions } from './options.ts'
 
-export interface ScheduleOptions {
-  nodes: number
-  durationMs: number
-  /** Mean time between kills / pauses / partitions; 0 for none. */
-  killEveryMs: number
-  pauseEveryMs: number
-  partitionEveryMs: number
-  maxDown: number
-  seed: number
+/** The run's own options (options.ts, each documented there), and the schedule's timings. */
+export interface ScheduleOptions extends Pick<ChaosOptions, 'nodes' | 'durationMs' | 'killEveryMs' | 'pauseEveryMs' | 'partitionEveryMs' | 'maxDown' | 'seed'> {
   /** From a kill to its restart. */
   restartDelayMs: [number, number]
   /** How long a pause lasts. */
