@@ -4,8 +4,6 @@
  * unrelated to start order or address. Pure and deterministic.
  */
 import { fnv1a } from './hash.ts'
-
-export { fnv1a }
 export class Ring {
   readonly #ids: string[]
   readonly #hashes: number[]

@@ -14,7 +14,7 @@ import { DEFAULT_DEMAND, drawDemand, nextChangeInS, type DemandConfig } from '..
 import type { Clock } from '../core/clock.ts'
 import type { VmSpec, VmState } from '../core/messages.ts'
 import { DEFAULT_MAX_DOWNTIME_MS, precopy } from '../core/precopy.ts'
-import { fnv1a } from '../core/ring.ts'
+import { fnv1a } from '../core/hash.ts'
 import { seededRng, type Rng } from '../core/rng.ts'
 import { type Driver, type IncomingOffer, TransferAbortedError, TransferRefusedError, type TransferOptions, type TransferResult, VmExistsError, type VmStateChange, type VmStats } from './driver.ts'
 

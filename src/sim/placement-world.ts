@@ -15,7 +15,7 @@ import { type NodeState, type PlaceRequest, type PlaceResponse, PROTOCOL_VERSION
 import { type AttemptOutcome, type AttemptStep, InFlight, PlacementAttempt } from '../core/placement-attempt.ts'
 import type { NodeSource } from '../core/placement.ts'
 import { allocatable, fits, type Resources } from '../core/resources.ts'
-import { fnv1a } from '../core/ring.ts'
+import { fnv1a } from '../core/hash.ts'
 import { type Rng, seededRng } from '../core/rng.ts'
 import { EventQueue } from './event-queue.ts'
 import { type LinkModel, SimNetwork } from './network.ts'

@@ -7,7 +7,7 @@
  */
 import { drawDemand, nextChangeInS } from '../core/demand.ts'
 import type { HostLoad, VmLoad } from '../core/planner.ts'
-import { fnv1a } from '../core/ring.ts'
+import { fnv1a } from '../core/hash.ts'
 import { seededRng, type Rng } from '../core/rng.ts'
 import { EventQueue } from './event-queue.ts'
 import { type MigrationEnded, type MigrationStats, SimMigrations } from './migrations.ts'

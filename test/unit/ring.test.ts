@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { fnv1a, Ring } from '../../src/core/ring.ts'
+import { fnv1a } from '../../src/core/hash.ts'
+import { Ring } from '../../src/core/ring.ts'
 
 /** The ring order by definition: FNV-1a hash ascending, then id. */
 function expectedOrder (ids: string[]): string[] {
