@@ -97,10 +97,9 @@ export class VmKeeper {
 
   /** On every agent tick: a VM the hypervisor says is stopped, and nothing is restarting. */
   tick (): void {
+    // #gone leaves alone what is migrating, leaving or already being restarted.
     for (const rec of this.#c.local.records()) {
-      const id = rec.spec.id
-      if (rec.state === 'migrating' || this.#pending.has(id) || this.#c.local.isDeleting(id)) continue
-      if (this.#c.driver.state(id) === 'stopped') void this.#gone(id, 'its process is gone')
+      if (this.#c.driver.state(rec.spec.id) === 'stopped') void this.#gone(rec.spec.id, 'its process is gone')
     }
   }
 
