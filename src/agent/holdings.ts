@@ -6,7 +6,7 @@
  * later head unless its chain reaches the one held; a tombstone deletes only
  * the copies its chain reaches (core/ownership.ts).
  */
-import { checkTombstone, compareHeads, connects, headOf, type Signer } from '../core/ownership.ts'
+import { checkChain, checkDesignation, checkTombstone, compareHeads, connects, headOf, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
 import type { ReplicaRecord } from '../core/replica-messages.ts'
 import type { ReplicaConfig } from '../core/replica-rule.ts'
@@ -90,6 +90,30 @@ export class Holdings {
       this.#init.store.putReplicas(taken)
       for (const r of taken) this.#index(r)
     }
+    return refused
+  }
+
+  /**
+   * Records handed over by `from`, another holder of them (`handoff`): each
+   * taken as if its owner had sent it, but only with its signatures checked
+   * (the chain, and the owner's designation naming both `from` and this node)
+   * and its owner dead (`ownerDead`: only then may it be restarted from here).
+   */
+  handOver (from: string, records: readonly ReplicaRecord[], ownerDead: (owner: string) => boolean): Refusal[] {
+    const refused: Refusal[] = []
+    const sound: ReplicaRecord[] = []
+    for (const record of records) {
+      const vmId = record.spec.id
+      const head = headOf(record.chain)
+      const why = checkChain(record.chain, vmId, this.#init.signer) ?? checkDesignation(record.designation, vmId, head, this.#init.signer) ??
+        (record.designation.replicas.includes(from) ? undefined : 'the designation does not name its sender')
+      if (why != null) refused.push({ vmId, reason: why, forged: true })
+      else if (!ownerDead(head.owner)) refused.push({ vmId, reason: `its owner ${head.owner} is not dead here`, forged: false })
+      else sound.push(record)
+    }
+    const byOwner = new Map<string, ReplicaRecord[]>()
+    for (const r of sound) byOwner.set(headOf(r.chain).owner, [...(byOwner.get(headOf(r.chain).owner) ?? []), r])
+    for (const [owner, list] of byOwner) refused.push(...this.put(owner, list))
     return refused
   }
 

@@ -15,9 +15,9 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import type { PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
-import { checkChain, checkTombstone, headOf, originLink, type Signer } from '../core/ownership.ts'
+import { checkChain, checkTombstone, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
-import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
+import { type ReplicaRecord, type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
 import type { StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
 import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
@@ -87,6 +87,12 @@ export class ReplicaService {
       confirmDead: async (peer, dead) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'confirm-dead', peerId: dead })
         return res.ok && res.dead === true
+      },
+      handoff: async (peer, records) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
+        if (!res.ok) throw new Error(res.reason)
+        this.#takeTombstones(peer, res.tombstones ?? [])
+        return res.settled ?? []
       }
     })
     this.#claims = new Claims({
@@ -277,6 +283,41 @@ export class ReplicaService {
         return ok
       case 'held':
         return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
+      case 'handoff':
+        return { ...ok, ...this.#takeHandoff(from, req.records) }
+    }
+  }
+
+  /**
+   * Records another holder hands us as their restarter (`handoff`): those we
+   * restarted already, or run, are settled; those deleted answered with their
+   * tombstones; the others taken (holdings.ts `handOver`: signatures checked,
+   * owner dead in our view) and the restart rule run on them at once.
+   */
+  #takeHandoff (from: string, records: readonly ReplicaRecord[]): Pick<Extract<ReplicaResponse, { ok: true }>, 'settled' | 'tombstones' | 'refused'> {
+    const settled: string[] = []
+    const tombstones: Tombstone[] = []
+    const rest: ReplicaRecord[] = []
+    for (const r of records) {
+      const id = r.spec.id
+      const head = headOf(r.chain)
+      const t = this.#holdings.tombstoneFor(id, r.chain)
+      const mine = this.#c.local.get(id)
+      if (t != null) tombstones.push(t)
+      else if (this.#restarts.restartedFrom(id, head) || (mine != null && mine.chain.length > 0 && compareHeads(headOf(mine.chain), head) > 0)) settled.push(id)
+      else rest.push(r)
+    }
+    const refused = rest.length > 0 ? this.#holdings.handOver(from, rest, owner => this.#c.membership.view.get(owner)?.status === 'dead') : []
+    for (const r of refused) if (r.forged) this.#refused(r.vmId, from, 'record', r.reason)
+    const taken = rest.length - refused.length
+    if (taken > 0) {
+      this.#c.log.info({ component: 'discovery:restart', from, vms: taken }, 'records of a dead owner handed over by another holder')
+      this.#restarts.evaluate()
+    }
+    return {
+      settled,
+      tombstones,
+      refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) }))
     }
   }
 

@@ -5,15 +5,19 @@
  * `always` VM is placed again through the normal cooperative placement, each
  * candidate's commit carrying the VM's chain with our restart link naming it;
  * a `never` VM is reported lost. Otherwise we wait, and take over if the
- * restarter is declared dead before the VM shows up elsewhere. With
+ * restarter is declared dead before the VM shows up elsewhere; from
+ * `handoffAfterMs` after the death we hand the restarter our record, in case
+ * the owner died before it sent it one (it says when it restarted the VM
+ * already, or runs it: then our record is dropped). With
  * `restartQuorum`, a majority of the VM's replica set must confirm the death
  * first. Our replica is dropped once the new owner has committed the VM
  * (durable there); the other holders drop theirs when they see it (claims.ts).
  */
 import type { Logger } from 'pino'
 import type { VmSpec } from '../core/messages.ts'
-import { extend, headOf, restartLink, type Signer } from '../core/ownership.ts'
+import { compareHeads, extend, type Head, headOf, restartLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Designation } from '../core/ownership-messages.ts'
+import { MAX_RECORDS_PER_MESSAGE, type ReplicaRecord } from '../core/replica-messages.ts'
 import { confirmers, decideRestart, hasQuorum, isGone, type ReplicaConfig, type StatusOf } from '../core/replica-rule.ts'
 import type { StoredReplica } from '../store/index.ts'
 import type { EventLog } from './event-log.ts'
@@ -21,8 +25,10 @@ import type { Holdings } from './holdings.ts'
 import type { Metrics } from './metrics.ts'
 import type { Placed } from './placer.ts'
 
-/** The longest pause between two tries of a restart that failed (no capacity, no quorum). */
+/** The longest pause between two tries of a restart that failed (no capacity, no quorum), or of a handoff. */
 const MAX_RETRY_MS = 10_000
+/** The VMs whose restart we remember (the oldest forgotten first): a record handed to us again after it is refused. */
+const MAX_REMEMBERED = 10_000
 
 export interface RestartsInit {
   self: string
@@ -39,6 +45,8 @@ export interface RestartsInit {
   place: (spec: VmSpec, chainFor: (node: string) => Chain) => Promise<Placed>
   /** Asks `peer` whether it has declared `dead` dead (the quorum mode). */
   confirmDead: (peer: string, dead: string) => Promise<boolean>
+  /** Hands `peer`, the restarter of `records`, our copies (`handoff`); resolves with the VMs it settled (restarted, runs, deleted). */
+  handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>
 }
 
 export class Restarts {
@@ -47,6 +55,10 @@ export class Restarts {
   readonly #deadAt = new Map<string, number>()
   readonly #inFlight = new Set<string>()
   readonly #retry = new Map<string, { atMs: number, pauseMs: number }>()
+  /** When each VM we wait for another holder to restart is handed to it next. */
+  readonly #handoffs = new Map<string, { atMs: number, pauseMs: number }>()
+  /** The head of each VM we restarted (before our restart link), so that a record of it handed to us later is refused. */
+  readonly #restarted = new Map<string, Head>()
   #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
@@ -71,7 +83,16 @@ export class Restarts {
   /** `peerId` is back: it runs its VMs again (a restart already done is settled by fencing). */
   peerAlive (peerId: string): void {
     if (!this.#deadAt.delete(peerId)) return
-    for (const r of this.#init.holdings.ofOwner(peerId)) this.#retry.delete(r.record.spec.id)
+    for (const r of this.#init.holdings.ofOwner(peerId)) {
+      this.#retry.delete(r.record.spec.id)
+      this.#handoffs.delete(r.record.spec.id)
+    }
+  }
+
+  /** Whether we restarted `vmId` from `head` or a later one (a record handed to us at that head is not needed). */
+  restartedFrom (vmId: string, head: Head): boolean {
+    const done = this.#restarted.get(vmId)
+    return done != null && compareHeads(done, head) >= 0
   }
 
   /** Runs the restart rule over every VM we hold of an owner we count as dead; on each tick and each death. */
@@ -79,15 +100,39 @@ export class Restarts {
     const { holdings, status, self } = this.#init
     const now = this.#init.now()
     if (now < this.#holdUntilMs) return
+    const handoffs = new Map<string, StoredReplica[]>()
     for (const owner of holdings.owners()) {
       if (!isGone(status(owner))) continue
+      if (!this.#deadAt.has(owner)) this.#deadAt.set(owner, now)
+      const waitedMs = now - this.#deadAt.get(owner)!
       for (const r of holdings.ofOwner(owner)) {
         const id = r.record.spec.id
         if (this.#inFlight.has(id) || (this.#retry.get(id)?.atMs ?? 0) > now) continue
         const tombstoned = holdings.tombstoneFor(id, r.record.chain) != null
         const decision = decideRestart({ designation: r.record.designation, policy: r.record.spec.restartPolicy ?? 'always' }, self, status, tombstoned)
         if (decision.kind === 'restart' || decision.kind === 'lost') void this.#act(r, owner, decision.kind)
+        else if (decision.kind === 'wait' && waitedMs >= this.#init.config.handoffAfterMs && (this.#handoffs.get(id)?.atMs ?? 0) <= now) {
+          handoffs.set(decision.restarter, [...(handoffs.get(decision.restarter) ?? []), r])
+        }
       }
+    }
+    for (const [peer, list] of handoffs) void this.#handOff(peer, list.slice(0, MAX_RECORDS_PER_MESSAGE))
+    for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
+  }
+
+  /** Hands `peer` (the restarter their designations name) our records of VMs still not running elsewhere. */
+  async #handOff (peer: string, list: StoredReplica[]): Promise<void> {
+    const now = this.#init.now()
+    for (const r of list) {
+      const pauseMs = Math.min(2 * (this.#handoffs.get(r.record.spec.id)?.pauseMs ?? this.#init.config.retryMs / 2), MAX_RETRY_MS)
+      this.#handoffs.set(r.record.spec.id, { atMs: now + pauseMs, pauseMs })
+    }
+    try {
+      const settled = await this.#init.handoff(peer, list.map(r => r.record))
+      this.#init.log.info({ component: 'discovery:restart', to: peer, vms: list.length, settled: settled.length }, 'records handed to their restarter')
+      for (const id of this.#init.holdings.drop(settled)) this.#handoffs.delete(id)
+    } catch (err: any) {
+      this.#init.log.debug({ component: 'discovery:restart', to: peer, err: err.message }, 'handoff failed: trying again later')
     }
   }
 
@@ -110,6 +155,7 @@ export class Restarts {
       // Superseded or dropped while the quorum was asked: nothing to restart.
       if (this.#init.holdings.get(id) !== r) return
       const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
+      this.#remember(id, headOf(chain))
       const now = this.#init.now()
       this.#init.events.emit('vm.restarted', { id, deadOwner: owner, node: placed.node, epoch: headOf(chain).epoch + 1, ms: now - (this.#deadAt.get(owner) ?? now) })
       this.#retry.delete(id)
@@ -133,6 +179,12 @@ export class Restarts {
       } catch {}
     }))
     return hasQuorum(designation, confirmed)
+  }
+
+  #remember (id: string, head: Head): void {
+    this.#restarted.delete(id)
+    this.#restarted.set(id, head)
+    if (this.#restarted.size > MAX_REMEMBERED) this.#restarted.delete(this.#restarted.keys().next().value!)
   }
 
   #later (id: string): void {

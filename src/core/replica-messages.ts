@@ -2,7 +2,9 @@
  * The schemas of `/discovery/replica/1.0.0`, one request and one answer per
  * stream: an owner's VM records pushed to its holders (`put`), taken back
  * (`drop`) and deleted (`delete`, with tombstones); a restarter's question to
- * the other holders (`confirm-dead`, the quorum mode); a verifier's request
+ * the other holders (`confirm-dead`, the quorum mode); a waiting holder's
+ * record handed to the restarter its designation names (`handoff`: an owner
+ * that died while moving its records may have left that one without); a verifier's request
  * for the chain behind a claimed epoch (`chain`), and an owner's proof sent
  * unasked to a peer that runs an older copy (`claim`); a holder's question to an
  * owner about replicas it was not sent again (`held`).
@@ -38,7 +40,9 @@ export const replicaRequestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('chain'), vmIds: vmIds(MAX_CHAINS_PER_MESSAGE) }).strict(),
   /** The owner of a VM tells a peer still running an older copy of it: here is the proof, stop yours. */
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('claim'), chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).min(1).max(MAX_CHAINS_PER_MESSAGE) }).strict(),
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('held'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict()
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('held'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict(),
+  /** A holder of a dead owner's VMs to the restarter their designation names, which may not have been sent them. */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('handoff'), records: z.array(replicaRecordSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict()
 ])
 export type ReplicaRequest = z.infer<typeof replicaRequestSchema>
 
@@ -49,13 +53,15 @@ export const replicaResponseSchema = z.union([
   z.object({
     v: z.literal(PROTOCOL_VERSION),
     ok: z.literal(true),
-    /** put, delete: the records or tombstones not taken, and why. */
+    /** put, delete, handoff: the records or tombstones not taken, and why. */
     refused: z.array(refusalSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
     /** confirm-dead: whether the answering node has declared the peer dead. */
     dead: z.boolean().optional(),
     /** chain: the chain of each asked VM the answering node runs. */
     chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).max(MAX_CHAINS_PER_MESSAGE).optional(),
-    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted. */
+    /** handoff: the VMs the answering node restarted already or runs: the sender's records of them are not needed any more. */
+    settled: z.array(vmIdSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
+    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff: of those deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
     tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional()
   }).strict(),

@@ -68,6 +68,18 @@ export interface ReplicaConfig {
   /** The most tombstones kept (the oldest go first): bounded disk. Default 10,000. */
   tombstoneMax: number
   /**
+   * How long after an owner's death a holder that waits for another holder to
+   * restart one of its VMs hands that holder its record (`handoff`), and again
+   * with a back-off while the VM has not run elsewhere: an owner that died
+   * while it moved its records to new holders may have left the restarter its
+   * designation names without the record, and the other holders would wait
+   * for it for ever. The restarter takes a handed record only with valid
+   * signatures and its owner dead in its own view, and restarts it as if the
+   * owner had sent it. Default 3 s: a restart begins within a second of the
+   * death when the restarter holds the record.
+   */
+  handoffAfterMs: number
+  /**
    * A gap this long between two of the agent's ticks (250 ms apart) means it
    * was paused (SIGSTOP, a frozen VM, a machine out of CPU): on waking, its
    * view finds every peer silent and declares them dead. Default 5 s.
@@ -81,7 +93,7 @@ export interface ReplicaConfig {
   stallHoldMs: number
 }
 
-export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, pushDelayMs: 100, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000, stallMs: 5_000, stallHoldMs: 10_000 })
+export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, pushDelayMs: 100, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, handoffAfterMs: 3_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000, stallMs: 5_000, stallHoldMs: 10_000 })
 
 /** A peer's status as this node believes it; undefined for a peer it does not know (forgotten, or never heard of). */
 export type StatusOf = (peerId: string) => PeerStatus | undefined

@@ -13,6 +13,7 @@
  * counted, the VMs keep running. (Last because the views of the agents it
  * never connected to keep its state until its silence makes it dead: 60 s.)
  */
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -39,6 +40,14 @@ const restarted: AgentProcess[] = []
 const victims: number[] = []
 
 interface Vm { id: string, node: string, state: string, epoch: number }
+
+function logSize (file: string): number {
+  return existsSync(file) ? statSync(file).size : 0
+}
+
+function logTail (file: string, from: number): string[] {
+  return existsSync(file) ? readFileSync(file).subarray(from).toString('utf8').split('\n').filter(l => l !== '') : []
+}
 
 async function metric (api: ApiClient, name: string, labels: Record<string, string> = {}): Promise<number> {
   return metricValue(await (await fetch(`${api.url}/metrics`)).text(), name, labels)
@@ -153,12 +162,23 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const others = apis.filter((_, i) => i !== paused)
     const ownRestarts = await metric(apis[paused], 'discovery_vm_restarts_total')
     const t0 = Date.now()
+    const logFrom = file.nodes.map(n => logSize(n.log))
     process.kill(file.nodes[paused].pid, 'SIGSTOP')
     try {
       await waitFor('the paused agent\'s `always` VMs running elsewhere', async () => {
         const now = await runners(others)
         return its.every(id => now.get(id)?.length === 1 && now.get(id)![0].state === 'running') ? true : undefined
-      }, 150_000, 500)
+      }, 90_000, 500).catch(async err => {
+        // Why not: what each other agent believes of the paused one, where its VMs are, what the agents logged about them.
+        const nodes = await Promise.all(others.map(async a => await a.call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes').catch(() => [])))
+        const now = await runners(others).catch(() => new Map<string, Vm[]>())
+        process.stdout.write(`healing: paused ${ids[paused]}; its status at the others: ${nodes.map(v => v.find(n => n.peerId === ids[paused])?.state ?? '?').join(' ')}\n`)
+        for (const id of its) process.stdout.write(`healing: ${id} runs on ${JSON.stringify(now.get(id)?.map(v => [v.node.slice(-6), v.state, v.epoch]) ?? [])}\n`)
+        file.nodes.forEach((n, i) => {
+          for (const line of logTail(n.log, logFrom[i]).filter(l => /restart|replica|peer\.dead|paused/.test(l) || its.some(id => l.includes(id))).slice(-40)) process.stdout.write(`healing: agent ${i}: ${line.slice(0, 400)}\n`)
+        })
+        throw err
+      })
     } finally {
       process.kill(file.nodes[paused].pid, 'SIGCONT')
     }

@@ -81,6 +81,29 @@ describe('Holdings', () => {
     expect(holdings.put(O.id, [record(created(), O, [H.id], 9)])[0].reason).toMatch(/later head/)
   })
 
+  it('takes a record handed over by another holder only with sound signatures, naming both, its owner dead', () => {
+    const { holdings } = open()
+    const dead = (owner: string): boolean => owner === O.id
+    const named = (): ReplicaRecord => record(created(), O, [B.id, H.id])
+    // Signed by the wrong peer: the designation, the chain.
+    const asO = { ...X.signer, self: O.id }
+    const forgedDesignation = { ...named(), designation: designate(VM, headOf(created()), [B.id, H.id], 1, asO) }
+    expect(holdings.handOver(B.id, [forgedDesignation], dead)[0]).toMatchObject({ forged: true, reason: expect.stringMatching(/not signed by its owner/) })
+    const forgedChain = record([originLink(VM, asO)], O, [B.id, H.id])
+    expect(holdings.handOver(B.id, [forgedChain], dead)[0].forged).toBe(true)
+    // Sent by a peer the designation does not name.
+    expect(holdings.handOver(X.id, [named()], dead)[0]).toMatchObject({ forged: true, reason: expect.stringMatching(/does not name its sender/) })
+    // Its owner alive here: not ours to restart, not taken.
+    expect(holdings.handOver(B.id, [named()], () => false)[0]).toMatchObject({ forged: false, reason: expect.stringMatching(/not dead here/) })
+    expect(holdings.get(VM)).toBeUndefined()
+    // Sound, owner dead: taken as if its owner had sent it, and a designation not naming us is still refused.
+    expect(holdings.handOver(B.id, [named()], dead)).toEqual([])
+    expect(holdings.get(VM)?.record.designation.replicas).toEqual([B.id, H.id])
+    expect(holdings.ofOwner(O.id)).toHaveLength(1)
+    const elsewhere = { ...named(), designation: designate(VM, headOf(created()), [B.id, X.id], 9, O.signer) }
+    expect(holdings.handOver(B.id, [elsewhere], dead)[0].reason).toMatch(/does not name this node/)
+  })
+
   it('refuses the records a tombstone deletes, keeps it across a reopen, and drops it past its time', () => {
     const first = open()
     expect(first.holdings.put(O.id, [record(created(), O)])).toEqual([])

@@ -142,7 +142,8 @@ export function replicaCorpus (f: TargetFacts): StreamCorpus {
       { v, op: 'confirm-dead', peerId: strangerPeer(14) },
       { v, op: 'chain', vmIds: [strangerVm(15), strangerVm(16)] },
       { v, op: 'claim', chains: [{ vmId: strangerVm(17), chain: chain(17, me) }] },
-      { v, op: 'held', vmIds: [strangerVm(18)] }
+      { v, op: 'held', vmIds: [strangerVm(18)] },
+      { v, op: 'handoff', records: [record(19)] }
     ],
     // Every signature is forged: a valid-shaped record or proof must be refused on it.
     harmless: namesNothingKnown

@@ -1,0 +1,116 @@
+/**
+ * A waiting holder hands its record to the restarter its designation names
+ * (agent/restarts.ts): an owner that died while moving its records may have
+ * left that restarter without one, and the holders would wait for it for
+ * ever. Real SQLite store and Ed25519 keys, a hand-driven clock; the
+ * restarter's side is a second Restarts on its own store.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Holdings } from '../../src/agent/holdings.ts'
+import { Restarts } from '../../src/agent/restarts.ts'
+import { designate, headOf, originLink } from '../../src/core/ownership.ts'
+import type { Chain } from '../../src/core/ownership-messages.ts'
+import type { ReplicaRecord } from '../../src/core/replica-messages.ts'
+import { DEFAULT_REPLICA } from '../../src/core/replica-rule.ts'
+import { ReplicaStore, Store } from '../../src/store/index.ts'
+import { type Identity, identities } from '../unit/signers.ts'
+
+let O: Identity, B: Identity, H: Identity
+const VM = 'vm-0123456789ab'
+const cleanup: Array<() => void> = []
+afterEach(() => { for (const f of cleanup.splice(0)) f() })
+beforeAll(async () => { [O, B, H] = await identities(3) })
+
+const chain = (): Chain => [originLink(VM, O.signer)]
+const record = (): ReplicaRecord => ({
+  spec: { id: VM, name: 'web', cpu: 1, memMiB: 256, createdAtMs: 1, restartPolicy: 'always' },
+  chain: chain(),
+  designation: designate(VM, headOf(chain()), [B.id, H.id], 1, O.signer)
+})
+
+interface Side { restarts: Restarts, holdings: Holdings, placed: string[], handed: Array<{ peer: string, ids: string[] }> }
+
+function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>): Side {
+  const dir = mkdtempSync(join(tmpdir(), 'discovery-handoff-'))
+  const store = Store.open(dir)
+  cleanup.push(() => { store.close(); rmSync(dir, { recursive: true, force: true }) })
+  const holdings = new Holdings({ self: me.id, signer: me.signer, store: new ReplicaStore(store), config: DEFAULT_REPLICA, now: () => clock.now })
+  const placed: string[] = []
+  const handed: Side['handed'] = []
+  const restarts = new Restarts({
+    self: me.id, config: DEFAULT_REPLICA, signer: me.signer, holdings, now: () => clock.now,
+    events: { emit: () => {} } as any,
+    metrics: { restarts: { inc: () => {} } } as any,
+    log: pino({ level: 'silent' }),
+    status: (p) => p === O.id ? 'dead' : 'alive',
+    place: async (spec) => { placed.push(spec.id); return { node: me.id } as any },
+    confirmDead: async () => true,
+    handoff: async (peer, records) => { handed.push({ peer, ids: records.map(r => r.spec.id) }); return await handoff(peer, records) }
+  })
+  return { restarts, holdings, placed, handed }
+}
+
+const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise(r => setImmediate(r)) }
+
+describe('handoff of a dead owner\'s record to its restarter', () => {
+  it('is handed after handoffAfterMs to the restarter, which restarts it once; the holder then drops its copy', async () => {
+    const clock = { now: 1_000 }
+    // B, the restarter, never got the record: the owner died while moving it.
+    const b = side(B, clock, async () => [])
+    const h = side(H, clock, async (_peer, records) => {
+      const refused = b.holdings.handOver(H.id, records, owner => owner === O.id)
+      expect(refused).toEqual([])
+      b.restarts.evaluate()
+      await settle()
+      return records.filter(r => b.restarts.restartedFrom(r.spec.id, headOf(r.chain))).map(r => r.spec.id)
+    })
+    expect(h.holdings.put(O.id, [record()])).toEqual([])
+    h.restarts.peerDead(O.id)
+    await settle()
+    expect(h.placed).toEqual([])
+    expect(h.handed).toEqual([])
+    clock.now += DEFAULT_REPLICA.handoffAfterMs - 1
+    h.restarts.evaluate()
+    await settle()
+    expect(h.handed).toEqual([])
+    clock.now += 1
+    h.restarts.evaluate()
+    await settle()
+    expect(h.handed).toEqual([{ peer: B.id, ids: [VM] }])
+    expect(b.placed).toEqual([VM])
+    expect(h.placed).toEqual([])
+    expect(h.holdings.get(VM)).toBeUndefined()
+    // Handed again (another holder, late): the restarter says it is done and restarts nothing.
+    expect(b.restarts.restartedFrom(VM, headOf(chain()))).toBe(true)
+    clock.now += 60_000
+    b.restarts.evaluate()
+    await settle()
+    expect(b.placed).toEqual([VM])
+  })
+
+  it('is handed again with a back-off while the restarter cannot be reached, never restarted by the waiting holder', async () => {
+    const clock = { now: 1_000 }
+    const h = side(H, clock, async () => { throw new Error('unreachable') })
+    h.holdings.put(O.id, [record()])
+    h.restarts.peerDead(O.id)
+    const times: number[] = []
+    for (let t = 0; t <= 30_000; t += 250) {
+      clock.now = 1_000 + t
+      const before = h.handed.length
+      h.restarts.evaluate()
+      await settle()
+      if (h.handed.length > before) times.push(t)
+    }
+    expect(h.placed).toEqual([])
+    expect(h.holdings.get(VM)).toBeDefined()
+    const gaps = times.slice(1).map((t, i) => t - times[i])
+    expect(times[0]).toBe(DEFAULT_REPLICA.handoffAfterMs)
+    expect(gaps.length).toBeGreaterThanOrEqual(3)
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThanOrEqual(gaps[i - 1])
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(10_250)
+  })
+})
