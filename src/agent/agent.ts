@@ -119,7 +119,7 @@ export class Agent {
       store,
       driver,
       proofs: ReplicaService.proofs(signer),
-      onDeleted: async (rec) => { await this.#replica.deleted(rec) },
+      onDeleted: async (rec) => await this.#replica.deleted(rec),
       now: () => clock.now(),
       onChange: (change) => {
         this.#ownState?.changed(change)

@@ -21,10 +21,14 @@ export class PlacementUncertainError extends DiscoveryError {
   static defaultMessage = 'the chosen node did not confirm the VM; it may still appear'
 }
 
-/** A delete sent to the VM's owner whose answer never came: the owner may have deleted it before its stream closed. */
+/**
+ * A delete that may or may not hold: sent to the VM's owner, whose answer
+ * never came (it may have deleted the VM before its stream closed); or done
+ * by the owner, whose tombstone reached no holder of the VM's record in time (should the owner die first, a holder may run the VM again).
+ */
 export class DeleteUncertainError extends DiscoveryError {
   static name = 'DeleteUncertainError'
-  static defaultMessage = 'the VM\'s owner took the delete but did not answer; the VM may be deleted or not'
+  static defaultMessage = 'the delete may or may not hold: the VM\'s owner did not answer, or no holder of its record took its tombstone'
 }
 
 export class MigrationRefusedError extends DiscoveryError {

@@ -27,13 +27,21 @@ export interface OwnershipProofs {
 /** Why a VM leaves this node: deleted by a user (it must never come back), or moved (migrated, fenced: it runs elsewhere). */
 export type Removal = 'user' | 'moved'
 
+/**
+ * How a removal ended: done (for a user's delete, its tombstone taken by a
+ * live holder of the VM's record, or none is live); done here, but no holder
+ * took the tombstone in time (should this node die before one does, a holder
+ * would restart the VM); or no such VM here.
+ */
+export type RemoveOutcome = 'deleted' | 'unconfirmed' | 'not-found'
+
 export interface LocalNodeInit {
   ledger: Ledger
   store: Store
   driver: Driver
   proofs: OwnershipProofs
-  /** A VM was deleted by a user: its tombstone goes to its replica holders before the delete is answered. */
-  onDeleted?: (rec: VmRecord) => Promise<void>
+  /** A VM was deleted by a user: its tombstone goes to its replica holders before the delete is answered; false when some did not take it in time. */
+  onDeleted?: (rec: VmRecord) => Promise<boolean>
   now: () => number
   /** Called after every change, saying what changed (state-publisher.ts decides how soon the cluster hears of it). */
   onChange: (change: Change) => void
@@ -58,7 +66,7 @@ export class LocalNode {
   /** Migrated VMs being taken over: a commit asked again waits for the first. */
   readonly #adopting = new Map<string, Promise<CommitOutcome>>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
-  readonly #deleting = new Map<string, { why: Removal, done: Promise<boolean> }>()
+  readonly #deleting = new Map<string, { why: Removal, done: Promise<RemoveOutcome> }>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
   readonly #summary = new WeakMap<VmRecord, VmSummary>()
   #summaries?: VmSummary[]
@@ -119,8 +127,8 @@ export class LocalNode {
         this.release(req.leaseId)
         return { v: PROTOCOL_VERSION, ok: true }
       case 'delete': {
-        const found = await this.deleteVm(req.vmId)
-        return found ? { v: PROTOCOL_VERSION, ok: true, state: 'deleted' } : { v: PROTOCOL_VERSION, ok: false, reason: 'not-found' }
+        const outcome = await this.remove(req.vmId)
+        return outcome === 'deleted' ? { v: PROTOCOL_VERSION, ok: true, state: 'deleted' } : { v: PROTOCOL_VERSION, ok: false, reason: outcome }
       }
     }
   }
@@ -192,19 +200,24 @@ export class LocalNode {
     if (this.ledger.release(leaseId, this.#init.now())) this.#init.onChange('load')
   }
 
-  /** Stops and forgets a VM; a user's delete is answered once its tombstone reached the VM's holders (or could not). */
+  /** Stops and forgets a VM; true when it was here. */
   async deleteVm (id: string, why: Removal = 'user'): Promise<boolean> {
+    return (await this.remove(id, why)) !== 'not-found'
+  }
+
+  /** Stops and forgets a VM; a user's delete is answered once its tombstone reached the VM's holders, or could not (`unconfirmed`). */
+  async remove (id: string, why: Removal = 'user'): Promise<RemoveOutcome> {
     const pending = this.#deleting.get(id)
     if (pending != null) {
       // A user's delete that meets our copy on its way elsewhere (fenced: a later copy runs on another node) did
-      // not delete the VM: said so (false), the caller goes to the node that runs it. Answering it deleted would
+      // not delete the VM: said so (not here), the caller goes to the node that runs it. Answering it deleted would
       // acknowledge a delete that left the VM running there, with no tombstone to stop it.
-      const removed = await pending.done
-      return why === 'user' && pending.why !== 'user' ? false : removed
+      const outcome = await pending.done
+      return why === 'user' && pending.why !== 'user' ? 'not-found' : outcome
     }
     const rec = this.#vms.get(id)
-    if (rec == null) return false
-    const done = (async () => {
+    if (rec == null) return 'not-found'
+    const done = (async (): Promise<RemoveOutcome> => {
       await this.#init.driver.delete(id)
       await this.#init.store.removeVm(id)
       this.#vms.delete(id)
@@ -212,8 +225,8 @@ export class LocalNode {
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
       this.#init.onVm?.(rec, 'deleted', why)
-      if (why === 'user') await this.#init.onDeleted?.(rec)
-      return true
+      if (why === 'user' && (await this.#init.onDeleted?.(rec)) === false) return 'unconfirmed'
+      return 'deleted'
     })()
     this.#deleting.set(id, { why, done })
     try {

@@ -135,8 +135,11 @@ export class PlacementService {
    */
   async deleteVm (id: string): Promise<void> {
     const deadline = this.#c.clock.now() + DELETE_FOLLOW_MS
+    const unconfirmed = (node: string): DeleteUncertainError => new DeleteUncertainError(`${id} is deleted on node ${node}, but no holder of its record took its tombstone in time: should that node die before one does, a holder may run the VM again`)
     for (;;) {
-      if (await this.#c.local.deleteVm(id)) return
+      const outcome = await this.#c.local.remove(id)
+      if (outcome === 'deleted') return
+      if (outcome === 'unconfirmed') throw unconfirmed(this.#c.self)
       const vm = this.#c.membership.getVm(id)
       if (vm.node !== this.#c.self) {
         let res: PlaceResponse
@@ -148,6 +151,7 @@ export class PlacementService {
           throw new PeerUnreachableError(`node ${vm.node} that runs ${id} cannot be reached: ${err.message}`)
         }
         if (res.ok) return
+        if (res.reason === 'unconfirmed') throw unconfirmed(vm.node)
       }
       if (this.#c.clock.now() >= deadline) throw new VmNotFoundError(`node ${vm.node} does not run ${id}`)
       await new Promise(resolve => setTimeout(resolve, DELETE_RETRY_MS))

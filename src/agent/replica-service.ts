@@ -88,6 +88,12 @@ export class ReplicaService {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'confirm-dead', peerId: dead })
         return res.ok && res.dead === true
       },
+      tombstones: async (peer, vmIds) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'tombstones', vmIds })
+        if (!res.ok) throw new Error(res.reason)
+        // Kept only when they reach a record we hold (#takeTombstones): a holder cannot make us forget a VM it did not delete.
+        this.#takeTombstones(peer, res.tombstones ?? [])
+      },
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)
@@ -164,9 +170,9 @@ export class ReplicaService {
     else if (what === 'deleted' && why === 'moved') this.#replication.moved(rec)
   }
 
-  /** A user deleted a VM of ours: its tombstone reaches its holders first. */
-  async deleted (rec: VmRecord): Promise<void> {
-    await this.#replication.deleted(rec)
+  /** A user deleted a VM of ours: its tombstone reaches its holders first; false when some did not take it in time. */
+  async deleted (rec: VmRecord): Promise<boolean> {
+    return await this.#replication.deleted(rec)
   }
 
   /** A peer's gossiped VMs: claims to check, replicas superseded, tombstones to tell (membership.ts `onVmsSeen`). */
@@ -285,6 +291,14 @@ export class ReplicaService {
         return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
       case 'handoff':
         return { ...ok, ...this.#takeHandoff(from, req.records) }
+      case 'tombstones': {
+        const tombstones: Tombstone[] = []
+        for (const id of req.vmIds) {
+          const t = this.#holdings.tombstone(id)
+          if (t != null) tombstones.push(t)
+        }
+        return { ...ok, tombstones }
+      }
     }
   }
 
@@ -348,7 +362,7 @@ export class ReplicaService {
       if (deletesReplica) this.#holdings.drop([t.vmId])
       if (deletesCopy) {
         this.#c.log.info({ component: 'discovery:replica', vm: t.vmId, by: from }, 'deleted elsewhere: stopping our copy')
-        void this.#c.local.deleteVm(t.vmId, 'user')
+        this.#c.local.deleteVm(t.vmId, 'user').catch((err: Error) => { this.#c.log.warn({ component: 'discovery:replica', vm: t.vmId, err: err.message }, 'could not stop a copy deleted elsewhere') })
       }
     }
     this.#holdings.addTombstones(keep)

@@ -100,27 +100,40 @@ export class Replication {
   /**
    * A user deleted a VM of ours: its tombstone is kept here and sent to its
    * holders, and the delete is answered once they took it or `deleteWaitMs`
-   * passed (a holder that did not is sent it again from its outbox).
+   * passed (a holder that did not is sent it again from its outbox). True
+   * when a live holder took it (or none is live): a restarter asks the other
+   * holders for tombstones before it restarts anything, so the VM stays
+   * deleted unless we and every holder that took it die before the others
+   * hear of it. False otherwise: the delete is not certain yet.
    */
-  async deleted (rec: VmRecord): Promise<void> {
+  async deleted (rec: VmRecord): Promise<boolean> {
     const id = rec.spec.id
     this.#designations.delete(id)
     const tombstone = makeTombstone(rec.chain, this.#init.now(), this.#init.signer)
     this.#init.holdings.addTombstones([tombstone])
-    const sends = this.#holders.map(async h => {
+    for (const h of this.#holders) this.#outbox(h).puts.delete(id)
+    const live = this.#holders.filter(h => this.#init.status(h) !== 'dead')
+    const sends = live.map(async h => {
       const box = this.#outbox(h)
-      box.puts.delete(id)
       try {
         const res = await this.#init.send(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] })
         if (!res.ok) throw new Error(res.reason)
+        return true
       } catch {
         box.deletes.set(id, tombstone)
+        return false
       }
     })
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#init.deleteWaitMs) })
-    await Promise.race([Promise.allSettled(sends), late])
+    const late = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, this.#init.deleteWaitMs) })
+    // The first holder that takes it makes the delete certain; all failing, or none before the deadline, does not.
+    const any = sends.length === 0 ? Promise.resolve(true) : new Promise<boolean>(resolve => {
+      for (const s of sends) void s.then(ok => { if (ok) resolve(true) })
+      void Promise.all(sends).then(() => { resolve(false) })
+    })
+    const sure = await Promise.race([any, late])
     clearTimeout(timer)
+    return sure
   }
 
   /** The chain a migration's commit carries: ours with our migrate link to `to`. */

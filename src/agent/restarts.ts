@@ -45,9 +45,13 @@ export interface RestartsInit {
   place: (spec: VmSpec, chainFor: (node: string) => Chain) => Promise<Placed>
   /** Asks `peer` whether it has declared `dead` dead (the quorum mode). */
   confirmDead: (peer: string, dead: string) => Promise<boolean>
+  /** Asks `peer` for the tombstones it keeps of `vmIds`, and takes those that delete a record we hold. */
+  tombstones: (peer: string, vmIds: string[]) => Promise<void>
   /** Hands `peer`, the restarter of `records`, our copies (`handoff`); resolves with the VMs it settled (restarted, runs, deleted). */
   handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>
 }
+
+interface Act { r: StoredReplica, owner: string, kind: 'restart' | 'lost' }
 
 export class Restarts {
   readonly #init: RestartsInit
@@ -101,6 +105,7 @@ export class Restarts {
     const now = this.#init.now()
     if (now < this.#holdUntilMs) return
     const handoffs = new Map<string, StoredReplica[]>()
+    const acts: Act[] = []
     for (const owner of holdings.owners()) {
       if (!isGone(status(owner))) continue
       if (!this.#deadAt.has(owner)) this.#deadAt.set(owner, now)
@@ -110,14 +115,49 @@ export class Restarts {
         if (this.#inFlight.has(id) || (this.#retry.get(id)?.atMs ?? 0) > now) continue
         const tombstoned = holdings.tombstoneFor(id, r.record.chain) != null
         const decision = decideRestart({ designation: r.record.designation, policy: r.record.spec.restartPolicy ?? 'always' }, self, status, tombstoned)
-        if (decision.kind === 'restart' || decision.kind === 'lost') void this.#act(r, owner, decision.kind)
-        else if (decision.kind === 'wait' && waitedMs >= this.#init.config.handoffAfterMs && (this.#handoffs.get(id)?.atMs ?? 0) <= now) {
+        if (decision.kind === 'restart' || decision.kind === 'lost') {
+          acts.push({ r, owner, kind: decision.kind })
+          this.#inFlight.add(id)
+        } else if (decision.kind === 'wait' && waitedMs >= this.#init.config.handoffAfterMs && (this.#handoffs.get(id)?.atMs ?? 0) <= now) {
           handoffs.set(decision.restarter, [...(handoffs.get(decision.restarter) ?? []), r])
         }
       }
     }
+    if (acts.length > 0) void this.#actAll(acts)
     for (const [peer, list] of handoffs) void this.#handOff(peer, list.slice(0, MAX_RECORDS_PER_MESSAGE))
     for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
+  }
+
+  /** Restarts (or reports lost) what we are the restarter of, after asking the other holders for tombstones we may have missed. */
+  async #actAll (acts: Act[]): Promise<void> {
+    await this.#askTombstones(acts.filter(a => a.kind === 'restart').map(a => a.r))
+    await Promise.all(acts.map(async a => { await this.#act(a.r, a.owner, a.kind) }))
+  }
+
+  /**
+   * A delete is answered once one live holder took its tombstone, not all of
+   * them: before we restart a VM, the other live holders of its designation
+   * are asked for the tombstones they keep (taken only when they delete our
+   * record: #act then finds it gone). A holder that does not answer within
+   * `tombstoneAskMs` is not waited for.
+   */
+  async #askTombstones (list: StoredReplica[]): Promise<void> {
+    const { self, status } = this.#init
+    const byPeer = new Map<string, string[]>()
+    for (const r of list) {
+      for (const p of r.record.designation.replicas) {
+        if (p === self || isGone(status(p))) continue
+        byPeer.set(p, [...(byPeer.get(p) ?? []), r.record.spec.id])
+      }
+    }
+    await Promise.all([...byPeer].map(async ([peer, ids]) => {
+      for (let i = 0; i < ids.length; i += MAX_RECORDS_PER_MESSAGE) {
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#init.config.tombstoneAskMs) })
+        await Promise.race([this.#init.tombstones(peer, ids.slice(i, i + MAX_RECORDS_PER_MESSAGE)).catch(() => {}), late])
+        clearTimeout(timer)
+      }
+    }))
   }
 
   /** Hands `peer` (the restarter their designations name) our records of VMs still not running elsewhere. */
@@ -139,7 +179,6 @@ export class Restarts {
   async #act (r: StoredReplica, owner: string, kind: 'restart' | 'lost'): Promise<void> {
     const { spec, chain, designation } = r.record
     const id = spec.id
-    this.#inFlight.add(id)
     try {
       if (this.#init.config.restartQuorum && !(await this.#quorum(designation, owner))) {
         this.#init.metrics.restarts.inc({ result: 'no-quorum' })
@@ -152,7 +191,7 @@ export class Restarts {
         this.#init.holdings.drop([id])
         return
       }
-      // Superseded or dropped while the quorum was asked: nothing to restart.
+      // Superseded, deleted or dropped while the other holders were asked: nothing to restart.
       if (this.#init.holdings.get(id) !== r) return
       const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
       this.#remember(id, headOf(chain))

@@ -7,7 +7,8 @@
  * that died while moving its records may have left that one without); a verifier's request
  * for the chain behind a claimed epoch (`chain`), and an owner's proof sent
  * unasked to a peer that runs an older copy (`claim`); a holder's question to an
- * owner about replicas it was not sent again (`held`).
+ * owner about replicas it was not sent again (`held`), and a restarter's to
+ * the other holders about the VMs it is about to restart (`tombstones`).
  */
 import { z } from 'zod'
 import { peerIdSchema, vmIdSchema } from './ids.ts'
@@ -41,6 +42,8 @@ export const replicaRequestSchema = z.discriminatedUnion('op', [
   /** The owner of a VM tells a peer still running an older copy of it: here is the proof, stop yours. */
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('claim'), chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).min(1).max(MAX_CHAINS_PER_MESSAGE) }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('held'), vmIds: vmIds(LIMITS.maxVmsPerNode) }).strict(),
+  /** A restarter to the other holders of the VMs it is about to restart: the tombstones of those deleted, which it may have missed. */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('tombstones'), vmIds: vmIds(MAX_RECORDS_PER_MESSAGE) }).strict(),
   /** A holder of a dead owner's VMs to the restarter their designation names, which may not have been sent them. */
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('handoff'), records: z.array(replicaRecordSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict()
 ])
@@ -61,7 +64,7 @@ export const replicaResponseSchema = z.union([
     chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).max(MAX_CHAINS_PER_MESSAGE).optional(),
     /** handoff: the VMs the answering node restarted already or runs: the sender's records of them are not needed any more. */
     settled: z.array(vmIdSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
-    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff: of those deleted). */
+    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones: of those deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
     tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional()
   }).strict(),

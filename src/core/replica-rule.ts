@@ -80,6 +80,14 @@ export interface ReplicaConfig {
    */
   handoffAfterMs: number
   /**
+   * How long a restarter waits for the other holders' tombstones before it
+   * restarts a dead owner's VMs: a delete is answered once one live holder
+   * took its tombstone, so the restarter may have missed it. A hung holder
+   * must not hold up the restart. Default 1 s: a live holder answers within
+   * milliseconds on a LAN, tens of them across sites.
+   */
+  tombstoneAskMs: number
+  /**
    * A gap this long between two of the agent's ticks (250 ms apart) means it
    * was paused (SIGSTOP, a frozen VM, a machine out of CPU): on waking, its
    * view finds every peer silent and declares them dead. Default 5 s.
@@ -93,7 +101,7 @@ export interface ReplicaConfig {
   stallHoldMs: number
 }
 
-export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, pushDelayMs: 100, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, handoffAfterMs: 3_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000, stallMs: 5_000, stallHoldMs: 10_000 })
+export const DEFAULT_REPLICA: ReplicaConfig = Object.freeze({ replicas: 2, restartQuorum: false, pushDelayMs: 100, retryMs: 1_000, ringSettleMs: 1_000, reconcileAfterMs: 10_000, handoffAfterMs: 3_000, tombstoneAskMs: 1_000, tombstoneKeepMs: 7 * 24 * 3_600_000, tombstoneMax: 10_000, stallMs: 5_000, stallHoldMs: 10_000 })
 
 /** A peer's status as this node believes it; undefined for a peer it does not know (forgotten, or never heard of). */
 export type StatusOf = (peerId: string) => PeerStatus | undefined

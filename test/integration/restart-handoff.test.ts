@@ -12,7 +12,7 @@ import pino from 'pino'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Holdings } from '../../src/agent/holdings.ts'
 import { Restarts } from '../../src/agent/restarts.ts'
-import { designate, headOf, originLink } from '../../src/core/ownership.ts'
+import { checkTombstone, designate, headOf, makeTombstone, originLink } from '../../src/core/ownership.ts'
 import type { Chain } from '../../src/core/ownership-messages.ts'
 import type { ReplicaRecord } from '../../src/core/replica-messages.ts'
 import { DEFAULT_REPLICA } from '../../src/core/replica-rule.ts'
@@ -32,15 +32,18 @@ const record = (): ReplicaRecord => ({
   designation: designate(VM, headOf(chain()), [B.id, H.id], 1, O.signer)
 })
 
-interface Side { restarts: Restarts, holdings: Holdings, placed: string[], handed: Array<{ peer: string, ids: string[] }> }
+interface Side { restarts: Restarts, holdings: Holdings, placed: string[], handed: Array<{ peer: string, ids: string[] }>, asked: Array<{ peer: string, ids: string[] }> }
 
-function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>): Side {
+type AskTombstones = (peer: string, vmIds: string[], holdings: Holdings) => Promise<void>
+
+function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>, tombstones: AskTombstones = async () => {}): Side {
   const dir = mkdtempSync(join(tmpdir(), 'discovery-handoff-'))
   const store = Store.open(dir)
   cleanup.push(() => { store.close(); rmSync(dir, { recursive: true, force: true }) })
   const holdings = new Holdings({ self: me.id, signer: me.signer, store: new ReplicaStore(store), config: DEFAULT_REPLICA, now: () => clock.now })
   const placed: string[] = []
   const handed: Side['handed'] = []
+  const asked: Side['asked'] = []
   const restarts = new Restarts({
     self: me.id, config: DEFAULT_REPLICA, signer: me.signer, holdings, now: () => clock.now,
     events: { emit: () => {} } as any,
@@ -49,9 +52,10 @@ function side (me: Identity, clock: { now: number }, handoff: (peer: string, rec
     status: (p) => p === O.id ? 'dead' : 'alive',
     place: async (spec) => { placed.push(spec.id); return { node: me.id } as any },
     confirmDead: async () => true,
+    tombstones: async (peer, vmIds) => { asked.push({ peer, ids: vmIds }); await tombstones(peer, vmIds, holdings) },
     handoff: async (peer, records) => { handed.push({ peer, ids: records.map(r => r.spec.id) }); return await handoff(peer, records) }
   })
-  return { restarts, holdings, placed, handed }
+  return { restarts, holdings, placed, handed, asked }
 }
 
 const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise(r => setImmediate(r)) }
@@ -112,5 +116,44 @@ describe('handoff of a dead owner\'s record to its restarter', () => {
     expect(gaps.length).toBeGreaterThanOrEqual(3)
     for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThanOrEqual(gaps[i - 1])
     expect(Math.max(...gaps)).toBeLessThanOrEqual(10_250)
+  })
+
+  it('asks the other holders for tombstones before it restarts: a VM deleted with the tombstone on one holder only stays deleted', async () => {
+    const clock = { now: 1_000 }
+    // H took the owner's tombstone; B, the restarter, did not (the delete was answered once one holder had it).
+    const tombstone = makeTombstone(chain(), 900, O.signer)
+    const b = side(B, clock, async () => [], async (peer, vmIds, holdings) => {
+      expect(peer).toBe(H.id)
+      const held = holdings.get(VM)
+      if (vmIds.includes(VM) && held != null && checkTombstone(tombstone, held.record.chain, B.signer) == null) {
+        holdings.addTombstones([tombstone])
+        holdings.drop([VM])
+      }
+    })
+    expect(b.holdings.put(O.id, [record()])).toEqual([])
+    b.restarts.peerDead(O.id)
+    await settle()
+    expect(b.asked).toEqual([{ peer: H.id, ids: [VM] }])
+    expect(b.placed).toEqual([])
+    expect(b.holdings.get(VM)).toBeUndefined()
+    // Without the tombstone anywhere, the same record is restarted once the other holder has answered.
+    const c = side(B, clock, async () => [])
+    c.holdings.put(O.id, [record()])
+    c.restarts.peerDead(O.id)
+    await settle()
+    expect(c.asked).toEqual([{ peer: H.id, ids: [VM] }])
+    expect(c.placed).toEqual([VM])
+  })
+
+  it('does not wait for a holder that never answers longer than tombstoneAskMs', async () => {
+    const clock = { now: 1_000 }
+    const b = side(B, clock, async () => [], async () => { await new Promise(() => {}) })
+    b.holdings.put(O.id, [record()])
+    const t0 = Date.now()
+    b.restarts.peerDead(O.id)
+    const deadline = Date.now() + 10_000
+    while (b.placed.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 20))
+    expect(b.placed).toEqual([VM])
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(DEFAULT_REPLICA.tombstoneAskMs - 20)
   })
 })
