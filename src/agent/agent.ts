@@ -87,6 +87,8 @@ export class Agent {
   /** Admin partitions: refused without `--admin`. */
   readonly #admin: AdminPartitions
   readonly #invalidInput: InvalidInput
+  /** Counts and logs (once per sender) bad input from outside: invalid-input.ts. */
+  readonly reportInvalid: InvalidInput['report']
   readonly #stopEvents: Array<() => void>
   #tick?: NodeJS.Timeout
   #lastTickMs?: number
@@ -112,6 +114,7 @@ export class Agent {
     const vms = new VmIndex()
     this.#invalidInput = new InvalidInput(this.metrics, log)
     const invalid = this.#invalidInput.report
+    this.reportInvalid = invalid
     const signer = ed25519Signer(privateKey, self)
 
     this.#local = new LocalNode({
@@ -235,7 +238,8 @@ export class Agent {
         pingIntervalMs: config.connection.pingIntervalMs,
         pingTimeoutMs: config.connection.pingTimeoutMs,
         gossipHeartbeatMs: config.connection.gossipHeartbeatMs,
-        gossipLazyPeers: config.connection.gossipLazyPeers
+        gossipLazyPeers: config.connection.gossipLazyPeers,
+        onGossipDropped: (peer, reason) => { agent?.reportInvalid('gossip', peer, reason) }
       })
       let driver: Driver
       try {

@@ -73,6 +73,44 @@ export interface HostInit {
   gossipHeartbeatMs?: number
   /** Peers outside the mesh sent IHAVE at each heartbeat (config.ts, `connection.gossipLazyPeers`). Default the mesh degree, gossipsub's. */
   gossipLazyPeers?: number
+  /**
+   * Gossipsub dropped what `peer` sent before any validator saw it: a frame
+   * over `maxInboundDataLength` or one that does not decode (gossipsub ends
+   * the peer's stream, and what followed on it is lost), or any message of a
+   * peer whose score fell below the graylist threshold (it misbehaved:
+   * grafts during a backoff, broken promises). Counted as invalid gossip.
+   */
+  onGossipDropped?: (peer: string, reason: string) => void
+}
+
+/** it-length-prefixed's errors for a frame gossipsub refuses to read (too long, or a length that does not decode). */
+const FRAMING_ERRORS = new Set(['InvalidMessageLengthError', 'InvalidDataLengthError', 'InvalidDataLengthLengthError'])
+
+/** What gossipsub drops before any validator, silently (a metric only when libp2p metrics are on). */
+interface GossipsubDrops {
+  acceptFrom: (id: string) => boolean
+  handlePeerReadStreamError: (err: Error, peerId: { toString: () => string }) => void
+}
+
+/**
+ * Wraps the two places where gossipsub drops a peer's input unread — every
+ * RPC of a graylisted peer (`acceptFrom`), and a stream whose frame is too
+ * large or does not decode (`handlePeerReadStreamError`) — so that they are
+ * counted like any other refused input.
+ */
+function countDroppedGossip (pubsub: GossipsubDrops, onDropped: (peer: string, reason: string) => void): void {
+  const accept = pubsub.acceptFrom.bind(pubsub)
+  pubsub.acceptFrom = (id) => {
+    const ok = accept(id)
+    if (!ok) onDropped(id, 'gossip from a peer gossipsub graylisted (its score fell below the graylist threshold): ignored unread')
+    return ok
+  }
+  const readError = pubsub.handlePeerReadStreamError.bind(pubsub)
+  pubsub.handlePeerReadStreamError = (err, peerId) => {
+    // Only the framing's refusals: a stream that ends because its peer died or left is no one's bad input.
+    if (FRAMING_ERRORS.has(err?.name)) onDropped(peerId.toString(), `gossip stream ended unread: ${err.name}: ${String(err.message).slice(0, 200)} (frames up to ${4 * LIMITS.maxMessageBytes} bytes)`)
+    readError(err, peerId)
+  }
 }
 
 function b64 (bytes: Uint8Array | undefined): string {
@@ -111,7 +149,9 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
         emitSelf: false,
-        maxInboundDataLength: LIMITS.maxMessageBytes + 64 * 1024,
+        // Four times our own bound: a message over it still reaches the state topic's edge, which refuses and counts it;
+        // a frame over this one ends the sender's stream (what follows on it is lost), counted by countDroppedGossip.
+        maxInboundDataLength: 4 * LIMITS.maxMessageBytes,
         fastMsgIdFn: (msg) => b64(msg.from) + b64(msg.seqno),
         scoreParams: { IPColocationFactorWeight: 0 },
         idontwantMinDataSize: 128 * 1024,
@@ -122,6 +162,7 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
     }
   })
   init.gater?.attach(node as any)
+  if (init.onGossipDropped != null) countDroppedGossip(node.services.pubsub as any, init.onGossipDropped)
   // libp2p 2 only records a discovered peer: dial it, unless a connection is open already.
   if (init.mdns != null) {
     node.addEventListener('peer:discovery', (evt) => {

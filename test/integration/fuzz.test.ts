@@ -16,9 +16,9 @@ import { type AgentProcess, metricValue, startAgent, tempDir, waitFor } from './
 
 const TOKEN = 'fuzz-campaign-token'
 const MESSAGES = Number(process.env.FUZZ_MESSAGES ?? 5_200)
-// A fixed seed by default, so that CI runs the same messages each time. Open: with FUZZ_SEED=1954387588, 74 of 647
-// hostile state messages are never counted (whether gossipsub drops them before the agent's edge is not known yet).
-const SEED = Number(process.env.FUZZ_SEED ?? 1296338711)
+// A fixed seed by default, so that CI runs the same messages each time: this one draws state messages over 1 MiB,
+// which gossipsub once refused unread (ending the rogue's stream: 74 of 641 went uncounted).
+const SEED = Number(process.env.FUZZ_SEED ?? 1954387588)
 
 let a: AgentProcess
 let b: AgentProcess
