@@ -73,6 +73,15 @@ export interface DetectorConfig {
    */
   awarenessMax: number
   /**
+   * A probe of a member waits at least its measured round trip (srtt + 4 ×
+   * rttvar, core/rtt-estimate.ts), up to this many times `probeTimeoutMs`:
+   * on a saturated machine healthy agents answer in hundreds of
+   * milliseconds, and a fixed timeout accuses them; the bound keeps a member
+   * that became slow enough to matter detectable. 1 turns it off. Default 8
+   * (local: up to 1.2 s for a direct ping).
+   */
+  rttTimeoutMaxMult: number
+  /**
    * Distinct accusers (among the members we believe alive, or ourselves) that
    * make this node show a peer `suspect` on others' word; its own failed
    * probe is enough. Default 2: a lone accuser may be the one whose network
@@ -126,7 +135,7 @@ export interface DetectorConfig {
 
 export type DetectorProfile = 'local' | 'lan' | 'wan'
 
-const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
+const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, rttTimeoutMaxMult: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
 
 export const DETECTOR_PROFILES: Readonly<Record<DetectorProfile, Readonly<DetectorConfig>>> = Object.freeze({
   local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4 }),
@@ -143,6 +152,7 @@ export function validateDetectorConfig (c: DetectorConfig): DetectorConfig {
   expectNumber('detector.suspicionMaxTimeoutMult', c.suspicionMaxTimeoutMult, { min: 1, max: 1000 })
   expectNumber('detector.retransmitMult', c.retransmitMult, { min: 1, max: 100, integer: true })
   expectNumber('detector.awarenessMax', c.awarenessMax, { min: 1, max: 100, integer: true })
+  expectNumber('detector.rttTimeoutMaxMult', c.rttTimeoutMaxMult, { min: 1, max: 100 })
   expectNumber('detector.suspectQuorum', c.suspectQuorum, { min: 1, max: 16, integer: true })
   expectNumber('detector.deadQuorum', c.deadQuorum, { min: 1, max: 16, integer: true })
   expectNumber('detector.verifyProbes', c.verifyProbes, { min: 0, max: 100 })

@@ -82,3 +82,10 @@ export const PAUSE_PERIODS = 5
 export function emptyStats (): DetectorStats {
   return { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, messagesSent: 0, messagesReceived: 0 }
 }
+
+/** A status change in the counters: suspicions, deaths, and false positives (a death its member refuted). */
+export function countChange (stats: DetectorStats, c: { from?: string, to: string, refuted?: boolean }): void {
+  if (c.to === 'suspect') stats.suspicions++
+  if (c.to === 'dead') stats.deaths++
+  if (c.from === 'dead' && c.to === 'alive' && c.refuted === true) stats.falsePositives++
+}

@@ -26,12 +26,13 @@ import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { DetectionTargets } from './detection-targets.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
-import { type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
+import { countChange, type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
 import { compose, type Draft } from './swim-outbox.ts'
+import { RttEstimates } from './rtt-estimate.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
 export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }
@@ -49,6 +50,7 @@ export class FailureDetector {
   readonly #awareness: Awareness
   readonly #probes = new ProbeTable()
   readonly #relays = new RelayTable()
+  readonly #rtt = new RttEstimates()
   /** Members with accusations not yet decided, with when to look at them again. */
   readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
@@ -77,7 +79,10 @@ export class FailureDetector {
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
     this.#sink = {
-      change: c => { this.#onChange(c) },
+      change: c => {
+        this.#step.changes.push(c)
+        countChange(this.stats, c)
+      },
       queue: (u, urgent) => {
         this.#queue.push(u)
         if (urgent && (this.#nextGossipMs == null || this.#nextGossipMs > this.#now)) this.#nextGossipMs = this.#now
@@ -116,6 +121,7 @@ export class FailureDetector {
     this.#order.remove(peer)
     this.#queue.delete(peer)
     this.#watch.delete(peer)
+    this.#rtt.forget(peer)
     const p = this.#probes.ofTarget(peer)
     if (p != null) this.#probes.end(p)
   }
@@ -227,13 +233,6 @@ export class FailureDetector {
     return at
   }
 
-  #onChange (c: StatusChange): void {
-    this.#step.changes.push(c)
-    if (c.to === 'suspect') this.stats.suspicions++
-    if (c.to === 'dead') this.stats.deaths++
-    if (c.from === 'dead' && c.to === 'alive' && c.refuted === true) this.stats.falsePositives++
-  }
-
   #onLate (lateMs: number): void {
     if (lateMs < this.#c.probeTimeoutMs / 2) return
     // Once per period at most: one stall is one piece of evidence, however many timers it delayed.
@@ -288,6 +287,7 @@ export class FailureDetector {
   }
 
   #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
+    if (msg.of == null) this.#rtt.acked(msg.seq, from, this.#now)
     const r = msg.of == null ? this.#relays.take(msg.seq, from) : undefined
     if (r != null) return this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
     const p = this.#probes.get(msg.seq)
@@ -300,7 +300,8 @@ export class FailureDetector {
     if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
     if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
     const ours = ++this.#seq
-    this.#relays.add(ours, from, seq, target, this.#now, this.#awareness.scale(this.#c.probeTimeoutMs))
+    this.#relays.add(ours, from, seq, target, this.#now, this.#timeoutFor(target))
+    this.#rtt.sent(ours, target, this.#now)
     this.#send(target, { type: 'ping', seq: ours })
   }
 
@@ -312,9 +313,15 @@ export class FailureDetector {
 
   #startProbe (target: string, kind: ProbeKind): void {
     const seq = ++this.#seq
-    this.#probes.start(seq, target, kind, this.#now + this.#awareness.scale(this.#c.probeTimeoutMs))
+    this.#probes.start(seq, target, kind, this.#now + this.#timeoutFor(target))
+    this.#rtt.sent(seq, target, this.#now)
     this.stats.probes++
     this.#send(target, { type: 'ping', seq })
+  }
+
+  /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
+  #timeoutFor (target: string): number {
+    return this.#rtt.waitMs(target, this.#awareness.scale(this.#c.probeTimeoutMs), this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
   }
 
   /** The next live member of the round-robin is probed; dead ones on the way get a revival ping (after a partition heals, both sides refute). */
@@ -350,7 +357,7 @@ export class FailureDetector {
     p.indirect = true
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
-    p.endDeadlineMs = this.#now + this.#awareness.scale(2.5 * this.#c.probeTimeoutMs)
+    p.endDeadlineMs = this.#now + 2.5 * this.#timeoutFor(p.target)
     const helpers = this.#targets.helpers(p.target, this.#c.indirectChecks)
     for (const h of helpers) p.helpers.add(h)
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })

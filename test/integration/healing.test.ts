@@ -127,7 +127,7 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const t0 = Date.now()
     const alive = apis.findIndex((_, i) => !victims.includes(i))
     await Promise.all(victims.map(async i => {
-      const agent = await startAgent(['--data-dir', file.nodes[i].dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--cpu', '32', '--mem', '32GiB', '--bootstrap', `${file.nodes[alive].listen}/p2p/${ids[alive]}`], STARTUP_MS)
+      const agent = await startAgent(['--data-dir', file.nodes[i].dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--cpu', '32', '--mem', '32GiB', '--bootstrap', `${file.nodes[alive].listen}/p2p/${ids[alive]}`], STARTUP_MS, { logFile: file.nodes[i].log })
       expect(agent.peerId).toBe(ids[i])
       restarted.push(agent)
       apis[i] = agent.api
@@ -174,8 +174,12 @@ describe('eight agents, 100 VMs, their records replicated', () => {
         const now = await runners(others).catch(() => new Map<string, Vm[]>())
         process.stdout.write(`healing: paused ${ids[paused]}; its status at the others: ${nodes.map(v => v.find(n => n.peerId === ids[paused])?.state ?? '?').join(' ')}\n`)
         for (const id of its) process.stdout.write(`healing: ${id} runs on ${JSON.stringify(now.get(id)?.map(v => [v.node.slice(-6), v.state, v.epoch]) ?? [])}\n`)
+        const missing = its.filter(id => now.get(id)?.length !== 1)
         file.nodes.forEach((n, i) => {
-          for (const line of logTail(n.log, logFrom[i]).filter(l => /restart|replica|peer\.dead|paused/.test(l) || its.some(id => l.includes(id))).slice(-40)) process.stdout.write(`healing: agent ${i}: ${line.slice(0, 400)}\n`)
+          // About the VMs not running again, all the agent logged; about restarts and replicas, since the pause.
+          const about = logTail(n.log, 0).filter(l => missing.some(id => l.includes(id)))
+          const since = logTail(n.log, logFrom[i]).filter(l => /restart|replica|paused|handed|loaded/.test(l))
+          for (const line of [...about, ...since].slice(-80)) process.stdout.write(`healing: agent ${i}: ${line.slice(0, 400)}\n`)
         })
         throw err
       })

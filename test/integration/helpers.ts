@@ -1,6 +1,6 @@
 /** Shared by the integration tests: run the real CLI, start real agent processes, wait for conditions. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -63,10 +63,13 @@ export interface AgentProcess {
  * line; `opts.env` is added to the environment, `opts.token` is what the
  * returned client sends.
  */
-export async function startAgent (args: string[], timeoutMs = 30_000, opts: { env?: Record<string, string>, token?: string } = {}): Promise<AgentProcess> {
+export async function startAgent (args: string[], timeoutMs = 30_000, opts: { env?: Record<string, string>, token?: string, logFile?: string } = {}): Promise<AgentProcess> {
   const proc = spawn(process.execPath, [BIN, 'agent', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
   let stderr = ''
-  proc.stderr!.on('data', (d) => { stderr = (stderr + String(d)).slice(-4000) })
+  proc.stderr!.on('data', (d) => {
+    stderr = (stderr + String(d)).slice(-4000)
+    if (opts.logFile != null) appendFileSync(opts.logFile, d)
+  })
   const exited = new Promise<number | null>(resolve => proc.on('exit', (code) => { resolve(code) }))
   const lines = createInterface({ input: proc.stdout! })
   const ready = await new Promise<any>((resolve, reject) => {
