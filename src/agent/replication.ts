@@ -111,7 +111,12 @@ export class Replication {
     this.#designations.delete(id)
     const tombstone = makeTombstone(rec.chain, this.#init.now(), this.#init.signer)
     this.#init.holdings.addTombstones([tombstone])
-    for (const h of this.#holders) this.#outbox(h).puts.delete(id)
+    for (const h of this.#holders) {
+      const box = this.#outbox(h)
+      box.puts.delete(id)
+      // A holder dead now gets it from its outbox should it come back still our holder.
+      if (this.#init.status(h) === 'dead') box.deletes.set(id, tombstone)
+    }
     const live = this.#holders.filter(h => this.#init.status(h) !== 'dead')
     const sends = live.map(async h => {
       const box = this.#outbox(h)
@@ -211,9 +216,17 @@ export class Replication {
   }
 
   async #flush (peer: string, box: Outbox): Promise<void> {
-    // A holder declared dead gets nothing more: the ring change that follows moves its records elsewhere.
-    if (this.#init.status(peer) === 'dead' || (box.puts.size === 0 && box.drops.size === 0 && box.deletes.size === 0)) {
-      if (!this.#holders.includes(peer) || this.#init.status(peer) === 'dead') this.#outboxes.delete(peer)
+    const holder = this.#holders.includes(peer)
+    // A holder declared dead is sent nothing while it is, but its outbox is kept while it is still one of our holders:
+    // should it come back before our holders are computed again (the same holders then: nothing is pushed anew), what
+    // was queued for it while it was away — records of VMs placed or restarted here meanwhile — still reaches it. Once
+    // the ring change replaces it, every record goes to its successor and its outbox is dropped.
+    if (this.#init.status(peer) === 'dead') {
+      if (!holder) this.#outboxes.delete(peer)
+      return
+    }
+    if (box.puts.size === 0 && box.drops.size === 0 && box.deletes.size === 0) {
+      if (!holder) this.#outboxes.delete(peer)
       return
     }
     box.sending = true

@@ -134,6 +134,28 @@ describe('Replication', () => {
     expect(h.sent.filter(s => s.to === left[0]).map(s => s.req.op)).toEqual(['drop'])
   })
 
+  it('keeps what is queued for a holder while it is dead, and sends it if it comes back still a holder (the same holders: nothing pushed anew)', async () => {
+    const h = harness([vm(1)], peers)
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const [a, b] = replicaSet(new Ring([me.id, ...peers]), me.id, 2)
+    // Both holders die (killed together); a VM is restarted here before the ring has settled; both come back within the second.
+    h.setRing(peers.filter(p => p !== a && p !== b))
+    h.local.set(vm(2).spec.id, vm(2))
+    h.r.added(vm(2))
+    h.advance(100)
+    await settle()
+    expect(puts(h.sent, a)).not.toContain(vm(2).spec.id)
+    h.setRing(peers)
+    h.advance(1_000)
+    await settle()
+    h.advance(100)
+    await settle()
+    expect(puts(h.sent, a)).toContain(vm(2).spec.id)
+    expect(puts(h.sent, b)).toContain(vm(2).spec.id)
+  })
+
   it('sends a user\'s delete as a tombstone, keeps it, sends it again to a holder that did not answer, and answers held', async () => {
     const h = harness([vm(1), vm(2)], peers)
     h.r.ringChanged()
