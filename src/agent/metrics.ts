@@ -39,6 +39,7 @@ export function createMetrics () {
     vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'VMs this agent reported lost (restartPolicy never): a dead owner\'s, or its own whose process died', registers: [registry] }),
     fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),
     replicasHeld: new Gauge({ name: 'discovery_replicas_held', help: 'Replicas of other owners\' VMs this agent holds', registers: [registry] }),
+    replicasPending: new Gauge({ name: 'discovery_replicas_pending', help: 'Records and tombstones of this agent\'s VMs queued for holders that do not have them yet (until 0, a VM may not survive this agent\'s death)', registers: [registry] }),
     tombstones: new Gauge({ name: 'discovery_tombstones', help: 'Tombstones of deleted VMs this agent keeps', registers: [registry] }),
     replicaMessages: new Counter({ name: 'discovery_replica_messages_total', help: 'Replica protocol requests this agent sent, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] }),
     localRestarts: new Counter({ name: 'discovery_vm_local_restarts_total', help: 'Our VMs whose process was gone (at start, or died) that this agent started again in place', registers: [registry] }),

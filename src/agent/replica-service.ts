@@ -151,7 +151,7 @@ export class ReplicaService {
     const ringChanged = (): void => { this.#ringChanged() }
     this.#offEvents.push(
       events.on('peer.joined', ringChanged),
-      events.on('peer.alive', (e) => { this.#restarts.peerAlive(e.data.peerId); ringChanged() }),
+      events.on('peer.alive', (e) => { this.#restarts.peerAlive(e.data.peerId); this.#replication.peerAlive(e.data.peerId); ringChanged() }),
       events.on('peer.dead', (e) => { this.#restarts.peerDead(e.data.peerId); ringChanged() })
     )
     this.#ringChanged()
@@ -203,6 +203,7 @@ export class ReplicaService {
     }
     this.#holdings.expire()
     this.#c.metrics.replicasHeld.set(this.#holdings.size)
+    this.#c.metrics.replicasPending.set(this.#replication.pending)
     this.#c.metrics.tombstones.set(this.#holdings.tombstoneCount)
   }
 

@@ -61,6 +61,21 @@ export class Replication {
     this.#init = init
   }
 
+  /** Records and tombstones queued for our holders and not yet taken by them. */
+  get pending (): number {
+    let n = 0
+    for (const [peer, box] of this.#outboxes) if (this.#holders.includes(peer)) n += box.puts.size + box.deletes.size
+    return n
+  }
+
+  /** A holder is back: what is queued for it goes now, not after the back-off its failures built up. */
+  peerAlive (peer: string): void {
+    const box = this.#outboxes.get(peer)
+    if (box == null) return
+    box.nextAtMs = 0
+    box.pauseMs = this.#init.config.retryMs
+  }
+
   /** This node's holders now, in ring order. */
   get holders (): readonly string[] {
     return this.#holders

@@ -162,6 +162,9 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const others = apis.filter((_, i) => i !== paused)
     const ownRestarts = await metric(apis[paused], 'discovery_vm_restarts_total')
     const t0 = Date.now()
+    // Its records must be with its holders first: the two agents just restarted may be its holders, and what was
+    // queued for them while they were down (the records of VMs restarted onto it meanwhile) reaches them only now.
+    await waitFor('the paused agent\'s records all taken by its holders', async () => await metric(apis[paused], 'discovery_replicas_pending') === 0 ? true : undefined, 30_000, 200)
     const logFrom = file.nodes.map(n => logSize(n.log))
     process.kill(file.nodes[paused].pid, 'SIGSTOP')
     try {

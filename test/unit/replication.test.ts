@@ -147,6 +147,7 @@ describe('Replication', () => {
     h.advance(100)
     await settle()
     expect(puts(h.sent, a)).not.toContain(vm(2).spec.id)
+    expect(h.r.pending).toBe(2)
     h.setRing(peers)
     h.advance(1_000)
     await settle()
@@ -154,6 +155,7 @@ describe('Replication', () => {
     await settle()
     expect(puts(h.sent, a)).toContain(vm(2).spec.id)
     expect(puts(h.sent, b)).toContain(vm(2).spec.id)
+    expect(h.r.pending).toBe(0)
   })
 
   it('sends a user\'s delete as a tombstone, keeps it, sends it again to a holder that did not answer, and answers held', async () => {
