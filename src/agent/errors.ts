@@ -24,11 +24,11 @@ export class PlacementUncertainError extends DiscoveryError {
 /**
  * A delete that may or may not hold: sent to the VM's owner, whose answer
  * never came (it may have deleted the VM before its stream closed); or done
- * by the owner, whose tombstone reached no holder of the VM's record in time (should the owner die first, a holder may run the VM again).
+ * by the owner, whose tombstone did not reach every live holder of the VM's record in time (should the owner die first, a holder may run the VM again).
  */
 export class DeleteUncertainError extends DiscoveryError {
   static name = 'DeleteUncertainError'
-  static defaultMessage = 'the delete may or may not hold: the VM\'s owner did not answer, or no holder of its record took its tombstone'
+  static defaultMessage = 'the delete may or may not hold: the VM\'s owner did not answer, or a holder of its record did not take its tombstone'
 }
 
 export class MigrationRefusedError extends DiscoveryError {

@@ -28,10 +28,10 @@ export interface OwnershipProofs {
 export type Removal = 'user' | 'moved'
 
 /**
- * How a removal ended: done (for a user's delete, its tombstone taken by a
- * live holder of the VM's record, or none is live); done here, but no holder
- * took the tombstone in time (should this node die before one does, a holder
- * would restart the VM); or no such VM here.
+ * How a removal ended: done (for a user's delete, its tombstone taken by
+ * every live holder of the VM's record); done here, but a live holder did
+ * not take the tombstone in time (should this node die before it does, that
+ * holder may restart the VM); or no such VM here.
  */
 export type RemoveOutcome = 'deleted' | 'unconfirmed' | 'not-found'
 

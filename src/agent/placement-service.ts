@@ -135,7 +135,7 @@ export class PlacementService {
    */
   async deleteVm (id: string): Promise<void> {
     const deadline = this.#c.clock.now() + DELETE_FOLLOW_MS
-    const unconfirmed = (node: string): DeleteUncertainError => new DeleteUncertainError(`${id} is deleted on node ${node}, but no holder of its record took its tombstone in time: should that node die before one does, a holder may run the VM again`)
+    const unconfirmed = (node: string): DeleteUncertainError => new DeleteUncertainError(`${id} is deleted on node ${node}, but a holder of its record did not take its tombstone in time: should that node die before it does, the VM may run again`)
     for (;;) {
       const outcome = await this.#c.local.remove(id)
       if (outcome === 'deleted') return

@@ -116,10 +116,11 @@ export class Replication {
    * A user deleted a VM of ours: its tombstone is kept here and sent to its
    * holders, and the delete is answered once they took it or `deleteWaitMs`
    * passed (a holder that did not is sent it again from its outbox). True
-   * when a live holder took it (or none is live): a restarter asks the other
-   * holders for tombstones before it restarts anything, so the VM stays
-   * deleted unless we and every holder that took it die before the others
-   * hear of it. False otherwise: the delete is not certain yet.
+   * when every live holder took it (or none is live): a restarter asks the
+   * other holders for tombstones before it restarts anything, so the VM
+   * stays deleted unless we and all of them die first. False otherwise: the
+   * delete is not certain yet (a live holder may lack the tombstone, and
+   * the one that has it may be down when we die).
    */
   async deleted (rec: VmRecord): Promise<boolean> {
     const id = rec.spec.id
@@ -146,12 +147,10 @@ export class Replication {
     })
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, this.#init.deleteWaitMs) })
-    // The first holder that takes it makes the delete certain; all failing, or none before the deadline, does not.
-    const any = sends.length === 0 ? Promise.resolve(true) : new Promise<boolean>(resolve => {
-      for (const s of sends) void s.then(ok => { if (ok) resolve(true) })
-      void Promise.all(sends).then(() => { resolve(false) })
-    })
-    const sure = await Promise.race([any, late])
+    // Every live holder must take it: a restarter asks the others for tombstones, so the VM then stays deleted unless
+    // we and every one of them die before a holder down now (its tombstone queued) is back — more than F below k.
+    const all = Promise.all(sends).then(taken => taken.every(Boolean))
+    const sure = await Promise.race([all, late])
     clearTimeout(timer)
     return sure
   }
