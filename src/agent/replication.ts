@@ -116,7 +116,7 @@ export class Replication {
    * A user deleted a VM of ours: its tombstone is kept here and sent to its
    * holders, and the delete is answered once they took it or `deleteWaitMs`
    * passed (a holder that did not is sent it again from its outbox). True
-   * when every holder we believe alive took it (or none is): a restarter asks the
+   * when every live holder took it (or none is live): a restarter asks the
    * other holders for tombstones before it restarts anything, so the VM
    * stays deleted unless we and all of them die first. False otherwise: the
    * delete is not certain yet (a live holder may lack the tombstone, and
@@ -130,10 +130,10 @@ export class Replication {
     for (const h of this.#holders) {
       const box = this.#outbox(h)
       box.puts.delete(id)
-      // A holder not alive now (suspect, dead) gets it from its outbox once it is, should it still be our holder.
-      if (this.#init.status(h) !== 'alive') box.deletes.set(id, tombstone)
+      // A holder dead now gets it from its outbox should it come back still our holder.
+      if (this.#init.status(h) === 'dead') box.deletes.set(id, tombstone)
     }
-    const live = this.#holders.filter(h => this.#init.status(h) === 'alive')
+    const live = this.#holders.filter(h => this.#init.status(h) !== 'dead')
     const sends = live.map(async h => {
       const box = this.#outbox(h)
       try {
