@@ -22,17 +22,16 @@
  * With a monitoring topology (`observers`: Rapid's rings), a node talks to
  * the few peers the rings give it and accuses only the members it observes.
  */
-import { Awareness } from './awareness.ts'
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { DetectionTargets } from './detection-targets.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
-import { countChange, type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS, PAUSE_PERIODS } from './detector-step.ts'
+import { countChange, type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS } from './detector-step.ts'
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
 import { compose, type Draft } from './swim-outbox.ts'
-import { RttEstimates } from './rtt-estimate.ts'
+import { ProbeTiming } from './probe-timing.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
 export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }
@@ -47,10 +46,9 @@ export class FailureDetector {
   readonly #order: ProbeOrder
   readonly #targets: DetectionTargets
   readonly #queue = new BroadcastQueue()
-  readonly #awareness: Awareness
+  readonly #timing: ProbeTiming
   readonly #probes = new ProbeTable()
   readonly #relays = new RelayTable()
-  readonly #rtt = new RttEstimates()
   /** Members with accusations not yet decided, with when to look at them again. */
   readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
@@ -61,7 +59,6 @@ export class FailureDetector {
   #nextProbeMs: number
   #nextGossipMs?: number
   #wakeMs?: number
-  #lateMarkMs = -Infinity
   #now = 0
   #step: DetectorStep = { send: [], changes: [] }
 
@@ -73,8 +70,7 @@ export class FailureDetector {
     this.#members = new SwimMembers(init.self, this.#c, init.directory)
     this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
     this.#targets = new DetectionTargets(this.#members, this.#order, init.rng)
-    this.#awareness = new Awareness(this.#c.awarenessMax)
-    this.#awareness.apply(init.startHealth ?? this.#c.awarenessMax - 1)
+    this.#timing = new ProbeTiming(this.#c, init.startHealth)
     this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
@@ -97,7 +93,7 @@ export class FailureDetector {
 
   /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
   get health (): number {
-    return this.#awareness.score
+    return this.#timing.awareness.score
   }
 
   status (peer: string): MemberStatus | undefined {
@@ -121,7 +117,7 @@ export class FailureDetector {
     this.#order.remove(peer)
     this.#queue.delete(peer)
     this.#watch.delete(peer)
-    this.#rtt.forget(peer)
+    this.#timing.rtt.forget(peer)
     const p = this.#probes.ofTarget(peer)
     if (p != null) this.#probes.end(p)
   }
@@ -202,7 +198,7 @@ export class FailureDetector {
     }
     for (const [peer, at] of this.#watch) if (at <= nowMs) this.#recheck(peer)
     if (nowMs >= this.#nextProbeMs) {
-      this.#nextProbeMs = nowMs + this.#awareness.scale(this.#c.probeIntervalMs)
+      this.#nextProbeMs = nowMs + this.#timing.intervalMs()
       this.#roundProbe()
     }
     return this.#finish()
@@ -234,15 +230,8 @@ export class FailureDetector {
   }
 
   #onLate (lateMs: number): void {
-    if (lateMs < this.#c.probeTimeoutMs / 2) return
-    // Once per period at most: one stall is one piece of evidence, however many timers it delayed.
-    if (this.#now - this.#lateMarkMs >= this.#c.probeIntervalMs) {
-      this.#awareness.apply(1)
-      this.#lateMarkMs = this.#now
-    }
-    // A busy machine makes every timer a little late (Lifeguard stretches our timeouts for that); only a pause as long
-    // as several periods (a stopped process, a long GC) makes what is in flight meaningless: it timed out on our side.
-    if (lateMs < PAUSE_PERIODS * this.#c.probeIntervalMs) return
+    // Only a pause as long as several periods makes what is in flight meaningless (probe-timing.ts).
+    if (!this.#timing.late(lateMs, this.#now)) return
     for (const p of this.#probes.all()) this.#probes.end(p)
     this.#relays.clear()
     for (const peer of this.#watch.keys()) {
@@ -282,26 +271,26 @@ export class FailureDetector {
     } else this.#inc = Math.max(this.#inc, u.inc) + 1
     this.stats.refutations++
     // Lifeguard: having to refute is a sign we are the slow one.
-    this.#awareness.apply(1)
+    this.#timing.awareness.apply(1)
     this.#sink.queue({ peer: this.self, run: this.#run, inc: this.#inc, status: 'alive' }, true)
   }
 
   #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
-    if (msg.of == null) this.#rtt.acked(msg.seq, from, this.#now)
+    if (msg.of == null) this.#timing.rtt.acked(msg.seq, from, this.#now)
     const r = msg.of == null ? this.#relays.take(msg.seq, from) : undefined
     if (r != null) return this.#send(r.requester, { type: 'ack', seq: r.requesterSeq, of: r.target, run: msg.run, inc: msg.inc })
     const p = this.#probes.get(msg.seq)
     if (p == null || (msg.of ?? from) !== p.target) return
     this.#probes.end(p)
-    this.#awareness.apply(-1)
+    this.#timing.awareness.apply(-1)
   }
 
   #onPingReq (from: string, seq: number, target: string): void {
     if (target === this.self) return this.#send(from, { type: 'ack', seq, of: this.self })
     if (this.#relays.size >= MAX_RELAYS) return this.#send(from, { type: 'nack', seq })
     const ours = ++this.#seq
-    this.#relays.add(ours, from, seq, target, this.#now, this.#timeoutFor(target))
-    this.#rtt.sent(ours, target, this.#now)
+    this.#relays.add(ours, from, seq, target, this.#now, this.#timing.timeoutMs(target))
+    this.#timing.rtt.sent(ours, target, this.#now)
     this.#send(target, { type: 'ping', seq: ours })
   }
 
@@ -313,15 +302,10 @@ export class FailureDetector {
 
   #startProbe (target: string, kind: ProbeKind): void {
     const seq = ++this.#seq
-    this.#probes.start(seq, target, kind, this.#now + this.#timeoutFor(target))
-    this.#rtt.sent(seq, target, this.#now)
+    this.#probes.start(seq, target, kind, this.#now + this.#timing.timeoutMs(target))
+    this.#timing.rtt.sent(seq, target, this.#now)
     this.stats.probes++
     this.#send(target, { type: 'ping', seq })
-  }
-
-  /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
-  #timeoutFor (target: string): number {
-    return this.#rtt.waitMs(target, this.#awareness.scale(this.#c.probeTimeoutMs), this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
   }
 
   /** The next live member of the round-robin is probed; dead ones on the way get a revival ping (after a partition heals, both sides refute). */
@@ -357,7 +341,7 @@ export class FailureDetector {
     p.indirect = true
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
-    p.endDeadlineMs = this.#now + 2.5 * this.#timeoutFor(p.target)
+    p.endDeadlineMs = this.#now + 2.5 * this.#timing.timeoutMs(p.target)
     const helpers = this.#targets.helpers(p.target, this.#c.indirectChecks)
     for (const h of helpers) p.helpers.add(h)
     for (const h of helpers) this.#send(h, { type: 'ping-req', seq: p.seq, target: p.target })
@@ -370,12 +354,12 @@ export class FailureDetector {
     if (!this.#members.observes(p.target)) return
     const asked = p.helpers.size
     const nacks = p.nacks.size
-    if (asked > 0 && nacks === 0 && !this.#awareness.atMax) {
+    if (asked > 0 && nacks === 0 && !this.#timing.awareness.atMax) {
       this.stats.inconclusiveProbes++
-      this.#awareness.apply(asked)
+      this.#timing.awareness.apply(asked)
       return
     }
-    this.#awareness.apply(asked > 0 ? asked - nacks : 1)
+    this.#timing.awareness.apply(asked > 0 ? asked - nacks : 1)
     if (this.#members.status(p.target) === 'dead') return
     const added = this.#members.peek(p.target)?.addedAtMs
     if (p.unsent !== true && added != null && this.#now - added < this.#joinGraceMs) {

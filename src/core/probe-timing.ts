@@ -1,0 +1,54 @@
+/**
+ * How long the failure detector waits, and how often it probes: Lifeguard's
+ * local health (awareness.ts: this node's own probes failing, its refutations
+ * and its late timers stretch its interval and timeouts) and each member's
+ * measured round trip (rtt-estimate.ts: a member answering slowly is waited
+ * for, up to `rttTimeoutMaxMult` × the probe timeout). failure-detector.ts
+ * decides what a probe's outcome means; this decides only the times.
+ */
+import { Awareness } from './awareness.ts'
+import type { DetectorConfig } from './detector-config.ts'
+import { PAUSE_PERIODS } from './detector-step.ts'
+import { RttEstimates } from './rtt-estimate.ts'
+
+export class ProbeTiming {
+  readonly awareness: Awareness
+  readonly rtt = new RttEstimates()
+  readonly #c: DetectorConfig
+  /** When a late timer last raised the score: once a period at most. */
+  #lateMarkMs = -Infinity
+
+  /** `startHealth`: the score to start at (default the highest: a node just started cannot vouch for its timeliness). */
+  constructor (config: DetectorConfig, startHealth?: number) {
+    this.#c = config
+    this.awareness = new Awareness(config.awarenessMax)
+    this.awareness.apply(startHealth ?? config.awarenessMax - 1)
+  }
+
+  /** The time to the next round probe: the probe interval stretched by local health. */
+  intervalMs (): number {
+    return this.awareness.scale(this.#c.probeIntervalMs)
+  }
+
+  /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
+  timeoutMs (target: string): number {
+    return this.rtt.waitMs(target, this.awareness.scale(this.#c.probeTimeoutMs), this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
+  }
+
+  /**
+   * This node's timers ran `lateMs` late at `nowMs`. Late by half a probe
+   * timeout or more raises the score, once a period at most (one stall is one
+   * piece of evidence, however many timers it delayed). Returns whether it
+   * was a pause: late by several periods (a stopped process, a long GC), what
+   * is in flight timed out on our side and means nothing. A busy machine makes
+   * every timer a little late; Lifeguard stretches our timeouts for that.
+   */
+  late (lateMs: number, nowMs: number): boolean {
+    if (lateMs < this.#c.probeTimeoutMs / 2) return false
+    if (nowMs - this.#lateMarkMs >= this.#c.probeIntervalMs) {
+      this.awareness.apply(1)
+      this.#lateMarkMs = nowMs
+    }
+    return lateMs >= PAUSE_PERIODS * this.#c.probeIntervalMs
+  }
+}
