@@ -230,17 +230,12 @@ export class Replication {
   }
 
   async #flush (peer: string, box: Outbox): Promise<void> {
-    const holder = this.#holders.includes(peer)
     // A holder declared dead is sent nothing while it is, but its outbox is kept while it is still one of our holders:
     // should it come back before our holders are computed again (the same holders then: nothing is pushed anew), what
     // was queued for it while it was away — records of VMs placed or restarted here meanwhile — still reaches it. Once
     // the ring change replaces it, every record goes to its successor and its outbox is dropped.
-    if (this.#init.status(peer) === 'dead') {
-      if (!holder) this.#outboxes.delete(peer)
-      return
-    }
-    if (box.puts.size === 0 && box.drops.size === 0 && box.deletes.size === 0) {
-      if (!holder) this.#outboxes.delete(peer)
+    if (this.#init.status(peer) === 'dead' || (box.puts.size === 0 && box.drops.size === 0 && box.deletes.size === 0)) {
+      if (!this.#holders.includes(peer)) this.#outboxes.delete(peer)
       return
     }
     box.sending = true

@@ -14,6 +14,7 @@
  * (durable there); the other holders drop theirs when they see it (claims.ts).
  */
 import type { Logger } from 'pino'
+import { afterFailure, type BackoffState, isDue } from '../core/backoff.ts'
 import type { VmSpec } from '../core/messages.ts'
 import { compareHeads, extend, type Head, headOf, restartLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Designation } from '../core/ownership-messages.ts'
@@ -58,15 +59,20 @@ export class Restarts {
   /** When each owner was declared dead here: the start of its VMs' time to run again. */
   readonly #deadAt = new Map<string, number>()
   readonly #inFlight = new Set<string>()
-  readonly #retry = new Map<string, { atMs: number, pauseMs: number }>()
+  readonly #retry = new Map<string, BackoffState>()
   /** When each VM we wait for another holder to restart is handed to it next. */
-  readonly #handoffs = new Map<string, { atMs: number, pauseMs: number }>()
+  readonly #handoffs = new Map<string, BackoffState>()
   /** The head of each VM we restarted (before our restart link), so that a record of it handed to us later is refused. */
   readonly #restarted = new Map<string, Head>()
   #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
     this.#init = init
+  }
+
+  /** A failed restart, or a handoff, is tried again after `retryMs`, then twice as long each time, up to 10 s. */
+  get #backoff (): { minMs: number, maxMs: number } {
+    return { minMs: this.#init.config.retryMs, maxMs: MAX_RETRY_MS }
   }
 
   /** The view declared `peerId` dead: its VMs, and those it was the restarter of, are looked at now (unless held). */
@@ -112,13 +118,13 @@ export class Restarts {
       const waitedMs = now - this.#deadAt.get(owner)!
       for (const r of holdings.ofOwner(owner)) {
         const id = r.record.spec.id
-        if (this.#inFlight.has(id) || (this.#retry.get(id)?.atMs ?? 0) > now) continue
+        if (this.#inFlight.has(id) || !isDue(this.#retry.get(id), now)) continue
         const tombstoned = holdings.tombstoneFor(id, r.record.chain) != null
         const decision = decideRestart({ designation: r.record.designation, policy: r.record.spec.restartPolicy ?? 'always' }, self, status, tombstoned)
         if (decision.kind === 'restart' || decision.kind === 'lost') {
           acts.push({ r, owner, kind: decision.kind })
           this.#inFlight.add(id)
-        } else if (decision.kind === 'wait' && waitedMs >= this.#init.config.handoffAfterMs && (this.#handoffs.get(id)?.atMs ?? 0) <= now) {
+        } else if (decision.kind === 'wait' && waitedMs >= this.#init.config.handoffAfterMs && isDue(this.#handoffs.get(id), now)) {
           handoffs.set(decision.restarter, [...(handoffs.get(decision.restarter) ?? []), r])
         }
       }
@@ -135,9 +141,9 @@ export class Restarts {
   }
 
   /**
-   * A delete is answered once one live holder took its tombstone, not all of
-   * them: before we restart a VM, the other live holders of its designation
-   * are asked for the tombstones they keep (taken only when they delete our
+   * A holder down when a VM was deleted, or one its tombstone had not reached
+   * yet, may hold its record without the tombstone: before we restart a VM,
+   * the other live holders of its designation are asked for the tombstones they keep (taken only when they delete our
    * record: #act then finds it gone). A holder that does not answer within
    * `tombstoneAskMs` is not waited for.
    */
@@ -163,10 +169,7 @@ export class Restarts {
   /** Hands `peer` (the restarter their designations name) our records of VMs still not running elsewhere. */
   async #handOff (peer: string, list: StoredReplica[]): Promise<void> {
     const now = this.#init.now()
-    for (const r of list) {
-      const pauseMs = Math.min(2 * (this.#handoffs.get(r.record.spec.id)?.pauseMs ?? this.#init.config.retryMs / 2), MAX_RETRY_MS)
-      this.#handoffs.set(r.record.spec.id, { atMs: now + pauseMs, pauseMs })
-    }
+    for (const r of list) this.#handoffs.set(r.record.spec.id, afterFailure(this.#handoffs.get(r.record.spec.id), now, this.#backoff))
     try {
       const settled = await this.#init.handoff(peer, list.map(r => r.record))
       this.#init.log.info({ component: 'discovery:restart', to: peer, vms: list.length, settled: settled.length }, 'records handed to their restarter')
@@ -227,7 +230,6 @@ export class Restarts {
   }
 
   #later (id: string): void {
-    const pauseMs = Math.min(2 * (this.#retry.get(id)?.pauseMs ?? this.#init.config.retryMs / 2), MAX_RETRY_MS)
-    this.#retry.set(id, { atMs: this.#init.now() + pauseMs, pauseMs })
+    this.#retry.set(id, afterFailure(this.#retry.get(id), this.#init.now(), this.#backoff))
   }
 }
