@@ -152,7 +152,7 @@ export class ReplicaService {
     this.#offEvents.push(
       events.on('peer.joined', ringChanged),
       events.on('peer.alive', (e) => { this.#restarts.peerAlive(e.data.peerId); this.#replication.peerAlive(e.data.peerId); ringChanged() }),
-      events.on('peer.dead', (e) => { this.#restarts.peerDead(e.data.peerId); ringChanged() })
+      events.on('peer.dead', (e) => { this.#restarts.peerDead(e.data.peerId); this.#replication.peerDead(); ringChanged() })
     )
     this.#ringChanged()
     await this.#server.start()

@@ -56,6 +56,8 @@ export class Replication {
   /** When the ring last changed, until the holders are computed again. */
   #ringChangedAtMs?: number
   #kickTimer?: NodeJS.Timeout
+  /** Deletes waiting for their holders: told when a holder dies or an outbox delivered tombstones. */
+  readonly #watchers = new Set<() => void>()
 
   constructor (init: ReplicationInit) {
     this.#init = init
@@ -114,13 +116,16 @@ export class Replication {
 
   /**
    * A user deleted a VM of ours: its tombstone is kept here and sent to its
-   * holders, and the delete is answered once they took it or `deleteWaitMs`
-   * passed (a holder that did not is sent it again from its outbox). True
-   * when every live holder took it (or none is live): a restarter asks the
-   * other holders for tombstones before it restarts anything, so the VM
-   * stays deleted unless we and all of them die first. False otherwise: the
-   * delete is not certain yet (a live holder may lack the tombstone, and
-   * the one that has it may be down when we die).
+   * holders, and the delete is answered once each holder took it or was
+   * declared dead, or `deleteWaitMs` passed. A holder that could not be
+   * reached gets it from its outbox, and the delete still waits: for the
+   * outbox to deliver it, or for the detector to declare the holder dead (a
+   * partition or a crash being detected — it then gets the tombstone should
+   * it come back still our holder). True when every holder not declared
+   * dead took it: a restarter asks the other holders for tombstones before
+   * it restarts anything, so the VM stays deleted unless we and all of them
+   * die first. False otherwise: the delete is not certain yet (a live holder
+   * may lack the tombstone, and the one that has it may be down when we die).
    */
   async deleted (rec: VmRecord): Promise<boolean> {
     const id = rec.spec.id
@@ -134,25 +139,46 @@ export class Replication {
       if (this.#init.status(h) === 'dead') box.deletes.set(id, tombstone)
     }
     const live = this.#holders.filter(h => this.#init.status(h) !== 'dead')
-    const sends = live.map(async h => {
-      const box = this.#outbox(h)
-      try {
-        const res = await this.#init.send(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] })
-        if (!res.ok) throw new Error(res.reason)
-        return true
-      } catch {
-        box.deletes.set(id, tombstone)
-        return false
+    // Each live holder: its answer awaited ('sending'), or its tombstone in its outbox ('queued').
+    const waiting = new Map<string, 'sending' | 'queued'>(live.map(h => [h, 'sending']))
+    return await new Promise<boolean>(resolve => {
+      let over = false
+      const done = (sure: boolean): void => {
+        if (over) return
+        over = true
+        clearTimeout(timer)
+        this.#watchers.delete(check)
+        resolve(sure)
+      }
+      const took = (h: string): void => {
+        waiting.delete(h)
+        if (waiting.size === 0) done(true)
+      }
+      const check = (): void => {
+        for (const [h, how] of waiting) {
+          if (this.#init.status(h) === 'dead' || (how === 'queued' && this.#outboxes.get(h)?.deletes.get(id) !== tombstone)) took(h)
+        }
+      }
+      const timer = setTimeout(() => { done(false) }, this.#init.deleteWaitMs)
+      this.#watchers.add(check)
+      if (live.length === 0) return done(true)
+      for (const h of live) {
+        void this.#request(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] }).then(() => { took(h) }, () => {
+          this.#outbox(h).deletes.set(id, tombstone)
+          waiting.set(h, 'queued')
+          check()
+        })
       }
     })
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, this.#init.deleteWaitMs) })
-    // Every live holder must take it: a restarter asks the others for tombstones, so the VM then stays deleted unless
-    // we and every one of them die before a holder down now (its tombstone queued) is back — more than F below k.
-    const all = Promise.all(sends).then(taken => taken.every(Boolean))
-    const sure = await Promise.race([all, late])
-    clearTimeout(timer)
-    return sure
+  }
+
+  /** A peer was declared dead: a delete waiting for it to take a tombstone waits no more. */
+  peerDead (): void {
+    this.#notify()
+  }
+
+  #notify (): void {
+    for (const check of [...this.#watchers]) check()
   }
 
   /** The chain a migration's commit carries: ours with our migrate link to `to`. */
@@ -244,6 +270,7 @@ export class Replication {
         const batch = [...box.deletes.values()].slice(0, MAX_RECORDS_PER_MESSAGE)
         await this.#request(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: batch })
         for (const t of batch) box.deletes.delete(t.vmId)
+        this.#notify()
       }
       while (box.puts.size > 0) {
         const ids = [...box.puts].slice(0, MAX_RECORDS_PER_MESSAGE)

@@ -167,7 +167,8 @@ describe('Replication', () => {
     h.fail([b])
     const gone = vm(1)
     h.local.delete(gone.spec.id)
-    await h.r.deleted(gone)
+    // b alive and never reached within the wait: not certain.
+    expect(await h.r.deleted(gone)).toBe(false)
     expect(h.tombstones.map(t => t.vmId)).toEqual([gone.spec.id])
     expect(h.sent.filter(s => s.req.op === 'delete').map(s => s.to).sort()).toEqual([a, b].sort())
     h.fail([])
@@ -176,5 +177,44 @@ describe('Replication', () => {
     expect(h.sent.filter(s => s.req.op === 'delete' && s.to === b)).toHaveLength(2)
     expect(h.r.heldBy(a, [gone.spec.id, vm(2).spec.id])).toEqual({ drop: [gone.spec.id], tombstones: [h.tombstones[0]] })
     expect(h.r.heldBy(peers.find(p => !h.r.holders.includes(p))!, [vm(2).spec.id]).drop).toEqual([vm(2).spec.id])
+  })
+
+  it('answers a delete certain once an unreachable holder is declared dead during the wait (a partition being detected)', async () => {
+    const h = harness([vm(1), vm(2)], peers)
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const [a, b] = h.r.holders
+    h.fail([b])
+    const gone = vm(1)
+    h.local.delete(gone.spec.id)
+    const answer = h.r.deleted(gone)
+    await settle()
+    // Still waiting for b: a settles, b's tombstone is queued.
+    let sure: boolean | undefined
+    void answer.then(v => { sure = v })
+    await settle()
+    expect(sure).toBeUndefined()
+    h.setRing(peers.filter(p => p !== b))
+    h.r.peerDead()
+    expect(await answer).toBe(true)
+    expect(h.sent.filter(s => s.req.op === 'delete').map(s => s.to).sort()).toEqual([a, b].sort())
+  })
+
+  it('answers a delete certain once the outbox delivers the tombstone to a holder the first send missed', async () => {
+    const h = harness([vm(1), vm(2)], peers)
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const b = h.r.holders[1]
+    h.fail([b])
+    const gone = vm(1)
+    h.local.delete(gone.spec.id)
+    const answer = h.r.deleted(gone)
+    await settle()
+    h.fail([])
+    h.advance(100)
+    expect(await answer).toBe(true)
+    expect(h.sent.filter(s => s.req.op === 'delete' && s.to === b)).toHaveLength(2)
   })
 })
