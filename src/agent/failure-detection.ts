@@ -45,7 +45,9 @@ const COUNTED: Array<[keyof DetectorStats, keyof Metrics]> = [
   ['suspicions', 'detectorSuspicions'],
   ['refutations', 'detectorRefutations'],
   ['deaths', 'detectorDeaths'],
-  ['falsePositives', 'detectorFalsePositives']
+  ['falsePositives', 'detectorFalsePositives'],
+  ['syncs', 'detectorSyncs'],
+  ['syncNews', 'detectorSyncNews']
 ]
 
 /**

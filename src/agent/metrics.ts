@@ -33,6 +33,8 @@ export function createMetrics () {
     detectorRefutations: new Counter({ name: 'discovery_detector_refutations_total', help: 'Accusations of this agent that it refuted by raising its incarnation', registers: [registry] }),
     detectorDeaths: new Counter({ name: 'discovery_detector_deaths_total', help: 'Peers this agent declared dead', registers: [registry] }),
     detectorFalsePositives: new Counter({ name: 'discovery_detector_false_positives_total', help: 'Peers declared dead here that came back in the same run (they refuted the death)', registers: [registry] }),
+    detectorSyncs: new Counter({ name: 'discovery_detector_syncs_total', help: 'Syncs this agent sent: the peers it holds suspect or dead, to one peer, which answers with what it knows beyond that', registers: [registry] }),
+    detectorSyncNews: new Counter({ name: 'discovery_detector_sync_news_total', help: 'Membership updates this agent sent in answer to a sync: what the asking peer lacked or held in an older form', registers: [registry] }),
     detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
     detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
     restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),

@@ -59,6 +59,10 @@ export interface DetectorStats {
   deaths: number
   /** Members marked dead here that came back in the same run: deaths later refuted. */
   falsePositives: number
+  /** Syncs sent: the members this node holds suspect or dead, to one peer. */
+  syncs: number
+  /** Updates sent in answer to a sync: what the asker lacked or held in an older form. */
+  syncNews: number
   messagesSent: number
   messagesReceived: number
 }
@@ -80,7 +84,7 @@ export const JOIN_GRACE_PERIODS = 30
 export const PAUSE_PERIODS = 5
 
 export function emptyStats (): DetectorStats {
-  return { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, messagesSent: 0, messagesReceived: 0 }
+  return { probes: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicions: 0, refutations: 0, deaths: 0, falsePositives: 0, syncs: 0, syncNews: 0, messagesSent: 0, messagesReceived: 0 }
 }
 
 /** A status change in the counters: suspicions, deaths, and false positives (a death its member refuted). */

@@ -6,21 +6,16 @@
  * status changes, when to be woken next. The agent runs it over
  * `/discovery/swim/1.0.0`, the simulator over its simulated network.
  *
- * Each protocol period (stretched by local health) this node pings the next
- * peer of a shuffled round-robin list; with no ack within the probe timeout it
- * asks `indirectChecks` other peers to ping it (ping-req); they pass the ack
- * on, or a nack when it does not come. With no ack at all, the probe is over:
- * - a helper nacked (so our own path works) or none could be asked: we accuse
- *   the target (swim-members.ts decides what the accusations mean);
- * - helpers were asked and none answered at all: the fault may be ours (we
- *   may not receive anything), so we accuse nobody and raise our own
- *   awareness score instead — unless it is already at its maximum, when a
- *   node left alone must still be able to declare its peers gone.
- * Membership updates ride on every message, up to λ·log(n) times each; an
- * update that cannot wait is also pushed to a few peers. A message to a
- * member we hold accused carries the accusation, so that it refutes.
- * With a monitoring topology (`observers`: Rapid's rings), a node talks to
- * the few peers the rings give it and accuses only the members it observes.
+ * Each period (stretched by local health) it pings the next peer of a
+ * shuffled round-robin; with no ack in time it asks `indirectChecks` peers
+ * to (ping-req), which pass the ack on or nack. No ack at all: with a nack
+ * (our own path works) or no helper, we accuse the target (swim-members.ts
+ * decides what accusations mean); with helpers all silent the fault may be
+ * ours, and only our awareness score rises (unless at its maximum). Updates
+ * ride on every message, up to λ·log(n) times each, and a sync now and then
+ * (swim-sync.ts). With `observers` (Rapid's rings), a node talks to the few
+ * peers the rings give it and accuses only those it observes (all of it:
+ * docs/architecture.md).
  */
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { DetectionTargets } from './detection-targets.ts'
@@ -30,7 +25,9 @@ import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
+import { refutation } from './incarnation.ts'
 import { compose, type Draft } from './swim-outbox.ts'
+import { type Sync, Syncs } from './swim-sync.ts'
 import { ProbeTiming } from './probe-timing.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
@@ -47,6 +44,7 @@ export class FailureDetector {
   readonly #targets: DetectionTargets
   readonly #queue = new BroadcastQueue()
   readonly #timing: ProbeTiming
+  readonly #syncs: Syncs
   readonly #probes = new ProbeTable()
   readonly #relays = new RelayTable()
   /** Members with accusations not yet decided, with when to look at them again. */
@@ -74,6 +72,7 @@ export class FailureDetector {
     this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
+    this.#syncs = new Syncs(this.#members, this.#targets, this.#c, init.nowMs)
     this.#sink = {
       change: c => {
         this.#step.changes.push(c)
@@ -118,8 +117,7 @@ export class FailureDetector {
     this.#queue.delete(peer)
     this.#watch.delete(peer)
     this.#timing.rtt.forget(peer)
-    const p = this.#probes.ofTarget(peer)
-    if (p != null) this.#probes.end(p)
+    this.#probes.endFor(peer)
   }
 
   /** The peer's own state was heard, naming its run: a later run is a restart; a dead peer still gossiping is pinged, to learn of its death and refute. */
@@ -166,6 +164,7 @@ export class FailureDetector {
       case 'ping-req': this.#onPingReq(from, msg.seq, msg.target); break
       case 'nack': this.#onNack(from, msg.seq, msg.unreachable === true); break
       case 'gossip': break
+      case 'sync': this.#sync(this.#syncs.answer(from, msg.updates)); break
     }
     return this.#finish()
   }
@@ -200,6 +199,7 @@ export class FailureDetector {
     if (nowMs >= this.#nextProbeMs) {
       this.#nextProbeMs = nowMs + this.#timing.intervalMs()
       this.#roundProbe()
+      this.#sync(this.#syncs.periodic(nowMs))
     }
     return this.#finish()
   }
@@ -222,9 +222,7 @@ export class FailureDetector {
   }
 
   #nextWake (): number {
-    let at = this.#nextProbeMs
-    if (this.#nextGossipMs != null) at = Math.min(at, this.#nextGossipMs)
-    at = Math.min(at, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
+    let at = Math.min(this.#nextProbeMs, this.#nextGossipMs ?? Infinity, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
     for (const d of this.#watch.values()) at = Math.min(at, d)
     return at
   }
@@ -257,18 +255,19 @@ export class FailureDetector {
     if ((m.status as MemberStatus) === 'dead') return void this.#watch.delete(peer)
     // Past its deadline with no quorum, ask the suspect: its answer carries a refutation that went round before we
     // heard the accusation (with the rings nothing else brings it to a non-observer, who accuses nobody on silence).
-    if (evaluate && m.suspicion != null && (next == null || next <= this.#now)) this.#extraProbe(peer)
+    if (evaluate && m.suspicion != null && (next == null || next <= this.#now)) {
+      this.#extraProbe(peer)
+      this.#sync(this.#syncs.about(m, this.#now))
+    }
     this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
   }
 
   /** An update about us: an accusation at our incarnation or above is refuted by raising it. */
   #aboutSelf (u: SwimUpdate): void {
-    const cmp = compareIncarnation(u, this.incarnation)
-    if (u.status === 'alive' ? cmp <= 0 : cmp < 0) return
-    if (u.run > this.#run) {
-      this.#run = u.run
-      this.#inc = u.inc + 1
-    } else this.#inc = Math.max(this.#inc, u.inc) + 1
+    const next = refutation(u, this.incarnation)
+    if (next == null) return
+    this.#run = next.run
+    this.#inc = next.inc
     this.stats.refutations++
     // Lifeguard: having to refute is a sign we are the slow one.
     this.#timing.awareness.apply(1)
@@ -337,7 +336,10 @@ export class FailureDetector {
   }
 
   #goIndirect (p: Probe): void {
-    if (p.kind === 'revival') return this.#probes.end(p)
+    if (p.kind === 'revival') {
+      this.#probes.end(p)
+      return this.#members.confirmDead(p.target, this.#now)
+    }
     p.indirect = true
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
@@ -350,10 +352,13 @@ export class FailureDetector {
   #conclude (p: Probe): void {
     this.#probes.end(p)
     if (this.#members.status(p.target) == null || p.kind === 'revival') return
-    // Only a member's observers accuse it: the rings say whose word counts, and we are not among them.
-    if (!this.#members.observes(p.target)) return
     const asked = p.helpers.size
     const nacks = p.nacks.size
+    // A member suspect for long without a quorum, that we could not reach either (a helper confirmed it): decided.
+    const m = this.#members.get(p.target)!
+    if (asked === 0 || nacks > 0) this.#members.declareOverdue(m, this.#now, this.#sink)
+    // Only a member's observers accuse it: the rings say whose word counts, and we are not among them.
+    if (!this.#members.observes(p.target)) return
     if (asked > 0 && nacks === 0 && !this.#timing.awareness.atMax) {
       this.stats.inconclusiveProbes++
       this.#timing.awareness.apply(asked)
@@ -367,10 +372,16 @@ export class FailureDetector {
       return
     }
     this.stats.failedProbes++
-    this.#members.accuse(this.#members.get(p.target)!, this.#now, this.#sink)
+    this.#members.accuse(m, this.#now, this.#sink)
     this.#recheck(p.target, false)
     // Told at once, the accused refutes sooner than at our next probe of it.
     this.#send(p.target, { type: 'gossip' })
+  }
+
+  #sync (sync: Sync | undefined): void {
+    if (sync == null) return
+    if (sync.answer === true) this.stats.syncNews += sync.updates.length; else this.stats.syncs++
+    this.#send(sync.to, { type: sync.answer === true ? 'gossip' : 'sync' }, sync.updates)
   }
 
   #pushGossip (): void {
@@ -381,9 +392,9 @@ export class FailureDetector {
     }
   }
 
-  /** One message to `to`: our incarnation, the accusation it must hear, piggy-backed updates. */
-  #send<T extends SwimMessage> (to: string, draft: Draft<T>): void {
+  /** One message to `to`: our incarnation, the accusation it must hear, `first` (what it is sent for), piggy-backed updates. */
+  #send<T extends SwimMessage> (to: string, draft: Draft<T>, first: SwimUpdate[] = []): void {
     this.stats.messagesSent++
-    this.#step.send.push({ to, message: compose(to, draft, { run: this.#run, inc: this.#inc }, this.#members, this.#queue, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount)) })
+    this.#step.send.push({ to, message: compose(to, draft, { run: this.#run, inc: this.#inc }, this.#members, this.#queue, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount), first) })
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The schemas of `/discovery/swim/1.0.0`, the failure detector's protocol
- * (core/failure-detector.ts): ping, ack, ping-req, nack and gossip, each one
+ * (core/failure-detector.ts): ping, ack, ping-req, nack, gossip and sync, each one
  * datagram on the sender's long-lived stream to the receiver, each carrying
  * the sender's incarnation and a few membership updates (piggy-backed).
  *
@@ -58,7 +58,14 @@ export const swimMessageSchema = z.discriminatedUnion('type', [
    */
   z.object({ type: z.literal('nack'), seq, unreachable: z.literal(true).optional(), ...common }).strict(),
   /** Updates that could not wait for the next probe. */
-  z.object({ type: z.literal('gossip'), ...common }).strict()
+  z.object({ type: z.literal('gossip'), ...common }).strict(),
+  /**
+   * Anti-entropy (memberlist's push/pull, for what is not alive only): the
+   * sender's members it shows suspect or dead. Answered by a gossip with
+   * what the receiver knows that the sender lacks or holds in an older form,
+   * when there is any.
+   */
+  z.object({ type: z.literal('sync'), ...common }).strict()
 ])
 export type SwimMessage = z.infer<typeof swimMessageSchema>
 export type SwimMessageType = SwimMessage['type']

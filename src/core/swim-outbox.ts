@@ -15,11 +15,13 @@ export type Draft<T extends SwimMessage> = T extends unknown ? Omit<T, 'v' | 'ru
 /** Updates piggy-backed on one message: a few hundred bytes. */
 export const PIGGYBACK = 8
 
-export function compose<T extends SwimMessage> (to: string, draft: Draft<T>, self: Incarnation, members: SwimMembers, queue: BroadcastQueue, retransmits: number): SwimMessage {
+/** `first`: updates this message is sent for (anti-entropy), before the queue's. */
+export function compose<T extends SwimMessage> (to: string, draft: Draft<T>, self: Incarnation, members: SwimMembers, queue: BroadcastQueue, retransmits: number, first: SwimUpdate[] = []): SwimMessage {
   const updates: SwimUpdate[] = []
   const m = members.peek(to)
   const accusation = m != null ? members.accusationFor(m) : undefined
   if (accusation != null) updates.push(accusation)
-  updates.push(...queue.take(PIGGYBACK - updates.length, retransmits, to))
+  for (const u of first) if (u.peer !== accusation?.peer) updates.push(u)
+  updates.push(...queue.take(Math.max(0, PIGGYBACK - updates.length), retransmits, to))
   return { v: PROTOCOL_VERSION, run: self.run, inc: self.inc, ...draft, updates } as SwimMessage
 }

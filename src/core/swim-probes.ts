@@ -54,9 +54,11 @@ export class ProbeTable {
     return this.#byTarget.has(target)
   }
 
-  ofTarget (target: string): Probe | undefined {
+  /** Ends the probe of `target` in flight, if any (the member is forgotten). */
+  endFor (target: string): void {
     const seq = this.#byTarget.get(target)
-    return seq == null ? undefined : this.#bySeq.get(seq)
+    const p = seq == null ? undefined : this.#bySeq.get(seq)
+    if (p != null) this.end(p)
   }
 
   end (p: Probe): void {

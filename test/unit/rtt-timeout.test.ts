@@ -20,7 +20,8 @@ const CONFIG: DetectorConfig = { ...DETECTOR_PROFILES.lan, probeIntervalMs: 1000
  * Runs a detector that knows a, b and c for `periods` probe periods; `a`
  * answers its pings after `slowMs` (or never), the others after 10 ms, and
  * the helpers answer ping-reqs with nothing. Returns, for each probe of a,
- * whether it went indirect, and the detector. Helpers pass a's ack on when it
+ * whether it went indirect (those sent early enough for it to be known by
+ * the end), and the detector. Helpers pass a's ack on when it
  * comes within their own 200 ms, and nack otherwise.
  */
 function run (config: Partial<DetectorConfig>, slowMs: number | null, periods: number): { indirect: boolean[], d: FailureDetector } {
@@ -28,16 +29,17 @@ function run (config: Partial<DetectorConfig>, slowMs: number | null, periods: n
   let wake = 0
   for (const p of ['a', 'b', 'c']) wake = d.add(p, 1, 0).wakeAtMs ?? 0
   const due: Array<{ at: number, from: string, message: SwimMessage }> = []
-  const probesOfA = new Map<number, boolean>()
+  const probesOfA = new Map<number, { indirect: boolean, atMs: number }>()
   const take = (step: DetectorStep, now: number): void => {
     wake = step.wakeAtMs ?? Infinity
     for (const { to, message } of step.send) {
       if (message.type === 'ping') {
-        if (to === 'a') probesOfA.set(message.seq, false)
+        if (to === 'a') probesOfA.set(message.seq, { indirect: false, atMs: now })
         const after = to === 'a' ? slowMs : 10
         if (after != null) due.push({ at: now + after, from: to, message: { v: PROTOCOL_VERSION, type: 'ack', seq: message.seq, run: 1, inc: 0, updates: [] } as SwimMessage })
       } else if (message.type === 'ping-req' && message.target === 'a') {
-        if (probesOfA.has(message.seq)) probesOfA.set(message.seq, true)
+        const probe = probesOfA.get(message.seq)
+        if (probe != null) probe.indirect = true
         // The helper's own ping to a: passed on if a answers within the helper's 200 ms, else a nack then.
         const relayed = slowMs != null && slowMs < 200
         due.push({ at: now + (relayed ? 10 + slowMs : 200), from: to, message: { v: PROTOCOL_VERSION, type: relayed ? 'ack' : 'nack', seq: message.seq, ...(relayed ? { of: 'a' } : {}), run: 1, inc: 0, updates: [] } as SwimMessage })
@@ -56,7 +58,7 @@ function run (config: Partial<DetectorConfig>, slowMs: number | null, periods: n
       take(d.receive(m.from, m.message, now), now)
     } else take(d.tick(now), now)
   }
-  return { indirect: [...probesOfA.values()], d }
+  return { indirect: [...probesOfA.values()].filter(p => p.atMs <= end - CONFIG.probeTimeoutMs).map(p => p.indirect), d }
 }
 
 describe('probe timeouts from measured round trips', () => {

@@ -165,7 +165,8 @@ export function swimCorpus (f: TargetFacts): StreamCorpus {
       { type: 'ack', seq: 2, of: strangerPeer(25), ...common },
       { type: 'ping-req', seq: 3, target: strangerPeer(26), ...common },
       { type: 'nack', seq: 4, unreachable: true, ...common },
-      { type: 'gossip', ...common }
+      { type: 'gossip', ...common },
+      { type: 'sync', ...common }
     ],
     // Updates about the cluster's members are what the detector exists to act on: only strangers are named.
     harmless: namesNothingKnown

@@ -1,0 +1,101 @@
+/**
+ * Anti-entropy for the failure detector (memberlist's push/pull, for what is
+ * not alive only). Updates ride on a bounded number of messages, and during
+ * a partition most of those go to peers across the cut, lost: a node can
+ * miss the accusations or the verdict that decide a member, and hold it
+ * suspect, or alive, for as long as the partition lasts. So each node sends
+ * one peer, every `syncIntervalMs`, the members it shows suspect or dead
+ * (`sync`); and a suspicion past its deadline without a quorum is asked
+ * about, at once, to one of the member's other observers. The receiver
+ * answers with a gossip of what it knows beyond that: members the sender
+ * named and holds in an older form, then members it did not name.
+ */
+import type { DetectionTargets } from './detection-targets.ts'
+import type { DetectorConfig } from './detector-config.ts'
+import type { SwimUpdate } from './swim-messages.ts'
+import type { Member, SwimMembers } from './swim-members.ts'
+
+/** Members one sync or its answer names: with the piggy-backed updates, within a message's bound (SWIM_LIMITS.maxUpdates). */
+export const SYNC_UPDATES = 24
+
+/**
+ * What a sync tells: `first` (a member asked about), then the members dead
+ * or suspect by a quorum, least recently changed first. Not a suspicion held
+ * on our word alone: told again and again, one node's accusations (a fault
+ * of its own, a one-way link) would meet a stray accusation elsewhere and
+ * make a quorum that a lone accuser never does.
+ */
+export function syncUpdates (members: SwimMembers, first?: Member): SwimUpdate[] {
+  const updates = first != null ? [members.updateOf(first)] : []
+  for (const id of members.notAlive()) {
+    if (updates.length >= SYNC_UPDATES) break
+    const m = members.get(id)!
+    if (id !== first?.id && members.agreed(m)) updates.push(members.updateOf(m))
+  }
+  return updates
+}
+
+/** The answer to a sync from `from` whose updates were applied already: what it lacks or holds older; empty when nothing. */
+export function syncAnswer (members: SwimMembers, from: string, theirs: readonly SwimUpdate[]): SwimUpdate[] {
+  const named = new Set<string>()
+  const news: SwimUpdate[] = []
+  for (const u of theirs) {
+    named.add(u.peer)
+    const m = u.peer === members.self ? undefined : members.peek(u.peer)
+    if (m != null && members.behind(u, m) && news.length < SYNC_UPDATES) news.push(members.updateOf(m))
+  }
+  for (const id of members.notAlive()) {
+    if (news.length >= SYNC_UPDATES) break
+    const m = members.get(id)!
+    if (!named.has(id) && id !== from && members.agreed(m)) news.push(members.updateOf(m))
+  }
+  return news
+}
+
+/** A sync to send: to whom, and what it tells; an answer (`answer`) goes as a gossip. */
+export interface Sync {
+  to: string
+  updates: SwimUpdate[]
+  answer?: true
+}
+
+/** When to sync, and with whom. */
+export class Syncs {
+  readonly #members: SwimMembers
+  readonly #targets: DetectionTargets
+  readonly #c: DetectorConfig
+  #nextMs: number
+
+  constructor (members: SwimMembers, targets: DetectionTargets, config: DetectorConfig, nowMs: number) {
+    this.#members = members
+    this.#targets = targets
+    this.#c = config
+    this.#nextMs = nowMs + config.syncIntervalMs
+  }
+
+  /** On a probe's tick (their phase is random: no timer of its own), once a sync interval: one peer we talk to. */
+  periodic (nowMs: number): Sync | undefined {
+    if (nowMs < this.#nextMs) return undefined
+    this.#nextMs = nowMs + this.#c.syncIntervalMs
+    const to = this.#targets.gossip(1)[0]
+    return to != null ? { to, updates: syncUpdates(this.#members) } : undefined
+  }
+
+  /** What a sync from `from` lacked (its updates applied already), if anything. */
+  answer (from: string, theirs: readonly SwimUpdate[]): Sync | undefined {
+    const updates = syncAnswer(this.#members, from, theirs)
+    return updates.length > 0 ? { to: from, updates, answer: true } : undefined
+  }
+
+  /**
+   * A suspicion past its deadline without a quorum: one of the member's
+   * observers we have no accusation from; at most twice a sync interval, and
+   * not for a suspicion on our word alone (see syncUpdates).
+   */
+  about (m: Member, nowMs: number): Sync | undefined {
+    if (!this.#members.agreed(m) || (m.syncedAtMs != null && nowMs - m.syncedAtMs < this.#c.syncIntervalMs / 2)) return undefined
+    m.syncedAtMs = nowMs
+    const to = this.#targets.helpers(m.id, this.#c.indirectChecks).find(h => m.suspicion?.has(h) !== true)
+    return to != null ? { to, updates: syncUpdates(this.#members, m) } : undefined
+  }
+}
