@@ -197,7 +197,7 @@ export class FailureDetector {
     }
     for (const [peer, at] of this.#watch) if (at <= nowMs) this.#recheck(peer)
     if (nowMs >= this.#nextProbeMs) {
-      this.#nextProbeMs = nowMs + this.#timing.intervalMs()
+      this.#nextProbeMs = nowMs + this.#timing.intervalMs(this.#members.liveCount)
       this.#roundProbe()
       this.#sync(this.#syncs.periodic(nowMs))
     }

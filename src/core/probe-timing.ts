@@ -25,9 +25,10 @@ export class ProbeTiming {
     this.awareness.apply(startHealth ?? config.awarenessMax - 1)
   }
 
-  /** The time to the next round probe: the probe interval stretched by local health. */
-  intervalMs (): number {
-    return this.awareness.scale(this.#c.probeIntervalMs)
+  /** The time to the next round probe: the probe interval, or the host's share with `live` members (`hostProbesPerSecond`), stretched by local health. */
+  intervalMs (live: number): number {
+    const share = this.#c.hostProbesPerSecond == null ? 0 : 1000 * live / this.#c.hostProbesPerSecond
+    return this.awareness.scale(Math.max(this.#c.probeIntervalMs, share))
   }
 
   /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */

@@ -1,0 +1,43 @@
+/**
+ * How often the detector probes (core/probe-timing.ts): the probe interval,
+ * stretched in the `local` profile to the host's share when the agents that
+ * share the host would together probe more than `hostProbesPerSecond` — so
+ * that an idle agent's cost falls as agents are added — and by local health.
+ */
+import { describe, expect, it } from 'vitest'
+import { DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
+import { ProbeTiming } from '../../src/core/probe-timing.ts'
+import { SwimWorld } from '../../src/sim/swim-world.ts'
+
+const LOCAL = DETECTOR_PROFILES.local
+
+describe('the probe interval', () => {
+  it('is the profile\'s up to hostProbesPerSecond probes for the host, the host\'s share beyond; never for lan and wan', () => {
+    const local = new ProbeTiming(LOCAL, 0)
+    expect(local.intervalMs(10)).toBe(LOCAL.probeIntervalMs)
+    expect(local.intervalMs(50)).toBe(LOCAL.probeIntervalMs)
+    expect(local.intervalMs(100)).toBe(1000 * 100 / LOCAL.hostProbesPerSecond!)
+    expect(local.intervalMs(200)).toBe(2 * local.intervalMs(100))
+    const lan = new ProbeTiming(DETECTOR_PROFILES.lan, 0)
+    expect(lan.intervalMs(1_000)).toBe(DETECTOR_PROFILES.lan.probeIntervalMs)
+    // Local health stretches the share too.
+    const slow = new ProbeTiming(LOCAL, 1)
+    expect(slow.intervalMs(100)).toBe(2 * local.intervalMs(100))
+  })
+
+  it('keeps the probes of a simulated one-host cluster within the host\'s budget as it grows from 40 to 100 agents', () => {
+    const perSecond: number[] = []
+    for (const nodes of [40, 100]) {
+      const w = new SwimWorld({ nodes, seed: 1, config: LOCAL, link: { baseMs: 1, jitterMs: 2, loss: 0 } })
+      w.run(10_000)
+      const before = Array.from({ length: nodes }, (_, i) => w.detector(i).stats.probes)
+      w.run(w.now + 20_000)
+      const probes = Array.from({ length: nodes }, (_, i) => w.detector(i).stats.probes - before[i]).reduce((a, b) => a + b, 0)
+      perSecond.push(probes / 20)
+    }
+    // 40 agents: 5 probes a second each (200 ms); 100: the host's 250 shared, 2.5 each.
+    expect(perSecond[0]).toBeGreaterThan(0.9 * 40 * 1000 / LOCAL.probeIntervalMs)
+    expect(perSecond[1]).toBeLessThan(1.1 * LOCAL.hostProbesPerSecond!)
+    expect(perSecond[1] / 100).toBeLessThan(0.6 * perSecond[0] / 40)
+  })
+})
