@@ -32,7 +32,9 @@
  *    (config.ts, `connection.gossipHeartbeatMs`, `connection.gossipLazyPeers`):
  *    each heartbeat sends IHAVE to `Dlazy` peers outside the mesh whenever a
  *    message was seen in the last three heartbeats, which on an idle cluster
- *    was as many messages as the states themselves.
+ *    was as many messages as the states themselves;
+ * 11. a yamux window update once half a stream's receive window is consumed
+ *    (patches/yamux-window.ts), not after every message it reads.
  *
  * Who may connect: only peers with the swarm key (swarm-key.ts), when there
  * is one; and, with `--admin`, not the peers an admin partition blocks
@@ -51,7 +53,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { LIMITS } from '../core/messages.ts'
 import type { PartitionGater } from './partition-gater.ts'
-import { coalescingEncrypter, installEd25519KeyCache, noiseCrypto } from './patches/index.ts'
+import { coalescingEncrypter, installEd25519KeyCache, installYamuxWindowUpdates, noiseCrypto } from './patches/index.ts'
 import { readSwarmKey } from './swarm-key.ts'
 
 export interface HostInit {
@@ -125,6 +127,7 @@ function meshDegrees (d: number): { D: number, Dlo: number, Dhi: number, Dlazy: 
 
 export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>, identify: unknown, ping: unknown }>> {
   installEd25519KeyCache()
+  installYamuxWindowUpdates()
   const psk = init.swarmKeyFile != null ? readSwarmKey(init.swarmKeyFile).psk : undefined
   const node = await createLibp2p({
     privateKey: init.privateKey,

@@ -3,8 +3,9 @@
  * reaches into a package's internals and must be re-checked when that package
  * is upgraded (the tests in test/unit/patches-*.test.ts and
  * test/integration/coalesce.test.ts fail, naming the package, when what they
- * patch has changed). Each keeps the bytes on the wire exactly as they were;
- * only the CPU a message costs changes.
+ * patch has changed). Each keeps the bytes on the wire exactly as they were
+ * but the last (fewer yamux window updates); only the CPU a message costs
+ * changes.
  *
  * - `ed25519-keys.ts` replaces `sign` and `verify` on the prototypes of
  *   @libp2p/crypto's Ed25519 key classes (written against @libp2p/crypto
@@ -20,10 +21,17 @@
  *   event loop are encrypted as one noise message and sent with one system
  *   call, instead of one each — on one host, the largest single cost of a
  *   cluster.
+ * - `yamux-window.ts` replaces `sendWindowUpdate` on yamux 7.0.4's
+ *   YamuxStream: a window update once half the receive window is consumed
+ *   (as hashicorp/yamux and go-yamux), not after every data frame — one
+ *   frame, noise message and system call less per small message. The one
+ *   patch that changes what goes on the wire: fewer WINDOW_UPDATE frames,
+ *   within the yamux spec.
  */
 export { coalesce, coalescingEncrypter, UnexpectedEncrypterError } from './coalesce.ts'
 export { ed25519Prototypes, installEd25519KeyCache, PATCHED_ARITY } from './ed25519-keys.ts'
 export { NATIVE_FROM_BYTES, noiseCrypto } from './noise-crypto.ts'
+export { installYamuxWindowUpdates, UnexpectedYamuxError } from './yamux-window.ts'
 
 /** The versions each patch was written and checked against; the tests name them when what they patch has changed. */
 export const PATCHED_VERSIONS = Object.freeze({
