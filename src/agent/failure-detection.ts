@@ -167,9 +167,15 @@ export class FailureDetection {
     }
   }
 
-  /** One timer, at the earliest time asked for; ticking earlier than needed is harmless. */
+  /**
+   * One timer, at the time the last step asked for: each step's wake is the
+   * earliest the detector needs (a probe, a deadline, a suspicion's end).
+   * Moved later when the need for an earlier one went away — an ack ended its
+   * probe before the probe's deadline — rather than left to wake the agent
+   * for nothing: half of an idle agent's detector wake-ups.
+   */
   #arm (atMs: number): void {
-    if (this.#timer != null && this.#timerAtMs <= atMs) return
+    if (this.#timer != null && this.#timerAtMs === atMs) return
     clearTimeout(this.#timer)
     this.#timerAtMs = atMs
     this.#timer = setTimeout(() => {
