@@ -71,6 +71,19 @@ function harness (records: VmRecord[], live: string[]) {
   }
 }
 
+/** Holders settled for vm 1 and vm 2, the second holder unreachable, vm 1 deleted locally (its tombstone not sent yet). */
+async function deleting (): Promise<{ h: ReturnType<typeof harness>, a: string, b: string, gone: VmRecord }> {
+  const h = harness([vm(1), vm(2)], peers)
+  h.r.ringChanged()
+  h.advance(1_000)
+  await settle()
+  const [a, b] = h.r.holders
+  h.fail([b])
+  const gone = vm(1)
+  h.local.delete(gone.spec.id)
+  return { h, a, b, gone }
+}
+
 const puts = (sent: Array<{ to: string, req: ReplicaRequest }>, to: string): string[] =>
   sent.filter(s => s.to === to && s.req.op === 'put').flatMap(s => s.req.op === 'put' ? s.req.records.map(x => x.spec.id) : [])
 
@@ -159,14 +172,7 @@ describe('Replication', () => {
   })
 
   it('sends a user\'s delete as a tombstone, keeps it, sends it again to a holder that did not answer, and answers held', async () => {
-    const h = harness([vm(1), vm(2)], peers)
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
-    const [a, b] = h.r.holders
-    h.fail([b])
-    const gone = vm(1)
-    h.local.delete(gone.spec.id)
+    const { h, a, b, gone } = await deleting()
     // b alive and never reached within the wait: not certain.
     expect(await h.r.deleted(gone)).toBe(false)
     expect(h.tombstones.map(t => t.vmId)).toEqual([gone.spec.id])
@@ -180,14 +186,7 @@ describe('Replication', () => {
   })
 
   it('answers a delete certain once an unreachable holder is declared dead during the wait (a partition being detected)', async () => {
-    const h = harness([vm(1), vm(2)], peers)
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
-    const [a, b] = h.r.holders
-    h.fail([b])
-    const gone = vm(1)
-    h.local.delete(gone.spec.id)
+    const { h, a, b, gone } = await deleting()
     const answer = h.r.deleted(gone)
     await settle()
     // Still waiting for b: a settles, b's tombstone is queued.
@@ -202,14 +201,7 @@ describe('Replication', () => {
   })
 
   it('answers a delete certain once the outbox delivers the tombstone to a holder the first send missed', async () => {
-    const h = harness([vm(1), vm(2)], peers)
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
-    const b = h.r.holders[1]
-    h.fail([b])
-    const gone = vm(1)
-    h.local.delete(gone.spec.id)
+    const { h, b, gone } = await deleting()
     const answer = h.r.deleted(gone)
     await settle()
     h.fail([])
