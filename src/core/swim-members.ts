@@ -218,7 +218,7 @@ export class SwimMembers {
     return 1 + this.#alive - (m.status === 'alive' ? 1 : 0)
   }
 
-  /** The members shown suspect or dead, least recently changed first. */
+  /** The members shown suspect or dead, in the order they stopped being alive. */
   notAlive (): IterableIterator<string> {
     return this.#notAlive.values()
   }

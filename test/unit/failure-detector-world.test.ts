@@ -57,6 +57,17 @@ describe('one-way faults', () => {
     for (let o = 0; o < N; o++) for (const p of [0, 1]) if (o !== p) expect(w.statusOf(o, p)).toBe('alive')
   })
 
+  // The overdue rule (a member suspect for twice its longest timeout is decided by a failed probe of one's own) must not
+  // kill a member that others still hear: its refutations reach the deaf ones through the others, and each refutation
+  // starts its suspicion over.
+  it.each([1, 2, 3])('n1\'s messages to three others are lost, ten minutes on a lossy network: nobody declares anybody dead (seed %d)', seed => {
+    const w = world(seed)
+    const start = w.changes.length
+    for (const deaf of [0, 2, 3]) w.block(1, deaf)
+    w.run(w.now + TEN_MINUTES)
+    expect(since(w, start).filter(c => c.to === 'dead'), `seed ${seed}`).toEqual([])
+  })
+
   it.each([1, 2])('the same run under SWIM\'s bare rules flaps: the measure can see it (seed %d)', seed => {
     const w = world(seed, CLASSIC)
     const start = w.changes.length
