@@ -7,7 +7,8 @@
  *   holds newer than its own;
  * - every `syncEveryMs`, if set, it asks one connected peer at random: with a
  *   bounded fan-out a state published while the mesh formed may have missed
- *   it (anti-entropy).
+ *   it (anti-entropy); 2 s after one that brought states it lacked
+ *   (core/view-sync-schedule.ts).
  * A relayed state is merged like a gossiped one, but is no sign of life of
  * its owner's and no message of the gossip budget (membership.ts).
  */
@@ -17,6 +18,7 @@ import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
 import type { NodeState } from '../core/messages.ts'
 import type { Rng } from '../core/rng.ts'
+import { nextViewSyncMs } from '../core/view-sync-schedule.ts'
 import { type StateGossip, ViewSync } from '../net/index.ts'
 import type { Membership } from './membership.ts'
 
@@ -74,16 +76,14 @@ export class PeerExchange {
     this.#startedAt = this.#c.clock.now()
     await this.#sync.start()
     this.#c.libp2p.addEventListener('peer:connect', this.#onConnect)
-    if (this.#init.syncEveryMs > 0) {
-      this.#timer = setInterval(() => { void this.#antiEntropy() }, this.#init.syncEveryMs)
-      this.#timer.unref()
-    }
+    this.#schedule(0)
   }
 
   async stop (): Promise<void> {
     if (!this.#started) return
     this.#started = false
-    if (this.#timer != null) clearInterval(this.#timer)
+    if (this.#timer != null) clearTimeout(this.#timer)
+    this.#timer = undefined
     this.#c.libp2p.removeEventListener('peer:connect', this.#onConnect)
     await this.#sync.stop()
   }
@@ -116,10 +116,18 @@ export class PeerExchange {
     }
   }
 
+  /** The next anti-entropy sync, after one that brought `brought` states. */
+  #schedule (brought: number): void {
+    const ms = nextViewSyncMs(brought, this.#init.syncEveryMs)
+    if (!this.#started || ms == null) return
+    this.#timer = setTimeout(() => { void this.#antiEntropy() }, ms)
+    this.#timer.unref()
+  }
+
   async #antiEntropy (): Promise<void> {
     const conns = this.#c.libp2p.getConnections()
-    if (conns.length === 0) return
-    await this.syncWith(conns[Math.floor(this.#c.rng.next() * conns.length)].remotePeer.toString())
+    const brought = conns.length === 0 ? 0 : await this.syncWith(conns[Math.floor(this.#c.rng.next() * conns.length)].remotePeer.toString())
+    this.#schedule(brought)
   }
 
   readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {

@@ -1,0 +1,13 @@
+/** The anti-entropy schedule of view syncs (core/view-sync-schedule.ts): soon again after news, the interval otherwise, never when off. */
+import { describe, expect, it } from 'vitest'
+import { nextViewSyncMs, VIEW_SYNC_AGAIN_MS } from '../../src/core/view-sync-schedule.ts'
+
+describe('view sync schedule', () => {
+  it('asks again within 2 s after a sync that brought states, after the interval after one that brought none, never when off', () => {
+    expect(nextViewSyncMs(3, 30_000)).toBe(VIEW_SYNC_AGAIN_MS)
+    expect(nextViewSyncMs(0, 30_000)).toBe(30_000)
+    expect(nextViewSyncMs(5, 1_000)).toBe(1_000)
+    expect(nextViewSyncMs(5, 0)).toBeUndefined()
+    expect(nextViewSyncMs(0, 0)).toBeUndefined()
+  })
+})
