@@ -273,23 +273,19 @@ export class SwimMembers {
   }
 
   /**
-   * A member shown suspect for twice its longest suspicion timeout, with the
-   * accusers that made it suspect and our own probe of it failed too
-   * (`declareOverdue`): the quorum that would decide it is not coming. Views
+   * Our own probe of `m` failed too: if it has been shown suspect for twice
+   * its longest suspicion timeout, with the accusers that made it suspect,
+   * the quorum that would decide it is not coming, and it is declared dead. Views
    * of who observes whom differ while members die (the rings skip the dead
    * ones), and a partition can leave a member whose observers, in our view,
    * hold it dead without having accused it, or do not see themselves as its
    * observers: it would stay suspect here for as long as the partition lasts
    * (the simulator: 3 of 300 seeded partitions, after syncs).
    */
-  overdue (m: Member, nowMs: number): boolean {
-    const s = m.suspicion
-    return m.status === 'suspect' && s != null && nowMs >= s.startMs + OVERDUE_MAX_TIMEOUTS * s.maxMs &&
-      s.count(this.counter(m)) >= this.#quorum(this.#config.suspectQuorum, m)
-  }
-
   declareOverdue (m: Member, nowMs: number, sink: MemberSink): void {
-    if (this.overdue(m, nowMs)) this.#declareDead(m, nowMs, sink)
+    const s = m.suspicion
+    if (m.status !== 'suspect' || s == null || nowMs < s.startMs + OVERDUE_MAX_TIMEOUTS * s.maxMs) return
+    if (s.count(this.counter(m)) >= this.#quorum(this.#config.suspectQuorum, m)) this.#declareDead(m, nowMs, sink)
   }
 
   /** The member itself showed an incarnation (a message's header, a gossiped state's run). */
