@@ -11,20 +11,15 @@
  */
 import { describe, expect, it } from 'vitest'
 import { DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
-import { seededRng } from '../../src/core/rng.ts'
 import { SwimWorld } from '../../src/sim/swim-world.ts'
+import { shuffled } from './shuffled.ts'
 
 /** Nothing lost but across the cut, 1–3 ms each way. */
 const TCP = { baseMs: 1, jitterMs: 2, loss: 0 }
 const BOUND_MS = 60_000
 
 function halves (n: number, seed: number): [number[], number[]] {
-  const rng = seededRng(seed)
-  const order = Array.from({ length: n }, (_, i) => i)
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]]
-  }
+  const order = shuffled(Array.from({ length: n }, (_, i) => i), seed)
   return [order.slice(0, Math.floor(n / 2)), order.slice(Math.floor(n / 2))]
 }
 

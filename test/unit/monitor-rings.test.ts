@@ -8,20 +8,10 @@
  */
 import { describe, expect, it } from 'vitest'
 import { MonitorRings } from '../../src/core/monitor-rings.ts'
-import { seededRng } from '../../src/core/rng.ts'
+import { shuffled } from './shuffled.ts'
 
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `12D3KooWpeer${i.toString(36)}`)
 const all = (): boolean => true
-
-function shuffled (list: string[], seed: number): string[] {
-  const rng = seededRng(seed)
-  const out = [...list]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1))
-    ;[out[i], out[j]] = [out[j], out[i]]
-  }
-  return out
-}
 
 describe('monitor rings', () => {
   it.each([
