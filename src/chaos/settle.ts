@@ -1,7 +1,8 @@
 /**
  * After the faults stop: waits for the cluster to settle — every agent alive
- * in every agent's view with the capacity each one states, no VM migrating,
- * and every agent's own VMs unchanged over two polls — with a deadline, and
+ * in every agent's view with the capacity each one states, every agent's view
+ * of the cluster's VMs placing each VM where it runs, no VM migrating, and
+ * every agent's own VMs unchanged over two polls — with a deadline, and
  * takes the final observation the checker judges. Records when the views
  * first agreed, for the convergence bound.
  */
@@ -25,6 +26,27 @@ export function viewsAgree (peerIds: string[], views: Array<NodeEntry[] | undefi
   }))
 }
 
+/**
+ * Every agent's view of the cluster's VMs (`?scope=cluster`) names each VM
+ * at the one agent that runs it. An agent restarted on its data dir runs its
+ * old copies until it hears of the newer claims elsewhere and fences them:
+ * its own list is stable over two polls before then, and a final observation
+ * taken there reported a duplicate the cluster was about to resolve. A
+ * duplicate that stays keeps this false until the deadline, when the final
+ * observation shows it. (Pure.)
+ */
+export function vmViewsAgree (own: Array<VmSeen[] | undefined>, views: Array<VmSeen[] | undefined>): boolean {
+  if (own.some(l => l == null) || views.some(v => v == null)) return false
+  const where = new Map<string, string>()
+  for (const list of own) {
+    for (const vm of list!) {
+      if (where.has(vm.id)) return false
+      where.set(vm.id, vm.node)
+    }
+  }
+  return views.every(v => v!.length === where.size && v!.every(vm => where.get(vm.id) === vm.node))
+}
+
 function key (lists: Array<VmSeen[] | undefined>): string {
   return JSON.stringify(lists.map(l => l?.map(v => `${v.id}:${v.state}:${v.epoch ?? ''}`).sort()))
 }
@@ -40,11 +62,12 @@ export async function settle (c: ChaosCluster, deadlineMs: number, everyMs = 500
     polls++
     const views = await Promise.all(c.members.map(async m => await get<NodeEntry[]>(m.api, c.token, '/v1/nodes')))
     lists = await Promise.all(c.members.map(async m => await get<VmSeen[]>(m.api, c.token, '/v1/vms')))
+    const clusterViews = await Promise.all(c.members.map(async m => await get<VmSeen[]>(m.api, c.token, '/v1/vms?scope=cluster')))
     const agree = viewsAgree(peerIds, views)
     if (agree && convergedMs == null) convergedMs = c.now()
     const migrating = lists.some(l => l == null || l.some(v => v.state === 'migrating'))
     const k = key(lists)
-    if (agree && !migrating && k === previous) {
+    if (agree && !migrating && k === previous && vmViewsAgree(lists, clusterViews)) {
       return { convergedMs, settledMs: c.now(), final: final(c, lists), polls }
     }
     previous = k
