@@ -109,25 +109,42 @@ export interface Trial {
   everyMs: number
   /** After SIGCONT, or after the restart: until every other agent saw it alive again. */
   aliveAgainMs: number
-  /** Time until each of its VMs ran again elsewhere (the hook; empty without --vms-per-kill). */
+  /** Time until each of its VMs ran again on its new owner (empty without --vms-per-kill). */
   vmsRunningAgainMs: number[]
+  /** Time until each showed running elsewhere in another agent's cluster view. */
+  vmsSeenRunningMs: number[]
+  /** Each restart of its VMs (`vm.restarted`), ms after the signal: when the restarter declared it dead, when it began placing it (after asking the other holders for tombstones), when the new owner committed it. */
+  restarts: Array<{ detectedMs: number, placingMs: number, committedMs: number }>
 }
 
 /**
  * The time from `t0` until each of `vmIds` (placed on the killed agent) runs
- * on a live agent, polled through `observer`'s cluster-wide view. NaN for a
- * VM that does not within the timeout.
+ * again: on its new owner (found from the restarter's `vm.restarted`, asked
+ * for its own VMs), and in `observer`'s cluster-wide view (what gossip has
+ * told the others). NaN for a VM that does not within the timeout.
  */
-export async function vmsRunningAgain (observer: string, victimPeerId: string, vmIds: string[], t0: number, timeoutMs = 30_000): Promise<number[]> {
-  const done = new Map<string, number>()
-  while (done.size < vmIds.length && Date.now() - t0 < timeoutMs) {
-    const res = await request<Array<{ id: string, node: string, state: string }>>('GET', `${observer}/v1/vms?scope=cluster`).catch(() => undefined)
-    for (const vm of res?.body ?? []) {
-      if (vmIds.includes(vm.id) && vm.node !== victimPeerId && vm.state === 'running' && !done.has(vm.id)) done.set(vm.id, Date.now() - t0)
+export async function vmsRunningAgain (observer: string, apiOf: Map<string, string>, peers: PeerEvents, victimPeerId: string, vmIds: string[], t0: number, timeoutMs = 30_000): Promise<{ onOwnerMs: number[], inViewMs: number[] }> {
+  const onOwner = new Map<string, number>()
+  const inView = new Map<string, number>()
+  while ((onOwner.size < vmIds.length || inView.size < vmIds.length) && Date.now() - t0 < timeoutMs) {
+    const owners = new Set<string>()
+    for (const e of peers.restartsOf(victimPeerId, t0)) {
+      const { id, node } = e.data as { id: string, node: string }
+      if (vmIds.includes(id) && !onOwner.has(id) && apiOf.has(node)) owners.add(node)
+    }
+    await Promise.all([...owners].map(async node => {
+      const res = await request<Array<{ id: string, state: string }>>('GET', `${apiOf.get(node)!}/v1/vms`).catch(() => undefined)
+      for (const vm of res?.body ?? []) if (vmIds.includes(vm.id) && vm.state === 'running' && !onOwner.has(vm.id)) onOwner.set(vm.id, Date.now() - t0)
+    }))
+    if (inView.size < vmIds.length) {
+      const res = await request<Array<{ id: string, node: string, state: string }>>('GET', `${observer}/v1/vms?scope=cluster`).catch(() => undefined)
+      for (const vm of res?.body ?? []) {
+        if (vmIds.includes(vm.id) && vm.node !== victimPeerId && vm.state === 'running' && !inView.has(vm.id)) inView.set(vm.id, Date.now() - t0)
+      }
     }
     await sleep(100)
   }
-  return vmIds.map(id => done.get(id) ?? NaN)
+  return { onOwnerMs: vmIds.map(id => onOwner.get(id) ?? NaN), inViewMs: vmIds.map(id => inView.get(id) ?? NaN) }
 }
 
 /** Starts a killed agent again, as `cluster up` did: same data dir, same addresses, bootstrapped to agent 0. */
@@ -141,7 +158,7 @@ function restart (m: Member, bootstrap: string, cpu: number, memMiB: number, ext
   return child.pid ?? 0
 }
 
-async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], victim: number, signal: 'SIGKILL' | 'SIGSTOP', opts: Options, capacity: { cpu: number, memMiB: number }): Promise<Trial> {
+async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], apiOf: Map<string, string>, victim: number, signal: 'SIGKILL' | 'SIGSTOP', opts: Options, capacity: { cpu: number, memMiB: number }): Promise<Trial> {
   const m = cluster.nodes[victim]
   const others = cluster.nodes.map((_, i) => i).filter(i => i !== victim)
   let vmIds: string[] = []
@@ -151,13 +168,18 @@ async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], victim
   }
   const t0 = Date.now()
   process.kill(m.pid, signal)
-  const running = vmIds.length > 0 ? vmsRunningAgain(cluster.nodes[others[0]].api, ids[victim], vmIds, t0) : Promise.resolve([])
+  const running = vmIds.length > 0 ? vmsRunningAgain(cluster.nodes[others[0]].api, apiOf, peers, ids[victim], vmIds, t0) : Promise.resolve({ onOwnerMs: [], inViewMs: [] })
   const deadMs = await peers.waitAll(others, 'peer.dead', ids[victim], t0, TRIAL_TIMEOUT_MS)
   const t1 = Date.now()
   if (signal === 'SIGSTOP') process.kill(m.pid, 'SIGCONT')
   else m.pid = restart(m, `${cluster.nodes[0].listen}/p2p/${ids[0]}`, capacity.cpu, capacity.memMiB, opts.agentArgs)
   const aliveMs = await peers.waitAll(others, 'peer.alive', ids[victim], t1, TRIAL_TIMEOUT_MS)
-  return { signal, victim, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: await running }
+  const { onOwnerMs, inViewMs } = await running
+  const restarts = peers.restartsOf(ids[victim], t0).map(e => {
+    const { ms, placeMs } = e.data as { ms: number, placeMs?: number }
+    return { detectedMs: e.atMs - t0 - ms, placingMs: e.atMs - t0 - (placeMs ?? NaN), committedMs: e.atMs - t0 }
+  })
+  return { signal, victim, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: onOwnerMs, vmsSeenRunningMs: inViewMs, restarts }
 }
 
 interface LoadResult { minutes: number, creates: number, createP50Ms: number, createP99Ms: number, statuses: Record<string, number>, deletes: number }
@@ -197,6 +219,14 @@ async function load (apis: string[], opts: Options): Promise<LoadResult> {
   return { minutes: opts.minutes, creates: latencies.length, createP50Ms: percentile(latencies, 0.5), createP99Ms: percentile(latencies, 0.99), statuses, deletes }
 }
 
+/** Where a restart's time goes: until the restarter declared the owner dead, until it began placing the VM, until the new owner committed it. */
+function restartSummary (rs: Trial['restarts']): Record<string, number> {
+  const d = rs.map(r => r.detectedMs)
+  const p = rs.map(r => r.placingMs)
+  const c = rs.map(r => r.committedMs)
+  return { count: rs.length, detectedP50Ms: q(d, 0.5), detectedP99Ms: q(d, 0.99), placingP50Ms: q(p, 0.5), placingP99Ms: q(p, 0.99), committedP50Ms: q(c, 0.5), committedP99Ms: q(c, 0.99) }
+}
+
 const q = (xs: number[], p: number): number => { const ok = xs.filter(Number.isFinite); return ok.length === 0 ? NaN : percentile(ok, p) }
 
 export async function main (args: string[]): Promise<number> {
@@ -215,6 +245,7 @@ export async function main (args: string[]): Promise<number> {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
     const apis = cluster.nodes.map(m => m.api)
     const ids = await Promise.all(apis.map(async a => (await request<{ peerId: string }>('GET', `${a}/v1/health`)).body.peerId))
+    const apiOf = new Map(ids.map((id, i) => [id, apis[i]]))
     peers = await followPeers(apis)
     await sleep(SETTLE_MS)
     // What the idle cluster costs, detector included: CPU per agent and the detector's messages per agent per second.
@@ -252,7 +283,7 @@ export async function main (args: string[]): Promise<number> {
     }
     for (const [k, signal] of plan.entries()) {
       const victim = order[k % order.length]
-      const t = await trial(cluster, peers, ids, victim, signal, opts, capacity)
+      const t = await trial(cluster, peers, ids, apiOf, victim, signal, opts, capacity)
       log(`${signal} agent ${victim}: dead everywhere after ${fmt(t.everyMs, 0)} ms (p50 of agents ${fmt(q(t.deadMs, 0.5), 0)} ms), alive again everywhere ${fmt(t.aliveAgainMs, 0)} ms after ${signal === 'SIGSTOP' ? 'SIGCONT' : 'its restart'}`)
       trials.push(t)
       await sleep(SETTLE_MS)
@@ -290,7 +321,9 @@ export async function main (args: string[]): Promise<number> {
       connections,
       kill: summary('SIGKILL'),
       stop: summary('SIGSTOP'),
-      vmsRunningAgain: opts.vmsPerKill > 0 ? { p50Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.5), p99Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.99) } : 'not measured (--vms-per-kill 0)',
+      vmsRunningAgain: opts.vmsPerKill > 0 ? { p50Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.5), p99Ms: q(trials.flatMap(t => t.vmsRunningAgainMs), 0.99), missed: trials.flatMap(t => t.vmsRunningAgainMs).filter(x => !Number.isFinite(x)).length } : 'not measured (--vms-per-kill 0)',
+      vmsSeenRunning: opts.vmsPerKill > 0 ? { p50Ms: q(trials.flatMap(t => t.vmsSeenRunningMs), 0.5), p99Ms: q(trials.flatMap(t => t.vmsSeenRunningMs), 0.99) } : 'not measured (--vms-per-kill 0)',
+      restarts: restartSummary(trials.flatMap(t => t.restarts)),
       load: loadResult,
       falsePositives: fp,
       trials
@@ -308,7 +341,12 @@ export async function main (args: string[]): Promise<number> {
           ['refutations', String(fp.refutations)]
         ]) + '\n')
       }
-      process.stdout.write(`\nVMs running again: ${typeof result.vmsRunningAgain === 'string' ? result.vmsRunningAgain : `p50 ${fmt(result.vmsRunningAgain.p50Ms, 0)} ms, p99 ${fmt(result.vmsRunningAgain.p99Ms, 0)} ms`}\n`)
+      const again = result.vmsRunningAgain
+      const seen = result.vmsSeenRunning
+      process.stdout.write(`\nVMs running again on their new owner: ${typeof again === 'string' ? again : `p50 ${fmt(again.p50Ms, 0)} ms, p99 ${fmt(again.p99Ms, 0)} ms, ${again.missed} not within 30 s`}\n`)
+      if (typeof seen !== 'string') process.stdout.write(`shown running in another agent's view: p50 ${fmt(seen.p50Ms, 0)} ms, p99 ${fmt(seen.p99Ms, 0)} ms\n`)
+      const r = result.restarts
+      if (r.count > 0) process.stdout.write(`restarts (${r.count}, ms after the signal, p50 / p99): restarter declared the owner dead ${fmt(r.detectedP50Ms, 0)} / ${fmt(r.detectedP99Ms, 0)}, began placing ${fmt(r.placingP50Ms, 0)} / ${fmt(r.placingP99Ms, 0)}, new owner committed ${fmt(r.committedP50Ms, 0)} / ${fmt(r.committedP99Ms, 0)}\n`)
     }
     return 0
   } finally {

@@ -1,5 +1,5 @@
 /**
- * Every agent's `peer.*` events, followed over `GET /v1/events` for the
+ * Every agent's `peer.*` and `vm.restarted` events, followed over `GET /v1/events` for the
  * healing benchmark: when each agent marked a peer dead or alive, by the
  * agent's own clock (`atMs`, the machine's: the same for every agent). A
  * stream that ends (its agent was killed and started again) is followed
@@ -12,10 +12,12 @@ export interface PeerEvents {
   waitAll: (observers: number[], type: string, peer: string, t0: number, timeoutMs: number) => Promise<number[]>
   /** Events of `type` seen so far, all agents together. */
   count: (type: string) => number
+  /** The `vm.restarted` events for VMs of `owner` at or after `t0`, all agents together. */
+  restartsOf: (owner: string, t0: number) => StreamEvent[]
   close: () => void
 }
 
-const TYPES = 'peer.alive,peer.suspect,peer.dead,peer.refuted'
+const TYPES = 'peer.alive,peer.suspect,peer.dead,peer.refuted,vm.restarted'
 
 export async function followPeers (apis: string[]): Promise<PeerEvents> {
   const seen: StreamEvent[][] = apis.map(() => [])
@@ -48,6 +50,7 @@ export async function followPeers (apis: string[]): Promise<PeerEvents> {
       return observers.map(i => { const e = find(i, type, peer, t0); return e == null ? NaN : e.atMs - t0 })
     },
     count: (type) => seen.reduce((n, s) => n + s.filter(e => e.type === type).length, 0),
+    restartsOf: (owner, t0) => seen.flat().filter(e => e.type === 'vm.restarted' && (e.data as { deadOwner?: string }).deadOwner === owner && e.atMs >= t0),
     close: () => { ac.abort() }
   }
 }

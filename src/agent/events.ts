@@ -39,8 +39,11 @@ export interface AgentEventMap {
   'vm.deleted': { id: string, node: string }
   /** A placement this agent ran failed: no node could host the VM, or its owner stayed silent. */
   'vm.failed': { id: string, reason: string, uncertain: boolean, ms: number }
-  /** This agent restarted a dead owner's VM on `node` at `epoch`; `ms` from the death being declared here to the new owner's commit. */
-  'vm.restarted': { id: string, deadOwner: string, node: string, epoch: number, ms: number }
+  /**
+   * This agent restarted a dead owner's VM on `node` at `epoch`; `ms` from the death being declared here to the new
+   * owner's commit, of which `placeMs` placing it (`attempts` candidates asked; before, the other holders were asked for tombstones).
+   */
+  'vm.restarted': { id: string, deadOwner: string, node: string, epoch: number, ms: number, placeMs: number, attempts: number }
   /** A dead owner's VM that nothing restarts (`restartPolicy: never`), reported by the one holder that would have restarted it. */
   'vm.lost': { id: string, owner: string, reason: string }
   /** Our copy of the VM stopped: `node` runs it at a higher epoch, with a valid proof (fencing). */

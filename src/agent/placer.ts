@@ -63,8 +63,11 @@ export class Placer {
     return spec
   }
 
-  /** Places `spec`; a restart passes the chain each candidate's commit carries (its restart link names the candidate). */
-  async place (req: CreateVmRequest, spec = this.specOf(req), chainFor?: (node: string) => Chain): Promise<Placed> {
+  /**
+   * Places `spec`; a restart passes the chain each candidate's commit carries
+   * (its restart link names the candidate), and the nodes to sample first (`near`).
+   */
+  async place (req: CreateVmRequest, spec = this.specOf(req), chainFor?: (node: string) => Chain, near?: ReadonlySet<string>): Promise<Placed> {
     const attempt = new PlacementAttempt({
       spec,
       nodes: arraySource(this.#init.nodes()),
@@ -74,6 +77,7 @@ export class Placer {
       leaseTtlMs: this.#init.leaseTtlMs,
       newLeaseId: randomUUID,
       ...(chainFor != null ? { chainFor } : {}),
+      ...(near != null ? { near } : {}),
       locality: this.#init.locality?.()
     })
     const outcome = await new Promise<AttemptOutcome>(resolve => {

@@ -196,10 +196,11 @@ export class Restarts {
       }
       // Superseded, deleted or dropped while the other holders were asked: nothing to restart.
       if (this.#init.holdings.get(id) !== r) return
+      const placing = this.#init.now()
       const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
       this.#remember(id, headOf(chain))
       const now = this.#init.now()
-      this.#init.events.emit('vm.restarted', { id, deadOwner: owner, node: placed.node, epoch: headOf(chain).epoch + 1, ms: now - (this.#deadAt.get(owner) ?? now) })
+      this.#init.events.emit('vm.restarted', { id, deadOwner: owner, node: placed.node, epoch: headOf(chain).epoch + 1, ms: now - (this.#deadAt.get(owner) ?? now), placeMs: now - placing, attempts: placed.attempts })
       this.#retry.delete(id)
       // Durable on its new owner (its commit was answered): our copy of the record is not needed any more.
       this.#init.holdings.drop([id])

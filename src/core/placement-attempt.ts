@@ -75,6 +75,8 @@ export interface AttemptInit {
   chainFor?: (node: string) => Chain
   /** The requester's zone and the round trips to its peers: candidates are asked zone by zone, nearest first (placement.ts). */
   locality?: Locality
+  /** Nodes asked first when they can host the VM: the requester and the peers it is connected to (placement.ts). */
+  near?: ReadonlySet<string>
 }
 
 export type AttemptCommand =
@@ -125,7 +127,7 @@ export class PlacementAttempt {
   constructor (init: AttemptInit) {
     this.#init = init
     this.#resources = { cpu: init.spec.cpu, memMiB: init.spec.memMiB }
-    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample, init.locality)
+    this.#order = new CandidateOrder(init.nodes, { resources: this.#resources, constraints: init.spec.constraints }, init.inFlight, init.rng, init.sample, init.locality, init.near)
   }
 
   get outcome (): AttemptOutcome | undefined {

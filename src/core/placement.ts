@@ -141,6 +141,13 @@ export function arraySource (nodes: readonly NodeState[]): NodeSource {
  * least loaded first, idle last). A VM created at a site stays there when
  * it fits; the power of d choices still spreads the load within the site.
  * A requester with no zone, or no locality, gets the order above.
+ *
+ * With `near` (and no zone), the `d` sampled first are drawn from the nodes
+ * in `near` that can host the VM — the requester and the peers it is
+ * connected to: asking them costs no dial —, and from the whole view only
+ * when none of them can; then the rest as above. A restart uses it: a dead
+ * owner's VMs are placed at once by one agent, on a host that is busy with
+ * the death, where opening a connection takes seconds.
  */
 export class CandidateOrder {
   readonly #nodes: NodeSource
@@ -155,14 +162,16 @@ export class CandidateOrder {
   readonly #locality?: Locality
   /** Each node's zone, by peer id: read by the last full pass, for locality. */
   #zones?: Map<string, string | undefined>
+  readonly #near?: ReadonlySet<string>
 
-  constructor (nodes: NodeSource, req: PlacementRequest, inFlight: HeldResources, rng: Rng, d: number, locality?: Locality) {
+  constructor (nodes: NodeSource, req: PlacementRequest, inFlight: HeldResources, rng: Rng, d: number, locality?: Locality, near?: ReadonlySet<string>) {
     this.#nodes = nodes
     this.#req = req
     this.#inFlight = inFlight
     this.#rng = rng
     this.#d = d
     if (locality?.zone != null) this.#locality = locality
+    if (near != null && near.size > 0) this.#near = near
   }
 
   /** The next node to ask, or undefined when every candidate was asked. */
@@ -178,7 +187,7 @@ export class CandidateOrder {
         this.#queue = this.#byLocality(this.#locality)
       } else if (this.#phase === 'sample') {
         this.#phase = 'rest'
-        this.#queue = this.#sample()
+        this.#queue = this.#nearSample() ?? this.#sample()
       } else if (this.#phase === 'rest') {
         this.#phase = 'done'
         const all = this.#filterAll()
@@ -218,6 +227,18 @@ export class CandidateOrder {
     const all = this.#filterAll()
     const located = all.candidates.map(c => ({ peerId: c.peerId, zone: this.#zones?.get(c.peerId), c }))
     return groupByDistance(located, locality).flatMap(group => rankCandidates(group.map(g => g.c), this.#rng, this.#d))
+  }
+
+  /** `d` of the near nodes that can host the VM, least loaded first; undefined when there is no near set or none can. */
+  #nearSample (): Candidate[] | undefined {
+    if (this.#near == null || this.#d <= 0) return undefined
+    const near: NodeState[] = []
+    for (let i = 0; i < this.#nodes.size; i++) {
+      const n = this.#nodes.at(i)
+      if (n != null && this.#near.has(n.peerId)) near.push(n)
+    }
+    const fit = filterCandidates(near, this.#req, this.#inFlight).candidates.filter(c => c.idle !== true)
+    return fit.length === 0 ? undefined : rankCandidates(fit, this.#rng, this.#d).slice(0, this.#d)
   }
 
   #sample (): Candidate[] {

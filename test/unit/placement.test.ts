@@ -375,6 +375,28 @@ describe('CandidateOrder', () => {
     }
   })
 
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('with near nodes (a restart): the first d drawn among those that fit, then every other node (seed %i)', (seed) => {
+    const nodes = Array.from({ length: 12 }, (_, i) => zoned(`R${'ABCDEFGHJKLM'[i]}`, undefined, i % 5))
+    // Near: RA (load 0), RC (load 2), RE (load 4) and RF (load 0, but full for this VM: 8 vCPU used).
+    nodes[5] = zoned('RF', undefined, 8)
+    const near = new Set([peerId('RA'), peerId('RC'), peerId('RE'), peerId('RF')])
+    const order = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2, undefined, near))
+    expect(order.slice(0, 2).every(id => near.has(id) && id !== peerId('RF'))).toBe(true)
+    const load = (id: string): number => nodes.find(x => x.peerId === id)!.used.cpu
+    expect(load(order[0])).toBeLessThanOrEqual(load(order[1]))
+    // Then every other node that fits, the near ones not drawn included, each once; the full one never.
+    expect([...order].sort()).toEqual(nodes.filter(x => x.peerId !== peerId('RF')).map(x => x.peerId).sort())
+  })
+
+  it('with near nodes none of which fits, or none given: the usual sample over the whole view, draw for draw', () => {
+    const nodes = [zoned('M1', undefined, 1), zoned('L1', undefined, 8), zoned('P1', undefined, 2), zoned('L2', undefined, 0)]
+    for (let seed = 1; seed <= 10; seed++) {
+      const plain = drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2))
+      expect(drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2, undefined, new Set([peerId('L1')])))).toEqual(plain)
+      expect(drain(new CandidateOrder(arraySource(nodes), req, new Map(), seededRng(seed), 2, undefined, new Set()))).toEqual(plain)
+    }
+  })
+
   it('a requester with no zone: the order without locality, draw for draw', () => {
     const nodes = [zoned('M1', 'marseille', 1), zoned('L1', 'lyon', 3), zoned('P1', 'paris', 2), zoned('L2', 'lyon', 0), zoned('P2', 'paris', 5)]
     for (let seed = 1; seed <= 10; seed++) {
