@@ -16,7 +16,11 @@
  *    long) with nobody killed: every death declared is a false positive.
  * "VMs running again": with `--vms-per-kill` > 0, VMs are created first on
  * every agent, and the time until each of a killed agent's runs elsewhere
- * (restarted by a holder of its record) is measured.
+ * (restarted by a holder of its record) is measured: on its new owner, and
+ * in another agent's cluster view; each restart is split with the
+ * restarter's `vm.restarted` (declared dead, placing, committed).
+ * The idle figures are sampled once the cluster has settled (its CPU no
+ * longer falling over 5 s windows, bench/lib/measure.ts `settle`).
  */
 import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
@@ -29,6 +33,7 @@ import { clusterUp, type Cluster, type Member } from './lib/cluster.ts'
 import { request } from './lib/http.ts'
 import { metricValue, scrapeAll } from './lib/metrics.ts'
 import { fmt } from './lib/stats.ts'
+import { settle } from './lib/measure.ts'
 import { cpuSeconds } from './lib/proc.ts'
 import { keyValues, table } from './lib/table.ts'
 import { followPeers, type PeerEvents } from './lib/peer-events.ts'
@@ -248,6 +253,9 @@ export async function main (args: string[]): Promise<number> {
     const apiOf = new Map(ids.map((id, i) => [id, apis[i]]))
     peers = await followPeers(apis)
     await sleep(SETTLE_MS)
+    // A cluster just started still converges for a minute or more: the idle figures wait until its CPU stops falling.
+    const calm = await settle(cluster.nodes.map(m => m.pid), 5_000, 120_000)
+    log(`settled after ${(SETTLE_MS / 1000 + calm.waitedS).toFixed(0)} s (CPU of all agents, % of one core, each 5 s: ${calm.windowsPct.map(p => p.toFixed(0)).join(', ')})`)
     // What the idle cluster costs, detector included: CPU per agent and the detector's messages per agent per second.
     const idleScrape0 = await scrapeAll(apis)
     const cpu0 = cluster.nodes.map(m => cpuSeconds(m.pid))

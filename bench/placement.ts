@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { bareClusterUp, type BareCluster } from './lib/bare-cluster.ts'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson } from './lib/http.ts'
-import { convergence, type Convergence, idle, type Idle, load, type Load, loadAverage } from './lib/measure.ts'
+import { convergence, type Convergence, idle, type Idle, load, type Load, loadAverage, settle } from './lib/measure.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { profileAgent, type ProfileSummary } from './lib/profile.ts'
 import { statusMiB } from './lib/proc.ts'
@@ -28,6 +28,9 @@ export const VM = { cpu: 1, memMiB: 256 }
 /** Per-node capacity: this many times the VMs' total, spread over the nodes. */
 const HEADROOM = 1.5
 const SETTLE_MS = 15_000
+/** After SETTLE_MS, 5 s windows of the cluster's CPU until it stops falling (measure.ts `settled`), 2 minutes at most. */
+const SETTLE_WINDOW_MS = 5_000
+const SETTLE_MAX_MS = 120_000
 const IDLE_SAMPLE_MS = 10_000
 const CONVERGENCE_SAMPLES = 20
 const PROFILE_MS = 10_000
@@ -134,8 +137,10 @@ async function checkAfter (apis: string[]): Promise<Pick<AgentsRun['after'], 'vi
 
 /** Idle, convergence and load, the same for both: `query` marks the convergence creates (the baseline announces those). */
 async function measure (what: string, apis: string[], pids: number[], upS: number, upLoad: number, opts: Options, query: string, during?: () => Promise<void>): Promise<SystemRun> {
-  log(`  ${what}: up in ${upS.toFixed(1)} s; settling ${SETTLE_MS / 1000} s, then idle sample ${IDLE_SAMPLE_MS / 1000} s`)
+  log(`  ${what}: up in ${upS.toFixed(1)} s; settling ${SETTLE_MS / 1000} s, then until its CPU stops falling, then idle sample ${IDLE_SAMPLE_MS / 1000} s`)
   await sleep(SETTLE_MS)
+  const calm = await settle(pids, SETTLE_WINDOW_MS, SETTLE_MAX_MS)
+  log(`  ${what}: settled after ${(SETTLE_MS / 1000 + calm.waitedS).toFixed(0)} s (CPU of all, % of one core, each 5 s: ${calm.windowsPct.map(p => p.toFixed(0)).join(', ')})`)
   const idleLoad = loadAverage()
   const idleRun = await idle(pids, IDLE_SAMPLE_MS)
   log(`  ${what}: convergence, ${CONVERGENCE_SAMPLES} creates through process 0, every process waiting for the VM (?wait=)`)

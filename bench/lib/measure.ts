@@ -35,6 +35,36 @@ export function loadAverage (): number {
   }
 }
 
+/**
+ * Whether a cluster has settled, from the CPU of all its processes over
+ * successive equal windows (% of one core, oldest first): at least two
+ * windows, and the last no longer falling — less than `tolerance` below the
+ * one before (a cluster busier than before is not settling: it is busy). A cluster
+ * just started keeps converging (view syncs, the detector's rings, connections
+ * opened then closed as idle) for a minute or more on a shared host; an idle
+ * figure sampled then measures that, not the idle cost.
+ */
+export function settled (windows: readonly number[], tolerance = 0.2): boolean {
+  if (windows.length < 2) return false
+  return windows[windows.length - 1] >= (1 - tolerance) * windows[windows.length - 2]
+}
+
+export interface Settle { waitedS: number, windowsPct: number[] }
+
+/** Waits until `settled` says so over `windowMs` windows, or `maxMs` passed (the figures then say so). */
+export async function settle (pids: readonly number[], windowMs: number, maxMs: number): Promise<Settle> {
+  const t0 = performance.now()
+  const windows: number[] = []
+  while (!settled(windows) && performance.now() - t0 < maxMs) {
+    const before = pids.map(cpuSeconds)
+    const w0 = performance.now()
+    await sleep(windowMs)
+    const after = pids.map(cpuSeconds)
+    windows.push(100 * after.reduce((sum, a, i) => sum + a - before[i], 0) / ((performance.now() - w0) / 1000))
+  }
+  return { waitedS: (performance.now() - t0) / 1000, windowsPct: windows }
+}
+
 export async function idle (pids: readonly number[], ms: number): Promise<Idle> {
   const t0 = performance.now()
   const before = pids.map(cpuSeconds)

@@ -1,0 +1,26 @@
+/**
+ * The benchmarks' rule for a settled cluster (bench/lib/measure.ts): idle
+ * figures are sampled once the cluster's CPU stops falling, not while a
+ * cluster just started still converges.
+ */
+import { describe, expect, it } from 'vitest'
+import { settled } from '../../bench/lib/measure.ts'
+
+describe('settled', () => {
+  it.each<{ windows: number[], expected: boolean, why: string }>([
+    { windows: [], expected: false, why: 'nothing measured yet' },
+    { windows: [90], expected: false, why: 'one window says nothing of a trend' },
+    { windows: [200, 150], expected: false, why: 'falling by a quarter: still settling' },
+    { windows: [200, 150, 140], expected: true, why: 'falling by less than a fifth' },
+    { windows: [100, 130], expected: true, why: 'busier than before: not a transient that decays' },
+    { windows: [197, 120, 96, 70], expected: false, why: 'the last fell by more than a fifth' },
+    { windows: [197, 120, 96, 81], expected: true, why: 'the last fell by 16 %' }
+  ])('$windows → $expected ($why)', ({ windows, expected }) => {
+    expect(settled(windows)).toBe(expected)
+  })
+
+  it('takes the tolerance it is given', () => {
+    expect(settled([100, 85], 0.1)).toBe(false)
+    expect(settled([100, 95], 0.1)).toBe(true)
+  })
+})
