@@ -204,7 +204,9 @@ async function load (apis: string[], opts: Options): Promise<LoadResult> {
         const api = apis[i++ % apis.length]
         try {
           const res = await request('POST', `${api}/v1/vms`, VM, 60_000)
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1
+          // An error's code too (`503 no_capacity` and `503 peer_unreachable` are different stories).
+          const code = res.status >= 400 && typeof res.body?.error === 'string' ? `${res.status} ${res.body.error as string}` : String(res.status)
+          statuses[code] = (statuses[code] ?? 0) + 1
           if (res.status === 201) {
             latencies.push(res.ms)
             kept.push(res.body.id)
