@@ -56,22 +56,23 @@ export async function settle (pids: readonly number[], windowMs: number, maxMs: 
   const t0 = performance.now()
   const windows: number[] = []
   while (!settled(windows) && performance.now() - t0 < maxMs) {
-    const before = pids.map(cpuSeconds)
-    const w0 = performance.now()
-    await sleep(windowMs)
-    const after = pids.map(cpuSeconds)
-    windows.push(100 * after.reduce((sum, a, i) => sum + a - before[i], 0) / ((performance.now() - w0) / 1000))
+    windows.push((await cpuOver(pids, windowMs)).pct.reduce((a, b) => a + b, 0))
   }
   return { waitedS: (performance.now() - t0) / 1000, windowsPct: windows }
 }
 
-export async function idle (pids: readonly number[], ms: number): Promise<Idle> {
+/** Each process's CPU over the next `ms` (% of one core), and the wall time it was measured over. */
+async function cpuOver (pids: readonly number[], ms: number): Promise<{ pct: number[], wallS: number }> {
   const t0 = performance.now()
   const before = pids.map(cpuSeconds)
   await sleep(ms)
   const after = pids.map(cpuSeconds)
   const wallS = (performance.now() - t0) / 1000
-  const pct = pids.map((_, i) => 100 * (after[i] - before[i]) / wallS)
+  return { pct: pids.map((_, i) => 100 * (after[i] - before[i]) / wallS), wallS }
+}
+
+export async function idle (pids: readonly number[], ms: number): Promise<Idle> {
+  const { pct, wallS } = await cpuOver(pids, ms)
   return {
     cpuPctSum: pct.reduce((a, b) => a + b, 0),
     cpuPct: spread(pct),
