@@ -153,7 +153,8 @@ export class Agent {
       run: () => this.#ownState.incarnation,
       dialTarget: (peer) => this.#peers.dialTarget(peer),
       onChanges: (changes) => { this.#membership.applyStatus(changes) },
-      onInvalid: (from, reason) => { invalid('swim', from, reason) }
+      onInvalid: (from, reason) => { invalid('swim', from, reason) },
+      onUnknown: (from) => { void this.#exchange.syncWith(from) }
     })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
@@ -393,7 +394,7 @@ export class Agent {
     this.#keeper.tick()
     this.#migrations.tick()
     this.#membership.tick()
-    this.#detection.sampleMetrics()
+    this.#detection.tick()
     sampleNode(this.metrics, this.#local, this.libp2p.getConnections().length)
   }
 }

@@ -13,8 +13,9 @@ import type { Clock } from '../core/clock.ts'
 import type { DetectorConfig } from '../core/detector-config.ts'
 import { type DetectorStats, type DetectorStep, FailureDetector, type StatusChange } from '../core/failure-detector.ts'
 import type { Rng } from '../core/rng.ts'
-import type { MemberStatus } from '../core/swim-messages.ts'
+import { type MemberStatus, namesUnknown } from '../core/swim-messages.ts'
 import { SwimTransport } from '../net/index.ts'
+import { HostLoad } from './host-load.ts'
 import type { Metrics } from './metrics.ts'
 
 export interface FailureDetectionComponents {
@@ -35,6 +36,8 @@ export interface FailureDetectionInit {
   /** Status changes, in the order decided. */
   onChanges: (changes: StatusChange[]) => void
   onInvalid: (from: string, reason: string) => void
+  /** A message from `from` named a peer we do not watch, whose state `from` holds (core/swim-messages.ts `namesUnknown`). */
+  onUnknown?: (from: string) => void
 }
 
 /** Counters of DetectorStats that become Prometheus counters, by metric. */
@@ -70,17 +73,24 @@ export class FailureDetection {
   #timerAtMs = Infinity
   #sampled: Partial<DetectorStats> = {}
   #sweptAtMs = 0
+  readonly #hostLoad?: HostLoad
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components
     this.#init = init
+    if (init.config.hostLoadMaxMult != null) this.#hostLoad = new HostLoad()
     this.#transport = new SwimTransport({
       libp2p: components.libp2p,
       dialTarget: init.dialTarget,
       // Long enough for a busy peer's noise handshake; what waits meanwhile is judged by the probe's own timeouts.
       dialTimeoutMs: Math.max(5_000, 10 * init.config.probeTimeoutMs),
       now: () => this.#now(),
-      onMessage: (from, msg) => { this.#run(d => d.receive(from, msg, this.#now())) },
+      onMessage: (from, msg) => {
+        this.#run(d => {
+          if (init.onUnknown != null && namesUnknown(components.self, from, msg, p => d.status(p))) init.onUnknown(from)
+          return d.receive(from, msg, this.#now())
+        })
+      },
       // Reported asynchronously: a failure met while sending a step's messages is a step of its own.
       onSendFailed: (to, msg) => { queueMicrotask(() => { this.#run(d => d.sendFailed(to, msg, this.#now())) }) },
       onInvalid: init.onInvalid
@@ -132,10 +142,19 @@ export class FailureDetection {
     return this.#detector?.status(peer)
   }
 
-  /** Copies the detector's counters into the metrics (they only grow: each sample adds what is new). */
-  sampleMetrics (): void {
+  /** On every agent tick: the host's run queue to the detector (when it shares a host), its counters to the metrics. */
+  tick (): void {
     const d = this.#detector
     if (d == null) return
+    if (this.#hostLoad != null) {
+      const runnable = this.#hostLoad.sample()
+      if (runnable != null) d.hostLoad(runnable, this.#hostLoad.cores)
+    }
+    this.#sampleMetrics(d)
+  }
+
+  /** Copies the detector's counters into the metrics (they only grow: each sample adds what is new). */
+  #sampleMetrics (d: FailureDetector): void {
     const m = this.#c.metrics
     for (const [stat, metric] of COUNTED) {
       const delta = d.stats[stat] - (this.#sampled[stat] ?? 0)

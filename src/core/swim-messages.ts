@@ -69,3 +69,15 @@ export const swimMessageSchema = z.discriminatedUnion('type', [
 ])
 export type SwimMessage = z.infer<typeof swimMessageSchema>
 export type SwimMessageType = SwimMessage['type']
+
+/**
+ * Whether `msg` names a peer that `self`'s detector does not watch (`known`
+ * says undefined): its sender, or a member an update says is alive. The
+ * sender watches that peer, so it holds the peer's state, which we lack —
+ * members are added from gossiped states, so a state missed while joining
+ * shows here first (agent/peer-exchange.ts then asks the sender for it).
+ */
+export function namesUnknown (self: string, from: string, msg: SwimMessage, known: (peer: string) => unknown): boolean {
+  if (from !== self && known(from) == null) return true
+  return msg.updates.some(u => u.status === 'alive' && u.peer !== self && known(u.peer) == null)
+}
