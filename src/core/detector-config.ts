@@ -155,6 +155,18 @@ export interface DetectorConfig {
    * 400 ms at 100); null (lan, wan: one agent per machine).
    */
   hostProbesPerSecond: number | null
+  /**
+   * The most the host's CPU run queue (runnable threads per core, read by
+   * the agent every tick and smoothed) stretches the probe timeouts and the
+   * probe interval, when the agents share one host (probe-timing.ts
+   * `hostLoad`). Default 4 (local: a hundred agents starting on two cores
+   * answer probes hundreds of milliseconds late, and every probe that times
+   * out sends three ping-reqs, most of them over new connections, each 25–30
+   * ms of CPU for its handshakes: measured, 30 new connections a second
+   * while 100 agents came up); null (lan, wan: one agent per machine, whose
+   * own lateness Lifeguard's awareness already measures).
+   */
+  hostLoadMaxMult?: number | null
 }
 
 export type DetectorProfile = 'local' | 'lan' | 'wan'
@@ -162,9 +174,9 @@ export type DetectorProfile = 'local' | 'lan' | 'wan'
 const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, rttTimeoutMaxMult: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
 
 export const DETECTOR_PROFILES: Readonly<Record<DetectorProfile, Readonly<DetectorConfig>>> = Object.freeze({
-  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4, syncIntervalMs: 2_000, hostProbesPerSecond: 250 }),
-  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3, observers: null, syncIntervalMs: 5_000, hostProbesPerSecond: null }),
-  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4, observers: null, syncIntervalMs: 10_000, hostProbesPerSecond: null })
+  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4, syncIntervalMs: 2_000, hostProbesPerSecond: 250, hostLoadMaxMult: 4 }),
+  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3, observers: null, syncIntervalMs: 5_000, hostProbesPerSecond: null, hostLoadMaxMult: null }),
+  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4, observers: null, syncIntervalMs: 10_000, hostProbesPerSecond: null, hostLoadMaxMult: null })
 })
 
 /** Checks every field once; throws InvalidOptionError naming the field, what was expected and what came. */
@@ -184,6 +196,7 @@ export function validateDetectorConfig (c: DetectorConfig): DetectorConfig {
   expectNumber('detector.gossipFanout', c.gossipFanout, { min: 0, max: 64, integer: true })
   expectNumber('detector.syncIntervalMs', c.syncIntervalMs, { min: 10, max: 3_600_000 })
   if (c.hostProbesPerSecond !== null) expectNumber('detector.hostProbesPerSecond', c.hostProbesPerSecond, { above: 0, max: 1_000_000 })
+  if (c.hostLoadMaxMult != null) expectNumber('detector.hostLoadMaxMult', c.hostLoadMaxMult, { min: 1, max: 100 })
   if (c.observers !== null) expectNumber('detector.observers', c.observers, { min: 1, max: 16, integer: true })
   return c
 }

@@ -31,8 +31,7 @@ import { type Sync, Syncs } from './swim-sync.ts'
 import { ProbeTiming } from './probe-timing.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
-export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }
-export { JOIN_GRACE_PERIODS, type Outgoing } from './detector-step.ts'
+export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }; export { JOIN_GRACE_PERIODS, type Outgoing } from './detector-step.ts'
 
 export class FailureDetector {
   readonly self: string
@@ -86,9 +85,7 @@ export class FailureDetector {
     }
   }
 
-  get incarnation (): Incarnation {
-    return { run: this.#run, inc: this.#inc }
-  }
+  get incarnation (): Incarnation { return { run: this.#run, inc: this.#inc } }
 
   /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
   get health (): number {
@@ -142,6 +139,9 @@ export class FailureDetector {
     }
     return this.#finish()
   }
+
+  /** The host's run queue: `runnable` threads on `cores` cores (probe-timing.ts `hostLoad`). */
+  hostLoad (runnable: number, cores: number): void { this.#timing.hostLoad(runnable, cores) }
 
   /** This node's timers ran `lateMs` late (the agent measures its own tick): its judgement is less sure. */
   late (lateMs: number, nowMs: number): DetectorStep {

@@ -17,6 +17,7 @@ export class ProbeTiming {
   readonly #c: DetectorConfig
   /** When a late timer last raised the score: once a period at most. */
   #lateMarkMs = -Infinity
+  #hostFactor = 1
 
   /** `startHealth`: the score to start at (default the highest: a node just started cannot vouch for its timeliness). */
   constructor (config: DetectorConfig, startHealth?: number) {
@@ -28,12 +29,33 @@ export class ProbeTiming {
   /** The time to the next round probe: the probe interval, or the host's share with `live` members (`hostProbesPerSecond`), stretched by local health. */
   intervalMs (live: number): number {
     const share = this.#c.hostProbesPerSecond == null ? 0 : 1000 * live / this.#c.hostProbesPerSecond
-    return this.awareness.scale(Math.max(this.#c.probeIntervalMs, share))
+    return this.awareness.scale(Math.max(this.#c.probeIntervalMs, share)) * this.#hostFactor
   }
 
   /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
   timeoutMs (target: string): number {
-    return this.rtt.waitMs(target, this.awareness.scale(this.#c.probeTimeoutMs), this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
+    const f = this.#hostFactor
+    return this.rtt.waitMs(target, f * this.awareness.scale(this.#c.probeTimeoutMs), f * this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
+  }
+
+  /** How much the host's run queue stretches every wait and the probe interval: 1 unless `hostLoadMaxMult` is set. */
+  get hostFactor (): number {
+    return this.#hostFactor
+  }
+
+  /**
+   * The host's CPU run queue: `runnable` threads waiting for or running on
+   * `cores` cores (the agent reads it; core/ has no clock or I/O). On a host
+   * whose cores are all taken, a peer's answer waits for its process to be
+   * scheduled: every agent of the host is slow at once, and each probe that
+   * times out adds indirect probes — new connections, more load. The waits
+   * and the interval are stretched by runnable / cores, between 1 and
+   * `hostLoadMaxMult` (off when null: one agent per machine).
+   */
+  hostLoad (runnable: number, cores: number): void {
+    const max = this.#c.hostLoadMaxMult
+    if (max == null || !(cores > 0) || !Number.isFinite(runnable)) return
+    this.#hostFactor = Math.min(max, Math.max(1, runnable / cores))
   }
 
   /**

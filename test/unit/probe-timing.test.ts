@@ -41,3 +41,41 @@ describe('the probe interval', () => {
     expect(perSecond[1] / 100).toBeLessThan(0.6 * perSecond[0] / 40)
   })
 })
+
+describe('the host\'s run queue', () => {
+  it('stretches timeouts and the interval by runnable threads per core, between 1 and hostLoadMaxMult; not at all for lan', () => {
+    const t = new ProbeTiming(LOCAL, 0)
+    const timeout = t.timeoutMs('p')
+    const interval = t.intervalMs(10)
+    t.hostLoad(1, 2)
+    expect(t.hostFactor).toBe(1)
+    expect(t.timeoutMs('p')).toBe(timeout)
+    t.hostLoad(6, 2)
+    expect(t.hostFactor).toBe(3)
+    expect(t.timeoutMs('p')).toBe(3 * timeout)
+    expect(t.intervalMs(10)).toBe(3 * interval)
+    t.hostLoad(1_000, 2)
+    expect(t.hostFactor).toBe(LOCAL.hostLoadMaxMult)
+    t.hostLoad(Number.NaN, 2)
+    expect(t.hostFactor).toBe(LOCAL.hostLoadMaxMult)
+    t.hostLoad(0, 2)
+    expect(t.hostFactor).toBe(1)
+    const lan = new ProbeTiming(DETECTOR_PROFILES.lan, 0)
+    const lanTimeout = lan.timeoutMs('p')
+    lan.hostLoad(100, 2)
+    expect(lan.hostFactor).toBe(1)
+    expect(lan.timeoutMs('p')).toBe(lanTimeout)
+  })
+
+  it('a measured round trip is waited for up to hostFactor times its bound', () => {
+    const t = new ProbeTiming(LOCAL, 0)
+    for (let seq = 1; seq <= 20; seq++) {
+      t.rtt.sent(seq, 'slow', seq * 10_000)
+      t.rtt.acked(seq, 'slow', seq * 10_000 + 5_000)
+    }
+    const capped = t.timeoutMs('slow')
+    expect(capped).toBe(LOCAL.rttTimeoutMaxMult * LOCAL.probeTimeoutMs)
+    t.hostLoad(4, 2)
+    expect(t.timeoutMs('slow')).toBe(2 * capped)
+  })
+})
