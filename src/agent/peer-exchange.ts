@@ -7,8 +7,10 @@
  *   holds newer than its own;
  * - every `syncEveryMs`, if set, it asks one connected peer at random: with a
  *   bounded fan-out a state published while the mesh formed may have missed
- *   it (anti-entropy); 2 s after one that brought states it lacked
- *   (core/view-sync-schedule.ts).
+ *   it (anti-entropy); 2 s after one that brought states it lacked, 5 s
+ *   while its view grows (core/view-sync-schedule.ts);
+ * - at once, a peer whose failure detector names a peer it does not know
+ *   (failure-detection.ts `onUnknown`).
  * A relayed state is merged like a gossiped one, but is no sign of life of
  * its owner's and no message of the gossip budget (membership.ts).
  */
@@ -52,6 +54,9 @@ export class PeerExchange {
   #startedAt = 0
   #timer?: NodeJS.Timeout
   #started = false
+  /** The view's size at the last schedule, and when it last grew: agents still joining. */
+  #viewSize = 0
+  #grewAtMs = -Infinity
 
   constructor (components: PeerExchangeComponents, init: PeerExchangeInit) {
     this.#c = components
@@ -118,7 +123,11 @@ export class PeerExchange {
 
   /** The next anti-entropy sync, after one that brought `brought` states. */
   #schedule (brought: number): void {
-    const ms = nextViewSyncMs(brought, this.#init.syncEveryMs)
+    const now = this.#c.clock.now()
+    const size = this.#c.membership.view.size
+    if (size > this.#viewSize) this.#grewAtMs = now
+    this.#viewSize = size
+    const ms = nextViewSyncMs(brought, this.#init.syncEveryMs, now - this.#grewAtMs)
     if (!this.#started || ms == null) return
     this.#timer = setTimeout(() => { void this.#antiEntropy() }, ms)
     this.#timer.unref()
