@@ -140,10 +140,11 @@ export class Agent {
       onState: (state) => { this.#membership.onState(state) },
       onInvalid: (from, reason) => { invalid('gossip', from, reason) },
       // A new subscriber learns our state now rather than at the next refresh (flood publishing reaches it before the mesh forms).
-      // With a bounded fan-out, connections open and close as requests need them: only a peer we do not know yet is new
-      // (a newcomer also asks its first peers for the whole view: peer-exchange.ts).
+      // With a bounded fan-out, only a peer back from the dead (restart, partition) holds an old state of ours: a newcomer asks
+      // the peers it reaches for theirs (peer-exchange.ts); publishing to all for each newcomer taxed a growing cluster.
       onPeerSubscribed: (peerId) => {
-        if (!Number.isFinite(config.connection.maxConnections) || !this.#ownState.publishing || this.#membership.view.get(peerId)?.status !== 'alive') this.#ownState.changed('vms')
+        const st = this.#membership.view.get(peerId)?.status
+        if (!Number.isFinite(config.connection.maxConnections) || !this.#ownState.publishing || (st != null && st !== 'alive')) this.#ownState.changed('vms')
       }
     })
     this.#farewell = new Farewell({ libp2p, clock, onInvalid: (from, reason) => { invalid('bye', from, reason) } })
