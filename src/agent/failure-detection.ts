@@ -142,13 +142,13 @@ export class FailureDetection {
     return this.#detector?.status(peer)
   }
 
-  /** On every agent tick: the host's run queue to the detector (when it shares a host), its counters to the metrics. */
+  /** On every agent tick: how busy the host keeps us, to the detector (when it shares a host); its counters to the metrics. */
   tick (): void {
     const d = this.#detector
     if (d == null) return
     if (this.#hostLoad != null) {
-      const runnable = this.#hostLoad.sample()
-      if (runnable != null) d.hostLoad(runnable, this.#hostLoad.cores)
+      const slowdown = this.#hostLoad.sample()
+      if (slowdown != null) d.hostSlowdown(slowdown)
     }
     this.#sampleMetrics(d)
   }

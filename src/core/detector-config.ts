@@ -156,15 +156,16 @@ export interface DetectorConfig {
    */
   hostProbesPerSecond: number | null
   /**
-   * The most the host's CPU run queue (runnable threads per core, read by
-   * the agent every tick and smoothed) stretches the probe timeouts and the
-   * probe interval, when the agents share one host (probe-timing.ts
-   * `hostLoad`). Default 4 (local: a hundred agents starting on two cores
-   * answer probes hundreds of milliseconds late, and every probe that times
-   * out sends three ping-reqs, most of them over new connections, each 25–30
-   * ms of CPU for its handshakes: measured, 30 new connections a second
-   * while 100 agents came up); null (lan, wan: one agent per machine, whose
-   * own lateness Lifeguard's awareness already measures).
+   * The most the host's slowdown stretches the probe timeouts and the probe
+   * interval, when the agents share one host (probe-timing.ts
+   * `hostSlowdown`: how much slower than its CPU needs the agent's process
+   * runs, (run + runnable-but-waiting) / run, read each tick and smoothed).
+   * Default 4 (local: 50 agents under the placement load ran 30 ms and
+   * waited 886 ms each second, so healthy peers answered probes seconds
+   * late; and every probe that times out sends three ping-reqs, most over
+   * new connections, each 25–30 ms of CPU for its handshakes — measured, 30
+   * new connections a second while 100 agents came up); null (lan, wan: one
+   * agent per machine, whose own lateness Lifeguard's awareness measures).
    */
   hostLoadMaxMult?: number | null
 }

@@ -140,8 +140,8 @@ export class FailureDetector {
     return this.#finish()
   }
 
-  /** The host's run queue: `runnable` threads on `cores` cores (probe-timing.ts `hostLoad`). */
-  hostLoad (runnable: number, cores: number): void { this.#timing.hostLoad(runnable, cores) }
+  /** How much slower than its CPU needs this node runs, its host being busy (probe-timing.ts `hostSlowdown`). */
+  hostSlowdown (factor: number): void { this.#timing.hostSlowdown(factor) }
 
   /** This node's timers ran `lateMs` late (the agent measures its own tick): its judgement is less sure. */
   late (lateMs: number, nowMs: number): DetectorStep {

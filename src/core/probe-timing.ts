@@ -44,18 +44,17 @@ export class ProbeTiming {
   }
 
   /**
-   * The host's CPU run queue: `runnable` threads waiting for or running on
-   * `cores` cores (the agent reads it; core/ has no clock or I/O). On a host
-   * whose cores are all taken, a peer's answer waits for its process to be
-   * scheduled: every agent of the host is slow at once, and each probe that
-   * times out adds indirect probes — new connections, more load. The waits
-   * and the interval are stretched by runnable / cores, between 1 and
-   * `hostLoadMaxMult` (off when null: one agent per machine).
+   * How much slower than its own CPU needs this node gets its work done
+   * (the agent measures it: run plus runnable-but-waiting time over run
+   * time). On a host whose cores are all taken every agent on it is slow at
+   * once, and each probe that times out adds indirect probes — new
+   * connections, more load. The waits and the interval are stretched by it,
+   * between 1 and `hostLoadMaxMult` (off when null: one agent per machine).
    */
-  hostLoad (runnable: number, cores: number): void {
+  hostSlowdown (factor: number): void {
     const max = this.#c.hostLoadMaxMult
-    if (max == null || !(cores > 0) || !Number.isFinite(runnable)) return
-    this.#hostFactor = Math.min(max, Math.max(1, runnable / cores))
+    if (max == null || !Number.isFinite(factor)) return
+    this.#hostFactor = Math.min(max, Math.max(1, factor))
   }
 
   /**

@@ -1,29 +1,35 @@
-/** The host's run queue as the agent reads it for its detector (agent/host-load.ts): /proc/loadavg's runnable threads, ourselves excepted, smoothed. */
+/** How busy the host keeps an agent's process (agent/host-load.ts): /proc/self/schedstat's run and wait times, as (run + wait) / run, smoothed. */
 import { describe, expect, it } from 'vitest'
-import { HostLoad, runnableNow } from '../../src/agent/host-load.ts'
+import { HostLoad, schedTimes } from '../../src/agent/host-load.ts'
+
+const MS = 1_000_000
 
 describe('host load', () => {
-  it('reads the runnable threads of /proc/loadavg, less our own', () => {
-    expect(runnableNow(() => '0.52 0.58 0.59 7/805 24649\n')).toBe(6)
-    expect(runnableNow(() => '154.52 70.95 40.45 166/805 24649\n')).toBe(165)
-    expect(runnableNow(() => '0.00 0.00 0.00 1/90 1\n')).toBe(0)
+  it('reads run and wait times from schedstat; nothing when it cannot', () => {
+    expect(schedTimes(() => '11084394522 203411429677 12385\n')).toEqual({ runNs: 11084394522, waitNs: 203411429677 })
+    expect(schedTimes(() => { throw new Error('ENOENT') })).toBeUndefined()
+    expect(schedTimes(() => 'garbage')).toBeUndefined()
   })
 
-  it('falls back to the one-minute load average when the file cannot be read or parsed', () => {
-    const fallback = runnableNow(() => { throw new Error('ENOENT') })
-    expect(fallback).toBeGreaterThanOrEqual(0)
-    expect(runnableNow(() => 'garbage')).toBe(fallback)
+  it('reads this process on Linux', () => {
+    if (process.platform !== 'linux') return
+    const t = schedTimes()
+    expect(t?.runNs).toBeGreaterThan(0)
   })
 
-  it('smooths: a burst moves it part of the way, a steady queue is reached', () => {
+  it('is 1 on a host with room, moves towards (run + wait) / run on a busy one, and ignores a process that barely ran', () => {
     const h = new HostLoad()
-    expect(h.sample(0)).toBe(0)
-    const once = h.sample(100)!
-    expect(once).toBeGreaterThan(0)
-    expect(once).toBeLessThan(50)
-    let v = once
-    for (let i = 0; i < 30; i++) v = h.sample(100)!
-    expect(v).toBeGreaterThan(99)
-    expect(h.cores).toBeGreaterThanOrEqual(1)
+    expect(h.sample({ runNs: 0, waitNs: 0 })).toBeUndefined()
+    expect(h.sample({ runNs: 30 * MS, waitNs: 1 * MS })).toBeCloseTo(1 + 0.3 * (31 / 30 - 1), 5)
+    // 30 ms run and 886 ms waited in a second, as measured with 50 agents under load: about 30×.
+    let v = h.sample({ runNs: 60 * MS, waitNs: 887 * MS })!
+    expect(v).toBeGreaterThan(5)
+    expect(v).toBeLessThan(30)
+    for (let i = 2; i < 30; i++) v = h.sample({ runNs: (30 + 30 * i) * MS, waitNs: (1 + 886 * i) * MS })!
+    expect(v).toBeGreaterThan(29)
+    // An idle second (0.1 ms run) is no evidence either way: the ratio counts as 1.
+    const before = v
+    v = h.sample({ runNs: (30 + 30 * 29) * MS + 100_000, waitNs: (1 + 886 * 29) * MS + 5 * MS })!
+    expect(v).toBeLessThan(before)
   })
 })
