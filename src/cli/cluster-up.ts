@@ -9,7 +9,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, setPriority } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ApiClient } from './client.ts'
@@ -29,6 +29,15 @@ export interface UpOptions {
   stallMs: number
   /** Agents started at once. Default: four per core (cluster-waves.ts). */
   waveSize?: number
+  /**
+   * The niceness each agent is given once it answers: on a busy host the
+   * agents still starting then come before those already running (each needs
+   * about 0.35 s of CPU to answer, and under CFS it otherwise gets only its
+   * share among a hundred), and the rest of the machine before all of them.
+   * Default 5; 0 leaves them as started. Raising a niceness needs no
+   * privilege; lowering it again does, so the agents keep it.
+   */
+  nice?: number
   /** Where progress lines go. Default stderr. */
   progress?: (line: string) => void
   /**
@@ -36,6 +45,17 @@ export interface UpOptions {
    * made once into `DIR/api.token` (mode 0600) and recorded in cluster.json.
    */
   admin?: boolean
+}
+
+/** An agent's niceness once it answers (UpOptions.nice). */
+export const DEFAULT_NICE = 5
+
+/** Gives `pid` the niceness `nice` (no-op for 0); a process gone or a platform that refuses is left as it is. */
+function renice (pid: number, nice: number): void {
+  if (nice === 0) return
+  try {
+    setPriority(pid, nice)
+  } catch {}
 }
 
 /** Between two looks at the agents' logs and APIs. */
@@ -141,6 +161,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
       m.argv = pinAddresses(m.argv ?? [], m.api, m.listen)
       m.addrs = r.addrs
       m.answering = true
+      renice(m.pid, opts.nice ?? DEFAULT_NICE)
     }
   }
 

@@ -98,6 +98,7 @@ cluster.command('up')
   .option('--observers <k|none>', 'each agent observed by about K others for failure detection (default 4; none: all-to-all)')
   .option('--wait <duration>', 'give up once the agents have made no progress (starting, seeing each other) for this long (default 60s)')
   .option('--wave <n>', 'agents started at once (default 4 per core)')
+  .option('--nice <n>', 'niceness of each agent once it answers, so that those still starting come first (default 5; 0: as started)')
   .option('--driver <name>', 'each agent\'s hypervisor driver: sim (default) or qemu')
   .option('--qemu-accel <accel>', 'qemu driver: auto (default), kvm or tcg')
   .option('--admin', 'serve the admin routes (partitions) on every agent, with a token made into DIR/api.token')
@@ -125,7 +126,8 @@ cluster.command('up')
       json: opts.json === true,
       admin: opts.admin === true,
       stallMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000,
-      ...(opts.wave != null ? { waveSize: parseInteger('--wave', opts.wave, 1, 1000) } : {})
+      ...(opts.wave != null ? { waveSize: parseInteger('--wave', opts.wave, 1, 1000) } : {}),
+      ...(opts.nice != null ? { nice: parseInteger('--nice', opts.nice, 0, 19) } : {})
     })
     out(opts.json, file, () => `${nodes} agents up:\n` + file.nodes.map(m => `  agent ${m.index}: api ${m.api}  p2p ${m.listen}  log ${m.log}`).join('\n') +
       (opts.foreground === true ? '\nCtrl-C stops every agent.' : `\nStop them with: discovery cluster down --dir ${opts.dir}`))

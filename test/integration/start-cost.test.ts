@@ -14,6 +14,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
+import { DEFAULT_NICE } from '../../src/cli/cluster-up.ts'
 import { ApiClient, metricValue, readCluster, runCli, startAgent, tempDir, waitFor } from './helpers.ts'
 
 const TICKS_PER_S = 100
@@ -78,6 +79,9 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
     const upMs = Date.now() - t0
     const file = readCluster(dir)
     pids = file.nodes.map(m => m.pid)
+    // Each agent reniced once it answered, so that those still starting came first (field 19 of /proc/PID/stat).
+    const nice = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[16])
+    expect(pids.map(nice)).toEqual(pids.map(() => DEFAULT_NICE))
     const apis = file.nodes.map(m => new ApiClient(m.api))
     await waitFor(`every agent to see ${N} agents alive`, async () => {
       const views = await Promise.all(apis.map(async a => await a.call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')))
