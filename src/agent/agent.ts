@@ -155,8 +155,7 @@ export class Agent {
       dialTarget: (peer) => this.#peers.dialTarget(peer),
       onChanges: (changes) => { this.#membership.applyStatus(changes) },
       onInvalid: (from, reason) => { invalid('swim', from, reason) },
-      onUnknown: (from) => { void this.#exchange.syncWith(from) }
-    })
+      onUnknown: (from) => { void this.#exchange.syncWith(from) } })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
