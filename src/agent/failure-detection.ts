@@ -165,6 +165,7 @@ export class FailureDetection {
     if (sent > 0) m.detectorMessages.inc({ direction: 'sent' }, sent)
     if (received > 0) m.detectorMessages.inc({ direction: 'received' }, received)
     m.detectorHealth.set(d.health)
+    m.detectorHostSlowdown.set(d.hostFactor)
     this.#sampled = { ...d.stats }
   }
 

@@ -37,6 +37,7 @@ export function createMetrics () {
     detectorSyncNews: new Counter({ name: 'discovery_detector_sync_news_total', help: 'Membership updates this agent sent in answer to a sync: what the asking peer lacked or held in an older form', registers: [registry] }),
     detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
     detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
+    detectorHostSlowdown: new Gauge({ name: 'discovery_detector_host_slowdown', help: 'How much the host\'s slowdown stretches probe timeouts and the probe interval (1: not at all; local profile only)', registers: [registry] }),
     restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
     vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'VMs this agent reported lost (restartPolicy never): a dead owner\'s, or its own whose process died', registers: [registry] }),
     fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),

@@ -88,9 +88,7 @@ export class FailureDetector {
   get incarnation (): Incarnation { return { run: this.#run, inc: this.#inc } }
 
   /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
-  get health (): number {
-    return this.#timing.awareness.score
-  }
+  get health (): number { return this.#timing.awareness.score }
 
   status (peer: string): MemberStatus | undefined {
     return this.#members.status(peer)
@@ -142,6 +140,7 @@ export class FailureDetector {
 
   /** How much slower than its CPU needs this node runs, its host being busy (probe-timing.ts `hostSlowdown`). */
   hostSlowdown (factor: number): void { this.#timing.hostSlowdown(factor) }
+  get hostFactor (): number { return this.#timing.hostFactor }
 
   /** This node's timers ran `lateMs` late (the agent measures its own tick): its judgement is less sure. */
   late (lateMs: number, nowMs: number): DetectorStep {
