@@ -6,7 +6,7 @@ const MS = 1_000_000
 
 describe('host load', () => {
   it('reads run and wait times from schedstat; nothing when it cannot', () => {
-    expect(schedTimes(() => '11084394522 203411429677 12385\n')).toEqual({ runNs: 11084394522, waitNs: 203411429677 })
+    expect(schedTimes(() => '11084394522 203411429677 12385\n')).toEqual({ runNs: 11084394522, waitNs: 203411429677, wakeups: 12385 })
     expect(schedTimes(() => { throw new Error('ENOENT') })).toBeUndefined()
     expect(schedTimes(() => 'garbage')).toBeUndefined()
   })
@@ -17,19 +17,21 @@ describe('host load', () => {
     expect(t?.runNs).toBeGreaterThan(0)
   })
 
-  it('is 1 on a host with room, moves towards (run + wait) / run on a busy one, and ignores a process that barely ran', () => {
+  it('is 1 on a host with room, moves towards (run + wait beyond 1 ms a wake-up) / run on a busy one, and ignores a process that barely ran', () => {
     const h = new HostLoad()
-    expect(h.sample({ runNs: 0, waitNs: 0 })).toBeUndefined()
-    expect(h.sample({ runNs: 30 * MS, waitNs: 1 * MS })).toBeCloseTo(1 + 0.3 * (31 / 30 - 1), 5)
-    // 30 ms run and 886 ms waited in a second, as measured with 50 agents under load: about 30×.
-    let v = h.sample({ runNs: 60 * MS, waitNs: 887 * MS })!
+    expect(h.sample({ runNs: 0, waitNs: 0, wakeups: 0 })).toBeUndefined()
+    // Short bursts on an idle host: 3 ms run, 2 ms waited over 70 wake-ups: no slowdown.
+    expect(h.sample({ runNs: 3 * MS, waitNs: 2 * MS, wakeups: 70 })).toBe(1)
+    // 30 ms run and 886 ms waited over 21 wake-ups in a second, as measured with 50 agents under load: about 29×.
+    let v = h.sample({ runNs: 33 * MS, waitNs: 888 * MS, wakeups: 91 })!
     expect(v).toBeGreaterThan(5)
+    expect(v).toBeLessThan(29)
+    for (let i = 2; i < 30; i++) v = h.sample({ runNs: (3 + 30 * i) * MS, waitNs: (2 + 886 * i) * MS, wakeups: 70 + 21 * i })!
+    expect(v).toBeGreaterThan(28)
     expect(v).toBeLessThan(30)
-    for (let i = 2; i < 30; i++) v = h.sample({ runNs: (30 + 30 * i) * MS, waitNs: (1 + 886 * i) * MS })!
-    expect(v).toBeGreaterThan(29)
     // An idle second (0.1 ms run) is no evidence either way: the ratio counts as 1.
     const before = v
-    v = h.sample({ runNs: (30 + 30 * 29) * MS + 100_000, waitNs: (1 + 886 * 29) * MS + 5 * MS })!
+    v = h.sample({ runNs: (3 + 30 * 29) * MS + 100_000, waitNs: (2 + 886 * 29) * MS + 5 * MS, wakeups: 70 + 21 * 29 + 5 })!
     expect(v).toBeLessThan(before)
   })
 })
