@@ -38,7 +38,7 @@ export class ProbeTiming {
     return this.rtt.waitMs(target, f * this.awareness.scale(this.#c.probeTimeoutMs), f * this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
   }
 
-  /** How much the host's run queue stretches every wait and the probe interval: 1 unless `hostLoadMaxMult` is set. */
+  /** How much the host's slowdown (`hostSlowdown`) stretches every wait and the probe interval: 1 unless `hostLoadMaxMult` is set. */
   get hostFactor (): number {
     return this.#hostFactor
   }
