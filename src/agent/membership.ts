@@ -12,6 +12,7 @@ import type { Clock } from '../core/clock.ts'
 import { ClusterView, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
 import type { StatusChange } from '../core/failure-detector.ts'
 import type { NodeState, VmSummary } from '../core/messages.ts'
+import { compareHeads } from '../core/ownership.ts'
 import { Ring } from '../core/ring.ts'
 import type { VmChange, VmIndex } from '../core/vm-index.ts'
 import type { StateGossip } from '../net/index.ts'
@@ -248,7 +249,9 @@ export class Membership {
   getVm (id: string): ClusterVm {
     const local = this.#c.local.summaries().find(vm => vm.id === id)
     if (local != null) return { ...local, node: this.#c.self }
-    const found = this.clusterVms().find(vm => vm.id === id)
+    // Two peers may both gossip it for a while (a stale copy not fenced yet): the later head is the one that runs on.
+    let found: ClusterVm | undefined
+    for (const vm of this.clusterVms()) if (vm.id === id && (found == null || compareHeads({ epoch: vm.epoch, owner: vm.node }, { epoch: found.epoch, owner: found.node }) > 0)) found = vm
     if (found == null) throw new VmNotFoundError(`no VM ${id} is known to this agent`)
     return found
   }

@@ -15,7 +15,7 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import type { PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
-import { checkChain, checkTombstone, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
+import { checkChain, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
 import { type ReplicaRecord, type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
 import type { StatusOf } from '../core/replica-rule.ts'
@@ -32,6 +32,7 @@ import type { PeerClient } from './peer-client.ts'
 import type { PlacementService } from './placement-service.ts'
 import { Replication } from './replication.ts'
 import { Restarts } from './restarts.ts'
+import { TombstoneIntake } from './tombstone-intake.ts'
 import { suspicionTimeoutMs } from '../core/suspicion.ts'
 
 export interface ReplicaComponents {
@@ -59,6 +60,7 @@ export class ReplicaService {
   readonly #replication: Replication
   readonly #restarts: Restarts
   readonly #claims: Claims
+  readonly #tombstones: TombstoneIntake
   readonly #server: RpcServer<typeof replicaRequestSchema>
   readonly #startedAtMs: number
   readonly #offEvents: Array<() => void> = []
@@ -78,7 +80,14 @@ export class ReplicaService {
       status: (p) => components.membership.view.get(p)?.status,
       send: async (peer, req) => await this.#send(peer, req),
       // A delete through another agent waits for ours within its own request timeout.
-      deleteWaitMs: Math.floor(config.requestTimeoutMs / 2)
+      deleteWaitMs: Math.floor(config.requestTimeoutMs / 2),
+      laterOwners: (vmId, t) => this.#tombstones.laterHeads([t], self).map(h => h.owner)
+    })
+    this.#tombstones = new TombstoneIntake({
+      self, signer, local, holdings: this.#holdings, log,
+      restartedTo: (vmId) => this.#restarts.restartedTo(vmId),
+      clusterVms: () => components.membership.clusterVms(),
+      refused: (vmId, from, reason) => { this.#refused(vmId, from, 'tombstone', reason) }
     })
     this.#restarts = new Restarts({
       self, config: config.replica, signer, holdings: this.#holdings, events, metrics, log, now,
@@ -91,13 +100,13 @@ export class ReplicaService {
       tombstones: async (peer, vmIds) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'tombstones', vmIds })
         if (!res.ok) throw new Error(res.reason)
-        // Kept only when they reach a record we hold (#takeTombstones): a holder cannot make us forget a VM it did not delete.
-        this.#takeTombstones(peer, res.tombstones ?? [])
+        // Kept only when they reach a record we hold (TombstoneIntake): a holder cannot make us forget a VM it did not delete.
+        this.#tombstones.take(peer, res.tombstones ?? [])
       },
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)
-        this.#takeTombstones(peer, res.tombstones ?? [])
+        this.#tombstones.take(peer, res.tombstones ?? [])
         return res.settled ?? []
       }
     })
@@ -253,7 +262,7 @@ export class ReplicaService {
       try {
         const res = await this.#send(owner, { v: PROTOCOL_VERSION, op: 'held', vmIds })
         if (!res.ok) return
-        this.#takeTombstones(owner, res.tombstones ?? [])
+        this.#tombstones.take(owner, res.tombstones ?? [])
         const drop = new Set(res.drop ?? [])
         this.#holdings.drop(vmIds.filter(id => drop.has(id)))
       } catch {}
@@ -273,8 +282,11 @@ export class ReplicaService {
         this.#holdings.drop(req.vmIds.filter(id => { const r = this.#holdings.get(id); return r != null && headOf(r.record.chain).owner === from }))
         return ok
       }
-      case 'delete':
-        return { ...ok, refused: this.#takeTombstones(from, req.tombstones) }
+      case 'delete': {
+        const { refused, later, deleting } = this.#tombstones.take(from, req.tombstones)
+        await deleting
+        return { ...ok, ...(refused.length > 0 ? { refused } : {}), ...(later.length > 0 ? { later } : {}) }
+      }
       case 'confirm-dead':
         return { ...ok, dead: this.#c.membership.view.get(req.peerId)?.status === 'dead' }
       case 'chain': {
@@ -334,40 +346,6 @@ export class ReplicaService {
       tombstones,
       refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) }))
     }
-  }
-
-  /**
-   * Tombstones from `from`: each deletes our copy and our replica of its VM
-   * when its chain reaches theirs, and is kept; one that reaches nothing we
-   * hold is kept only from its own owner (we may be asked to restart that VM
-   * later). Returns those refused.
-   */
-  #takeTombstones (from: string, tombstones: readonly Tombstone[]): Array<{ vmId: string, reason: string }> {
-    const refused: Array<{ vmId: string, reason: string }> = []
-    const keep: Tombstone[] = []
-    for (const t of tombstones) {
-      const copy = this.#c.local.get(t.vmId)
-      const held = this.#holdings.get(t.vmId)
-      const reaches = (chain: Chain | undefined): boolean => chain != null && chain.length > 0 && checkTombstone(t, chain, this.#c.signer) == null
-      const deletesCopy = reaches(copy?.chain)
-      const deletesReplica = reaches(held?.record.chain)
-      if (!deletesCopy && !deletesReplica) {
-        const why = t.owner !== from ? 'a tombstone that reaches no copy or record held here' : checkTombstone(t, undefined, this.#c.signer)
-        if (why != null) {
-          refused.push({ vmId: t.vmId, reason: why.slice(0, 500) })
-          if (t.owner === from || copy != null || held != null) this.#refused(t.vmId, from, 'tombstone', why)
-          continue
-        }
-      }
-      keep.push(t)
-      if (deletesReplica) this.#holdings.drop([t.vmId])
-      if (deletesCopy) {
-        this.#c.log.info({ component: 'discovery:replica', vm: t.vmId, by: from }, 'deleted elsewhere: stopping our copy')
-        this.#c.local.deleteVm(t.vmId, 'user').catch((err: Error) => { this.#c.log.warn({ component: 'discovery:replica', vm: t.vmId, err: err.message }, 'could not stop a copy deleted elsewhere') })
-      }
-    }
-    this.#holdings.addTombstones(keep)
-    return refused
   }
 
   #refused (vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string): void {

@@ -22,6 +22,8 @@ import type { LocalNode } from './local-node.ts'
 
 /** The longest pause between two tries of an outbox. */
 const MAX_RETRY_MS = 10_000
+/** Peers a user's delete sends its tombstone to, following later copies from one to the next: a bound on a chain of restarts. */
+const MAX_LATER_ASKED = 16
 
 export interface ReplicationInit {
   self: string
@@ -37,6 +39,8 @@ export interface ReplicationInit {
   send: (peerId: string, req: ReplicaRequest) => Promise<ReplicaResponse>
   /** How long a user's delete waits for its tombstone to reach the holders. */
   deleteWaitMs: number
+  /** The owners of copies of a VM later than the tombstone's head that this node knows of (replica-service.ts `#laterHeads`). */
+  laterOwners: (vmId: string, tombstone: Tombstone) => string[]
 }
 
 interface Outbox {
@@ -138,9 +142,12 @@ export class Replication {
       // A holder dead now gets it from its outbox should it come back still our holder.
       if (this.#init.status(h) === 'dead') box.deletes.set(id, tombstone)
     }
-    const live = this.#holders.filter(h => this.#init.status(h) !== 'dead')
-    // Each live holder: its answer awaited ('sending'), or its tombstone in its outbox ('queued').
-    const waiting = new Map<string, 'sending' | 'queued'>(live.map(h => [h, 'sending']))
+    const live = (p: string): boolean => this.#init.status(p) !== 'dead'
+    // Our live holders, and the owners of later copies we know of (ours was left behind: core/ownership.ts `checkTombstone`).
+    const first = new Set([...this.#holders, ...this.#init.laterOwners(id, tombstone)].filter(live))
+    // Each one: its answer awaited ('sending'), or its tombstone in its outbox ('queued').
+    const waiting = new Map<string, 'sending' | 'queued'>()
+    const asked = new Set([this.#init.self])
     return await new Promise<boolean>(resolve => {
       let over = false
       const done = (sure: boolean): void => {
@@ -159,16 +166,23 @@ export class Replication {
           if (this.#init.status(h) === 'dead' || (how === 'queued' && this.#outboxes.get(h)?.deletes.get(id) !== tombstone)) took(h)
         }
       }
-      const timer = setTimeout(() => { done(false) }, this.#init.deleteWaitMs)
-      this.#watchers.add(check)
-      if (live.length === 0) return done(true)
-      for (const h of live) {
-        void this.#request(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] }).then(() => { took(h) }, () => {
+      const ask = (h: string): void => {
+        asked.add(h)
+        waiting.set(h, 'sending')
+        void this.#request(h, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [tombstone] }).then(res => {
+          // Those it knows of later copies are asked too, before it counts as done (a chain of restarts: each knows the next).
+          for (const l of res.later ?? []) if (l.vmId === id && !asked.has(l.owner) && asked.size <= MAX_LATER_ASKED && live(l.owner)) ask(l.owner)
+          took(h)
+        }, () => {
           this.#outbox(h).deletes.set(id, tombstone)
           waiting.set(h, 'queued')
           check()
         })
       }
+      const timer = setTimeout(() => { done(false) }, this.#init.deleteWaitMs)
+      this.#watchers.add(check)
+      if (first.size === 0) return done(true)
+      for (const h of first) ask(h)
     })
   }
 

@@ -62,8 +62,8 @@ export class Restarts {
   readonly #retry = new Map<string, BackoffState>()
   /** When each VM we wait for another holder to restart is handed to it next. */
   readonly #handoffs = new Map<string, BackoffState>()
-  /** The head of each VM we restarted (before our restart link), so that a record of it handed to us later is refused. */
-  readonly #restarted = new Map<string, Head>()
+  /** Each VM we restarted: the head before our restart link (a record of it handed to us later is refused) and the one after (a tombstone of it is sent on there). */
+  readonly #restarted = new Map<string, { from: Head, to: Head }>()
   #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
@@ -102,7 +102,12 @@ export class Restarts {
   /** Whether we restarted `vmId` from `head` or a later one (a record handed to us at that head is not needed). */
   restartedFrom (vmId: string, head: Head): boolean {
     const done = this.#restarted.get(vmId)
-    return done != null && compareHeads(done, head) >= 0
+    return done != null && compareHeads(done.from, head) >= 0
+  }
+
+  /** The head we restarted `vmId` at, if we did. */
+  restartedTo (vmId: string): Head | undefined {
+    return this.#restarted.get(vmId)?.to
   }
 
   /** Runs the restart rule over every VM we hold of an owner we count as dead; on each tick and each death. */
@@ -198,7 +203,7 @@ export class Restarts {
       if (this.#init.holdings.get(id) !== r) return
       const placing = this.#init.now()
       const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
-      this.#remember(id, headOf(chain))
+      this.#remember(id, headOf(chain), { epoch: headOf(chain).epoch + 1, owner: placed.node })
       const now = this.#init.now()
       this.#init.events.emit('vm.restarted', { id, deadOwner: owner, node: placed.node, epoch: headOf(chain).epoch + 1, ms: now - (this.#deadAt.get(owner) ?? now), placeMs: now - placing, attempts: placed.attempts })
       this.#retry.delete(id)
@@ -224,9 +229,9 @@ export class Restarts {
     return hasQuorum(designation, confirmed)
   }
 
-  #remember (id: string, head: Head): void {
+  #remember (id: string, from: Head, to: Head): void {
     this.#restarted.delete(id)
-    this.#restarted.set(id, head)
+    this.#restarted.set(id, { from, to })
     if (this.#restarted.size > MAX_REMEMBERED) this.#restarted.delete(this.#restarted.keys().next().value!)
   }
 

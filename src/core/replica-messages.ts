@@ -13,7 +13,7 @@
 import { z } from 'zod'
 import { peerIdSchema, vmIdSchema } from './ids.ts'
 import { LIMITS, PROTOCOL_VERSION, vmSpecSchema } from './messages.ts'
-import { chainSchema, designationSchema, tombstoneSchema } from './ownership-messages.ts'
+import { chainSchema, designationSchema, epochSchema, tombstoneSchema } from './ownership-messages.ts'
 
 /**
  * Records or tombstones per message: one with a full chain of restart links
@@ -66,8 +66,17 @@ export const replicaResponseSchema = z.union([
     settled: z.array(vmIdSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
     /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones: of those deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
-    tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional()
+    tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
+    /**
+     * delete: the later heads the answering node knows of a deleted VM — a
+     * restart it made, a record it holds, a copy it sees gossiped — whose
+     * owners the deleter sends the tombstone too (a delete that met a copy
+     * its chain has moved on from, restarted meanwhile).
+     */
+    later: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).max(4 * MAX_RECORDS_PER_MESSAGE).optional()
   }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500) }).strict()
 ])
 export type ReplicaResponse = z.infer<typeof replicaResponseSchema>
+/** A later head of a deleted VM (`delete`'s `later`). */
+export type LaterHead = NonNullable<Extract<ReplicaResponse, { ok: true }>['later']>[number]

@@ -43,6 +43,9 @@ function harness (records: VmRecord[], live: string[]) {
   let ringPeers = live
   let now = 0
   let failing = new Set<string>()
+  /** What each peer answers a delete with: the later heads it knows of, after `gate` (when given) resolves. */
+  const answers = new Map<string, { later: Array<{ vmId: string, epoch: number, owner: string }>, gate?: Promise<void> }>()
+  let known: string[] = []
   const r = new Replication({
     self: me.id,
     config: { ...DEFAULT_REPLICA, pushDelayMs: 0, ringSettleMs: 1_000 },
@@ -56,9 +59,13 @@ function harness (records: VmRecord[], live: string[]) {
     send: async (to, req): Promise<ReplicaResponse> => {
       sent.push({ to, req })
       if (failing.has(to)) throw new Error('unreachable')
-      return { v: 1, ok: true }
+      const a = req.op === 'delete' ? answers.get(to) : undefined
+      if (a == null) return { v: 1, ok: true }
+      await a.gate
+      return { v: 1, ok: true, later: a.later }
     },
-    deleteWaitMs: 1_000
+    deleteWaitMs: 1_000,
+    laterOwners: () => known
   })
   return {
     r,
@@ -67,7 +74,9 @@ function harness (records: VmRecord[], live: string[]) {
     local,
     setRing: (p: string[]) => { ringPeers = p; r.ringChanged() },
     advance: (ms: number) => { now += ms; r.tick() },
-    fail: (p: string[]) => { failing = new Set(p) }
+    fail: (p: string[]) => { failing = new Set(p) },
+    answers,
+    know: (p: string[]) => { known = p }
   }
 }
 
@@ -208,5 +217,40 @@ describe('Replication', () => {
     h.advance(100)
     expect(await answer).toBe(true)
     expect(h.sent.filter(s => s.req.op === 'delete' && s.to === b)).toHaveLength(2)
+  })
+
+  it('sends a delete on along a chain of restarts: to the later owner a holder names, then the one that names, and waits for the last', async () => {
+    const { h, a, gone } = await deleting()
+    h.fail([])
+    const [y, z, w] = peers.filter(p => !h.r.holders.includes(p))
+    const id = gone.spec.id
+    // a restarted the VM on y (epoch 1), y's holder restarted it on z (epoch 2); we know of neither.
+    let open!: () => void
+    h.answers.set(a, { later: [{ vmId: id, epoch: 1, owner: y }, { vmId: 'vm-other', epoch: 5, owner: w }] })
+    h.answers.set(y, { later: [{ vmId: id, epoch: 2, owner: z }, { vmId: id, epoch: 2, owner: me.id }] })
+    h.answers.set(z, { later: [{ vmId: id, epoch: 1, owner: y }], gate: new Promise(resolve => { open = resolve }) })
+    let sure: boolean | undefined
+    void h.r.deleted(gone).then(v => { sure = v })
+    await settle()
+    const deletesTo = (): string[] => h.sent.filter(s => s.req.op === 'delete').map(s => s.to)
+    expect(deletesTo()).toContain(y)
+    expect(deletesTo()).toContain(z)
+    // Not answered while z, the last of the chain, has not taken it; no one asked twice, nor ourselves, nor another VM's owner.
+    expect(sure).toBeUndefined()
+    open()
+    await settle()
+    expect(sure).toBe(true)
+    expect(deletesTo().filter(p => p === y || p === z)).toEqual([y, z])
+    expect(deletesTo()).not.toContain(me.id)
+    expect(deletesTo()).not.toContain(w)
+  })
+
+  it('sends a delete to the owners of later copies this node knows of itself', async () => {
+    const { h, gone } = await deleting()
+    h.fail([])
+    const other = peers.find(p => !h.r.holders.includes(p))!
+    h.know([other])
+    expect(await h.r.deleted(gone)).toBe(true)
+    expect(h.sent.filter(s => s.req.op === 'delete').map(s => s.to)).toContain(other)
   })
 })
