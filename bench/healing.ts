@@ -26,7 +26,7 @@ import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { BIN } from '../src/cli/cluster.ts'
+import { AGENT_NODE_FLAGS, agentEnv, BIN } from '../src/cli/cluster.ts'
 import { percentile } from '../src/core/stats.ts'
 import { seededRng } from '../src/core/rng.ts'
 import { clusterUp, type Cluster, type Member } from './lib/cluster.ts'
@@ -156,8 +156,8 @@ export async function vmsRunningAgain (observer: string, apiOf: Map<string, stri
 function restart (m: Member, bootstrap: string, cpu: number, memMiB: number, extra: string[]): number {
   const fd = openSync(m.log, 'a')
   const api = m.api.replace(/^http:\/\//, '')
-  const child = spawn(process.execPath, ['--max-semi-space-size=16', BIN, 'agent', '--listen', m.listen, '--api', api, '--data-dir', m.dataDir, '--json',
-    '--bootstrap', bootstrap, '--cpu', String(cpu), '--mem', `${memMiB}MiB`, ...extra], { detached: true, stdio: ['ignore', fd, fd] })
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, BIN, 'agent', '--listen', m.listen, '--api', api, '--data-dir', m.dataDir, '--json',
+    '--bootstrap', bootstrap, '--cpu', String(cpu), '--mem', `${memMiB}MiB`, ...extra], { env: agentEnv(), detached: true, stdio: ['ignore', fd, fd] })
   closeSync(fd)
   child.unref()
   return child.pid ?? 0

@@ -12,7 +12,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { AGENT_NODE_FLAGS } from '../../src/cli/cluster.ts'
+import { AGENT_NODE_FLAGS, agentEnv } from '../../src/cli/cluster.ts'
 import { bootstrapFor, waveSize, waves } from '../../src/cli/cluster-waves.ts'
 import { alive } from './proc.ts'
 
@@ -63,7 +63,7 @@ export async function bareClusterUp (opts: { nodes: number, log?: (line: string)
       const up = [...ready.keys()]
       await Promise.all(wave.map(async i => {
         const boot = bootstrapFor(i, up).map(k => ready.get(k)!.addr)
-        const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, file, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--bootstrap', boot.join(','), '--peers', peersFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+        const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, file, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--bootstrap', boot.join(','), '--peers', peersFile], { env: agentEnv(), stdio: ['ignore', 'pipe', 'inherit'] })
         const m: BareMember = { index: i, pid: child.pid ?? 0, api: '', addr: '', child }
         members.push(m)
         const line = await new Promise<string>((resolve, reject) => {

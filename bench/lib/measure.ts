@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { max, mean, percentile } from '../../src/core/stats.ts'
 import { request } from './http.ts'
-import { cpuSeconds, pssMiB, statusMiB } from './proc.ts'
+import { cpuSeconds, pssMiB, statusMiB, ussMiB } from './proc.ts'
 
 export const CONVERGENCE_TIMEOUT_MS = 15_000
 
@@ -23,6 +23,8 @@ export interface Idle {
   cpuPct: Spread
   rssMiB: Spread
   pssMiB: Spread
+  /** Memory of its own (ussMiB in proc.ts). */
+  ussMiB: Spread
   sampleS: number
 }
 
@@ -78,6 +80,7 @@ export async function idle (pids: readonly number[], ms: number): Promise<Idle> 
     cpuPct: spread(pct),
     rssMiB: spread(pids.map(p => statusMiB(p, 'VmRSS'))),
     pssMiB: spread(pids.map(pssMiB)),
+    ussMiB: spread(pids.map(ussMiB)),
     sampleS: wallS
   }
 }
@@ -133,6 +136,8 @@ export interface Load {
   /** Sampled every 2 s during the load: per process, its largest sample. */
   rssMiB: Spread
   pssMiB: Spread
+  /** Memory of its own (ussMiB in proc.ts). */
+  ussMiB: Spread
 }
 
 /** `total` creates, round-robin over the processes, `concurrency` in flight; memory sampled meanwhile. */
@@ -142,10 +147,12 @@ export async function load (apis: string[], pids: readonly number[], total: numb
   const others = new Map<string, number>()
   const rss = pids.map(() => 0)
   const pss = pids.map(() => 0)
+  const uss = pids.map(() => 0)
   const sampleMemory = (): void => {
     pids.forEach((p, i) => {
       rss[i] = Math.max(rss[i], statusMiB(p, 'VmRSS') || 0)
       pss[i] = Math.max(pss[i], pssMiB(p) || 0)
+      uss[i] = Math.max(uss[i], ussMiB(p) || 0)
     })
   }
   let next = 0
@@ -191,6 +198,7 @@ export async function load (apis: string[], pids: readonly number[], total: numb
     status,
     cpuPctSum: cpu.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0),
     rssMiB: spread(rss),
-    pssMiB: spread(pss)
+    pssMiB: spread(pss),
+    ussMiB: spread(uss)
   }
 }

@@ -17,6 +17,8 @@ export function goals (r: RunResult): Goal[] {
     out.push({ what: 'time to come up', target: '≤ 60 s', measured: `${fmt(a.upS)} s`, met: a.upS <= 60 })
     out.push({ what: 'idle CPU of the whole cluster', target: '≤ 50 % of one core', measured: `${fmt(a.idle.cpuPctSum)} %`, met: a.idle.cpuPctSum <= 50 })
     out.push({ what: 'RSS per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.rssMiB.mean)} MiB, max ${fmt(a.load.rssMiB.max)} MiB`, met: a.load.rssMiB.mean <= 100 })
+    // RSS counts whole, in each agent, the pages of the Node binary they all share: the memory each agent adds is its own (USS).
+    out.push({ what: 'memory of its own (USS) per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.ussMiB.mean)} MiB, max ${fmt(a.load.ussMiB.max)} MiB`, met: a.load.ussMiB.mean <= 100 })
     out.push({ what: 'convergence p99', target: '≤ 500 ms', measured: `${fmt(a.convergence.p99Ms, 0)} ms`, met: a.convergence.p99Ms <= 500 })
   }
   if (r.nodes === 50) out.push({ what: 'convergence p99', target: '≤ 250 ms', measured: `${fmt(a.convergence.p99Ms, 0)} ms`, met: a.convergence.p99Ms <= 250 })
@@ -35,6 +37,7 @@ const ROWS: Row[] = [
   { figure: 'idle CPU per process', get: s => s.idle.cpuPct.mean, digits: 2, unit: '% of a core' },
   { figure: 'idle RSS per process', get: s => s.idle.rssMiB.mean, unit: 'MiB' },
   { figure: 'idle PSS per process', get: s => s.idle.pssMiB.mean, unit: 'MiB' },
+  { figure: 'idle USS per process', get: s => s.idle.ussMiB.mean, unit: 'MiB' },
   { figure: 'convergence p50', get: s => s.convergence.p50Ms, digits: 0, unit: 'ms' },
   { figure: 'convergence p99', get: s => s.convergence.p99Ms, digits: 0, unit: 'ms' },
   { figure: 'creates per second', get: s => s.load.vmsPerS, unit: 'VMs/s' },
@@ -42,7 +45,8 @@ const ROWS: Row[] = [
   { figure: 'create p99', get: s => s.load.createMs.p99, unit: 'ms' },
   { figure: 'CPU under load, all processes', get: s => s.load.cpuPctSum, digits: 0, unit: '% of a core' },
   { figure: 'RSS per process under load', get: s => s.load.rssMiB.mean, unit: 'MiB' },
-  { figure: 'PSS per process under load', get: s => s.load.pssMiB.mean, unit: 'MiB' }
+  { figure: 'PSS per process under load', get: s => s.load.pssMiB.mean, unit: 'MiB' },
+  { figure: 'USS per process under load', get: s => s.load.ussMiB.mean, unit: 'MiB' }
 ]
 
 export function runTable (r: RunResult, capacityOk: boolean): string {
@@ -80,7 +84,7 @@ export function runTable (r: RunResult, capacityOk: boolean): string {
 
 export function summaryTable (runs: RunResult[]): string {
   const pair = (va: number, vb: number | undefined, digits = 1): string => `${fmt(va, digits)}${vb != null && Number.isFinite(vb) && vb !== 0 ? ` (${fmt(va / vb, 2)}×)` : ''}`
-  return table(['nodes', 'up s', 'idle CPU % (all)', 'RSS MiB (load)', 'PSS MiB (load)', 'VMs/s', 'create p50/p99 ms', 'convergence p50/p99 ms', 'goals'],
+  return table(['nodes', 'up s', 'idle CPU % (all)', 'RSS MiB (load)', 'PSS MiB (load)', 'USS MiB (load)', 'VMs/s', 'create p50/p99 ms', 'convergence p50/p99 ms', 'goals'],
     runs.map(r => {
       const a = r.agents
       const b = r.baseline
@@ -90,6 +94,7 @@ export function summaryTable (runs: RunResult[]): string {
         pair(a.idle.cpuPctSum, b?.idle.cpuPctSum),
         pair(a.load.rssMiB.mean, b?.load.rssMiB.mean),
         pair(a.load.pssMiB.mean, b?.load.pssMiB.mean),
+        pair(a.load.ussMiB.mean, b?.load.ussMiB.mean),
         pair(a.load.vmsPerS, b?.load.vmsPerS),
         `${pair(a.load.createMs.p50, b?.load.createMs.p50, 0)} / ${pair(a.load.createMs.p99, b?.load.createMs.p99, 0)}`,
         `${pair(a.convergence.p50Ms, b?.convergence.p50Ms, 0)} / ${pair(a.convergence.p99Ms, b?.convergence.p99Ms, 0)}`,
