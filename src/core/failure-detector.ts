@@ -363,7 +363,8 @@ export class FailureDetector {
       this.#timing.awareness.apply(asked)
       return
     }
-    this.#timing.awareness.apply(asked > 0 ? asked - nacks : 1)
+    // Helpers not heard from count against our own health, unless two refused connections decided it before they could answer.
+    this.#timing.awareness.apply(asked > 0 && !this.#probes.refusedTwice(p) ? asked - nacks : asked > 0 ? 0 : 1)
     if (this.#members.status(p.target) === 'dead') return
     const added = this.#members.peek(p.target)?.addedAtMs
     if (p.unsent !== true && added != null && this.#now - added < this.#joinGraceMs) {

@@ -71,11 +71,25 @@ export class ProbeTable {
     return [...this.#bySeq.values()]
   }
 
-  /** Records a helper's nack; whether every helper asked has now nacked for want of even sending its ping (the target is gone). */
+  /**
+   * Records a helper's nack; whether the probe is decided: every helper
+   * asked has nacked for want of even sending its ping, or one has and our
+   * own ping could not be sent either (`unsent`) — two peers refused a
+   * connection by the target: nothing listens there any more. A helper
+   * slowed by a busy host is not waited for then (its nack would come after
+   * its own timeout, stretched by the target's round trip and the host).
+   */
   nack (p: Probe, helper: string, unreachable: boolean): boolean {
     if (!p.indirect || !p.helpers.has(helper)) return false
     p.nacks.set(helper, unreachable)
-    return this.allUnreachable(p)
+    return (unreachable && p.unsent === true) || this.allUnreachable(p)
+  }
+
+  /** Decided before every helper answered: our ping and a helper's could not be sent. */
+  refusedTwice (p: Probe): boolean {
+    if (p.unsent !== true) return false
+    for (const unreachable of p.nacks.values()) if (unreachable) return true
+    return false
   }
 
   allUnreachable (p: Probe): boolean {

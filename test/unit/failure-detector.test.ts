@@ -329,9 +329,28 @@ describe('FailureDetector: hints from the transport', () => {
     expect(ping.to).toBe('b')
     const s2 = d.sendFailed('b', ping.message, 510)
     expect(sent(s2, 'ping-req')).toHaveLength(3)
-    let s3: DetectorStep | undefined
-    for (const r of sent(s2, 'ping-req')) s3 = d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq, unreachable: true }), 520)
-    expect(s3?.changes).toEqual([expect.objectContaining({ peer: 'b', from: 'alive', to: 'suspect' })])
+    // Decided at the first helper's refusal (the next test); the later nacks change nothing.
+    const changes = sent(s2, 'ping-req').flatMap(r => d.receive(r.to, msg('nack', { seq: (ping.message as { seq: number }).seq, unreachable: true }), 520).changes)
+    expect(changes).toEqual([expect.objectContaining({ peer: 'b', from: 'alive', to: 'suspect' })])
+  })
+
+  it('a ping that cannot be sent, and one helper\'s that cannot either: decided at once, the slower helpers not waited for, our health untouched', () => {
+    const d = make(['a', 'b', 'c', 'd'])
+    const [ping] = sent(d.hint('b', 'disconnected', 500), 'ping')
+    const reqs = sent(d.sendFailed('b', ping.message, 510), 'ping-req')
+    expect(reqs).toHaveLength(3)
+    const s = d.receive(reqs[0].to, msg('nack', { seq: (ping.message as { seq: number }).seq, unreachable: true }), 520)
+    expect(s.changes).toEqual([expect.objectContaining({ peer: 'b', from: 'alive', to: 'suspect' })])
+    expect(d.health).toBe(0)
+  })
+
+  it('a ping that timed out (sent, not refused) and one helper\'s refused: still waits for the others', () => {
+    const d = make(['a', 'b', 'c', 'd'])
+    const { target, seq } = firstProbe(d)
+    const reqs = sent(d.tick(d.t0 + 200), 'ping-req')
+    const s = d.receive(reqs[0].to, msg('nack', { seq, unreachable: true }), d.t0 + 300)
+    expect(s.changes).toEqual([])
+    expect(d.status(target)).toBe('alive')
   })
 
   it('a dead member that connects again is pinged, with its death, so that it refutes', () => {
