@@ -13,7 +13,7 @@ import type { Logger } from 'pino'
 import type { VmSummary } from '../core/messages.ts'
 import { checkTombstone, compareHeads, type Head, headOf, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
-import type { LaterHead } from '../core/replica-messages.ts'
+import { type LaterHead, MAX_LATER_HEADS } from '../core/replica-messages.ts'
 import type { Holdings } from './holdings.ts'
 import type { LocalNode } from './local-node.ts'
 
@@ -106,6 +106,6 @@ export class TombstoneIntake {
       if (held != null) add(vmId, headOf(held.record.chain))
     }
     for (const vm of this.#init.clusterVms()) if (byVm.has(vm.id)) add(vm.id, { epoch: vm.epoch, owner: vm.node })
-    return [...out.values()]
+    return [...out.values()].slice(0, MAX_LATER_HEADS)
   }
 }

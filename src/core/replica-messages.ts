@@ -20,6 +20,8 @@ import { chainSchema, designationSchema, epochSchema, tombstoneSchema } from './
  * is about 15 kB, so 48 stay under the 1 MiB bound of a message.
  */
 export const MAX_RECORDS_PER_MESSAGE = 48
+/** Later heads in a `delete`'s answer: a few for each of its tombstones (those beyond are left out; gossip finds their copies later). */
+export const MAX_LATER_HEADS = 4 * MAX_RECORDS_PER_MESSAGE
 /** VM ids per `chain` request: one claim at a time, a few at once. */
 export const MAX_CHAINS_PER_MESSAGE = 48
 
@@ -73,7 +75,7 @@ export const replicaResponseSchema = z.union([
      * owners the deleter sends the tombstone too (a delete that met a copy
      * its chain has moved on from, restarted meanwhile).
      */
-    later: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).max(4 * MAX_RECORDS_PER_MESSAGE).optional()
+    later: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).max(MAX_LATER_HEADS).optional()
   }).strict(),
   z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), reason: z.string().max(500) }).strict()
 ])
