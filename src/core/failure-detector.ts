@@ -90,9 +90,7 @@ export class FailureDetector {
   /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
   get health (): number { return this.#timing.awareness.score }
 
-  status (peer: string): MemberStatus | undefined {
-    return this.#members.status(peer)
-  }
+  status (peer: string): MemberStatus | undefined { return this.#members.status(peer) }
 
   /** Every member with its status and incarnation (for tests, metrics and the simulator). */
   members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> {
@@ -179,6 +177,8 @@ export class FailureDetector {
       }
       const r = this.#relays.take(msg.seq, to)
       if (r != null && !r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
+      // Relayed for another observer of the target, and refused: we observe it too, our word is needed — probe it now.
+      if (r != null && this.#members.observersOf(to)?.includes(this.self) === true && this.#members.status(to) !== 'dead' && !this.#probes.probing(to)) this.#extraProbe(to)
     } else if (msg.type === 'ping-req') {
       const p = this.#probes.get(msg.seq)
       if (p != null && p.helpers.delete(to) && this.#probes.allUnreachable(p)) this.#conclude(p)

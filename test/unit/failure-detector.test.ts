@@ -365,6 +365,21 @@ describe('FailureDetector: hints from the transport', () => {
     expect(back.changes).toEqual([expect.objectContaining({ peer: 'x', to: 'alive', refuted: true })])
   })
 
+  it.each([
+    { name: 'with the monitoring topology, a helper that observes the target probes it itself at once', observers: 4, probes: true },
+    { name: 'without it (everyone observes everyone), it only nacks', observers: null, probes: false }
+  ])('a relayed ping refused: $name', ({ observers, probes }) => {
+    const d = make(Array.from({ length: 12 }, (_, i) => `p${String(i).padStart(2, '0')}`), { config: { observers } })
+    // A subject of ours (the round probe walks them), answered: nothing in flight.
+    const { target, seq } = firstProbe(d)
+    d.receive(target, msg('ack', { seq }), d.t0 + 10)
+    const asker = ['p00', 'p01', 'p02'].find(p => p !== target)!
+    const [relay] = sent(d.receive(asker, msg('ping-req', { seq: 900, target }), d.t0 + 20), 'ping')
+    const step = d.sendFailed(target, relay.message, d.t0 + 30)
+    expect(sent(step, 'nack')).toEqual([{ to: asker, message: expect.objectContaining({ seq: 900, unreachable: true }) }])
+    expect(sent(step, 'ping').map(o => o.to)).toEqual(probes ? [target] : [])
+  })
+
   it('ping-reqs beyond what it serves at once are nacked at once', () => {
     const d = make(['a', 'b'])
     for (let i = 0; i < 1024; i++) d.receive('a', msg('ping-req', { seq: i, target: 'b' }), 10)
