@@ -39,7 +39,7 @@ export interface ReplicationInit {
   send: (peerId: string, req: ReplicaRequest) => Promise<ReplicaResponse>
   /** How long a user's delete waits for its tombstone to reach the holders. */
   deleteWaitMs: number
-  /** The owners of copies of a VM later than the tombstone's head that this node knows of (replica-service.ts `#laterHeads`). */
+  /** The owners of copies of a VM later than the tombstone's head that this node knows of (tombstone-intake.ts `laterHeads`). */
   laterOwners: (vmId: string, tombstone: Tombstone) => string[]
 }
 

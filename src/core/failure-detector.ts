@@ -364,7 +364,7 @@ export class FailureDetector {
       return
     }
     // Helpers not heard from count against our own health, unless two refused connections decided it before they could answer.
-    this.#timing.awareness.apply(asked > 0 && !this.#probes.refusedTwice(p) ? asked - nacks : asked > 0 ? 0 : 1)
+    this.#timing.awareness.apply(asked === 0 ? 1 : this.#probes.refusedTwice(p) ? 0 : asked - nacks)
     if (this.#members.status(p.target) === 'dead') return
     const added = this.#members.peek(p.target)?.addedAtMs
     if (p.unsent !== true && added != null && this.#now - added < this.#joinGraceMs) {
