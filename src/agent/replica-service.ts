@@ -283,7 +283,7 @@ export class ReplicaService {
         return ok
       }
       case 'delete': {
-        const { refused, later, deleting } = this.#tombstones.take(from, req.tombstones)
+        const { refused, later, deleting } = this.#tombstones.take(from, req.tombstones, true)
         await deleting
         return { ...ok, ...(refused.length > 0 ? { refused } : {}), ...(later.length > 0 ? { later } : {}) }
       }

@@ -42,12 +42,12 @@ export class TombstoneIntake {
    * Tombstones from `from`: each deletes our copy and our replica of its VM
    * when its chain reaches theirs, and is kept; one that reaches nothing we
    * hold is kept only from its own owner (we may be asked to restart that VM
-   * later). Returns those refused, the later heads we know of the VMs of
-   * those kept (`laterHeads`: the sender sends them the tombstone too), and
-   * the deletes of our copies, done once each tombstone of ours reached our
-   * own holders.
+   * later). Returns those refused, with `withLater` the later heads we know
+   * of the VMs of those kept (`laterHeads`: a deleting sender sends them the
+   * tombstone too; none otherwise), and the deletes of our copies, done once
+   * each tombstone of ours reached our own holders.
    */
-  take (from: string, tombstones: readonly Tombstone[]): { refused: Array<{ vmId: string, reason: string }>, later: LaterHead[], deleting: Promise<void> } {
+  take (from: string, tombstones: readonly Tombstone[], withLater = false): { refused: Array<{ vmId: string, reason: string }>, later: LaterHead[], deleting: Promise<void> } {
     const refused: Array<{ vmId: string, reason: string }> = []
     const keep: Tombstone[] = []
     const replicas: string[] = []
@@ -71,7 +71,7 @@ export class TombstoneIntake {
       if (deletesCopy) copies.push(t.vmId)
     }
     // Read before the records they name are dropped.
-    const later = this.laterHeads(keep, from)
+    const later = withLater ? this.laterHeads(keep, from) : []
     this.#init.holdings.drop(replicas)
     const deleting = copies.map(async id => {
       this.#init.log.info({ component: 'discovery:replica', vm: id, by: from }, 'deleted elsewhere: stopping our copy')

@@ -178,7 +178,7 @@ export class FailureDetector {
       const r = this.#relays.take(msg.seq, to)
       if (r != null && !r.nacked) this.#send(r.requester, { type: 'nack', seq: r.requesterSeq, unreachable: true })
       // Relayed for another observer of the target, and refused: we observe it too, our word is needed — probe it now.
-      if (r != null && this.#members.observersOf(to)?.includes(this.self) === true && this.#members.status(to) !== 'dead' && !this.#probes.probing(to)) this.#extraProbe(to)
+      if (r != null && this.#members.topology && this.#members.observes(to) && this.#members.status(to) !== 'dead' && !this.#probes.probing(to)) this.#extraProbe(to)
     } else if (msg.type === 'ping-req') {
       const p = this.#probes.get(msg.seq)
       if (p != null && p.helpers.delete(to) && this.#probes.allUnreachable(p)) this.#conclude(p)

@@ -82,7 +82,7 @@ export class ProbeTable {
   nack (p: Probe, helper: string, unreachable: boolean): boolean {
     if (!p.indirect || !p.helpers.has(helper)) return false
     p.nacks.set(helper, unreachable)
-    return (unreachable && p.unsent === true) || this.allUnreachable(p)
+    return this.refusedTwice(p) || this.allUnreachable(p)
   }
 
   /** Decided before every helper answered: our ping and a helper's could not be sent. */

@@ -53,7 +53,7 @@ function intake (opts: { copy?: Chain, held?: Chain, restartedTo?: { epoch: numb
 describe('TombstoneIntake', () => {
   it('deletes our later copy with an older head\'s tombstone, and is done only once that delete is', async () => {
     const h = intake({ copy: restarted(me.id) })
-    const { refused, later, deleting } = h.t.take(X.id, [makeTombstone(origin(), 5, X.signer)])
+    const { refused, later, deleting } = h.t.take(X.id, [makeTombstone(origin(), 5, X.signer)], true)
     expect(refused).toEqual([])
     expect(later).toEqual([])
     expect(h.removed).toEqual([VM])
@@ -72,7 +72,7 @@ describe('TombstoneIntake', () => {
       restartedTo: { epoch: 1, owner: Y.id },
       gossip: [{ node: Z.id, epoch: 2 }, { node: X.id, epoch: 0 }, { node: me.id, epoch: 3 }, { node: R.id, epoch: 3 }]
     })
-    const { later } = h.t.take(R.id, [makeTombstone(origin(), 5, X.signer)])
+    const { later } = h.t.take(R.id, [makeTombstone(origin(), 5, X.signer)], true)
     // Not the sender (R), not ourselves, not the tombstone's own head (X at 0).
     expect(later.sort((a, b) => a.epoch - b.epoch)).toEqual([{ vmId: VM, epoch: 1, owner: Y.id }, { vmId: VM, epoch: 2, owner: Z.id }])
     expect(h.dropped).toEqual([VM])
@@ -80,7 +80,7 @@ describe('TombstoneIntake', () => {
 
   it('refuses a stranger\'s tombstone that reaches nothing held here, and tells it nothing', () => {
     const h = intake({ gossip: [{ node: Y.id, epoch: 1 }] })
-    const { refused, later } = h.t.take(Z.id, [makeTombstone(origin(), 5, X.signer)])
+    const { refused, later } = h.t.take(Z.id, [makeTombstone(origin(), 5, X.signer)], true)
     expect(refused.map(r => r.vmId)).toEqual([VM])
     expect(later).toEqual([])
     expect(h.kept).toEqual([])
