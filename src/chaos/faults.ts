@@ -1,13 +1,17 @@
 /**
  * The cluster under test and the faults done to it: SIGKILL, restart through
  * `cluster restart` (src/cli/cluster-restart.ts), SIGSTOP/SIGCONT, and
- * partitions and heals through the agents' admin routes. Each fault is
- * recorded as it is done. Admin requests never go to a paused agent (it
+ * partitions and heals: the kernel's when each agent has a network namespace
+ * of its own (`--netns`: packets dropped in the receiving namespace,
+ * src/cli/netns.ts), otherwise through the agents' admin routes. Each fault
+ * is recorded as it is done. Admin requests never go to a paused agent (it
  * would take them on waking, maybe after the heal): it is healed when it
- * resumes instead.
+ * resumes instead. Kernel drops need no agent: a paused or restarting agent
+ * is cut off and healed like the others.
  */
 import { clusterRestart } from '../cli/cluster-restart.ts'
 import { alive, readClusterFile } from '../cli/cluster.ts'
+import { dropFrom, liftDrops, type NetLab } from '../cli/netns.ts'
 import type { FaultKind, FaultRecord } from './history.ts'
 import { send } from './http.ts'
 
@@ -38,13 +42,16 @@ export class ChaosCluster {
   readonly #restartWaitMs: number
   /** Agents that hold partition blocks (healed when they resume if a heal missed them). */
   readonly #blocked = new Set<number>()
+  /** The cluster's namespaces, when it has them: partitions are then the kernel's. */
+  readonly lab: NetLab | undefined
 
-  constructor (dir: string, token: string | undefined, members: Member[], t0: number, restartWaitMs: number) {
+  constructor (dir: string, token: string | undefined, members: Member[], t0: number, restartWaitMs: number, lab?: NetLab) {
     this.dir = dir
     this.token = token
     this.members = members
     this.#t0 = t0
     this.#restartWaitMs = restartWaitMs
+    this.lab = lab
   }
 
   now (): number { return Date.now() - this.#t0 }
@@ -110,7 +117,17 @@ export class ChaosCluster {
       this.#record('resume', [i], false, err.code ?? err.message)
       return
     }
-    if (this.#blocked.has(i)) await this.#admin(i, '/v1/admin/heal', {})
+    if (this.lab == null && this.#blocked.has(i)) await this.#admin(i, '/v1/admin/heal', {})
+  }
+
+  /** Agent `i` drops what `from` sends (the kernel's partition); false when `ip` failed. */
+  async #drop (i: number, from: number[]): Promise<boolean> {
+    try {
+      await dropFrom(this.lab!, i, from)
+      return true
+    } catch {
+      return false
+    }
   }
 
   async #admin (i: number, path: string, body: unknown): Promise<boolean> {
@@ -130,15 +147,27 @@ export class ChaosCluster {
    */
   async partition (side: number[], rest: number[], oneWay: boolean): Promise<void> {
     const ids = (list: number[]): string[] => list.map(i => this.members[i].peerId)
-    const calls = side.map(async i => await this.#admin(i, '/v1/admin/partition', { peers: ids(rest), direction: oneWay ? 'inbound' : 'both' }))
-    if (!oneWay) calls.push(...rest.map(async i => await this.#admin(i, '/v1/admin/partition', { peers: ids(side), direction: 'both' })))
+    const lab = this.lab
+    const calls = lab != null
+      ? side.map(async i => await this.#drop(i, rest))
+      : side.map(async i => await this.#admin(i, '/v1/admin/partition', { peers: ids(rest), direction: oneWay ? 'inbound' : 'both' }))
+    if (!oneWay) {
+      calls.push(...rest.map(async i => lab != null ? await this.#drop(i, side) : await this.#admin(i, '/v1/admin/partition', { peers: ids(side), direction: 'both' })))
+    }
     const results = await Promise.all(calls)
     const done = results.filter(Boolean).length
-    this.#record('partition', side, done > 0, `${done} of ${results.length} agents blocked`, { peers: rest, oneWay })
+    const what = lab != null ? 'namespaces dropping packets' : 'agents blocked'
+    this.#record('partition', side, done > 0, `${done} of ${results.length} ${what}`, { peers: rest, oneWay })
   }
 
   /** Lifts every block of the agents named (all of them without a list). */
   async heal (agents: number[] = this.members.map(m => m.index)): Promise<void> {
+    const lab = this.lab
+    if (lab != null) {
+      const lifted = await Promise.all(agents.map(async i => await liftDrops(lab, i, this.members.length).then(() => true, () => false)))
+      this.#record('heal', agents, lifted.every(Boolean), `${lifted.filter(Boolean).length} of ${agents.length} namespaces healed`)
+      return
+    }
     const results = await Promise.all(agents.map(async i => await this.#admin(i, '/v1/admin/heal', {})))
     this.#record('heal', agents, results.some(Boolean) || agents.every(i => this.members[i].state !== 'up'), `${results.filter(Boolean).length} of ${agents.length} agents healed`)
   }

@@ -37,6 +37,13 @@ export interface ChaosOptions {
   convergeWithinMs: number
   /** How long the cluster may take to settle after the faults (default 120 s). */
   settleTimeoutMs: number
+  /**
+   * Each agent started in a network namespace of its own, and partitions made
+   * by the kernel (packets dropped, connections left to time out) rather than
+   * by the agents' admin routes. Root only. Default false. An attached
+   * cluster started with `cluster up --netns` gets kernel partitions anyway.
+   */
+  netns: boolean
 }
 
 export interface ChaosFlags {
@@ -56,6 +63,7 @@ export interface ChaosFlags {
   cpu?: string
   convergeWithin?: string
   settleTimeout?: string
+  netns?: boolean
 }
 
 export function parseChaosOptions (f: ChaosFlags, attachedReplicas?: number): ChaosOptions {
@@ -87,7 +95,8 @@ export function parseChaosOptions (f: ChaosFlags, attachedReplicas?: number): Ch
     replicas,
     cpu: f.cpu != null ? parseInteger('--cpu', f.cpu, 1, 4096) : 8,
     convergeWithinMs: f.convergeWithin != null ? parseDuration('--converge-within', f.convergeWithin) : 5_000,
-    settleTimeoutMs: f.settleTimeout != null ? parseDuration('--settle-timeout', f.settleTimeout) : 120_000
+    settleTimeoutMs: f.settleTimeout != null ? parseDuration('--settle-timeout', f.settleTimeout) : 120_000,
+    netns: f.netns === true
   }
 }
 
@@ -100,5 +109,6 @@ export function replayCommand (o: ChaosOptions): string {
   parts.push('--duration', s(o.durationMs), '--kill-every', s(o.killEveryMs), '--pause-every', s(o.pauseEveryMs), '--partition-every', s(o.partitionEveryMs),
     '--max-down', String(o.maxDown), '--rate', String(o.rate), '--seed', String(o.seed), '--converge-within', s(o.convergeWithinMs))
   if (o.fuzz > 0) parts.push('--fuzz', String(o.fuzz))
+  if (o.netns) parts.push('--netns')
   return parts.join(' ')
 }

@@ -33,7 +33,7 @@ function reportDirOf (o: ChaosOptions): string {
 async function startCluster (o: ChaosOptions, dir: string): Promise<string> {
   const clusterDir = join(dir, 'cluster')
   await clusterUp({
-    nodes: o.nodes, dir: clusterDir, basePort: 0, foreground: false, json: true, admin: true,
+    nodes: o.nodes, dir: clusterDir, basePort: 0, foreground: false, json: true, admin: true, netns: o.netns,
     agentArgs: ['--cpu', String(o.cpu), '--mem', `${o.cpu * 2}GiB`, '--replicas', String(o.replicas)],
     stallMs: 60_000,
     progress: () => {}
@@ -110,7 +110,7 @@ export async function runChaos (o: ChaosOptions, hooks: RunHooks): Promise<Chaos
   if (file == null) throw new OperationError(`no cluster in ${clusterDir}: start one with \`discovery cluster up --admin --nodes N --dir ${clusterDir}\``)
   const token = clusterToken(file)
   const t0 = Date.now()
-  const c = new ChaosCluster(clusterDir, token, await members(clusterDir, token), t0, 60_000 + 1_000 * file.nodes.length)
+  const c = new ChaosCluster(clusterDir, token, await members(clusterDir, token), t0, 60_000 + 1_000 * file.nodes.length, file.netns)
   const nodes = c.members.length
   try {
     const schedule = buildSchedule({

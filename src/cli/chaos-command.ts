@@ -36,6 +36,7 @@ export function chaosCommand (program: Command): void {
     .option('--cpu <n>', 'vCPUs each agent started offers (default 8)')
     .option('--converge-within <d>', 'views must agree this long after churn stops (default 5s)')
     .option('--settle-timeout <d>', 'how long the cluster may take to settle after the faults (default 120s)')
+    .option('--netns', 'root: each agent started in a network namespace of its own, partitions made by the kernel (packets dropped) instead of the admin routes')
     .option('--json', 'print only the report JSON on stdout')
     .action(async (flags) => {
       const opts = parseChaosOptions(flags, flags.attach != null ? attachedReplicas(flags.attach) : undefined)

@@ -54,7 +54,7 @@ export async function clusterRestart (dir: string, index: number, opts: RestartO
   await stop(member.pid, opts.graceMs ?? 10_000)
   const argv = restartArgv(member, file.nodes)
   const from = existsSync(member.log) ? statSync(member.log).size : 0
-  const child = spawnArgv(argv, member.log, false)
+  const child = spawnArgv(argv, member.log, false, member.netns)
   const pid = child.pid ?? 0
   // Read, change, write with no await between: restarts of other agents by this process never lose each other's pid.
   const record = (changes: Partial<ClusterMember>): ClusterMember => {

@@ -8,7 +8,7 @@
  * line of their logs.
  */
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, setPriority } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -16,6 +16,8 @@ import { ApiClient } from './client.ts'
 import { agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, writeClusterFile } from './cluster.ts'
 import { bootstrapFor, StallWatch, waveSize, waves } from './cluster-waves.ts'
 import { OperationError, UsageError } from './errors.ts'
+import { agentIp, createLab, destroyLab, type NetLab, nsName } from './netns.ts'
+import { formatSwarmKey } from '../net/swarm-key.ts'
 
 export interface UpOptions {
   nodes: number
@@ -45,6 +47,13 @@ export interface UpOptions {
    * made once into `DIR/api.token` (mode 0600) and recorded in cluster.json.
    */
   admin?: boolean
+  /**
+   * Each agent in a network namespace of its own, joined by a bridge
+   * (netns.ts; root only): partitions can then be the kernel's. The agents
+   * listen on their namespace's address, so they get a swarm key made into
+   * `DIR/swarm.key` and an API token (as with `admin`).
+   */
+  netns?: boolean
 }
 
 /** An agent's niceness once it answers (UpOptions.nice). */
@@ -124,26 +133,39 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   const file: ClusterFile = { basePort: opts.basePort, nodes: [] }
   const extra = [...opts.agentArgs]
   let token: string | undefined
-  if (opts.admin === true) {
+  if (opts.admin === true || opts.netns === true) {
     file.tokenFile = ensureTokenFile(dir)
     token = clusterToken(file)
-    extra.push('--admin', '--api-token-file', file.tokenFile)
+    extra.push('--api-token-file', file.tokenFile)
+    if (opts.admin === true) extra.push('--admin')
   }
+  let lab: NetLab | undefined
+  if (opts.netns === true) {
+    lab = createLab(opts.nodes)
+    file.netns = lab
+    const keyFile = join(dir, 'swarm.key')
+    if (!existsSync(keyFile)) writeFileSync(keyFile, formatSwarmKey(), { mode: 0o600 })
+    extra.push('--swarm-key', keyFile)
+  }
+  const hostOf = lab != null ? (i: number) => agentIp(lab, i) : undefined
   const save = (): void => {
-    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log, argv: m.argv })).sort((a, b) => a.index - b.index)
+    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log, argv: m.argv, ...(m.netns != null ? { netns: m.netns } : {}) })).sort((a, b) => a.index - b.index)
     writeClusterFile(dir, file)
   }
+  // Recorded before any agent starts: `cluster down` then removes the namespaces whatever happens next.
+  if (lab != null) save()
   const watch = new StallWatch(opts.stallMs, Date.now())
   const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`
   let lastSaid = 0
 
   const start = (i: number, bootstrap?: string[]): void => {
-    const p = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap)
+    const p = memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap, hostOf)
     const logFrom = existsSync(p.log) ? statSync(p.log).size : 0
-    const child = spawnAgent(p, extra, opts.foreground)
+    const netns = lab != null ? nsName(lab, i) : undefined
+    const child = spawnAgent(p, extra, opts.foreground, netns)
     const { args: _args, ...member } = p
     // The command line `cluster restart` runs again (its ports pinned once the agent has them).
-    members.push({ ...member, pid: child.pid ?? 0, argv: agentArgv(p, extra), child, logFrom, answering: false, seesAlive: 0 })
+    members.push({ ...member, pid: child.pid ?? 0, argv: agentArgv(p, extra), child, logFrom, answering: false, seesAlive: 0, ...(netns != null ? { netns } : {}) })
   }
 
   /** Reads the ready lines of the agents started; fails at once on one that exited. */
@@ -234,6 +256,8 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
     const end = Date.now() + 10_000
     while (Date.now() < end && members.some(m => alive(m.pid))) await sleep(100)
     for (const m of members) if (alive(m.pid)) try { process.kill(m.pid, 'SIGKILL') } catch {}
+    while (Date.now() < end + 5_000 && members.some(m => alive(m.pid))) await sleep(50)
+    if (lab != null) destroyLab(lab, opts.nodes)
     rmSync(clusterFilePath(dir), { force: true })
     throw err
   }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { killQemu, vmQemus, waitExit } from '../hypervisor/index.ts'
 import { ApiClient } from './client.ts'
 import { OperationError, UsageError } from './errors.ts'
+import { destroyLab, type NetLab } from './netns.ts'
 import { shortId, table } from './table.ts'
 
 export const BIN = fileURLToPath(new URL('../../bin/discovery.js', import.meta.url))
@@ -29,6 +30,8 @@ export interface ClusterMember {
    * again. Absent in files written before it was recorded.
    */
   argv?: string[]
+  /** The network namespace it runs in (`cluster up --netns`): restarts run it there again. */
+  netns?: string
 }
 
 export interface ClusterFile {
@@ -36,6 +39,8 @@ export interface ClusterFile {
   nodes: ClusterMember[]
   /** The API token's file, when the agents require one (`cluster up --admin`). */
   tokenFile?: string
+  /** The namespaces and bridge of a cluster started with `--netns` (netns.ts), removed by `cluster down`. */
+  netns?: NetLab
 }
 
 /** The token the cluster's agents require, read from the file cluster.json names (none when it names none). */
@@ -107,15 +112,16 @@ export function bootstrapPeers (index: number, n: number): number[] {
  * (no clash with anything else on the machine, as tests need): then
  * `bootstrap` gives the addresses of agents already up.
  */
-export function memberPlan (index: number, n: number, dir: string, basePort: number, bootstrap?: string[]): ClusterMember & { args: string[] } {
+export function memberPlan (index: number, n: number, dir: string, basePort: number, bootstrap?: string[], hostOf: (i: number) => string = () => '127.0.0.1'): ClusterMember & { args: string[] } {
   const auto = basePort === 0
   const apiPort = auto ? 0 : basePort + index
   const dataDir = join(dir, `agent-${index}`)
-  const listen = `/ip4/127.0.0.1/tcp/${auto ? 0 : basePort + 1000 + index}`
-  const peers = bootstrap ?? (auto ? [] : bootstrapPeers(index, n).map(k => `/ip4/127.0.0.1/tcp/${basePort + 1000 + k}`))
-  const args = ['agent', '--listen', listen, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--json']
+  const host = hostOf(index)
+  const listen = `/ip4/${host}/tcp/${auto ? 0 : basePort + 1000 + index}`
+  const peers = bootstrap ?? (auto ? [] : bootstrapPeers(index, n).map(k => `/ip4/${hostOf(k)}/tcp/${basePort + 1000 + k}`))
+  const args = ['agent', '--listen', listen, '--api', `${host}:${apiPort}`, '--data-dir', dataDir, '--json']
   if (peers.length > 0) args.push('--bootstrap', peers.join(','))
-  return { index, pid: 0, api: `http://127.0.0.1:${apiPort}`, listen, dataDir, log: join(dir, `agent-${index}.log`), args }
+  return { index, pid: 0, api: `http://${host}:${apiPort}`, listen, dataDir, log: join(dir, `agent-${index}.log`), args }
 }
 
 /** The ready line an agent started with `--json` writes (to its log, in a cluster): its API and libp2p addresses. */
@@ -161,14 +167,19 @@ export function agentArgv (plan: ReturnType<typeof memberPlan>, extra: string[])
   return [...AGENT_NODE_FLAGS, BIN, ...plan.args, ...extra]
 }
 
-export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean): ChildProcess {
-  return spawnArgv(agentArgv(plan, extra), plan.log, foreground)
+export function spawnAgent (plan: ReturnType<typeof memberPlan>, extra: string[], foreground: boolean, netns?: string): ChildProcess {
+  return spawnArgv(agentArgv(plan, extra), plan.log, foreground, netns)
 }
 
-/** Starts `node ARGV` with its output appended to `log`; detached (it outlives us) unless in the foreground. */
-export function spawnArgv (argv: string[], log: string, foreground: boolean): ChildProcess {
+/**
+ * Starts `node ARGV` with its output appended to `log`; detached (it outlives
+ * us) unless in the foreground. In namespace `netns` through `ip netns exec`,
+ * which execs node in place: the child's pid is the agent's.
+ */
+export function spawnArgv (argv: string[], log: string, foreground: boolean, netns?: string): ChildProcess {
   const fd = openSync(log, 'a')
-  const child = spawn(process.execPath, argv, {
+  const [cmd, args] = netns != null ? ['ip', ['netns', 'exec', netns, process.execPath, ...argv]] : [process.execPath, argv]
+  const child = spawn(cmd, args, {
     env: agentEnv(),
     detached: !foreground,
     stdio: foreground ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd]
@@ -250,6 +261,8 @@ export async function clusterDown (dir: string, graceMs = 10_000, purge = false)
   const end = Date.now() + graceMs
   while (Date.now() < end && pids.some(alive)) await new Promise(r => setTimeout(r, 100))
   for (const pid of pids.filter(alive)) try { process.kill(pid, 'SIGKILL') } catch {}
+  while (Date.now() < end + 5_000 && pids.some(alive)) await new Promise(r => setTimeout(r, 50))
+  if (file.netns != null) destroyLab(file.netns, file.nodes.length)
   rmSync(clusterFilePath(dir), { force: true })
   const qemus = (await Promise.all(file.nodes.map(async m => await vmQemus(resolve(m.dataDir))))).flat()
   if (purge) {

@@ -102,6 +102,7 @@ cluster.command('up')
   .option('--driver <name>', 'each agent\'s hypervisor driver: sim (default) or qemu')
   .option('--qemu-accel <accel>', 'qemu driver: auto (default), kvm or tcg')
   .option('--admin', 'serve the admin routes (partitions) on every agent, with a token made into DIR/api.token')
+  .option('--netns', 'root: each agent in a network namespace of its own, joined by a bridge (kernel partitions for chaos); a swarm key and a token made into DIR')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
@@ -125,6 +126,7 @@ cluster.command('up')
       agentArgs,
       json: opts.json === true,
       admin: opts.admin === true,
+      netns: opts.netns === true,
       stallMs: opts.wait != null ? parseDuration('--wait', opts.wait) : 60_000,
       ...(opts.wave != null ? { waveSize: parseInteger('--wave', opts.wave, 1, 1000) } : {}),
       ...(opts.nice != null ? { nice: parseInteger('--nice', opts.nice, 0, 19) } : {})
