@@ -276,7 +276,10 @@ export class Agent {
     this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
     this.#tick.unref()
     this.log.info({ component: 'discovery:agent', peerId: this.peerId, addrs: this.addrs(), restoredVms: restored, rngSeed: this.rngSeed }, 'agent started')
-    if (restored > 0) this.log.info({ component: 'discovery:vm', driver: this.#driver.name, ...vms }, 'VMs of the earlier run')
+    if (restored === 0) return
+    this.log.info({ component: 'discovery:vm', driver: this.#driver.name, ...vms }, 'VMs of the earlier run')
+    // What became of them while we were away, asked of our peers (waited for when some are to be dialled) before a VM whose process was gone starts again.
+    void this.#replica.checkRestored(() => this.libp2p.getPeers().map(String), this.config.bootstrap.length > 0 || this.config.mdns).finally(async () => { await this.#keeper.resumeDeferred() })
   }
 
   async stop (): Promise<void> {
@@ -339,17 +342,9 @@ export class Agent {
     return { ...vm, stats: { ...s, demand: Math.round(this.#driver.demand(vm.id) * 1000) / 1000 } }
   }
 
-  async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
-    return await this.#membership.waitForVm(id, timeoutMs)
-  }
-
-  async createVm (req: CreateVmRequest): Promise<Placed> {
-    return await this.#placement.createVm(req)
-  }
-
-  async deleteVm (id: string): Promise<void> {
-    await this.#placement.deleteVm(id)
-  }
+  async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> { return await this.#membership.waitForVm(id, timeoutMs) }
+  async createVm (req: CreateVmRequest): Promise<Placed> { return await this.#placement.createVm(req) }
+  async deleteVm (id: string): Promise<void> { await this.#placement.deleteVm(id) }
 
   async migrateVm (id: string, to?: string): Promise<MigrationRecord> {
     return await this.#migrations.migrateVm(id, to)

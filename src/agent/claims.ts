@@ -80,6 +80,12 @@ export class Claims {
     }
   }
 
+  /** `owner` is said to run `vmId` at `head` (a peer's answer to `heads`): a claim above our copy is proved as if gossiped. */
+  heard (owner: string, vmId: string, head: Head): void {
+    const mine = this.#init.local.get(vmId)
+    if (mine != null && head.owner === owner && above(head, mine.chain)) this.#claim(owner, vmId, head)
+  }
+
   /** Proofs `from` sent us unasked (`claim`): each checked as if we had fetched it. */
   pushed (from: string, chains: ReadonlyArray<{ vmId: string, chain: Chain }>): void {
     for (const { vmId, chain } of chains) {

@@ -31,6 +31,7 @@ import type { Metrics } from './metrics.ts'
 import type { PeerClient } from './peer-client.ts'
 import type { PlacementService } from './placement-service.ts'
 import { Replication } from './replication.ts'
+import { checkRestored, DEFAULT_RESTORED_CHECK, type RestoredCheckReport } from './restored-check.ts'
 import { Restarts } from './restarts.ts'
 import { TombstoneIntake } from './tombstone-intake.ts'
 import { suspicionTimeoutMs } from '../core/suspicion.ts'
@@ -304,14 +305,10 @@ export class ReplicaService {
         return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
       case 'handoff':
         return { ...ok, ...this.#takeHandoff(from, req.records) }
-      case 'tombstones': {
-        const tombstones: Tombstone[] = []
-        for (const id of req.vmIds) {
-          const t = this.#holdings.tombstone(id)
-          if (t != null) tombstones.push(t)
-        }
-        return { ...ok, tombstones }
-      }
+      case 'tombstones':
+        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds) }
+      case 'heads':
+        return { ...ok, later: this.#tombstones.laterHeads(req.heads, from, true), tombstones: this.#tombstonesOf(req.heads.map(h => h.vmId)) }
     }
   }
 
@@ -346,6 +343,39 @@ export class ReplicaService {
       tombstones,
       refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) }))
     }
+  }
+
+  /**
+   * Asks connected peers what became of the VMs restored from disk while
+   * this agent was away (restored-check.ts): later copies are proved and
+   * fence ours, tombstones delete them. `waitForPeers`: peers are to be
+   * dialled (bootstrap, mDNS), so a first connection is waited for.
+   */
+  async checkRestored (peers: () => string[], waitForPeers: boolean): Promise<RestoredCheckReport> {
+    const { local, clock, log } = this.#c
+    return await checkRestored({
+      log,
+      heads: () => local.records().filter(r => r.chain.length > 0).map(r => ({ vmId: r.spec.id, ...headOf(r.chain) })),
+      peers,
+      ask: async (peer, heads) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'heads', heads })
+        if (!res.ok) throw new Error(res.reason)
+        return { later: res.later ?? [], tombstones: res.tombstones ?? [] }
+      },
+      heard: (owner, vmId, head) => { this.#claims.heard(owner, vmId, head) },
+      tombstones: (from, ts) => { this.#tombstones.take(from, ts) },
+      sleep: async (ms) => { await new Promise(resolve => setTimeout(resolve, ms)) },
+      now: () => clock.now()
+    }, { ...DEFAULT_RESTORED_CHECK, connectWithinMs: waitForPeers ? DEFAULT_RESTORED_CHECK.connectWithinMs : 0 })
+  }
+
+  #tombstonesOf (vmIds: readonly string[]): Tombstone[] {
+    const out: Tombstone[] = []
+    for (const id of vmIds) {
+      const t = this.#holdings.tombstone(id)
+      if (t != null) out.push(t)
+    }
+    return out
   }
 
   #refused (vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string): void {

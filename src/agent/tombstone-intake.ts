@@ -82,20 +82,22 @@ export class TombstoneIntake {
   }
 
   /**
-   * The heads above each tombstone's that this node knows of, but for its
-   * own and `except`'s: the restart it made of that VM, the record it
-   * holds, the copies it sees gossiped by live peers. A delete that met a
-   * copy the VM's chain has since moved on from (its owner was declared dead
-   * and came back, or was hung, while a holder restarted the VM elsewhere)
-   * must reach the later copies too.
+   * The heads above each of `heads` (a tombstone's, or a copy's) that this
+   * node knows of, but for `except`'s and — unless `withOwn` — its own: the
+   * restart it made of that VM, the record it holds, the copies it sees
+   * gossiped by live peers (and with `withOwn`, the copy it runs). A delete
+   * that met a copy the VM's chain has since moved on from (its owner was
+   * declared dead and came back, or was hung, while a holder restarted the
+   * VM elsewhere) must reach the later copies too; an owner back from a
+   * restart asks for them (`heads`) to stop its stale copies at once.
    */
-  laterHeads (tombstones: readonly Tombstone[], except: string): LaterHead[] {
-    if (tombstones.length === 0) return []
-    const byVm = new Map(tombstones.map(t => [t.vmId, t]))
+  laterHeads (heads: ReadonlyArray<{ vmId: string } & Head>, except: string, withOwn = false): LaterHead[] {
+    if (heads.length === 0) return []
+    const byVm = new Map(heads.map(t => [t.vmId, t]))
     const out = new Map<string, LaterHead>()
     const add = (vmId: string, h: Head | undefined): void => {
       const t = byVm.get(vmId)
-      if (t == null || h == null || h.owner === this.#init.self || h.owner === except || compareHeads(h, t) <= 0) return
+      if (t == null || h == null || (h.owner === this.#init.self && !withOwn) || h.owner === except || compareHeads(h, t) <= 0) return
       const key = `${vmId}/${h.owner}`
       const prev = out.get(key)
       if (prev == null || compareHeads(h, prev) > 0) out.set(key, { vmId, epoch: h.epoch, owner: h.owner })
@@ -104,6 +106,8 @@ export class TombstoneIntake {
       add(vmId, this.#init.restartedTo(vmId))
       const held = this.#init.holdings.get(vmId)
       if (held != null) add(vmId, headOf(held.record.chain))
+      const copy = withOwn ? this.#init.local.get(vmId) : undefined
+      if (copy != null && copy.chain.length > 0) add(vmId, headOf(copy.chain))
     }
     for (const vm of this.#init.clusterVms()) if (byVm.has(vm.id)) add(vm.id, { epoch: vm.epoch, owner: vm.node })
     return [...out.values()].slice(0, MAX_LATER_HEADS)

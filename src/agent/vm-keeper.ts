@@ -3,7 +3,9 @@
  * - at start, each stored VM is `adopt`ed from the hypervisor (a QEMU that
  *   outlived the previous agent runs on, untouched); one that is `gone` is
  *   reported and its restart policy applied (core/local-restart.ts): started
- *   again, or reported lost and forgotten. Then whatever the hypervisor has
+ *   again, or reported lost and forgotten — once the agent has asked its
+ *   peers whether the VM runs elsewhere now (restored-check.ts,
+ *   `resumeDeferred`). Then whatever the hypervisor has
  *   that no record names (a migration's destination whose agent died before
  *   the commit) is swept away;
  * - later, a VM whose process dies on its own (the driver reports it
@@ -47,6 +49,8 @@ export class VmKeeper {
   readonly #history = new Map<string, CrashHistory>()
   /** VMs between their death and their restart (a timer pending, or the create under way). */
   readonly #pending = new Map<string, NodeJS.Timeout | 'starting'>()
+  /** VMs gone at start, their policy applied once the agent has checked them with its peers. */
+  #deferred = new Set<string>()
   #stopped = false
 
   constructor (components: VmKeeperComponents) {
@@ -87,7 +91,8 @@ export class VmKeeper {
       }
       if ((rec.spec.restartPolicy ?? 'always') === 'never') report.lost++
       else report.restarted++
-      await this.#gone(id, 'its process was gone when the agent started')
+      local.setState(id, 'stopped')
+      this.#deferred.add(id)
     }
     const swept = await driver.sweep(local.records().map(r => r.spec.id))
     report.swept = swept.length
@@ -95,11 +100,22 @@ export class VmKeeper {
     return report
   }
 
+  /**
+   * Applies the restart policy of the VMs gone at start, once the agent knows
+   * which of them were restarted elsewhere or deleted meanwhile (those are no
+   * longer ours, and are left alone).
+   */
+  async resumeDeferred (): Promise<void> {
+    const ids = [...this.#deferred]
+    this.#deferred.clear()
+    for (const id of ids) await this.#gone(id, 'its process was gone when the agent started')
+  }
+
   /** On every agent tick: a VM the hypervisor says is stopped, and nothing is restarting. */
   tick (): void {
     // #gone leaves alone what is migrating, leaving or already being restarted.
     for (const rec of this.#c.local.records()) {
-      if (this.#c.driver.state(rec.spec.id) === 'stopped') void this.#gone(rec.spec.id, 'its process is gone')
+      if (this.#c.driver.state(rec.spec.id) === 'stopped' && !this.#deferred.has(rec.spec.id)) void this.#gone(rec.spec.id, 'its process is gone')
     }
   }
 

@@ -47,7 +47,9 @@ export const replicaRequestSchema = z.discriminatedUnion('op', [
   /** A restarter to the other holders of the VMs it is about to restart: the tombstones of those deleted, which it may have missed. */
   z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('tombstones'), vmIds: vmIds(MAX_RECORDS_PER_MESSAGE) }).strict(),
   /** A holder of a dead owner's VMs to the restarter their designation names, which may not have been sent them. */
-  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('handoff'), records: z.array(replicaRecordSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict()
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('handoff'), records: z.array(replicaRecordSchema).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict(),
+  /** An owner back from a restart to a peer: what it knows above these heads of the owner's VMs (later copies to be proved, tombstones). */
+  z.object({ v: z.literal(PROTOCOL_VERSION), op: z.literal('heads'), heads: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).min(1).max(MAX_RECORDS_PER_MESSAGE) }).strict()
 ])
 export type ReplicaRequest = z.infer<typeof replicaRequestSchema>
 
@@ -66,14 +68,15 @@ export const replicaResponseSchema = z.union([
     chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).max(MAX_CHAINS_PER_MESSAGE).optional(),
     /** handoff: the VMs the answering node restarted already or runs: the sender's records of them are not needed any more. */
     settled: z.array(vmIdSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
-    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones: of those deleted). */
+    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones, heads: of those deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
     tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
     /**
      * delete: the later heads the answering node knows of a deleted VM — a
      * restart it made, a record it holds, a copy it sees gossiped — whose
      * owners the deleter sends the tombstone too (a delete that met a copy
-     * its chain has moved on from, restarted meanwhile).
+     * its chain has moved on from, restarted meanwhile). heads: the same
+     * for the heads asked, the answering node's own copies included.
      */
     later: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).max(MAX_LATER_HEADS).optional()
   }).strict(),

@@ -137,6 +137,7 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const file = readCluster(dir)
     const t0 = Date.now()
     const alive = apis.findIndex((_, i) => !victims.includes(i))
+    const logFrom = victims.map(i => logSize(file.nodes[i].log))
     await Promise.all(victims.map(async i => {
       const agent = await startAgent(['--data-dir', file.nodes[i].dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--cpu', '32', '--mem', '32GiB', '--bootstrap', `${file.nodes[alive].listen}/p2p/${ids[alive]}`], STARTUP_MS, { logFile: file.nodes[i].log })
       expect(agent.peerId).toBe(ids[i])
@@ -159,8 +160,15 @@ describe('eight agents, 100 VMs, their records replicated', () => {
       return ok ? true : undefined
     }, 60_000, 250)
     const fenced = (await Promise.all(apis.map(async a => await metric(a, 'discovery_vms_fenced_total')))).reduce((a, b) => a + b, 0)
-    process.stdout.write(`healing: the two agents up again after ${upMs} ms, each VM once after ${onceMs} ms, views agreeing after ${Date.now() - t0} ms; ${fenced} stale copies fenced\n`)
+    // Each asked its peers at start what became of its VMs (restored-check.ts), and was told of the later copies.
+    const checks = victims.map((i, k) => logTail(file.nodes[i].log, logFrom[k]).filter(l => l.includes('restored VMs checked with peers')).map(l => JSON.parse(l)))
+    process.stdout.write(`healing: the two agents up again after ${upMs} ms, each VM once after ${onceMs} ms, views agreeing after ${Date.now() - t0} ms; ${fenced} stale copies fenced; checks at start ${JSON.stringify(checks.map(c => c.map(r => ({ asked: r.asked, answered: r.answered, vms: r.vms, later: r.later }))))}\n`)
     expect(fenced).toBeGreaterThan(0)
+    for (const c of checks) {
+      expect(c).toHaveLength(1)
+      expect(c[0].answered).toBeGreaterThanOrEqual(1)
+    }
+    expect(checks.reduce((n, c) => n + c[0].later, 0)).toBeGreaterThan(0)
   })
 
   it('SIGSTOP one agent: declared dead, its VMs restarted; SIGCONT: it stops its stale copies, nothing runs twice', async () => {

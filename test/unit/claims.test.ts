@@ -113,6 +113,24 @@ describe('Claims', () => {
     expect(h.proofsSent).toEqual([[A.id, [VM]]])
   })
 
+  it('proves a later copy a peer only named (heads), fetched from its owner; a forged one named is refused and our copy runs on', async () => {
+    const theirs = extend(atA(), migrateLink(atA(), B.id, A.signer))
+    const h = harness({ copy: atA(), theirs: new Map([[B.id, theirs]]) })
+    h.claims.heard(B.id, VM, { epoch: 1, owner: B.id })
+    // Our own head, and a head named as owned by another than the one to ask, are not looked at.
+    h.claims.heard(A.id, VM, { epoch: 0, owner: A.id })
+    h.claims.heard(C.id, VM, { epoch: 2, owner: X.id })
+    await settle()
+    expect(h.fetched).toEqual([B.id])
+    expect(h.fenced).toEqual([[VM, B.id, 1]])
+    const forged = extend(atA(), { ...migrateLink(atA(), X.id, { ...X.signer, self: A.id }) })
+    const f = harness({ copy: atA(), theirs: new Map([[X.id, forged]]) })
+    f.claims.heard(X.id, VM, { epoch: 1, owner: X.id })
+    await settle()
+    expect(f.refused).toHaveLength(1)
+    expect(f.fenced).toEqual([])
+  })
+
   it('takes a proof sent unasked, as if fetched', () => {
     const theirs = extend(atA(), migrateLink(atA(), B.id, A.signer))
     const h = harness({ copy: atA() })

@@ -78,6 +78,17 @@ describe('TombstoneIntake', () => {
     expect(h.dropped).toEqual([VM])
   })
 
+  it('answers an owner back from a restart (heads) with the later heads it knows, its own copy included, never the asker\'s', () => {
+    const h = intake({ copy: restarted(me.id), gossip: [{ node: X.id, epoch: 0 }] })
+    const asked = [{ vmId: VM, ...headOf(origin()) }]
+    // X asks about its copy at epoch 0: our restart of it (epoch 1) is later; X's own head, gossiped, is not named.
+    expect(h.t.laterHeads(asked, X.id, true)).toEqual([{ vmId: VM, epoch: 1, owner: me.id }])
+    // Without withOwn (a delete's answer) our own copy is not named: we delete it ourselves.
+    expect(h.t.laterHeads(asked, X.id)).toEqual([])
+    // Nothing above a head that is already the latest.
+    expect(h.t.laterHeads([{ vmId: VM, ...headOf(restarted(me.id)) }], X.id, true)).toEqual([])
+  })
+
   it('refuses a stranger\'s tombstone that reaches nothing held here, and tells it nothing', () => {
     const h = intake({ gossip: [{ node: Y.id, epoch: 1 }] })
     const { refused, later } = h.t.take(Z.id, [makeTombstone(origin(), 5, X.signer)], true)

@@ -143,7 +143,9 @@ export function replicaCorpus (f: TargetFacts): StreamCorpus {
       { v, op: 'chain', vmIds: [strangerVm(15), strangerVm(16)] },
       { v, op: 'claim', chains: [{ vmId: strangerVm(17), chain: chain(17, me) }] },
       { v, op: 'held', vmIds: [strangerVm(18)] },
-      { v, op: 'handoff', records: [record(19)] }
+      { v, op: 'handoff', records: [record(19)] },
+      { v, op: 'tombstones', vmIds: [strangerVm(20)] },
+      { v, op: 'heads', heads: [{ vmId: strangerVm(21), epoch: 1, owner: me }] }
     ],
     // Every signature is forged: a valid-shaped record or proof must be refused on it.
     harmless: namesNothingKnown
