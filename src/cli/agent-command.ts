@@ -2,7 +2,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import pino from 'pino'
+import pino, { type Logger } from 'pino'
 import { Agent } from '../agent/index.ts'
 import { startApi } from '../api/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
@@ -232,11 +232,18 @@ function checkMultiaddr (flag: string, value: string): string {
   }
 }
 
-export async function runAgent (flags: AgentFlags): Promise<void> {
+/** A running agent with its API: what `discovery agent` runs once and `discovery agents` several times. */
+export interface AgentInstance {
+  agent: Agent
+  /** The ready line: its id, API and libp2p addresses, data dir. */
+  ready: { event: 'ready', peerId: string, api: string, addrs: string[], dataDir: string }
+  stop: () => Promise<void>
+}
+
+/** Validates the flags, starts the agent and its API; logs to `log`. */
+export async function startAgentInstance (flags: AgentFlags, log: Logger): Promise<AgentInstance> {
   const warnings: ConfigWarning[] = []
   const config = resolveAgentConfig(flags, process.env, warnings)
-  const level = flags.logLevel ?? process.env.DISCOVERY_LOG ?? 'info'
-  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
   for (const w of warnings) log.warn({ component: 'discovery:config', ...w.fields }, w.msg)
   if (config.openSwarm && !isLoopback(config.listen)) log.warn({ component: 'discovery:config', listen: config.listen }, 'open swarm: no swarm key, any process that reaches the libp2p port is a peer')
   const agent = await Agent.start(config, log)
@@ -248,9 +255,20 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
     throw new UsageError(`cannot serve the API on ${config.apiHost}:${config.apiPort} (${err.code ?? err.message}): pick another with --api HOST:PORT`)
   }
   agent.apiUrl = api.url
-  const ready = { event: 'ready', peerId: agent.peerId, api: api.url, addrs: agent.addrs(), dataDir: config.dataDir }
-  process.stdout.write(flags.json === true ? JSON.stringify(ready) + '\n' : `agent ${agent.peerId} ready: api ${api.url}, p2p ${ready.addrs.join(' ')}\n`)
   log.info({ component: 'discovery:api', url: api.url }, 'api listening')
+  const ready = { event: 'ready' as const, peerId: agent.peerId, api: api.url, addrs: agent.addrs(), dataDir: config.dataDir }
+  return { agent, ready, stop: async () => { await api.server.close(); await agent.stop() } }
+}
+
+/** The level of an agent's log: `--log-level`, else `$DISCOVERY_LOG`, else info. */
+export function logLevel (flags: AgentFlags): string {
+  return flags.logLevel ?? process.env.DISCOVERY_LOG ?? 'info'
+}
+
+export async function runAgent (flags: AgentFlags): Promise<void> {
+  const log = pino({ level: logLevel(flags), base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
+  const { ready, stop } = await startAgentInstance(flags, log)
+  process.stdout.write(flags.json === true ? JSON.stringify(ready) + '\n' : `agent ${ready.peerId} ready: api ${ready.api}, p2p ${ready.addrs.join(' ')}\n`)
 
   let stopping = false
   const shutdown = async (why: string): Promise<void> => {
@@ -259,8 +277,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
     log.info({ component: 'discovery:agent', why }, 'stopping')
     const force = setTimeout(() => { process.exit(1) }, 10_000)
     force.unref()
-    await api.server.close()
-    await agent.stop()
+    await stop()
     process.exit(0)
   }
   process.on('SIGINT', () => { void shutdown('SIGINT') })

@@ -13,6 +13,7 @@ function attachedReplicas (dir: string): number {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${dir}: start one with \`discovery cluster up --admin --nodes N --dir ${dir}\``)
   if (file.tokenFile == null) throw new OperationError(`the cluster in ${dir} was started without --admin: partitions need its admin routes; start it with \`discovery cluster up --admin\``)
+  if (file.nodes.some(m => m.group != null)) throw new OperationError(`the cluster in ${dir} runs several agents per process (cluster up --per-process): chaos kills and restarts agents one by one; start it without --per-process`)
   const argv = file.nodes[0]?.argv ?? []
   const i = argv.indexOf('--replicas')
   return i >= 0 ? Number(argv[i + 1]) : 2

@@ -51,6 +51,10 @@ export async function clusterRestart (dir: string, index: number, opts: RestartO
   if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: start one with \`discovery cluster up --nodes N\``)
   const member = file.nodes.find(m => m.index === index)
   if (member == null) throw new UsageError(`Expected an agent index from 0 to ${file.nodes.length - 1}, got ${index}`)
+  if (member.group != null) {
+    const shared = file.nodes.filter(m => m.group === member.group).map(m => m.index)
+    throw new OperationError(`agent ${index} runs in one process with agents ${shared[0]}–${shared[shared.length - 1]} (cluster up --per-process): it cannot be restarted alone; stop the cluster and start it again`)
+  }
   await stop(member.pid, opts.graceMs ?? 10_000)
   const argv = restartArgv(member, file.nodes)
   const from = existsSync(member.log) ? statSync(member.log).size : 0

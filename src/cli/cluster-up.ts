@@ -13,7 +13,8 @@ import { availableParallelism, setPriority } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ApiClient } from './client.ts'
-import { agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, writeClusterFile } from './cluster.ts'
+import { MAX_AGENTS_PER_PROCESS } from './agent-group.ts'
+import { AGENT_NODE_FLAGS, agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, spawnArgv, writeClusterFile } from './cluster.ts'
 import { bootstrapFor, StallWatch, waveSize, waves } from './cluster-waves.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { agentIp, createLab, destroyLab, type NetLab, nsName } from './netns.ts'
@@ -54,6 +55,13 @@ export interface UpOptions {
    * `DIR/swarm.key` and an API token (as with `admin`).
    */
   netns?: boolean
+  /**
+   * Agents per process (`discovery agents`, agent-group.ts): each its own
+   * libp2p node, store, API and log, sharing one Node binary, heap and event
+   * loop. Default 1 (a process per agent). Such agents cannot be restarted
+   * one by one, nor killed alone (chaos refuses them).
+   */
+  perProcess?: number
 }
 
 /** An agent's niceness once it answers (UpOptions.nice). */
@@ -127,7 +135,10 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   await freshBundle(say)
   const t0 = Date.now()
   const auto = opts.basePort === 0
-  const size = opts.waveSize ?? waveSize(availableParallelism())
+  const perProcess = opts.perProcess ?? 1
+  if (perProcess > MAX_AGENTS_PER_PROCESS || perProcess < 1) throw new UsageError(`Expected --per-process to be from 1 to ${MAX_AGENTS_PER_PROCESS}, got ${perProcess}`)
+  if (perProcess > 1 && opts.netns === true) throw new UsageError('--per-process and --netns contradict each other: a process has one network namespace, each agent of --netns its own')
+  const size = Math.max(opts.waveSize ?? waveSize(availableParallelism()), perProcess)
   const plan = waves(opts.nodes, size, auto)
   const members: Tracked[] = []
   const file: ClusterFile = { basePort: opts.basePort, nodes: [] }
@@ -149,7 +160,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   }
   const hostOf = lab != null ? (i: number) => agentIp(lab, i) : undefined
   const save = (): void => {
-    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log, argv: m.argv, ...(m.netns != null ? { netns: m.netns } : {}) })).sort((a, b) => a.index - b.index)
+    file.nodes = members.map(m => ({ index: m.index, pid: m.pid, api: m.api, listen: m.listen, dataDir: m.dataDir, log: m.log, argv: m.argv, ...(m.netns != null ? { netns: m.netns } : {}), ...(m.group != null ? { group: m.group } : {}) })).sort((a, b) => a.index - b.index)
     writeClusterFile(dir, file)
   }
   // Recorded before any agent starts: `cluster down` then removes the namespaces whatever happens next.
@@ -166,6 +177,20 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
     const { args: _args, ...member } = p
     // The command line `cluster restart` runs again (its ports pinned once the agent has them).
     members.push({ ...member, pid: child.pid ?? 0, argv: agentArgv(p, extra), child, logFrom, answering: false, seesAlive: 0, ...(netns != null ? { netns } : {}) })
+  }
+
+  /** Agents `list` in one process (`discovery agents`); its own output goes to `DIR/group-FIRST.log`. */
+  const startGroup = (list: Array<{ i: number, bootstrap?: string[] }>): void => {
+    const plans = list.map(({ i, bootstrap }) => memberPlan(i, opts.nodes, dir, opts.basePort, bootstrap, hostOf))
+    const first = list[0].i
+    const specFile = join(dir, `group-${first}.json`)
+    writeFileSync(specFile, JSON.stringify({ agents: plans.map(p => ({ argv: [...p.args.slice(1), ...extra], log: p.log })) }, null, 2))
+    const child = spawnArgv([...AGENT_NODE_FLAGS, BIN, 'agents', '--spec', specFile], join(dir, `group-${first}.log`), opts.foreground)
+    for (const p of plans) {
+      const { args: _args, ...member } = p
+      const logFrom = existsSync(p.log) ? statSync(p.log).size : 0
+      members.push({ ...member, pid: child.pid ?? 0, argv: agentArgv(p, extra), child, logFrom, answering: false, seesAlive: 0, group: first })
+    }
   }
 
   /** Reads the ready lines of the agents started; fails at once on one that exited. */
@@ -191,12 +216,11 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
     // 1. The waves: each one started, then waited for until every agent of it answers.
     for (const [w, wave] of plan.entries()) {
       const up = members.filter(m => m.answering).map(m => m.index)
-      for (const i of wave) {
-        if (!auto) start(i)
-        else {
-          const boot = bootstrapFor(i, up).map(k => members.find(m => m.index === k)?.addrs?.[0]).filter((a): a is string => a != null)
-          start(i, i === 0 ? undefined : boot)
-        }
+      const bootOf = (i: number): string[] | undefined => !auto ? undefined : i === 0 ? undefined : bootstrapFor(i, up).map(k => members.find(m => m.index === k)?.addrs?.[0]).filter((a): a is string => a != null)
+      if (perProcess > 1) {
+        for (let k = 0; k < wave.length; k += perProcess) startGroup(wave.slice(k, k + perProcess).map(i => ({ i, bootstrap: bootOf(i) })))
+      } else {
+        for (const i of wave) start(i, bootOf(i))
       }
       save()
       say(`wave ${w + 1}/${plan.length}: starting agents ${wave[0]}–${wave[wave.length - 1]} (${members.length}/${opts.nodes}, ${elapsed()})`)

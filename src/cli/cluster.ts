@@ -32,6 +32,12 @@ export interface ClusterMember {
   argv?: string[]
   /** The network namespace it runs in (`cluster up --netns`): restarts run it there again. */
   netns?: string
+  /**
+   * With `cluster up --per-process K`: the index of the first agent of the
+   * process it shares with others (`pid` is that process's). Killing it
+   * kills them all; `cluster restart` refuses it.
+   */
+  group?: number
 }
 
 export interface ClusterFile {
@@ -256,7 +262,9 @@ export function statusTable (rows: MemberStatus[]): string {
 export async function clusterDown (dir: string, graceMs = 10_000, purge = false): Promise<{ stopped: number, vmsStopped: number, vmsRunning: number }> {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: nothing to stop`)
-  const pids = file.nodes.map(m => m.pid).filter(alive)
+  const pids = [...new Set(file.nodes.map(m => m.pid))].filter(alive)
+  // Agents, not processes: with --per-process several share one pid.
+  const stopped = file.nodes.filter(m => pids.includes(m.pid)).length
   for (const pid of pids) try { process.kill(pid, 'SIGTERM') } catch {}
   const end = Date.now() + graceMs
   while (Date.now() < end && pids.some(alive)) await new Promise(r => setTimeout(r, 100))
@@ -270,5 +278,5 @@ export async function clusterDown (dir: string, graceMs = 10_000, purge = false)
     for (const q of qemus) await waitExit(q.pid, 5_000)
     for (const m of file.nodes) rmSync(m.dataDir, { recursive: true, force: true })
   }
-  return { stopped: pids.length, vmsStopped: purge ? qemus.length : 0, vmsRunning: purge ? 0 : qemus.length }
+  return { stopped, vmsStopped: purge ? qemus.length : 0, vmsRunning: purge ? 0 : qemus.length }
 }
