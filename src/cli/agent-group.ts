@@ -60,6 +60,8 @@ export async function runAgentGroup (specFile: string): Promise<void> {
   }
   process.on('SIGINT', () => { void shutdown('SIGINT') })
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+  // Started by `cluster up --foreground`: leave with the parent, even if it was killed.
+  if (process.channel != null) process.on('disconnect', () => { void shutdown('parent gone') })
   for (const [i, entry] of spec.agents.entries()) {
     const log = pino({ level: logLevel(flags[i]), base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: entry.log, append: true, sync: true }))
     try {
