@@ -20,6 +20,9 @@ export { DEFAULT_MIGRATION, type MigrationConfig }
 /** An abort the destination did not answer is sent again after 1 s, doubling to 30 s, while its lease may still hold. */
 const ABORT_RETRY_FIRST_MS = 1_000
 const ABORT_RETRY_MAX_MS = 30_000
+/** In doubt, the commit asked again after this, then twice as long each time up to the max. */
+const COMMIT_ASK_FIRST_MS = 500
+const COMMIT_ASK_MAX_MS = 4_000
 
 export interface MigrationsInit {
   self: string
@@ -221,8 +224,7 @@ export class Migrations {
           this.#apply(record.id, { type: 'commit-refused', reason: 'the VM was deleted during its migration' })
           break
         }
-        const chain = this.#init.commitChain?.(record.vmId, record.to)
-        this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'commit', migrationId: record.id, vm: rec.spec, epoch: record.epoch + 1, ...(chain != null ? { chain } : {}) })
+        this.#sendCommit(record, rec.spec)
           .then(res => { this.#apply(record.id, res.ok ? { type: 'committed' } : { type: 'commit-refused', reason: res.reason }) }, () => { this.#apply(record.id, { type: 'commit-lost' }) })
         break
       }
@@ -247,9 +249,35 @@ export class Migrations {
         }, this.#init.config.doubtMs)
         t.unref()
         this.#doubts.set(record.id, t)
+        this.#askCommit(record.id, 0)
         break
       }
     }
+  }
+
+  #sendCommit (record: MigrationRecord, spec: VmSpec): Promise<MigrateResponse> {
+    const chain = this.#init.commitChain?.(record.vmId, record.to)
+    return this.#init.send(record.to, { v: PROTOCOL_VERSION, op: 'commit', migrationId: record.id, vm: spec, epoch: record.epoch + 1, ...(chain != null ? { chain } : {}) })
+  }
+
+  /**
+   * In doubt, asks the destination the commit again (idempotent there) after
+   * 0.5 s, then twice as long each time up to 4 s, until it answers: adopted
+   * (committed) or refused (its reservation gone: it never will), instead of
+   * waiting out `doubtMs` once the destination is back.
+   */
+  #askCommit (id: string, tries: number): void {
+    const t = setTimeout(() => {
+      this.#aborts.delete(t)
+      const record = this.#records.get(id)
+      const rec = record != null ? this.#init.local.get(record.vmId) : undefined
+      if (this.#stopped || record == null || record.phase !== 'in-doubt' || rec == null) return
+      this.#sendCommit(record, rec.spec).then(
+        res => { this.#apply(id, res.ok ? { type: 'committed' } : { type: 'commit-refused', reason: res.reason }) },
+        () => { this.#askCommit(id, tries + 1) })
+    }, Math.min(COMMIT_ASK_MAX_MS, COMMIT_ASK_FIRST_MS * 2 ** tries))
+    t.unref()
+    this.#aborts.add(t)
   }
 
   /**

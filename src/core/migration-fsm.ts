@@ -14,8 +14,10 @@
  *   every path but a refusal, since a destination that refused holds nothing;
  * - committed → the destination runs the VM at epoch + 1, the source stops its copy;
  * - commit sent but no answer → `in-doubt`: the VM stays paused at the source
- *   until either the destination is seen running it at the higher epoch
- *   (fencing: stop our copy) or `doubt` expires (resume; should the
+ *   until the destination answers the commit asked again (it is idempotent:
+ *   `committed` if it adopted the VM, refused if its reservation is gone —
+ *   then it never will), or is seen running it at the higher epoch
+ *   (fencing: stop our copy), or `doubt` expires (resume; should the
  *   destination have committed after all, the higher epoch wins later).
  *
  * Destination: a proposal is admitted (`admitIncoming`: the one rule, also
@@ -140,6 +142,7 @@ export function stepMigration (record: MigrationRecord, event: MigrationEvent, n
       return unchanged
     case 'in-doubt':
       if (event.type === 'fenced' || event.type === 'committed') return to('committed', ['drop-local'])
+      if (event.type === 'commit-refused') return to('aborted', ['send-abort', 'resume-local'], { reason: `the destination refused the commit asked again: ${event.reason}` })
       if (event.type === 'doubt-expired') return to('aborted', ['send-abort', 'resume-local'], { reason: 'the destination never confirmed the commit' })
       return unchanged
     default:

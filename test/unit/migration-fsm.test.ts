@@ -39,7 +39,9 @@ describe('migration state machine', () => {
     ['commit answer lost, then the destination is seen at the higher epoch', [accepted, transferred, { type: 'commit-lost' }, { type: 'fenced' }], 'committed', ['start-transfer', 'send-commit', 'wait-for-evidence', 'drop-local'], 'destination'],
     ['commit answer lost, no evidence in time (the destination told to release)', [accepted, transferred, { type: 'commit-lost' }, { type: 'doubt-expired' }], 'aborted', ['start-transfer', 'send-commit', 'wait-for-evidence', 'send-abort', 'resume-local'], 'source'],
     ['gossip shows the commit before its answer', [accepted, transferred, { type: 'fenced' }], 'committed', ['start-transfer', 'send-commit', 'drop-local'], 'destination'],
-    ['commit lost, stays in doubt', [accepted, transferred, { type: 'commit-lost' }], 'in-doubt', ['start-transfer', 'send-commit', 'wait-for-evidence'], null]
+    ['commit lost, stays in doubt', [accepted, transferred, { type: 'commit-lost' }], 'in-doubt', ['start-transfer', 'send-commit', 'wait-for-evidence'], null],
+    ['commit lost, asked again: the destination adopted it', [accepted, transferred, { type: 'commit-lost' }, { type: 'committed' }], 'committed', ['start-transfer', 'send-commit', 'wait-for-evidence', 'drop-local'], 'destination'],
+    ['commit lost, asked again: refused, its reservation gone (it never will)', [accepted, transferred, { type: 'commit-lost' }, { type: 'commit-refused', reason: 'no such reservation' }], 'aborted', ['start-transfer', 'send-commit', 'wait-for-evidence', 'send-abort', 'resume-local'], 'source']
   ])('%s', (_, events, phase, actions, where) => {
     const r = run(events)
     expect(r.phase).toBe(phase)

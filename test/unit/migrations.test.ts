@@ -129,6 +129,27 @@ describe('Migrations as source', () => {
     expect(h.log).toContain('deleted')
   })
 
+  it('in doubt, asks the commit again: adopted there, it is committed without waiting out the doubt', async () => {
+    let commits = 0
+    const h = harness({ answer: async (req) => { if (req.op === 'commit' && ++commits === 1) throw new Error('stream reset'); return { v: 1, ok: true } }, doubtMs: 60_000 })
+    const r = await h.m.migrate(spec.id, 'B')
+    expect(r).toMatchObject({ phase: 'committed' })
+    expect(commits).toBe(2)
+    expect(h.log).toContain('deleted')
+  })
+
+  it('in doubt, asks the commit again: refused (the reservation is gone), it resumes its copy at once', async () => {
+    let commits = 0
+    const h = harness({ answer: async (req) => {
+      if (req.op === 'commit' && ++commits === 1) throw new Error('stream reset')
+      return req.op === 'commit' ? { v: 1, ok: false, reason: 'no such reservation' } : { v: 1, ok: true }
+    }, doubtMs: 60_000 })
+    const r = await h.m.migrate(spec.id, 'B')
+    expect(r).toMatchObject({ phase: 'aborted', reason: 'the destination refused the commit asked again: no such reservation' })
+    expect(h.resumed).toEqual([spec.id])
+    expect(h.vms.get(spec.id)?.state).toBe('running')
+  })
+
   it('refuses to start a second migration of a VM already migrating', async () => {
     const h = harness({ transfer: async (signal) => await new Promise((_resolve, reject) => { signal.addEventListener('abort', () => { reject(signal.reason) }) }) })
     const first = h.m.migrate(spec.id, 'B')
