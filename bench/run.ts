@@ -7,6 +7,7 @@ const BENCHMARKS: Record<string, { about: string, load: () => Promise<{ main: (a
   chaos: { about: 'the chaos soak: discovery chaos at 30 agents in runs (kills, pauses, partitions, optional fuzzing), every invariant checked', load: async () => await import('./chaos.ts') },
   fuzz: { about: 'hostile input at volume: 100,000 malformed, truncated, oversized and replayed messages on every entry point of a local cluster, in runs; messages/s, crashes, state changes', load: async () => await import('./fuzz.ts') },
   healing: { about: 'failure detection at N agent processes: time until every agent marks a SIGKILLed or SIGSTOPped peer dead, false positives under a create load', load: async () => await import('./healing.ts') },
+  'per-process': { about: 'the same N agents one per process and K per process (cluster up --per-process K): time to come up, idle CPU, memory per agent, convergence, with ratios', load: async () => await import('./per-process.ts') },
   placement: { about: 'create throughput and latency, gossip convergence, RSS and idle CPU per node count', load: async () => await import('./placement.ts') },
   'probe-cost': { about: 'CPU per failure-detector probe at N libp2p hosts: libp2p ping against /discovery/swim/1.0.0', load: async () => await import('./probe-cost.ts') },
   'sim-placement': { about: 'the simulator\'s placement scenario: 100,000 VMs through random agents at 1,000 and 10,000 nodes, lan and wan', load: async () => await import('./sim-placement.ts') },
