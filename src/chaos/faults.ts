@@ -164,7 +164,7 @@ export class ChaosCluster {
   async heal (agents: number[] = this.members.map(m => m.index)): Promise<void> {
     const lab = this.lab
     if (lab != null) {
-      const lifted = await Promise.all(agents.map(async i => await liftDrops(lab, i, this.members.length).then(() => true, () => false)))
+      const lifted = await Promise.all(agents.map(async i => await liftDrops(lab, i).then(() => true, () => false)))
       this.#record('heal', agents, lifted.every(Boolean), `${lifted.filter(Boolean).length} of ${agents.length} namespaces healed`)
       return
     }

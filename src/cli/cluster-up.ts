@@ -281,7 +281,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
     while (Date.now() < end && members.some(m => alive(m.pid))) await sleep(100)
     for (const m of members) if (alive(m.pid)) try { process.kill(m.pid, 'SIGKILL') } catch {}
     while (Date.now() < end + 5_000 && members.some(m => alive(m.pid))) await sleep(50)
-    if (lab != null) destroyLab(lab, opts.nodes)
+    if (lab != null) destroyLab(lab)
     rmSync(clusterFilePath(dir), { force: true })
     throw err
   }

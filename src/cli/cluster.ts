@@ -270,7 +270,7 @@ export async function clusterDown (dir: string, graceMs = 10_000, purge = false)
   while (Date.now() < end && pids.some(alive)) await new Promise(r => setTimeout(r, 100))
   for (const pid of pids.filter(alive)) try { process.kill(pid, 'SIGKILL') } catch {}
   while (Date.now() < end + 5_000 && pids.some(alive)) await new Promise(r => setTimeout(r, 50))
-  if (file.netns != null) destroyLab(file.netns, file.nodes.length)
+  if (file.netns != null) destroyLab(file.netns)
   rmSync(clusterFilePath(dir), { force: true })
   const qemus = (await Promise.all(file.nodes.map(async m => await vmQemus(resolve(m.dataDir))))).flat()
   if (purge) {

@@ -29,6 +29,8 @@ export interface NetLab {
   bridge: string
   /** The cluster's /24, e.g. `10.77.12`: the bridge is .1, agent i .i+2. */
   subnet: string
+  /** Namespaces made: agents 0 to size − 1. */
+  size: number
 }
 
 /** The most agents a lab holds: a /24 less the network, the bridge and the broadcast. */
@@ -114,12 +116,12 @@ export function createLab (nodes: number): NetLab {
   if (why != null) throw new UsageError(`--netns: ${why}`)
   if (nodes > MAX_NETNS_AGENTS) throw new UsageError(`Expected at most ${MAX_NETNS_AGENTS} agents with --netns (one /24), got ${nodes}`)
   const name = `dn${randomBytes(3).toString('hex')}`
-  const lab: NetLab = { name, bridge: `${name}br`, subnet: freeSubnet() }
+  const lab: NetLab = { name, bridge: `${name}br`, subnet: freeSubnet(), size: nodes }
   try {
     ipBatch(labLines(lab, nodes))
     for (let i = 0; i < nodes; i++) ipBatch(nsLines(lab, i), nsName(lab, i))
   } catch (err) {
-    destroyLab(lab, nodes)
+    destroyLab(lab)
     throw err
   }
   return lab
@@ -130,9 +132,9 @@ export function createLab (nodes: number): NetLab {
  * skipped. Each veth is deleted first, by name: a namespace's own teardown
  * (which would take its veth with it) runs later in the kernel's background.
  */
-export function destroyLab (lab: NetLab, nodes: number): void {
-  const veths = Array.from({ length: nodes }, (_, i) => `link del ${nsName(lab, i)}`)
-  const namespaces = Array.from({ length: nodes }, (_, i) => `netns del ${nsName(lab, i)}`)
+export function destroyLab (lab: NetLab): void {
+  const veths = Array.from({ length: lab.size }, (_, i) => `link del ${nsName(lab, i)}`)
+  const namespaces = Array.from({ length: lab.size }, (_, i) => `netns del ${nsName(lab, i)}`)
   ipBatch([...veths, ...namespaces, `link del ${lab.bridge}`], undefined, true)
 }
 
@@ -141,8 +143,8 @@ export async function dropFrom (lab: NetLab, index: number, from: number[]): Pro
   await ipBatchAsync(dropLines(from.map(j => agentIp(lab, j))), nsName(lab, index), false)
 }
 
-/** Agent `index` takes packets from every agent again (`nodes`: the cluster's size). */
-export async function liftDrops (lab: NetLab, index: number, nodes: number): Promise<void> {
-  const all = Array.from({ length: nodes }, (_, j) => j).filter(j => j !== index)
+/** Agent `index` takes packets from every agent again. */
+export async function liftDrops (lab: NetLab, index: number): Promise<void> {
+  const all = Array.from({ length: lab.size }, (_, j) => j).filter(j => j !== index)
   await ipBatchAsync(liftLines(all.map(j => agentIp(lab, j))), nsName(lab, index), true)
 }

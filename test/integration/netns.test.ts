@@ -75,7 +75,7 @@ describe.skipIf(skipReason != null)('agents in network namespaces', () => {
       return states.every(s => s === 'dead') ? true : undefined
     }, 60_000, 250)
 
-    for (let i = 0; i < N; i++) await liftDrops(lab, i, N)
+    for (let i = 0; i < N; i++) await liftDrops(lab, i)
     expect(connectFrom(nsName(lab, 1), agentIp(lab, 0), port0)).toBe('connected')
     await waitFor('every agent to see all four alive again', async () => {
       const views = await Promise.all(apis.map(async a => await a.call<Array<{ state: string }>>('GET', '/v1/nodes')))

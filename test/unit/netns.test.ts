@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { agentIp, dropLines, labLines, liftLines, type NetLab, nsLines, nsName } from '../../src/cli/netns.ts'
 
-const lab: NetLab = { name: 'dnabc123', bridge: 'dnabc123br', subnet: '10.77.9' }
+const lab: NetLab = { name: 'dnabc123', bridge: 'dnabc123br', subnet: '10.77.9', size: 3 }
 const pref = (line: string): number => Number(/pref (\d+)/.exec(line)![1])
 
 describe('netns commands', () => {
