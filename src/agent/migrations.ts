@@ -55,8 +55,8 @@ export class Migrations {
   readonly #transfers = new Map<string, Map<string, AbortController>>()
   readonly #doubts = new Map<string, NodeJS.Timeout>()
   readonly #waiters = new Map<string, Array<(r: MigrationRecord) => void>>()
-  /** Aborts waiting to be sent again. */
-  readonly #aborts = new Set<NodeJS.Timeout>()
+  /** Aborts, and commits in doubt, waiting to be sent again (cleared at stop). */
+  readonly #retries = new Set<NodeJS.Timeout>()
   #stopped = false
   /** Incoming migrations, by migration id, until adopted or released. */
   readonly #incoming = new Map<string, IncomingRecord>()
@@ -178,7 +178,7 @@ export class Migrations {
     this.#stopped = true
     for (const transfers of this.#transfers.values()) for (const c of transfers.values()) c.abort(new Error('the agent is stopping'))
     for (const t of this.#doubts.values()) clearTimeout(t)
-    for (const t of this.#aborts) clearTimeout(t)
+    for (const t of this.#retries) clearTimeout(t)
   }
 
   async #propose (record: MigrationRecord, spec: VmSpec, demand: number): Promise<void> {
@@ -268,7 +268,7 @@ export class Migrations {
    */
   #askCommit (id: string, tries: number): void {
     const t = setTimeout(() => {
-      this.#aborts.delete(t)
+      this.#retries.delete(t)
       const record = this.#records.get(id)
       const rec = record != null ? this.#init.local.get(record.vmId) : undefined
       if (this.#stopped || record == null || record.phase !== 'in-doubt' || rec == null) return
@@ -277,7 +277,7 @@ export class Migrations {
         () => { this.#askCommit(id, tries + 1) })
     }, Math.min(COMMIT_ASK_MAX_MS, COMMIT_ASK_FIRST_MS * 2 ** tries))
     t.unref()
-    this.#aborts.add(t)
+    this.#retries.add(t)
   }
 
   /**
@@ -290,11 +290,11 @@ export class Migrations {
       const delayMs = Math.min(ABORT_RETRY_MAX_MS, ABORT_RETRY_FIRST_MS * 2 ** tries)
       if (this.#stopped || this.#init.now() + delayMs > record.startedAtMs + migrationLeaseMs(this.#init.config)) return
       const t = setTimeout(() => {
-        this.#aborts.delete(t)
+        this.#retries.delete(t)
         this.#sendAbort(record, tries + 1)
       }, delayMs)
       t.unref()
-      this.#aborts.add(t)
+      this.#retries.add(t)
     })
   }
 

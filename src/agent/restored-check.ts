@@ -67,7 +67,7 @@ export async function checkRestored (init: RestoredCheckInit, config: RestoredCh
   while (init.peers().length === 0 && init.now() < end) await init.sleep(config.pollMs)
   const peers = init.peers().slice(0, config.askPeers)
   report.asked = peers.length
-  const mine = new Map(heads.map(h => [h.vmId, h]))
+  const mine = new Set(heads.map(h => h.vmId))
   await Promise.all(peers.map(async peer => {
     let answered = true
     for (let i = 0; i < heads.length; i += MAX_RECORDS_PER_MESSAGE) {

@@ -265,23 +265,40 @@ export function logLevel (flags: AgentFlags): string {
   return flags.logLevel ?? process.env.DISCOVERY_LOG ?? 'info'
 }
 
-export async function runAgent (flags: AgentFlags): Promise<void> {
-  const log = pino({ level: logLevel(flags), base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
-  const { ready, stop } = await startAgentInstance(flags, log)
-  process.stdout.write(flags.json === true ? JSON.stringify(ready) + '\n' : `agent ${ready.peerId} ready: api ${ready.api}, p2p ${ready.addrs.join(' ')}\n`)
+/** An agent's JSON log, at its level (`logLevel`), written to `dest`. */
+export function agentLogger (flags: AgentFlags, dest: pino.DestinationStream): Logger {
+  return pino({ level: logLevel(flags), base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, dest)
+}
 
+/**
+ * Runs `stop` (the process's agents) once, on SIGINT, SIGTERM, or when the
+ * parent that started the process with an IPC channel (`cluster up
+ * --foreground`) is gone, even killed; then exits with `code` (1 when
+ * stopping takes more than 10 s). Returns that shutdown, for a caller that
+ * must stop the process itself.
+ */
+export function shutdownOnSignals (stop: (why: string) => Promise<void>): (why: string, code?: number) => Promise<void> {
   let stopping = false
-  const shutdown = async (why: string): Promise<void> => {
+  const shutdown = async (why: string, code = 0): Promise<void> => {
     if (stopping) return
     stopping = true
-    log.info({ component: 'discovery:agent', why }, 'stopping')
     const force = setTimeout(() => { process.exit(1) }, 10_000)
     force.unref()
-    await stop()
-    process.exit(0)
+    await stop(why)
+    process.exit(code)
   }
   process.on('SIGINT', () => { void shutdown('SIGINT') })
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
-  // Started by `cluster up --foreground`: leave with the parent, even if it was killed.
   if (process.channel != null) process.on('disconnect', () => { void shutdown('parent gone') })
+  return shutdown
+}
+
+export async function runAgent (flags: AgentFlags): Promise<void> {
+  const log = agentLogger(flags, pino.destination({ fd: 2, sync: true }))
+  const { ready, stop } = await startAgentInstance(flags, log)
+  process.stdout.write(flags.json === true ? JSON.stringify(ready) + '\n' : `agent ${ready.peerId} ready: api ${ready.api}, p2p ${ready.addrs.join(' ')}\n`)
+  shutdownOnSignals(async (why) => {
+    log.info({ component: 'discovery:agent', why }, 'stopping')
+    await stop()
+  })
 }

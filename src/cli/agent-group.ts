@@ -13,7 +13,7 @@
 import { appendFileSync, readFileSync } from 'node:fs'
 import pino from 'pino'
 import { z } from 'zod'
-import { type AgentInstance, logLevel, startAgentInstance } from './agent-command.ts'
+import { agentLogger, type AgentInstance, shutdownOnSignals, startAgentInstance } from './agent-command.ts'
 import { parseAgentArgv } from './agent-options.ts'
 import { UsageError } from './errors.ts'
 
@@ -46,24 +46,14 @@ export async function runAgentGroup (specFile: string): Promise<void> {
   const spec = readGroupSpec(specFile)
   const flags = spec.agents.map(a => parseAgentArgv(a.argv))
   const running: AgentInstance[] = []
-  let stopping = false
-  const shutdown = async (why: string, code = 0): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    const force = setTimeout(() => { process.exit(1) }, 10_000)
-    force.unref()
+  const shutdown = shutdownOnSignals(async (why) => {
     await Promise.all(running.map(async a => {
       a.agent.log.info({ component: 'discovery:agent', why }, 'stopping')
       await a.stop().catch(() => {})
     }))
-    process.exit(code)
-  }
-  process.on('SIGINT', () => { void shutdown('SIGINT') })
-  process.on('SIGTERM', () => { void shutdown('SIGTERM') })
-  // Started by `cluster up --foreground`: leave with the parent, even if it was killed.
-  if (process.channel != null) process.on('disconnect', () => { void shutdown('parent gone') })
+  })
   for (const [i, entry] of spec.agents.entries()) {
-    const log = pino({ level: logLevel(flags[i]), base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: entry.log, append: true, sync: true }))
+    const log = agentLogger(flags[i], pino.destination({ dest: entry.log, append: true, sync: true }))
     try {
       const instance = await startAgentInstance(flags[i], log)
       running.push(instance)
