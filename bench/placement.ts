@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--json]`
+ * `npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--agent-args=…] [--json]`
  *
  * For each node count, in the same run and on the same number of processes:
  * first a baseline of bare libp2p processes (bench/bare-node.ts: the agent's
@@ -39,14 +39,15 @@ const PROFILE_MS = 10_000
 const BASE_PORT = 27_000
 const PORT_STRIDE = 2_000
 
-export interface Options { nodes: number[], vms: number, concurrency: number, json: boolean, baseline: boolean, profile: boolean }
+export interface Options { nodes: number[], vms: number, concurrency: number, json: boolean, baseline: boolean, profile: boolean, agentArgs: string[] }
 
-const USAGE = `usage: npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--json]
+const USAGE = `usage: npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--agent-args=…] [--json]
   --nodes N,M      one run per node count (default 20,50,100)
   --vms N          VMs created per run, ${VM.cpu} vCPU / ${VM.memMiB} MiB each (default 2000)
   --concurrency N  creates in flight (default 64)
   --no-baseline    skip the bare-libp2p baseline
   --profile        a CPU profile of one agent during the load (${PROFILE_MS / 1000} s), summed by self time
+  --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none" (with "=", since they start with a dash)
   --json           print the results as JSON (progress goes to stderr)`
 
 function positive (flag: string, value: string, maxValue: number): number {
@@ -64,6 +65,7 @@ export function parseOptions (args: string[]): Options | undefined {
       concurrency: { type: 'string', default: '64' },
       'no-baseline': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'agent-args': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
@@ -77,7 +79,8 @@ export function parseOptions (args: string[]): Options | undefined {
     concurrency: positive('--concurrency', values.concurrency, 10_000),
     json: values.json,
     baseline: !values['no-baseline'],
-    profile: values.profile
+    profile: values.profile,
+    agentArgs: values['agent-args'].split(/\s+/).filter(a => a !== '')
   }
 }
 
@@ -167,7 +170,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
   log(`${nodes} nodes: agents, cluster up on ports ${basePort}+ (${capacity.cpu} vCPU / ${capacity.memMiB} MiB each)`)
   let cluster: Cluster | undefined
   try {
-    cluster = await clusterUp({ nodes, basePort, ...capacity, ...(opts.profile ? { env: { NODE_OPTIONS: '--inspect-port=0' } } : {}) })
+    cluster = await clusterUp({ nodes, basePort, ...capacity, extra: opts.agentArgs, ...(opts.profile ? { env: { NODE_OPTIONS: '--inspect-port=0' } } : {}) })
     const upLoad = loadAverage()
     const apis = cluster.nodes.map(m => m.api)
     const pids = cluster.nodes.map(m => m.pid)

@@ -18,7 +18,7 @@ import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import type { Driver, VmStats } from '../hypervisor/index.ts'
-import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip } from '../net/index.ts'
+import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip, StreamActivity } from '../net/index.ts'
 import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
 import { startDriver } from './driver-setup.ts'
 import { AdminPartitions } from './admin-partitions.ts'
@@ -155,6 +155,8 @@ export class Agent {
       dialTarget: (peer) => this.#peers.dialTarget(peer),
       onChanges: (changes) => { this.#membership.applyStatus(changes) },
       onInvalid: (from, reason) => { invalid('swim', from, reason) },
+      signer,
+      onForged: (from, reason) => { invalid('swim-proof', from, reason) },
       onUnknown: (from) => { void this.#exchange.syncWith(from) } })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
@@ -208,6 +210,7 @@ export class Agent {
         ? {
             maxConnections: config.connection.maxConnections,
             close: async (peerId) => { await this.#farewell.close(peerId) },
+            lastActivity: StreamActivity.installed(libp2p, () => clock.now()).lastMs,
             inMesh: (peerId) => (libp2p as any).services.pubsub.mesh?.get(STATE_TOPIC)?.has(peerId) === true,
             // A peer that closed a connection with us has enough of them: warm others for a minute.
             avoid: (peerId) => this.#farewell.saidBye(peerId, 60_000)

@@ -12,11 +12,13 @@ import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
 import type { DetectorConfig } from '../core/detector-config.ts'
 import { type DetectorStats, type DetectorStep, FailureDetector, type StatusChange } from '../core/failure-detector.ts'
+import type { Signer } from '../core/ownership.ts'
 import type { Rng } from '../core/rng.ts'
 import { type MemberStatus, namesUnknown } from '../core/swim-messages.ts'
 import { SwimTransport } from '../net/index.ts'
 import { HostLoad } from './host-load.ts'
 import type { Metrics } from './metrics.ts'
+import { SwimProofs } from './swim-proofs.ts'
 
 export interface FailureDetectionComponents {
   self: string
@@ -36,6 +38,10 @@ export interface FailureDetectionInit {
   /** Status changes, in the order decided. */
   onChanges: (changes: StatusChange[]) => void
   onInvalid: (from: string, reason: string) => void
+  /** Signs our claims (accusations, our incarnations) and checks our peers' (agent/swim-proofs.ts). */
+  signer: Signer
+  /** A message came with claims whose signatures were missing or wrong: they were dropped, the rest applied. */
+  onForged: (from: string, reason: string) => void
   /** A message from `from` named a peer we do not watch, whose state `from` holds (core/swim-messages.ts `namesUnknown`). */
   onUnknown?: (from: string) => void
 }
@@ -66,6 +72,7 @@ export class FailureDetection {
   readonly #c: FailureDetectionComponents
   readonly #init: FailureDetectionInit
   readonly #transport: SwimTransport
+  readonly #proofs: SwimProofs
   #detector?: FailureDetector
   /** Peers given before start: added then. */
   readonly #early = new Map<string, number>()
@@ -79,13 +86,15 @@ export class FailureDetection {
     this.#c = components
     this.#init = init
     if (init.config.hostLoadMaxMult != null) this.#hostLoad = new HostLoad()
+    this.#proofs = new SwimProofs({ signer: init.signer, onForged: init.onForged })
     this.#transport = new SwimTransport({
       libp2p: components.libp2p,
       dialTarget: init.dialTarget,
       // Long enough for a busy peer's noise handshake; what waits meanwhile is judged by the probe's own timeouts.
       dialTimeoutMs: Math.max(5_000, 10 * init.config.probeTimeoutMs),
       now: () => this.#now(),
-      onMessage: (from, msg) => {
+      onMessage: (from, received) => {
+        const msg = this.#proofs.check(from, received)
         this.#run(d => {
           if (init.onUnknown != null && namesUnknown(components.self, from, msg, p => d.status(p))) init.onUnknown(from)
           return d.receive(from, msg, this.#now())
@@ -177,7 +186,7 @@ export class FailureDetection {
     const d = this.#detector
     if (d == null) return
     const step = f(d)
-    for (const { to, message } of step.send) this.#transport.send(to, message)
+    for (const { to, message } of step.send) this.#transport.send(to, this.#proofs.stamp(message))
     if (step.changes.length > 0) this.#init.onChanges(step.changes)
     if (step.wakeAtMs != null) this.#arm(step.wakeAtMs)
     const now = this.#now()

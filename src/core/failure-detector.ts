@@ -150,10 +150,10 @@ export class FailureDetector {
   receive (from: string, msg: SwimMessage, nowMs: number): DetectorStep {
     this.#begin(nowMs)
     this.stats.messagesReceived++
-    // The header is the sender's incarnation, but for an ack passed on by a helper: the target's.
-    const about = msg.type === 'ack' && msg.of != null ? msg.of : from
-    const known = this.#members.incarnation(about)
-    if (known != null && compareIncarnation(msg, known) > 0) this.#members.seen(this.#members.get(about)!, msg, nowMs, this.#sink)
+    // The header is the sender's incarnation (its connection authenticates it). A helper's relayed ack carries the target's in
+    // the helper's words: not taken, or a peer could refute for another — the target's own signed updates bring its refutation.
+    const known = msg.type === 'ack' && msg.of != null ? undefined : this.#members.incarnation(from)
+    if (known != null && compareIncarnation(msg, known) > 0) this.#members.seen(this.#members.get(from)!, msg, nowMs, this.#sink)
     for (const u of msg.updates) this.#apply(u)
     switch (msg.type) {
       case 'ping': this.#send(from, { type: 'ack', seq: msg.seq }); break

@@ -12,6 +12,7 @@
 import { z } from 'zod'
 import { peerIdSchema } from './ids.ts'
 import { PROTOCOL_VERSION } from './messages.ts'
+import { signatureSchema } from './ownership-messages.ts'
 
 export const SWIM_LIMITS = Object.freeze({
   /** Updates carried by one message: enough for the few changes in flight at once, small enough to stay one frame. */
@@ -28,14 +29,34 @@ const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 export const MEMBER_STATUSES = ['alive', 'suspect', 'dead'] as const
 export type MemberStatus = typeof MEMBER_STATUSES[number]
 
-/** What the sender knows of one member: its status at an incarnation, and who accused it (suspect, dead). */
+/**
+ * What the sender knows of one member: its status at an incarnation, and who
+ * accused it (suspect, dead). On the wire each claim carries its signature
+ * (agent/swim-proofs.ts checks them at the edge, the detector never sees
+ * them): an accusation, each accuser's (`sigs`, in the order of `accusers`);
+ * an incarnation said alive, the member's own (`sig`). A relaying peer
+ * passes the signatures on, so it cannot name accusers that never accused,
+ * nor raise a member's incarnation on its behalf.
+ */
 export const swimUpdateSchema = z.object({
   peer: peerIdSchema,
   ...incarnation,
   status: z.enum(MEMBER_STATUSES),
-  accusers: z.array(peerIdSchema).max(SWIM_LIMITS.maxAccusers).optional()
+  accusers: z.array(peerIdSchema).max(SWIM_LIMITS.maxAccusers).optional(),
+  sigs: z.array(signatureSchema).max(SWIM_LIMITS.maxAccusers).optional(),
+  sig: signatureSchema.optional()
 }).strict()
 export type SwimUpdate = z.infer<typeof swimUpdateSchema>
+
+/** What an accuser signs: that `peer` did not answer it at this incarnation. */
+export function accusationBytes (u: Pick<SwimUpdate, 'peer' | 'run' | 'inc'>): Uint8Array {
+  return new TextEncoder().encode(`discovery/swim-accusation/1\n${u.peer}\n${u.run}\n${u.inc}`)
+}
+
+/** What a member signs of itself: that it is alive at this incarnation (its start, or a refutation). */
+export function incarnationBytes (u: Pick<SwimUpdate, 'peer' | 'run' | 'inc'>): Uint8Array {
+  return new TextEncoder().encode(`discovery/swim-incarnation/1\n${u.peer}\n${u.run}\n${u.inc}`)
+}
 
 const common = {
   v: z.literal(PROTOCOL_VERSION),

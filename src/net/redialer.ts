@@ -56,6 +56,19 @@ export interface RedialerInit {
   avoid?: (peerId: string) => boolean
   /** A connection younger than this is never closed as idle: it has its first work to do (a view sync, gossipsub's subscriptions). Default 10 s. */
   minIdleAgeMs?: number
+  /**
+   * When a stream of ours was last opened with a peer, either way
+   * (net/stream-activity.ts): a connection is idle only after `minQuietMs`
+   * without one, not whenever a check finds no request under way on it.
+   */
+  lastActivity?: (peerId: string) => number | undefined
+  /**
+   * How long a connection must go without a new stream to be closed as idle.
+   * Default 10 s: under load a connection is used every second or so and
+   * stays (the bound holds at rest, not under a burst of requests); a
+   * connection used once is closed a few seconds after the request, as before.
+   */
+  minQuietMs?: number
 }
 
 /** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
@@ -78,6 +91,7 @@ export class Redialer {
   readonly #dialTimeoutMs: number
   readonly #maxConnections: number
   readonly #minIdleAgeMs: number
+  readonly #minQuietMs: number
   readonly #closing = new Set<string>()
   #timer?: NodeJS.Timeout
 
@@ -91,6 +105,7 @@ export class Redialer {
     this.#dialTimeoutMs = expectNumber('dialTimeoutMs', init.dialTimeoutMs ?? 5_000, { above: 0 })
     this.#maxConnections = init.maxConnections == null ? Infinity : expectNumber('maxConnections', init.maxConnections, { min: 1, integer: true })
     this.#minIdleAgeMs = expectNumber('minIdleAgeMs', init.minIdleAgeMs ?? 10_000, { min: 0 })
+    this.#minQuietMs = expectNumber('minQuietMs', init.minQuietMs ?? 10_000, { min: 0 })
     if (Number.isFinite(this.#maxConnections) && init.close == null) throw new TypeError('Expected `close` with `maxConnections`, got none')
   }
 
@@ -160,9 +175,10 @@ export class Redialer {
     for (const c of this.#init.libp2p.getConnections()) {
       const peer = c.remotePeer.toString()
       if (this.#closing.has(peer)) continue
+      const last = this.#init.lastActivity?.(peer)
       open.push({
         peer,
-        idle: c.streams.every(s => s.protocol == null || UPKEEP_PROTOCOL.test(s.protocol)),
+        idle: c.streams.every(s => s.protocol == null || UPKEEP_PROTOCOL.test(s.protocol)) && (last == null || now - last >= this.#minQuietMs),
         inMesh: this.#init.inMesh?.(peer) === true,
         inbound: c.direction === 'inbound',
         ageMs: now - c.timeline.open

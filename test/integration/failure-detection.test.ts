@@ -6,13 +6,17 @@
  * and is alive again everywhere. The times come from each agent's own
  * `peer.dead` / `peer.alive` events (`GET /v1/events`), measured from the
  * signal, and are printed: on this shared 2-core machine they vary with its
- * load (the 50-agent figures are `npm run bench -- healing`'s).
+ * load (the 50-agent figures are `npm run bench -- healing`'s). A rogue peer
+ * naming members as accusers without their signatures is refused and counted,
+ * and the members' own signed accusations are never refused.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from 'it-length-prefixed-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ed25519Signer } from '../../src/agent/signer.ts'
 import { SseParser, type StreamEvent } from '../../src/cli/events.ts'
+import { accusationBytes } from '../../src/core/swim-messages.ts'
 import { createHost, SWIM_PROTOCOL } from '../../src/net/index.ts'
 import { ApiClient, metricValue, readCluster, runCli, tempDir, waitFor } from './helpers.ts'
 
@@ -25,6 +29,8 @@ let apis: ApiClient[] = []
 let pids: number[] = []
 let ids: string[] = []
 const streams: Array<{ events: StreamEvent[], close: () => void }> = []
+/** Agent 0's count of messages with forged claims once the rogue has sent its own. */
+let forgedAtAgent0 = 0
 
 async function follow (api: ApiClient): Promise<{ events: StreamEvent[], close: () => void }> {
   const ac = new AbortController()
@@ -49,8 +55,8 @@ function firstTimes (observers: number[], type: string, peer: string, t0: number
   })
 }
 
-async function metric (i: number, name: string): Promise<number> {
-  return metricValue(await (await fetch(`${apis[i].url}/metrics`)).text(), name)
+async function metric (i: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return metricValue(await (await fetch(`${apis[i].url}/metrics`)).text(), name, labels)
 }
 
 beforeAll(async () => {
@@ -90,7 +96,8 @@ describe('the failure detector between agent processes', () => {
 
   it('drops garbage on /discovery/swim/1.0.0, counts it, and changes nobody\'s status; a stranger\'s accusation counts for nothing', async () => {
     const file = readCluster(dir)
-    const rogue = await createHost({ privateKey: await generateKeyPair('Ed25519') as any, listen: '/ip4/127.0.0.1/tcp/0' })
+    const rogueKey = await generateKeyPair('Ed25519') as any
+    const rogue = await createHost({ privateKey: rogueKey, listen: '/ip4/127.0.0.1/tcp/0' })
     try {
       const target = multiaddr(`${file.nodes[0].listen}/p2p/${ids[0]}`)
       const enc = new TextEncoder()
@@ -100,9 +107,23 @@ describe('the failure detector between agent processes', () => {
         await lp.write(enc.encode(bad))
       }
       await waitFor('the garbage counted', async () => await metric(0, 'discovery_invalid_messages_total') >= before + 3 ? true : undefined, 10_000)
-      // Well-formed, from a peer that is not a member: its accusation of agent 2 is heard and counts for nothing.
+      // Well-formed and signed, from a peer that is not a member: its accusation of agent 2 is heard and counts for nothing.
+      const rogueId = rogue.peerId.toString()
+      const signer = ed25519Signer(rogueKey, rogueId)
+      const signed = (bytes: Uint8Array): string => Buffer.from(signer.sign(bytes)).toString('base64')
+      const victim = { peer: ids[2], run: 0, inc: 0 }
       const lp = lpStream(await rogue.dialProtocol(target, SWIM_PROTOCOL))
-      await lp.write(enc.encode(JSON.stringify({ v: 1, type: 'gossip', run: 1, inc: 0, updates: [{ peer: ids[2], run: 0, inc: 0, status: 'suspect', accusers: [rogue.peerId.toString()] }] })))
+      await lp.write(enc.encode(JSON.stringify({ v: 1, type: 'gossip', run: 1, inc: 0, updates: [{ ...victim, status: 'suspect', accusers: [rogueId], sigs: [signed(accusationBytes(victim))] }] })))
+      // Naming three members as accusers of agent 2 — a quorum, which a dead update is taken on at once — without their
+      // signatures: none, or the rogue's own in their place. Refused and counted (source swim-proof); agent 2 stays alive.
+      const quorum = [ids[1], ids[3], ids[4]]
+      const proofBefore = await metric(0, 'discovery_invalid_messages_total', { source: 'swim-proof' })
+      for (const sigs of [undefined, quorum.map(() => signed(accusationBytes(victim)))]) {
+        await lp.write(enc.encode(JSON.stringify({ v: 1, type: 'gossip', run: 1, inc: 0, updates: [{ ...victim, status: 'dead', accusers: quorum, ...(sigs != null ? { sigs } : {}) }] })))
+      }
+      await waitFor('the forged accusations counted', async () => await metric(0, 'discovery_invalid_messages_total', { source: 'swim-proof' }) >= proofBefore + 2 ? true : undefined, 10_000)
+      forgedAtAgent0 = await metric(0, 'discovery_invalid_messages_total', { source: 'swim-proof' })
+      expect(forgedAtAgent0).toBe(proofBefore + 2)
       await new Promise(resolve => setTimeout(resolve, 2_000))
       expect((await apis[0].call('GET', '/v1/health')).status).toBe('ok')
       const view = await apis[0].call<Array<{ peerId: string, state: string }>>('GET', '/v1/nodes')
@@ -160,5 +181,12 @@ describe('the failure detector between agent processes', () => {
       const want = i === 1 ? 1 : 2
       await waitFor(`${want} deaths in agent ${i}'s metrics`, async () => await metric(i, 'discovery_detector_deaths_total') === want ? true : undefined, 5_000)
     }
+  })
+
+  it('the members\' own accusations and refutations, relayed from agent to agent through a pause and a kill, all carried valid signatures', async () => {
+    // Accusations of agents 1 and 5 and agent 1's refutation went round above: none was refused; agent 0 counted the rogue's only.
+    const counted = await Promise.all([0, 1, 2, 3, 4].map(async i => await metric(i, 'discovery_invalid_messages_total', { source: 'swim-proof' })))
+    expect(counted).toEqual([forgedAtAgent0, 0, 0, 0, 0])
+    expect(forgedAtAgent0).toBeGreaterThan(0)
   })
 })

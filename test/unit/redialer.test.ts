@@ -199,5 +199,23 @@ describe('Redialer', () => {
       expect(libp2p.connected.size).toBe(3)
       expect(libp2p.take()).toEqual([])
     })
+
+    it('keeps a connection that had a stream opened within minQuietMs, though none is under way at the check', async () => {
+      const closed: string[] = []
+      const lastStream = new Map<string, number>()
+      const { libp2p, clock, redialer } = setup({ minConnections: 1, warmConnections: 0, maxConnections: 2, minQuietMs: 5_000, lastActivity: (p) => lastStream.get(p), close: async (p) => { closed.push(p); libp2p.connected.delete(p) } })
+      clock.set(60_000)
+      for (const t of tags.slice(0, 6)) libp2p.connected.add(id(t))
+      // A, B, C, D had requests 1–4.9 s ago; E 5 s ago, F never: only those two are idle.
+      for (const [t, ago] of [['A', 1_000], ['B', 2_000], ['C', 3_000], ['D', 4_900], ['E', 5_000]] as const) lastStream.set(id(t), 60_000 - ago)
+      await redialer.check()
+      await redialer.check()
+      expect(closed.sort()).toEqual([id('E'), id('F')].sort())
+      // Once they too have gone quiet, they are closed down to the bound.
+      clock.set(70_000)
+      await redialer.check()
+      await redialer.check()
+      expect(libp2p.connected.size).toBe(2)
+    })
   })
 })
