@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--agent-args=…] [--json]`
+ * `npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--per-process K] [--agent-args=…] [--json]`
  *
  * For each node count, in the same run and on the same number of processes:
  * first a baseline of bare libp2p processes (bench/bare-node.ts: the agent's
@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { bareClusterUp, type BareCluster } from './lib/bare-cluster.ts'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson } from './lib/http.ts'
-import { convergence, type Convergence, idle, type Idle, load, type Load, loadAverage, settle } from './lib/measure.ts'
+import { convergence, type Convergence, idle, type Idle, load, type Load, loadAverage, settle, type Spread } from './lib/measure.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { profileAgent, type ProfileSummary } from './lib/profile.ts'
 import { statusMiB } from './lib/proc.ts'
@@ -39,14 +39,16 @@ const PROFILE_MS = 10_000
 const BASE_PORT = 27_000
 const PORT_STRIDE = 2_000
 
-export interface Options { nodes: number[], vms: number, concurrency: number, json: boolean, baseline: boolean, profile: boolean, agentArgs: string[] }
+export interface Options { nodes: number[], vms: number, concurrency: number, json: boolean, baseline: boolean, profile: boolean, agentArgs: string[], perProcess: number }
 
-const USAGE = `usage: npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--agent-args=…] [--json]
+const USAGE = `usage: npm run bench -- placement [--nodes 20,50,100] [--vms 2000] [--concurrency 64] [--no-baseline] [--profile] [--per-process K] [--agent-args=…] [--json]
   --nodes N,M      one run per node count (default 20,50,100)
   --vms N          VMs created per run, ${VM.cpu} vCPU / ${VM.memMiB} MiB each (default 2000)
   --concurrency N  creates in flight (default 64)
   --no-baseline    skip the bare-libp2p baseline
   --profile        a CPU profile of one agent during the load (${PROFILE_MS / 1000} s), summed by self time
+  --per-process K  the agents K to a process (cluster up --per-process K); their CPU and memory per agent are the
+                   process's divided by K (default 1: one agent per process, like the baseline)
   --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none" (with "=", since they start with a dash)
   --json           print the results as JSON (progress goes to stderr)`
 
@@ -66,6 +68,7 @@ export function parseOptions (args: string[]): Options | undefined {
       'no-baseline': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'agent-args': { type: 'string', default: '' },
+      'per-process': { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
@@ -80,7 +83,8 @@ export function parseOptions (args: string[]): Options | undefined {
     json: values.json,
     baseline: !values['no-baseline'],
     profile: values.profile,
-    agentArgs: values['agent-args'].split(/\s+/).filter(a => a !== '')
+    agentArgs: values['agent-args'].split(/\s+/).filter(a => a !== ''),
+    perProcess: positive('--per-process', values['per-process'], 100)
   }
 }
 
@@ -108,6 +112,8 @@ export interface RunResult {
   capacityPerNode: { cpu: number, memMiB: number }
   vms: number
   concurrency: number
+  /** Agents to a process (`--per-process`): their CPU and memory per agent are the process's divided by it. */
+  agentsPerProcess: number
   agents: AgentsRun
   baseline?: SystemRun
   profile?: ProfileSummary
@@ -170,10 +176,12 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
   log(`${nodes} nodes: agents, cluster up on ports ${basePort}+ (${capacity.cpu} vCPU / ${capacity.memMiB} MiB each)`)
   let cluster: Cluster | undefined
   try {
-    cluster = await clusterUp({ nodes, basePort, ...capacity, extra: opts.agentArgs, ...(opts.profile ? { env: { NODE_OPTIONS: '--inspect-port=0' } } : {}) })
+    const k = opts.perProcess
+    cluster = await clusterUp({ nodes, basePort, ...capacity, extra: [...opts.agentArgs, ...(k > 1 ? ['--per-process', String(k)] : [])], ...(opts.profile ? { env: { NODE_OPTIONS: '--inspect-port=0' } } : {}) })
     const upLoad = loadAverage()
     const apis = cluster.nodes.map(m => m.api)
-    const pids = cluster.nodes.map(m => m.pid)
+    // K agents to a process share its pid: each process is measured once, its figures divided by K after.
+    const pids = [...new Set(cluster.nodes.map(m => m.pid))]
     let profile: ProfileSummary | undefined
     const profiled = cluster.nodes[Math.min(1, cluster.nodes.length - 1)]
     const during = opts.profile
@@ -183,7 +191,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
         profile = await profileAgent(profiled.pid, profiled.log, PROFILE_MS).catch((err) => { log(`  no profile: ${err.message}`); return undefined })
       }
       : undefined
-    const run = await measure('agents', apis, pids, cluster.upMs / 1000, upLoad, opts, '', during)
+    const run = perAgent(await measure('agents', apis, pids, cluster.upMs / 1000, upLoad, opts, '', during), k)
     const sum = await scrapeAll(apis)
     const counters = {
       peerDisconnects: sum('discovery_peer_disconnects_total'),
@@ -193,7 +201,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
     }
     const checked = await checkAfter(apis)
     const after = { ...checked, expected: CONVERGENCE_SAMPLES + run.load.status.created, peakRssMiB: { mean: 0, max: 0 } }
-    const hwm = pids.map(p => statusMiB(p, 'VmHWM'))
+    const hwm = pids.map(p => statusMiB(p, 'VmHWM') / k)
     after.peakRssMiB = { mean: hwm.reduce((a, b) => a + b, 0) / hwm.length, max: Math.max(...hwm) }
     await cluster.down()
     return { run: { ...run, counters, after }, profile }
@@ -202,12 +210,24 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
   }
 }
 
+/** With K agents to a process: CPU and memory per agent, the process's divided by K. */
+export function perAgent (run: SystemRun, k: number): SystemRun {
+  if (k === 1) return run
+  const per = (x: Spread): Spread => ({ mean: x.mean / k, max: x.max / k })
+  const { idle, load } = run
+  return {
+    ...run,
+    idle: { ...idle, cpuPct: per(idle.cpuPct), rssMiB: per(idle.rssMiB), pssMiB: per(idle.pssMiB), ussMiB: per(idle.ussMiB) },
+    load: { ...load, rssMiB: per(load.rssMiB), pssMiB: per(load.pssMiB), ussMiB: per(load.ussMiB) }
+  }
+}
+
 async function runOne (nodes: number, basePort: number, opts: Options): Promise<RunResult> {
   const cpu = Math.max(VM.cpu, Math.ceil(HEADROOM * (opts.vms + CONVERGENCE_SAMPLES) * VM.cpu / nodes))
   const capacity = { cpu, memMiB: Math.max(VM.memMiB, cpu * VM.memMiB) }
   const baseline = opts.baseline ? await runBaseline(nodes, opts) : undefined
   const { run: agents, profile } = await runAgents(nodes, basePort, opts, capacity)
-  const r: RunResult = { nodes, basePort, capacityPerNode: capacity, vms: opts.vms, concurrency: opts.concurrency, agents, goals: [] }
+  const r: RunResult = { nodes, basePort, capacityPerNode: capacity, vms: opts.vms, concurrency: opts.concurrency, agentsPerProcess: opts.perProcess, agents, goals: [] }
   if (baseline != null) r.baseline = baseline
   if (profile != null) r.profile = profile
   r.goals = goals(r)

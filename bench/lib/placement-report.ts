@@ -34,25 +34,25 @@ interface Row { figure: string, get: (s: SystemRun) => number, digits?: number, 
 const ROWS: Row[] = [
   { figure: 'time to come up', get: s => s.upS, unit: 's' },
   { figure: 'idle CPU, all processes', get: s => s.idle.cpuPctSum, unit: '% of a core' },
-  { figure: 'idle CPU per process', get: s => s.idle.cpuPct.mean, digits: 2, unit: '% of a core' },
-  { figure: 'idle RSS per process', get: s => s.idle.rssMiB.mean, unit: 'MiB' },
-  { figure: 'idle PSS per process', get: s => s.idle.pssMiB.mean, unit: 'MiB' },
-  { figure: 'idle USS per process', get: s => s.idle.ussMiB.mean, unit: 'MiB' },
+  { figure: 'idle CPU per agent', get: s => s.idle.cpuPct.mean, digits: 2, unit: '% of a core' },
+  { figure: 'idle RSS per agent', get: s => s.idle.rssMiB.mean, unit: 'MiB' },
+  { figure: 'idle PSS per agent', get: s => s.idle.pssMiB.mean, unit: 'MiB' },
+  { figure: 'idle USS per agent', get: s => s.idle.ussMiB.mean, unit: 'MiB' },
   { figure: 'convergence p50', get: s => s.convergence.p50Ms, digits: 0, unit: 'ms' },
   { figure: 'convergence p99', get: s => s.convergence.p99Ms, digits: 0, unit: 'ms' },
   { figure: 'creates per second', get: s => s.load.vmsPerS, unit: 'VMs/s' },
   { figure: 'create p50', get: s => s.load.createMs.p50, unit: 'ms' },
   { figure: 'create p99', get: s => s.load.createMs.p99, unit: 'ms' },
   { figure: 'CPU under load, all processes', get: s => s.load.cpuPctSum, digits: 0, unit: '% of a core' },
-  { figure: 'RSS per process under load', get: s => s.load.rssMiB.mean, unit: 'MiB' },
-  { figure: 'PSS per process under load', get: s => s.load.pssMiB.mean, unit: 'MiB' },
-  { figure: 'USS per process under load', get: s => s.load.ussMiB.mean, unit: 'MiB' }
+  { figure: 'RSS per agent under load', get: s => s.load.rssMiB.mean, unit: 'MiB' },
+  { figure: 'PSS per agent under load', get: s => s.load.pssMiB.mean, unit: 'MiB' },
+  { figure: 'USS per agent under load', get: s => s.load.ussMiB.mean, unit: 'MiB' }
 ]
 
 export function runTable (r: RunResult, capacityOk: boolean): string {
   const a = r.agents
   const b = r.baseline
-  const head = `placement · ${r.nodes} nodes · ${r.vms} VMs of 1 vCPU / 256 MiB · ${r.concurrency} in flight · ${r.capacityPerNode.cpu} vCPU / ${r.capacityPerNode.memMiB} MiB per node`
+  const head = `placement · ${r.nodes} nodes · ${r.vms} VMs of 1 vCPU / 256 MiB · ${r.concurrency} in flight · ${r.capacityPerNode.cpu} vCPU / ${r.capacityPerNode.memMiB} MiB per node${r.agentsPerProcess > 1 ? ` · agents ${r.agentsPerProcess} to a process (CPU and memory per agent: the process's ÷ ${r.agentsPerProcess})` : ''}`
   const rows = ROWS.map(row => {
     const va = row.get(a)
     const vb = b != null ? row.get(b) : NaN
