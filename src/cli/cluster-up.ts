@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ApiClient } from './client.ts'
 import { MAX_AGENTS_PER_PROCESS } from './agent-group.ts'
-import { AGENT_NODE_FLAGS, agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, spawnArgv, writeClusterFile } from './cluster.ts'
+import { agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, groupNodeFlags, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, spawnArgv, writeClusterFile } from './cluster.ts'
 import { bootstrapFor, StallWatch, waveSize, waves } from './cluster-waves.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { agentIp, createLab, destroyLab, type NetLab, nsName } from './netns.ts'
@@ -185,7 +185,7 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
     const first = list[0].i
     const specFile = join(dir, `group-${first}.json`)
     writeFileSync(specFile, JSON.stringify({ agents: plans.map(p => ({ argv: [...p.args.slice(1), ...extra], log: p.log })) }, null, 2))
-    const child = spawnArgv([...AGENT_NODE_FLAGS, BIN, 'agents', '--spec', specFile], join(dir, `group-${first}.log`), opts.foreground)
+    const child = spawnArgv([...groupNodeFlags(list.length), BIN, 'agents', '--spec', specFile], join(dir, `group-${first}.log`), opts.foreground)
     for (const p of plans) {
       const { args: _args, ...member } = p
       const logFrom = existsSync(p.log) ? statSync(p.log).size : 0

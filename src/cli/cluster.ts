@@ -159,6 +159,18 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4']
 
 /**
+ * V8 flags of a process running `k` agents (`cluster up --per-process K`):
+ * its young generation is shared by the k, so it is sized with them, 4 MiB
+ * an agent up to 16 MiB. With 4 MiB for ten agents the process spent its
+ * idle time collecting: 50 agents ten to a process took 80 % of one core
+ * idle with 4 MiB, 65–69 % with 16 or 32 MiB, and no more memory (README,
+ * Many agents on one machine).
+ */
+export function groupNodeFlags (k: number): string[] {
+  return [`--max-semi-space-size=${Math.min(16, 4 * Math.max(1, k))}`]
+}
+
+/**
  * The environment of the agents of a local cluster: glibc's malloc keeps an
  * arena for each thread that allocates, up to 8 per core (V8's compiler and
  * GC threads, libuv's pool); two are enough for an agent, and took 14–16 MiB
