@@ -95,7 +95,18 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
     expect(cores).toBeLessThan(IDLE_CORES_BOUND)
 
     // One spread group: no two of its VMs on one node, so 30 of them reach all 30 nodes, each created through another agent.
-    const created = await Promise.all(apis.map(async (a, i) => await a.call<{ id: string, node: string }>('POST', '/v1/vms', { name: `spread-${i}`, cpu: 1, memMiB: 256, constraints: { spread: 'all' } })))
+    // The 30 contend for the same 30 slots at once, each agent dialling candidates beyond its cap of 8: on a saturated
+    // 2-core host a create was seen to take over the client's usual 30 s (the full suite running beside it). What is
+    // checked here is where they land, not how fast (the placement benchmark measures that): the creates wait up to 120 s.
+    const patient = file.nodes.map(m => new ApiClient(m.api, undefined, 120_000))
+    const c0 = Date.now()
+    const createMs: number[] = []
+    const created = await Promise.all(patient.map(async (a, i) => {
+      const vm = await a.call<{ id: string, node: string }>('POST', '/v1/vms', { name: `spread-${i}`, cpu: 1, memMiB: 256, constraints: { spread: 'all' } })
+      createMs.push(Date.now() - c0)
+      return vm
+    }))
+    process.stdout.write(`start cost: ${N} creates of one spread group at once answered after ${Math.min(...createMs)}–${Math.max(...createMs)} ms\n`)
     expect(new Set(created.map(v => v.node)).size).toBe(N)
     const t1 = Date.now()
     await waitFor(`every agent's view to hold all ${N} VMs`, async () => {
