@@ -24,6 +24,10 @@ export interface OwnershipProofs {
   check: (vmId: string, chain: Chain, kind: 'restart' | 'migrate', from: string) => string | undefined
 }
 
+/** How long a VM that left is remembered for a commit asked again: well beyond the placer's retries (two lease lifetimes). */
+const DEPARTED_KEEP_MS = 10 * 60_000
+const DEPARTED_MAX = 10_000
+
 /** Why a VM leaves this node: deleted by a user (it must never come back), or moved (migrated, fenced: it runs elsewhere). */
 export type Removal = 'user' | 'moved'
 
@@ -67,6 +71,14 @@ export class LocalNode {
   readonly #adopting = new Map<string, Promise<CommitOutcome>>()
   /** Deletes on their way to disk: a second delete of the same VM waits for the first. */
   readonly #deleting = new Map<string, { why: Removal, done: Promise<RemoveOutcome> }>()
+  /**
+   * VMs that left this node since it started (moved or deleted), by id: a
+   * commit asked again after its answer was lost must not be answered "no such
+   * reservation" once its VM has moved on (fenced by a restart elsewhere while
+   * this node was down, migrated) — the placer would place a second copy.
+   * Kept DEPARTED_KEEP_MS, at most DEPARTED_MAX.
+   */
+  readonly #departed = new Map<string, { atMs: number, why: Removal }>()
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
   readonly #summary = new WeakMap<VmRecord, VmSummary>()
   #summaries?: VmSummary[]
@@ -160,7 +172,12 @@ export class LocalNode {
     const now = this.#init.now()
     // The lease becomes the VM's usage here, in this synchronous step: the capacity never shows free in between.
     const r = this.ledger.commit(leaseId, spec.id, now)
-    if (!r.ok) return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
+    if (!r.ok) {
+      // Taken here before, and gone since: the commit was taken, whatever became of its answer.
+      const gone = this.#departed.get(spec.id)
+      if (gone != null) return { ok: true, state: gone.why === 'user' ? 'deleted' : 'creating' }
+      return { ok: false, reason: r.reason === 'expired' ? 'the reservation expired' : 'no such reservation' }
+    }
     const rec: VmRecord = { spec, state: 'creating', epoch: chain[chain.length - 1].epoch, chain }
     const done = this.#persist(rec)
     this.#committing.set(spec.id, { rec, done })
@@ -221,6 +238,7 @@ export class LocalNode {
       await this.#init.driver.delete(id)
       await this.#init.store.removeVm(id)
       this.#vms.delete(id)
+      this.#depart(id, why)
       this.#summaries = undefined
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
@@ -233,6 +251,16 @@ export class LocalNode {
       return await done
     } finally {
       this.#deleting.delete(id)
+    }
+  }
+
+  #depart (id: string, why: Removal): void {
+    const now = this.#init.now()
+    this.#departed.delete(id)
+    this.#departed.set(id, { atMs: now, why })
+    for (const [old, d] of this.#departed) {
+      if (this.#departed.size <= DEPARTED_MAX && now - d.atMs < DEPARTED_KEEP_MS) break
+      this.#departed.delete(old)
     }
   }
 

@@ -109,4 +109,31 @@ describe('LocalNode', () => {
     expect([moved, user]).toEqual([true, false])
     expect(store.listVms()).toEqual([])
   })
+
+  it('answers a commit asked again after its VM left (fenced, moved, deleted) as taken, not as no such reservation', async () => {
+    // Seen in a chaos run: the owner took a create's commit and was killed before answering; restarted, it was
+    // fenced by the restart a holder had made meanwhile; the placer's commit asked again then heard "no such
+    // reservation" and placed a second copy elsewhere, with a chain of its own.
+    const { local, dir } = node()
+    local.reserve(lease(1), { cpu: 1, memMiB: 256 }, undefined, 10_000)
+    expect(await local.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
+    // The same node after a restart on its data dir: the VM comes back from the store, then is fenced.
+    const again = node()
+    const store2 = Store.open(dir)
+    const driver2 = new SimDriver({ bootDelayMs: 5 })
+    cleanup.unshift(() => { void driver2.stop(); store2.close() })
+    const restarted = new LocalNode({ ledger: new Ledger({ cpu: 8, memMiB: 8192 }), store: store2, driver: driver2, proofs: { origin: (vmId: string, epoch: number) => [{ kind: 'create' as const, vmId, epoch, owner: '12D3KooWNodeMe', sig: `${'A'.repeat(86)}==` }], check: () => undefined }, now: Date.now, onChange: () => {} })
+    expect(await restarted.restore()).toBe(1)
+    expect(await restarted.remove(spec(1).id, 'moved')).toBe('deleted')
+    expect(await restarted.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
+    // Never taken here: the lease is unknown, and that answer stands.
+    expect(await restarted.commit(lease(2), spec(2))).toEqual({ ok: false, reason: 'no such reservation' })
+    // A user's delete: taken, and deleted (the placer must not place it again).
+    again.local.reserve(lease(3), { cpu: 1, memMiB: 256 }, undefined, 10_000)
+    await again.local.commit(lease(3), spec(3))
+    expect(await again.local.remove(spec(3).id, 'user')).toBe('deleted')
+    expect(await again.local.commit(lease(3), spec(3))).toEqual({ ok: true, state: 'deleted' })
+    expect(again.local.summaries()).toEqual([])
+    expect(again.local.ledger.used.cpu).toBe(0)
+  })
 })
