@@ -76,9 +76,11 @@ export class LocalNode {
    * commit asked again after its answer was lost must not be answered "no such
    * reservation" once its VM has moved on (fenced by a restart elsewhere while
    * this node was down, migrated) — the placer would place a second copy.
-   * Kept DEPARTED_KEEP_MS, at most DEPARTED_MAX.
+   * Kept DEPARTED_KEEP_MS, at most DEPARTED_MAX; stored with the delete, so
+   * that a restart remembers them too.
    */
   readonly #departed = new Map<string, { atMs: number, why: Removal }>()
+  #departures = 0
   /** Each VM's summary, made once per state; and the list of them, made once per change. */
   readonly #summary = new WeakMap<VmRecord, VmSummary>()
   #summaries?: VmSummary[]
@@ -107,6 +109,8 @@ export class LocalNode {
    * next (vm-keeper.ts: adopted, started again, or lost).
    */
   async restore (): Promise<number> {
+    // The VMs that left before the restart, still remembered: a commit asked again across it is answered taken.
+    for (const d of this.#init.store.departures(this.#init.now() - DEPARTED_KEEP_MS).slice(-DEPARTED_MAX)) this.#departed.set(d.id, { atMs: d.atMs, why: d.why })
     const records = this.#init.store.listVms()
     for (const rec of records) {
       if (rec.chain.length === 0) rec.chain = this.#init.proofs.origin(rec.spec.id, rec.epoch)
@@ -236,9 +240,10 @@ export class LocalNode {
     if (rec == null) return 'not-found'
     const done = (async (): Promise<RemoveOutcome> => {
       await this.#init.driver.delete(id)
-      await this.#init.store.removeVm(id)
+      const atMs = this.#init.now()
+      await this.#init.store.removeVm(id, { id, atMs, why })
       this.#vms.delete(id)
-      this.#depart(id, why)
+      this.#depart(id, why, atMs)
       this.#summaries = undefined
       this.ledger.removeVm(id)
       this.#init.onChange('vms')
@@ -254,14 +259,16 @@ export class LocalNode {
     }
   }
 
-  #depart (id: string, why: Removal): void {
+  #depart (id: string, why: Removal, atMs: number): void {
     const now = this.#init.now()
     this.#departed.delete(id)
-    this.#departed.set(id, { atMs: now, why })
+    this.#departed.set(id, { atMs, why })
     for (const [old, d] of this.#departed) {
       if (this.#departed.size <= DEPARTED_MAX && now - d.atMs < DEPARTED_KEEP_MS) break
       this.#departed.delete(old)
     }
+    // The stored ones are forgotten as they age too, now and then (a store would otherwise keep every delete).
+    if (++this.#departures % 256 === 0) this.#init.store.forgetDepartures(now - DEPARTED_KEEP_MS)
   }
 
   /** Marks a VM migrating (paused for the switch-over) or back to running. */

@@ -31,7 +31,10 @@ function fsyncDir (dir: string): void {
   }
 }
 
-type VmWrite = { put: VmRecord } | { delete: string }
+/** A VM that left this node (local-node.ts `departed`): when, and why — moved elsewhere, or deleted by a user. */
+export interface Departure { id: string, atMs: number, why: 'user' | 'moved' }
+
+type VmWrite = { put: VmRecord } | { delete: string, departure?: Departure }
 
 interface Queued {
   write: VmWrite
@@ -51,6 +54,7 @@ export class Store {
   readonly #db: DatabaseSync
   readonly #putVm: StatementSync
   readonly #deleteVm: StatementSync
+  readonly #putDeparture: StatementSync
   readonly #getMeta: StatementSync
   readonly #putMeta: StatementSync
   #queue: Queued[] = []
@@ -74,12 +78,14 @@ export class Store {
       PRAGMA synchronous = FULL;
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
       CREATE TABLE IF NOT EXISTS vms (id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, epoch INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS departed (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, why TEXT NOT NULL);
     `)
     // A data dir of an earlier version has no chains: its VMs get a new origin at restore.
     const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>
     if (!columns.some(c => c.name === 'chain')) db.exec('ALTER TABLE vms ADD COLUMN chain TEXT')
     this.#putVm = db.prepare('INSERT INTO vms (id, spec, state, epoch, chain) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, state = excluded.state, epoch = excluded.epoch, chain = excluded.chain')
     this.#deleteVm = db.prepare('DELETE FROM vms WHERE id = ?')
+    this.#putDeparture = db.prepare('INSERT INTO departed (id, at_ms, why) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms, why = excluded.why')
     this.#getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
     this.#putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
   }
@@ -127,9 +133,21 @@ export class Store {
     await this.#enqueueDurable({ put: record })
   }
 
-  /** Group commit of a delete: resolves once the deletion is durable. */
-  async removeVm (id: string): Promise<void> {
-    await this.#enqueueDurable({ delete: id })
+  /** Group commit of a delete: resolves once the deletion is durable, with the VM's departure when given (in the same transaction). */
+  async removeVm (id: string, departure?: Departure): Promise<void> {
+    await this.#enqueueDurable(departure != null ? { delete: id, departure } : { delete: id })
+  }
+
+  /** Forgets the departures older than `beforeMs`. */
+  forgetDepartures (beforeMs: number): void {
+    if (this.#db.isOpen) this.#db.prepare('DELETE FROM departed WHERE at_ms < ?').run(beforeMs)
+  }
+
+  /** The VMs that left this node at or after `sinceMs`; older departures are forgotten here. */
+  departures (sinceMs: number): Departure[] {
+    this.forgetDepartures(sinceMs)
+    const rows = this.#db.prepare('SELECT id, at_ms, why FROM departed ORDER BY at_ms').all() as Array<{ id: string, at_ms: number, why: string }>
+    return rows.map(r => ({ id: r.id, atMs: Number(r.at_ms), why: r.why === 'user' ? 'user' : 'moved' }))
   }
 
   /**
@@ -188,7 +206,10 @@ export class Store {
 
   #write (w: VmWrite): void {
     if ('put' in w) this.#putVm.run(w.put.spec.id, JSON.stringify(w.put.spec), w.put.state, w.put.epoch, w.put.chain.length > 0 ? JSON.stringify(w.put.chain) : null)
-    else this.#deleteVm.run(w.delete)
+    else {
+      this.#deleteVm.run(w.delete)
+      if (w.departure != null) this.#putDeparture.run(w.departure.id, w.departure.atMs, w.departure.why)
+    }
   }
 
   async #enqueueDurable (write: VmWrite): Promise<void> {

@@ -128,6 +128,18 @@ describe('LocalNode', () => {
     expect(await restarted.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
     // Never taken here: the lease is unknown, and that answer stands.
     expect(await restarted.commit(lease(2), spec(2))).toEqual({ ok: false, reason: 'no such reservation' })
+    // Restarted once more after the fence: the departure was stored with the delete, and is remembered.
+    store2.close()
+    const store3 = Store.open(dir)
+    const driver3 = new SimDriver({ bootDelayMs: 5 })
+    cleanup.unshift(() => { void driver3.stop(); store3.close() })
+    const third = new LocalNode({ ledger: new Ledger({ cpu: 8, memMiB: 8192 }), store: store3, driver: driver3, proofs: { origin: () => [], check: () => undefined }, now: Date.now, onChange: () => {} })
+    expect(await third.restore()).toBe(0)
+    expect(await third.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
+    expect(await third.commit(lease(2), spec(2))).toEqual({ ok: false, reason: 'no such reservation' })
+    expect(store3.departures(0).map(d => [d.id, d.why])).toEqual([[spec(1).id, 'moved']])
+    // Older than the ten minutes kept: forgotten.
+    expect(store3.departures(Date.now() + 1)).toEqual([])
     // A user's delete: taken, and deleted (the placer must not place it again).
     again.local.reserve(lease(3), { cpu: 1, memMiB: 256 }, undefined, 10_000)
     await again.local.commit(lease(3), spec(3))
