@@ -110,7 +110,9 @@ export class LocalNode {
    */
   async restore (): Promise<number> {
     // The VMs that left before the restart, still remembered: a commit asked again across it is answered taken.
-    for (const d of this.#init.store.departures(this.#init.now() - DEPARTED_KEEP_MS).slice(-DEPARTED_MAX)) this.#departed.set(d.id, { atMs: d.atMs, why: d.why })
+    const since = this.#init.now() - DEPARTED_KEEP_MS
+    this.#init.store.forgetDepartures(since)
+    for (const d of this.#init.store.departures(since).slice(-DEPARTED_MAX)) this.#departed.set(d.id, { atMs: d.atMs, why: d.why })
     const records = this.#init.store.listVms()
     for (const rec of records) {
       if (rec.chain.length === 0) rec.chain = this.#init.proofs.origin(rec.spec.id, rec.epoch)
@@ -259,16 +261,16 @@ export class LocalNode {
     }
   }
 
+  /** `id` left at `atMs`: remembered (last in the map, which runs oldest first), the oldest beyond the bounds forgotten. */
   #depart (id: string, why: Removal, atMs: number): void {
-    const now = this.#init.now()
     this.#departed.delete(id)
     this.#departed.set(id, { atMs, why })
     for (const [old, d] of this.#departed) {
-      if (this.#departed.size <= DEPARTED_MAX && now - d.atMs < DEPARTED_KEEP_MS) break
+      if (this.#departed.size <= DEPARTED_MAX && atMs - d.atMs < DEPARTED_KEEP_MS) break
       this.#departed.delete(old)
     }
     // The stored ones are forgotten as they age too, now and then (a store would otherwise keep every delete).
-    if (++this.#departures % 256 === 0) this.#init.store.forgetDepartures(now - DEPARTED_KEEP_MS)
+    if (++this.#departures % 256 === 0) this.#init.store.forgetDepartures(atMs - DEPARTED_KEEP_MS)
   }
 
   /** Marks a VM migrating (paused for the switch-over) or back to running. */

@@ -143,10 +143,9 @@ export class Store {
     if (this.#db.isOpen) this.#db.prepare('DELETE FROM departed WHERE at_ms < ?').run(beforeMs)
   }
 
-  /** The VMs that left this node at or after `sinceMs`; older departures are forgotten here. */
+  /** The VMs that left this node at or after `sinceMs`, oldest first. */
   departures (sinceMs: number): Departure[] {
-    this.forgetDepartures(sinceMs)
-    const rows = this.#db.prepare('SELECT id, at_ms, why FROM departed ORDER BY at_ms').all() as Array<{ id: string, at_ms: number, why: string }>
+    const rows = this.#db.prepare('SELECT id, at_ms, why FROM departed WHERE at_ms >= ? ORDER BY at_ms').all(sinceMs) as Array<{ id: string, at_ms: number, why: string }>
     return rows.map(r => ({ id: r.id, atMs: Number(r.at_ms), why: r.why === 'user' ? 'user' : 'moved' }))
   }
 

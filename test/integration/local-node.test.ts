@@ -17,8 +17,8 @@ import { Store } from '../../src/store/store.ts'
 const cleanup: Array<() => void> = []
 afterEach(() => { for (const f of cleanup.splice(0)) f() })
 
-function node (capacity = { cpu: 8, memMiB: 8192 }) {
-  const dir = mkdtempSync(join(tmpdir(), 'discovery-local-'))
+/** A node on a new data dir, or on `dir` again (the same node restarted: its store as it was left). */
+function node (capacity = { cpu: 8, memMiB: 8192 }, dir = mkdtempSync(join(tmpdir(), 'discovery-local-'))) {
   const store = Store.open(dir)
   const driver = new SimDriver({ bootDelayMs: 5 })
   const changes: Change[] = []
@@ -119,10 +119,7 @@ describe('LocalNode', () => {
     expect(await local.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
     // The same node after a restart on its data dir: the VM comes back from the store, then is fenced.
     const again = node()
-    const store2 = Store.open(dir)
-    const driver2 = new SimDriver({ bootDelayMs: 5 })
-    cleanup.unshift(() => { void driver2.stop(); store2.close() })
-    const restarted = new LocalNode({ ledger: new Ledger({ cpu: 8, memMiB: 8192 }), store: store2, driver: driver2, proofs: { origin: (vmId: string, epoch: number) => [{ kind: 'create' as const, vmId, epoch, owner: '12D3KooWNodeMe', sig: `${'A'.repeat(86)}==` }], check: () => undefined }, now: Date.now, onChange: () => {} })
+    const { local: restarted, store: store2 } = node(undefined, dir)
     expect(await restarted.restore()).toBe(1)
     expect(await restarted.remove(spec(1).id, 'moved')).toBe('deleted')
     expect(await restarted.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
@@ -130,16 +127,15 @@ describe('LocalNode', () => {
     expect(await restarted.commit(lease(2), spec(2))).toEqual({ ok: false, reason: 'no such reservation' })
     // Restarted once more after the fence: the departure was stored with the delete, and is remembered.
     store2.close()
-    const store3 = Store.open(dir)
-    const driver3 = new SimDriver({ bootDelayMs: 5 })
-    cleanup.unshift(() => { void driver3.stop(); store3.close() })
-    const third = new LocalNode({ ledger: new Ledger({ cpu: 8, memMiB: 8192 }), store: store3, driver: driver3, proofs: { origin: () => [], check: () => undefined }, now: Date.now, onChange: () => {} })
+    const { local: third, store: store3 } = node(undefined, dir)
     expect(await third.restore()).toBe(0)
     expect(await third.commit(lease(1), spec(1))).toEqual({ ok: true, state: 'creating' })
     expect(await third.commit(lease(2), spec(2))).toEqual({ ok: false, reason: 'no such reservation' })
     expect(store3.departures(0).map(d => [d.id, d.why])).toEqual([[spec(1).id, 'moved']])
-    // Older than the ten minutes kept: forgotten.
+    // Older than the ten minutes kept: not listed, and once forgotten, gone.
     expect(store3.departures(Date.now() + 1)).toEqual([])
+    store3.forgetDepartures(Date.now() + 1)
+    expect(store3.departures(0)).toEqual([])
     // A user's delete: taken, and deleted (the placer must not place it again).
     again.local.reserve(lease(3), { cpu: 1, memMiB: 256 }, undefined, 10_000)
     await again.local.commit(lease(3), spec(3))
