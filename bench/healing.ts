@@ -108,6 +108,8 @@ export function parseOptions (args: string[]): Options | undefined {
 export interface Trial {
   signal: 'SIGKILL' | 'SIGSTOP'
   victim: number
+  /** Agents that did not show the victim alive when the signal was sent (then its death there is no news, and missed). */
+  notAliveBefore: number
   /** Each other agent's time to mark it dead, ms (NaN: not within the trial's timeout). */
   deadMs: number[]
   /** Until every other agent had: the slowest of deadMs. */
@@ -171,6 +173,7 @@ async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], apiOf:
     const res = await request<Array<{ id: string }>>('GET', `${m.api}/v1/vms`)
     vmIds = (res.body ?? []).slice(0, opts.vmsPerKill).map(v => v.id)
   }
+  const notAliveBefore = peers.notAlive(others, ids[victim])
   const t0 = Date.now()
   process.kill(m.pid, signal)
   const running = vmIds.length > 0 ? vmsRunningAgain(cluster.nodes[others[0]].api, apiOf, peers, ids[victim], vmIds, t0) : Promise.resolve({ onOwnerMs: [], inViewMs: [] })
@@ -184,7 +187,7 @@ async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], apiOf:
     const { ms, placeMs } = e.data as { ms: number, placeMs?: number }
     return { detectedMs: e.atMs - t0 - ms, placingMs: e.atMs - t0 - (placeMs ?? NaN), committedMs: e.atMs - t0 }
   })
-  return { signal, victim, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: onOwnerMs, vmsSeenRunningMs: inViewMs, restarts }
+  return { signal, victim, notAliveBefore, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: onOwnerMs, vmsSeenRunningMs: inViewMs, restarts }
 }
 
 interface LoadResult { minutes: number, creates: number, createP50Ms: number, createP99Ms: number, statuses: Record<string, number>, deletes: number }
@@ -248,6 +251,7 @@ export async function main (args: string[]): Promise<number> {
   // A shared machine may take minutes to start fifty agents (each needs about 2 s of CPU): wait longer than `cluster up`'s default.
   const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes, extra: opts.agentArgs })
   let peers: PeerEvents | undefined
+  let trialsSeen: Trial[] = []
   try {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
     const apis = cluster.nodes.map(m => m.api)
@@ -286,6 +290,7 @@ export async function main (args: string[]): Promise<number> {
       log(`${total} VMs created for the restart timings`)
     }
     const trials: Trial[] = []
+    trialsSeen = trials
     const plan: Array<'SIGKILL' | 'SIGSTOP'> = []
     for (let k = 0; k < Math.max(opts.kills, opts.stops); k++) {
       if (k < opts.kills) plan.push('SIGKILL')
@@ -294,7 +299,7 @@ export async function main (args: string[]): Promise<number> {
     for (const [k, signal] of plan.entries()) {
       const victim = order[k % order.length]
       const t = await trial(cluster, peers, ids, apiOf, victim, signal, opts, capacity)
-      log(`${signal} agent ${victim}: dead everywhere after ${fmt(t.everyMs, 0)} ms (p50 of agents ${fmt(q(t.deadMs, 0.5), 0)} ms), alive again everywhere ${fmt(t.aliveAgainMs, 0)} ms after ${signal === 'SIGSTOP' ? 'SIGCONT' : 'its restart'}`)
+      log(`${signal} agent ${victim}: dead everywhere after ${fmt(t.everyMs, 0)} ms (p50 of agents ${fmt(q(t.deadMs, 0.5), 0)} ms), alive again everywhere ${fmt(t.aliveAgainMs, 0)} ms after ${signal === 'SIGSTOP' ? 'SIGCONT' : 'its restart'}${t.notAliveBefore > 0 ? ` (not alive in ${t.notAliveBefore} views before the signal)` : ''}`)
       trials.push(t)
       await sleep(SETTLE_MS)
     }
@@ -361,6 +366,7 @@ export async function main (args: string[]): Promise<number> {
     return 0
   } finally {
     peers?.close()
-    await cluster.down()
+    // A trial some agent missed: the agents' logs are kept for a look.
+    await cluster.down(trialsSeen.some(t => t.deadMs.some(x => !Number.isFinite(x))))
   }
 }

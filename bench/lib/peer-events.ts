@@ -10,6 +10,8 @@ import { SseParser, type StreamEvent } from '../../src/cli/events.ts'
 export interface PeerEvents {
   /** Each observer's first `type` event about `peer` at or after `t0`, as ms after t0; NaN for those that had none by the timeout. */
   waitAll: (observers: number[], type: string, peer: string, t0: number, timeoutMs: number) => Promise<number[]>
+  /** How many of `observers` last showed `peer` other than alive (their last `peer.*` status event about it). */
+  notAlive: (observers: number[], peer: string) => number
   /** Events of `type` seen so far, all agents together. */
   count: (type: string) => number
   /** The `vm.restarted` events for VMs of `owner` at or after `t0`, all agents together. */
@@ -49,6 +51,10 @@ export async function followPeers (apis: string[]): Promise<PeerEvents> {
       while (Date.now() < end && !observers.every(i => find(i, type, peer, t0) != null)) await new Promise(r => setTimeout(r, 50))
       return observers.map(i => { const e = find(i, type, peer, t0); return e == null ? NaN : e.atMs - t0 })
     },
+    notAlive: (observers, peer) => observers.filter(i => {
+      const last = seen[i].findLast(e => e.type !== 'vm.restarted' && (e.data as { peerId?: string }).peerId === peer)
+      return last != null && last.type !== 'peer.alive' && last.type !== 'peer.refuted'
+    }).length,
     count: (type) => seen.reduce((n, s) => n + s.filter(e => e.type === type).length, 0),
     restartsOf: (owner, t0) => seen.flat().filter(e => e.type === 'vm.restarted' && (e.data as { deadOwner?: string }).deadOwner === owner && e.atMs >= t0),
     close: () => { ac.abort() }

@@ -157,6 +157,7 @@ export class Agent {
       onInvalid: (from, reason) => { invalid('swim', from, reason) },
       signer,
       onForged: (from, reason) => { invalid('swim-proof', from, reason) },
+      processOf: (peer) => this.#membership.view.get(peer)?.state.process,
       onUnknown: (from) => { void this.#exchange.syncWith(from) } })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,

@@ -17,6 +17,8 @@ import type { Rng } from '../core/rng.ts'
 import { type MemberStatus, namesUnknown } from '../core/swim-messages.ts'
 import { SwimTransport } from '../net/index.ts'
 import { HostLoad } from './host-load.ts'
+import { ownProcess, ProcessWatch } from './process-watch.ts'
+import type { ProcessIdentity } from '../core/messages.ts'
 import type { Metrics } from './metrics.ts'
 import { SwimProofs } from './swim-proofs.ts'
 
@@ -42,6 +44,8 @@ export interface FailureDetectionInit {
   signer: Signer
   /** A message came with claims whose signatures were missing or wrong: they were dropped, the rest applied. */
   onForged: (from: string, reason: string) => void
+  /** Where a peer says its process runs (its gossiped state's `process`). */
+  processOf?: (peer: string) => ProcessIdentity | undefined
   /** A message from `from` named a peer we do not watch, whose state `from` holds (core/swim-messages.ts `namesUnknown`). */
   onUnknown?: (from: string) => void
 }
@@ -81,11 +85,16 @@ export class FailureDetection {
   #sampled: Partial<DetectorStats> = {}
   #sweptAtMs = 0
   readonly #hostLoad?: HostLoad
+  readonly #processes?: ProcessWatch
+  #processTimer?: NodeJS.Timeout
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components
     this.#init = init
     if (init.config.hostLoadMaxMult != null) this.#hostLoad = new HostLoad()
+    if (init.config.processCheckMs != null && init.processOf != null) {
+      this.#processes = new ProcessWatch({ self: ownProcess(), processOf: init.processOf, onChange: (peer, running) => { this.#run(d => d.processState(peer, running, this.#now())) } })
+    }
     this.#proofs = new SwimProofs({ signer: init.signer, onForged: init.onForged })
     this.#transport = new SwimTransport({
       libp2p: components.libp2p,
@@ -112,9 +121,15 @@ export class FailureDetection {
     await this.#transport.start()
     for (const [peer, run] of this.#early) this.#run(d => d.add(peer, run, this.#now()))
     this.#early.clear()
+    const every = this.#init.config.processCheckMs
+    if (this.#processes != null && every != null) {
+      this.#processTimer = setInterval(() => { if (this.#detector != null) this.#processes!.check(this.#detector.watched()) }, every)
+      this.#processTimer.unref()
+    }
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.#processTimer)
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#transport.stop()

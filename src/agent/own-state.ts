@@ -3,6 +3,7 @@
  * usage, VMs and demand), the load the rebalancing planner reads, and the
  * publisher that decides when the cluster hears of a change.
  */
+import { ownProcess } from './process-watch.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
@@ -43,6 +44,8 @@ export class OwnState {
   readonly #c: OwnStateComponents
   readonly #publisher: StatePublisher
   #seq = 0
+  /** Where this process runs, for co-hosted peers' process checks (agent/process-watch.ts); undefined without /proc. */
+  readonly #process = ownProcess()
   /** `start` was called; the publisher starts at the first change or subscriber, or after FIRST_PUBLISH_WITHIN_MS. */
   #begun = false
   #publishing = false
@@ -144,6 +147,7 @@ export class OwnState {
     }
     if (this.isIdle()) state.idle = true
     if (this.apiUrl != null) state.api = this.apiUrl
+    if (this.#process != null) state.process = this.#process
     return state
   }
 

@@ -50,6 +50,7 @@ export interface AgentFlags {
   monitorInterval?: string
   maxConnections?: string
   observers?: string
+  processCheck?: string
   replicas?: string
   restartQuorum?: boolean
   json?: boolean
@@ -137,6 +138,9 @@ export function resolveAgentConfig (flags: AgentFlags, env: Record<string, strin
       const max = parseInteger('--max-connections', flags.maxConnections, 2, 10_000)
       config.connection = { ...config.connection, maxConnections: max, warmConnections: Math.ceil(max / 2), viewSyncEveryMs: config.connection.viewSyncEveryMs || 30_000 }
     }
+  }
+  if (flags.processCheck != null) {
+    config.detector = { ...config.detector, processCheckMs: flags.processCheck.trim() === 'none' ? null : parseInteger('--process-check', flags.processCheck, 10, 600_000) }
   }
   if (flags.observers != null) {
     config.detector = { ...config.detector, observers: flags.observers.trim() === 'none' ? null : parseInteger('--observers', flags.observers, 1, 16) }

@@ -46,6 +46,7 @@ export function agentOptions (cmd: Command): Command {
   .option('--consolidate', 'rebalancing: also evacuate nearly empty nodes when others can take their VMs')
   .option('--monitor-interval <duration>', 'rebalancing: how often the node checks for overload (default 1s)')
   .option('--max-connections <n|none>', 'close idle connections beyond N, dial peers on demand (default 10 in the local profile, none in lan and wan)')
+  .option('--process-check <ms|none>', 'failure detection: how often to ask the kernel whether the processes of observed peers on this host are stopped or gone (default 250; none: off)')
   .option('--observers <k|none>', 'failure detection: each agent observed by about K peers on K rings, so it talks to about 2K (default 4 in the local profile; none: every agent probes every other)')
   .option('--replicas <k>', 'how many peers after this one on the ring hold each of its VMs\' records (default 2)')
   .option('--restart-quorum', 'restart a dead owner\'s VM only when a majority of its replica set confirms the death (a minority side of a partition restarts nothing)')

@@ -64,6 +64,12 @@ export class DetectionTargets {
     }
   }
 
+  /** The members we observe (every member without the topology), and the dead ones we would observe. */
+  watched (): string[] {
+    const walk = this.#members.walk()
+    return walk != null ? [...walk.subjects, ...walk.passed] : [...this.#members.values()].map(m => m.id)
+  }
+
   /** Up to `k` peers to ask to probe `target` for us. */
   helpers (target: string, k: number): string[] {
     const ok = (id: string): boolean => id !== target && id !== this.#members.self && this.#members.status(id) === 'alive'

@@ -168,6 +168,21 @@ export interface DetectorConfig {
    * agent per machine, whose own lateness Lifeguard's awareness measures).
    */
   hostLoadMaxMult?: number | null
+  /**
+   * How often the agent asks its kernel whether the processes of the peers it
+   * observes on its own host are stopped or gone (agent/process-watch.ts;
+   * peers share a host when their gossiped boot id and pid namespace are
+   * ours). A peer the kernel shows stopped (SIGSTOP, a debugger) or gone is
+   * probed at once with the plain `probeTimeoutMs`, stretched by nothing, and
+   * its silence is a failed probe without helpers: the waits that spare a
+   * slow peer on a saturated host cannot spare one that does not run, and
+   * they made a hang take 8–35 s to call at 50 agents on one 2-core machine.
+   * The quorum, the suspicion timeout and the refutation stay as they are. It
+   * costs nothing when no observed peer shares the host. Default 250 ms in
+   * every profile (a read of one small file per co-hosted subject); null:
+   * off. The simulator ignores it.
+   */
+  processCheckMs?: number | null
 }
 
 export type DetectorProfile = 'local' | 'lan' | 'wan'
@@ -175,9 +190,9 @@ export type DetectorProfile = 'local' | 'lan' | 'wan'
 const shared = { indirectChecks: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 4, awarenessMax: 8, rttTimeoutMaxMult: 8, suspectQuorum: 2, deadQuorum: 3, verifyProbes: 3 }
 
 export const DETECTOR_PROFILES: Readonly<Record<DetectorProfile, Readonly<DetectorConfig>>> = Object.freeze({
-  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4, syncIntervalMs: 2_000, hostProbesPerSecond: 250, hostLoadMaxMult: 4 }),
-  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3, observers: null, syncIntervalMs: 5_000, hostProbesPerSecond: null, hostLoadMaxMult: null }),
-  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4, observers: null, syncIntervalMs: 10_000, hostProbesPerSecond: null, hostLoadMaxMult: null })
+  local: Object.freeze({ ...shared, probeIntervalMs: 200, probeTimeoutMs: 150, suspicionMult: 3, gossipIntervalMs: 100, gossipFanout: 3, observers: 4, syncIntervalMs: 2_000, hostProbesPerSecond: 250, hostLoadMaxMult: 4, processCheckMs: 250 }),
+  lan: Object.freeze({ ...shared, probeIntervalMs: 500, probeTimeoutMs: 250, suspicionMult: 4, gossipIntervalMs: 200, gossipFanout: 3, observers: null, syncIntervalMs: 5_000, hostProbesPerSecond: null, hostLoadMaxMult: null, processCheckMs: 250 }),
+  wan: Object.freeze({ ...shared, probeIntervalMs: 1_000, probeTimeoutMs: 600, suspicionMult: 5, gossipIntervalMs: 500, gossipFanout: 4, observers: null, syncIntervalMs: 10_000, hostProbesPerSecond: null, hostLoadMaxMult: null, processCheckMs: 250 })
 })
 
 /** Checks every field once; throws InvalidOptionError naming the field, what was expected and what came. */
@@ -198,6 +213,7 @@ export function validateDetectorConfig (c: DetectorConfig): DetectorConfig {
   expectNumber('detector.syncIntervalMs', c.syncIntervalMs, { min: 10, max: 3_600_000 })
   if (c.hostProbesPerSecond !== null) expectNumber('detector.hostProbesPerSecond', c.hostProbesPerSecond, { above: 0, max: 1_000_000 })
   if (c.hostLoadMaxMult != null) expectNumber('detector.hostLoadMaxMult', c.hostLoadMaxMult, { min: 1, max: 100 })
+  if (c.processCheckMs != null) expectNumber('detector.processCheckMs', c.processCheckMs, { min: 10, max: 600_000 })
   if (c.observers !== null) expectNumber('detector.observers', c.observers, { min: 1, max: 16, integer: true })
   return c
 }

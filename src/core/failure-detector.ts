@@ -1,21 +1,11 @@
 /**
  * SWIM with Lifeguard, sans I/O (after caio/foca's shape): the caller hands
  * in what arrived (`receive`), what failed to leave (`sendFailed`), hints
- * from the transport (`hint`, `heard`), and the time (`tick`, at the time the
- * last step asked for); each call returns a step — the messages to send, the
- * status changes, when to be woken next. The agent runs it over
- * `/discovery/swim/1.0.0`, the simulator over its simulated network.
- *
- * Each period (stretched by local health) it pings the next peer of a
- * shuffled round-robin; with no ack in time it asks `indirectChecks` peers
- * to (ping-req), which pass the ack on or nack. No ack at all: with a nack
- * (our own path works) or no helper, we accuse the target (swim-members.ts
- * decides what accusations mean); with helpers all silent the fault may be
- * ours, and only our awareness score rises (unless at its maximum). Updates
- * ride on every message, up to λ·log(n) times each, and a sync now and then
- * (swim-sync.ts). With `observers` (Rapid's rings), a node talks to the few
- * peers the rings give it and accuses only those it observes (all of it:
- * docs/architecture.md).
+ * (`hint`, `heard`, `processState`) and the time (`tick`, when the last step
+ * asked); each call returns a step — messages to send, status changes, the
+ * next wake. The agent runs it over `/discovery/swim/1.0.0`, the simulator
+ * over its simulated network. Probes, indirect probes, Lifeguard's health and
+ * Rapid's rings: docs/architecture.md; what accusations mean: swim-members.ts.
  */
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { DetectionTargets } from './detection-targets.ts'
@@ -24,7 +14,7 @@ import { countChange, type DetectorInit, type DetectorStats, type DetectorStep, 
 import { DirectoryOrder, type ProbeOrder, ShuffledOrder } from './probe-order.ts'
 import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
-import { compareIncarnation, type Incarnation, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
+import { compareIncarnation, type Incarnation, type Member, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
 import { refutation } from './incarnation.ts'
 import { compose, type Draft } from './swim-outbox.ts'
 import { type Sync, Syncs } from './swim-sync.ts'
@@ -93,9 +83,7 @@ export class FailureDetector {
   status (peer: string): MemberStatus | undefined { return this.#members.status(peer) }
 
   /** Every member with its status and incarnation (for tests, metrics and the simulator). */
-  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> {
-    return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc }))
-  }
+  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> { return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc })) }
 
   /** A peer to watch, alive at `run` (its gossiped state's), until `remove`. */
   add (peer: string, run: number, nowMs: number): DetectorStep {
@@ -110,6 +98,7 @@ export class FailureDetector {
     this.#queue.delete(peer)
     this.#watch.delete(peer)
     this.#timing.rtt.forget(peer)
+    this.#timing.processState(peer, true)
     this.#probes.endFor(peer)
   }
 
@@ -135,6 +124,22 @@ export class FailureDetector {
     }
     return this.#finish()
   }
+
+  /** A co-hosted member's process as the kernel shows it (agent/process-watch.ts): one stopped or gone is probed now on the plain timeout, and its silence accuses it without helpers. */
+  processState (peer: string, running: boolean, nowMs: number): DetectorStep {
+    this.#begin(nowMs)
+    const status = this.#members.status(peer)
+    if (this.#timing.processState(peer, running) && !running && status != null && status !== 'dead') {
+      const p = this.#probes.of(peer)
+      if (p == null) this.#startProbe(peer, 'extra')
+      else if (p.indirect) this.#goIndirect(p)
+      else p.directDeadlineMs = Math.min(p.directDeadlineMs, nowMs + this.#timing.timeoutMs(peer))
+    }
+    return this.#finish()
+  }
+
+  /** The members whose processes are worth watching: those we observe, dead ones too (a resumed one is then seen running). */
+  watched (): string[] { return this.#targets.watched() }
 
   /** How much slower than its CPU needs this node runs, its host being busy (probe-timing.ts `hostSlowdown`). */
   hostSlowdown (factor: number): void { this.#timing.hostSlowdown(factor) }
@@ -339,6 +344,13 @@ export class FailureDetector {
       this.#probes.end(p)
       return this.#members.confirmDead(p.target, this.#now)
     }
+    // The kernel shows its process stopped or gone: no helper can get an answer from it, and the fault is not ours.
+    if (this.#timing.stopped(p.target)) {
+      this.#probes.end(p)
+      const m = this.#members.get(p.target)
+      if (m != null && m.status !== 'dead' && this.#members.observes(m.id)) this.#accuse(m)
+      return
+    }
     p.indirect = true
     this.stats.indirectProbes++
     // The helper's own timeout, the time it still passes on a late ack, and the way back.
@@ -371,11 +383,15 @@ export class FailureDetector {
       this.stats.inconclusiveProbes++
       return
     }
+    this.#accuse(m)
+  }
+
+  #accuse (m: Member): void {
     this.stats.failedProbes++
     this.#members.accuse(m, this.#now, this.#sink)
-    this.#recheck(p.target, false)
+    this.#recheck(m.id, false)
     // Told at once, the accused refutes sooner than at our next probe of it.
-    this.#send(p.target, { type: 'gossip' })
+    this.#send(m.id, { type: 'gossip' })
   }
 
   #sync (sync: Sync | undefined): void {

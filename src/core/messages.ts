@@ -100,6 +100,19 @@ export type VmSummary = z.infer<typeof vmSummarySchema>
 
 export const PROTOCOL_VERSION = 1
 
+/**
+ * Where an agent's process runs, for peers on the same host
+ * (agent/process-watch.ts): the host's boot id and pid namespace (`boot/ns`),
+ * its pid and start time (clock ticks after boot, so a reused pid is told
+ * apart).
+ */
+export const processIdentitySchema = z.object({
+  host: z.string().min(1).max(128),
+  pid: z.number().int().min(1).max(2 ** 32),
+  start: z.number().int().min(0)
+}).strict()
+export type ProcessIdentity = z.infer<typeof processIdentitySchema>
+
 /** What an agent gossips on `/discovery/state/1`. */
 export const nodeStateSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
@@ -118,7 +131,9 @@ export const nodeStateSchema = z.object({
   /** Load summary: the CPU its VMs ask for now, in vCPUs (what overloads a node, unlike allocation). */
   demand: z.number().min(0).max(LIMITS.maxCpu * 64).optional(),
   /** Consolidation emptied this node: it takes VMs only when no active node can. */
-  idle: z.boolean().optional()
+  idle: z.boolean().optional(),
+  /** Where its process runs: co-hosted peers ask the kernel whether it is stopped. */
+  process: processIdentitySchema.optional()
 }).strict()
 export type NodeState = z.infer<typeof nodeStateSchema>
 

@@ -18,6 +18,8 @@ export class ProbeTiming {
   /** When a late timer last raised the score: once a period at most. */
   #lateMarkMs = -Infinity
   #hostFactor = 1
+  /** Members whose process the kernel last showed stopped or gone (co-hosted, `processCheckMs`). */
+  readonly #stopped = new Set<string>()
 
   /** `startHealth`: the score to start at (default the highest: a node just started cannot vouch for its timeliness). */
   constructor (config: DetectorConfig, startHealth?: number) {
@@ -34,8 +36,21 @@ export class ProbeTiming {
 
   /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
   timeoutMs (target: string): number {
+    if (this.#stopped.has(target)) return this.#c.probeTimeoutMs
     const f = this.#hostFactor
     return this.rtt.waitMs(target, f * this.awareness.scale(this.#c.probeTimeoutMs), f * this.#c.rttTimeoutMaxMult * this.#c.probeTimeoutMs)
+  }
+
+  /** Records what the kernel last showed of `peer`'s process; returns whether that changed. */
+  processState (peer: string, running: boolean): boolean {
+    const was = this.#stopped.has(peer)
+    if (running) this.#stopped.delete(peer); else this.#stopped.add(peer)
+    return was === running
+  }
+
+  /** Whether the kernel last showed `peer`'s process stopped or gone: its silence needs no helper to be believed. */
+  stopped (peer: string): boolean {
+    return this.#stopped.has(peer)
   }
 
   /** How much the host's slowdown (`hostSlowdown`) stretches every wait and the probe interval: 1 unless `hostLoadMaxMult` is set. */

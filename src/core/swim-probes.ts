@@ -49,6 +49,12 @@ export class ProbeTable {
     return this.#bySeq.get(seq)
   }
 
+  /** The probe of `target` in flight, if any. */
+  of (target: string): Probe | undefined {
+    const seq = this.#byTarget.get(target)
+    return seq == null ? undefined : this.#bySeq.get(seq)
+  }
+
   /** Whether a probe of `target` is in flight. */
   probing (target: string): boolean {
     return this.#byTarget.has(target)

@@ -1,0 +1,100 @@
+/**
+ * What the kernel shows of the processes of peers on this very host, for the
+ * failure detector (core/failure-detector.ts `processState`). Each agent
+ * gossips where it runs (`process` in its state: the host's boot id and pid
+ * namespace, its pid and the process's start time); a peer whose host is
+ * ours is a process we can look at in `/proc/<pid>/stat`. Stopped (`T`,
+ * SIGSTOP; `t`, a debugger) or gone (no such pid, or a pid reused by another
+ * process) means it cannot answer a probe, however patient the detector is;
+ * anything else means nothing (a running process may still be hung), and the
+ * detector goes on judging it by its probes. One read of a small file per
+ * co-hosted peer observed, each `processCheckMs`; none when no observed peer
+ * shares the host (one agent per machine), or where there is no `/proc`.
+ */
+import { readFileSync, readlinkSync } from 'node:fs'
+import type { ProcessIdentity } from '../core/messages.ts'
+
+/** This process's identity, or undefined where `/proc` cannot tell it (not Linux). */
+export function ownProcess (read: (path: string) => string = p => readFileSync(p, 'utf8'), link: (path: string) => string = readlinkSync): ProcessIdentity | undefined {
+  try {
+    const boot = read('/proc/sys/kernel/random/boot_id').trim()
+    const ns = /\[(\d+)\]/.exec(link('/proc/self/ns/pid'))?.[1]
+    const stat = parseStat(read(`/proc/${process.pid}/stat`))
+    if (boot === '' || ns == null || stat == null) return undefined
+    return { host: `${boot}/${ns}`, pid: process.pid, start: stat.start }
+  } catch {
+    return undefined
+  }
+}
+
+/** The state letter and start time (clock ticks after boot) of a `/proc/<pid>/stat` line; the command may hold spaces and parentheses. */
+export function parseStat (line: string): { state: string, start: number } | undefined {
+  const close = line.lastIndexOf(')')
+  if (close < 0) return undefined
+  const fields = line.slice(close + 2).split(' ')
+  const start = Number(fields[19])
+  if (fields[0] == null || fields[0] === '' || !Number.isSafeInteger(start)) return undefined
+  return { state: fields[0], start }
+}
+
+/** States of a process that will not answer: stopped (SIGSTOP), stopped by a tracer, exited (a zombie, or dying). */
+const NOT_RUNNING = new Set(['T', 't', 'Z', 'X', 'x'])
+
+/**
+ * Whether the process `id` names can run: false when it is stopped, exited or
+ * no longer exists (no such pid, or the pid is another process's now). A
+ * read that fails otherwise (out of file descriptors, no permission) says
+ * nothing, and is taken as running: only the kernel's word shortens a wait.
+ */
+export function processRuns (id: ProcessIdentity, read: (path: string) => string = p => readFileSync(p, 'utf8')): boolean {
+  let stat
+  try {
+    stat = parseStat(read(`/proc/${id.pid}/stat`))
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    return code !== 'ENOENT' && code !== 'ESRCH'
+  }
+  if (stat == null) return true
+  return stat.start === id.start && !NOT_RUNNING.has(stat.state)
+}
+
+export interface ProcessWatchInit {
+  /** Our own identity (undefined: nothing is watched). */
+  self: ProcessIdentity | undefined
+  /** Where a peer says it runs, from its gossiped state. */
+  processOf: (peer: string) => ProcessIdentity | undefined
+  /** The kernel's word on a peer changed, or a peer left the watch (then `running`). */
+  onChange: (peer: string, running: boolean) => void
+  read?: (path: string) => string
+}
+
+export class ProcessWatch {
+  readonly #init: ProcessWatchInit
+  /** Peers last reported not running. */
+  readonly #down = new Set<string>()
+
+  constructor (init: ProcessWatchInit) {
+    this.#init = init
+  }
+
+  /** Looks at the co-hosted ones of `peers`; reports each change, and clears peers no longer watched. */
+  check (peers: readonly string[]): void {
+    const self = this.#init.self
+    if (self == null) return
+    const seen = new Set<string>()
+    for (const peer of peers) {
+      const id = this.#init.processOf(peer)
+      if (id == null || id.host !== self.host) continue
+      seen.add(peer)
+      const runs = processRuns(id, this.#init.read)
+      if (runs === !this.#down.has(peer)) continue
+      if (runs) this.#down.delete(peer); else this.#down.add(peer)
+      this.#init.onChange(peer, runs)
+    }
+    for (const peer of this.#down) {
+      if (seen.has(peer)) continue
+      this.#down.delete(peer)
+      this.#init.onChange(peer, true)
+    }
+  }
+}
