@@ -93,7 +93,10 @@ export class FailureDetection {
     this.#init = init
     if (init.config.hostLoadMaxMult != null) this.#hostLoad = new HostLoad()
     if (init.config.processCheckMs != null && init.processOf != null) {
-      this.#processes = new ProcessWatch({ self: ownProcess(), processOf: init.processOf, onChange: (peer, running) => { this.#run(d => d.processState(peer, running, this.#now())) } })
+      this.#processes = new ProcessWatch({ self: ownProcess(), processOf: init.processOf, onChange: (peer, running) => {
+        if (!running) components.metrics.detectorProcessesStopped.inc()
+        this.#run(d => d.processState(peer, running, this.#now()))
+      } })
     }
     this.#proofs = new SwimProofs({ signer: init.signer, onForged: init.onForged })
     this.#transport = new SwimTransport({

@@ -38,6 +38,7 @@ export function createMetrics () {
     detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
     detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
     detectorHostSlowdown: new Gauge({ name: 'discovery_detector_host_slowdown', help: 'How much the host\'s slowdown stretches probe timeouts and the probe interval (1: not at all; local profile only)', registers: [registry] }),
+    detectorProcessesStopped: new Counter({ name: 'discovery_detector_processes_stopped_total', help: 'Times the kernel showed the process of a peer this agent observes on its host stopped or gone (probed at once on the plain timeout)', registers: [registry] }),
     restarts: new Counter({ name: 'discovery_vm_restarts_total', help: 'Restarts of dead owners\' VMs this agent ran, by result', labelNames: ['result'] as const, registers: [registry] }),
     vmsLost: new Counter({ name: 'discovery_vms_lost_total', help: 'VMs this agent reported lost (restartPolicy never): a dead owner\'s, or its own whose process died', registers: [registry] }),
     fenced: new Counter({ name: 'discovery_vms_fenced_total', help: 'Copies of VMs this agent stopped because a higher epoch runs elsewhere, with proof', registers: [registry] }),

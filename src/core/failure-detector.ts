@@ -348,7 +348,7 @@ export class FailureDetector {
     if (this.#timing.stopped(p.target)) {
       this.#probes.end(p)
       const m = this.#members.get(p.target)
-      if (m != null && m.status !== 'dead' && this.#members.observes(m.id)) this.#accuse(m)
+      if (m != null && m.status !== 'dead' && this.#members.observes(m.id)) this.#accuse(m, true)
       return
     }
     p.indirect = true
@@ -386,12 +386,19 @@ export class FailureDetector {
     this.#accuse(m)
   }
 
-  #accuse (m: Member): void {
+  /** `certain`: the kernel showed its process stopped — its other observers hear of our accusation at once. */
+  #accuse (m: Member, certain = false): void {
     this.stats.failedProbes++
     this.#members.accuse(m, this.#now, this.#sink)
     this.#recheck(m.id, false)
     // Told at once, the accused refutes sooner than at our next probe of it.
     this.#send(m.id, { type: 'gossip' })
+    // Its other observers' words and ours make the quorum: they hear ours now, not when a push or a piggy-back happens
+    // to reach them (a lone accusation is not passed on by those who hold the member alive). Only on the kernel's
+    // word: a lone accusation of a probe (maybe our own fault) is left to spread as SWIM spreads it.
+    if (!certain) return
+    const update = this.#members.updateOf(m)
+    for (const o of this.#members.observersOf(m.id) ?? []) if (o !== this.self && o !== m.id && this.#members.status(o) === 'alive') this.#send(o, { type: 'gossip' }, [update])
   }
 
   #sync (sync: Sync | undefined): void {

@@ -6,7 +6,7 @@
  * a live agent, the `never` ones are reported lost. The two are started again
  * on their data dirs: their stale copies stop (fencing with proofs), no VM
  * runs twice, and the views converge. One agent is paused with SIGSTOP: it is
- * declared dead (today by its connections' ping timeout, 30 to 60 s) and its
+ * declared dead (its observers also see its process stopped in /proc) and its
  * VMs restarted; deletes sent to it while it is paused are served when it
  * wakes, on its stale copies: each acknowledged one has reached the restarted
  * copy too. Resumed, it stops its stale copies and restarts
@@ -180,6 +180,7 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const { i: paused, vms: its } = candidates[0]
     const others = apis.filter((_, i) => i !== paused)
     const ownRestarts = await metric(apis[paused], 'discovery_vm_restarts_total')
+    const stoppedSeen = await Promise.all(others.map(async a => await metric(a, 'discovery_detector_processes_stopped_total')))
     const t0 = Date.now()
     // Its records must be with its holders first: the two agents just restarted may be its holders, and what was
     // queued for them while they were down (the records of VMs restarted onto it meanwhile) reaches them only now.
@@ -236,6 +237,9 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     }, 60_000, 250)
     // On waking, its view found every peer silent and declared them dead: it restarted none of their VMs.
     expect(await metric(apis[paused], 'discovery_vm_restarts_total')).toBe(ownRestarts)
+    // Its observers on this host saw its process stopped (the kernel's word, agent/process-watch.ts): at least a quorum of them.
+    const stoppedAfter = await Promise.all(others.map(async a => await metric(a, 'discovery_detector_processes_stopped_total')))
+    expect(stoppedAfter.filter((n, i) => n > stoppedSeen[i]).length).toBeGreaterThanOrEqual(3)
     process.stdout.write(`healing: a paused agent's ${its.length} VMs running elsewhere ${restartedMs} ms after SIGSTOP; after SIGCONT, each VM once again within ${Date.now() - t1} ms\n`)
   })
 

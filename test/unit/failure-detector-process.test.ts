@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { type DetectorConfig, DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
 import { type DetectorStep, FailureDetector } from '../../src/core/failure-detector.ts'
 import { PROTOCOL_VERSION } from '../../src/core/messages.ts'
+import { MonitorRings } from '../../src/core/monitor-rings.ts'
 import { seededRng } from '../../src/core/rng.ts'
 import type { SwimMessage } from '../../src/core/swim-messages.ts'
 
@@ -109,5 +110,21 @@ describe('FailureDetector: a co-hosted peer the kernel shows stopped', () => {
     expect(watched.length).toBeGreaterThan(0)
     expect(watched.length).toBeLessThan(10)
     for (const w of watched) expect(many).toContain(w)
+  })
+
+  it('with the rings, tells its other observers of our accusation at once, so that their quorum forms without waiting for a push to reach them', () => {
+    const config: DetectorConfig = { ...CONFIG, observers: 4 }
+    const d = new FailureDetector({ self: 'me', run: 1, config, rng: seededRng(5), nowMs: 0, joinGraceMs: 0, startHealth: 0 })
+    for (let i = 0; i < 40; i++) d.add(`p${i}`, 1, 0)
+    const [target] = d.watched()
+    d.processState(target, false, 100)
+    const end = d.tick(100 + CONFIG.probeTimeoutMs)
+    const told = end.send.filter(o => o.to !== target && o.message.type === 'gossip' &&
+      o.message.updates.some(u => u.peer === target && u.status === 'suspect' && u.accusers?.includes('me') === true)).map(o => o.to)
+    // Its observers, from the same rings: every other one is told (the urgent push may reach a few more).
+    const ids = ['me', ...Array.from({ length: 40 }, (_, i) => `p${i}`)]
+    const observers = new MonitorRings(4, ids).observers(target, () => true).filter(o => o !== 'me')
+    expect(observers.length).toBeGreaterThanOrEqual(2)
+    for (const o of observers) expect(told).toContain(o)
   })
 })
