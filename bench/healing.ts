@@ -245,7 +245,10 @@ export async function main (args: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n')
     return 0
   }
-  const capacity = { cpu: 32, memMiB: Math.ceil(opts.keep * VM.memMiB * 1.5 / opts.nodes / 1024) * 1024 + 8192 }
+  // Room for the kept VMs and those created for the restart timings, half as much again: the load must not run into
+  // a full cluster (at 50 agents, 32 vCPUs each held 1,500 of them, and creates turned into fast 503s).
+  const vms = opts.keep + 2 * opts.vmsPerKill * opts.nodes
+  const capacity = { cpu: Math.max(32, Math.ceil(vms * VM.cpu * 1.5 / opts.nodes)), memMiB: Math.ceil(vms * VM.memMiB * 1.5 / opts.nodes / 1024) * 1024 + 8192 }
   const loadBefore = loadavg()
   log(`starting ${opts.nodes} agents (load average ${loadBefore.map(x => x.toFixed(1)).join(' ')})`)
   // A shared machine may take minutes to start fifty agents (each needs about 2 s of CPU): wait longer than `cluster up`'s default.

@@ -58,6 +58,7 @@ export class FailureDetector {
     this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
     this.#targets = new DetectionTargets(this.#members, this.#order, init.rng)
     this.#timing = new ProbeTiming(this.#c, init.startHealth)
+    this.#members.stopped = id => this.#timing.stopped(id)
     this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
@@ -135,6 +136,8 @@ export class FailureDetector {
       else if (p.indirect) this.#goIndirect(p)
       else p.directDeadlineMs = Math.min(p.directDeadlineMs, nowMs + this.#timing.timeoutMs(peer))
     }
+    // Its suspicion's end moved (members' `deadlineOf`).
+    if (this.#members.peek(peer)?.suspicion != null) this.#recheck(peer)
     return this.#finish()
   }
 
@@ -255,7 +258,7 @@ export class FailureDetector {
       this.#watch.delete(peer)
       return
     }
-    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : m.suspicion.deadlineMs(this.#members.counter(m))
+    const next = evaluate ? this.#members.evaluate(m, this.#now, this.#sink) : this.#members.deadlineOf(m)
     if ((m.status as MemberStatus) === 'dead') return void this.#watch.delete(peer)
     // Past its deadline with no quorum, ask the suspect: its answer carries a refutation that went round before we
     // heard the accusation (with the rings nothing else brings it to a non-observer, who accuses nobody on silence).

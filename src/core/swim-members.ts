@@ -330,11 +330,28 @@ export class SwimMembers {
     const counts = this.counter(m)
     const n = s.count(counts)
     if (m.status === 'alive' && (s.has(this.self) || n >= this.#quorum(this.#config.suspectQuorum, m))) this.#set(m, 'suspect', nowMs, sink)
-    const deadline = s.deadlineMs(counts)
+    const deadline = this.deadlineOf(m)!
     if (nowMs < deadline) return deadline
     if (n >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
     return undefined
   }
+
+  /**
+   * When `m`'s suspicion is over here: Lifeguard's timeout, or — when the
+   * kernel showed us its process stopped (`stopped`, set by the detector) —
+   * one probe interval after the first accusation heard: the timeout is the
+   * time a live member has to refute, and a stopped one cannot. The quorum
+   * still decides.
+   */
+  deadlineOf (m: Member): number | undefined {
+    const s = m.suspicion
+    if (s == null) return undefined
+    const deadline = s.deadlineMs(this.counter(m))
+    return this.stopped(m.id) ? Math.min(deadline, s.startMs + this.#config.probeIntervalMs) : deadline
+  }
+
+  /** Whether the kernel last showed `id`'s process stopped or gone (the detector's probe timing knows). */
+  stopped: (id: string) => boolean = () => false
 
   #quorum (q: number, m: Member): number {
     return Math.max(1, Math.min(q, this.observers(m)))

@@ -12,7 +12,8 @@ import { type DetectorStep, FailureDetector } from '../../src/core/failure-detec
 import { PROTOCOL_VERSION } from '../../src/core/messages.ts'
 import { MonitorRings } from '../../src/core/monitor-rings.ts'
 import { seededRng } from '../../src/core/rng.ts'
-import type { SwimMessage } from '../../src/core/swim-messages.ts'
+import { suspicionTimeoutMs } from '../../src/core/suspicion.ts'
+import type { SwimMessage, SwimUpdate } from '../../src/core/swim-messages.ts'
 
 const CONFIG: DetectorConfig = { ...DETECTOR_PROFILES.local, probeIntervalMs: 1000, probeTimeoutMs: 200, observers: null, hostProbesPerSecond: null }
 const PEERS = ['a', 'b', 'c', 'd', 'e']
@@ -126,5 +127,27 @@ describe('FailureDetector: a co-hosted peer the kernel shows stopped', () => {
     const observers = new MonitorRings(4, ids).observers(target, () => true).filter(o => o !== 'me')
     expect(observers.length).toBeGreaterThanOrEqual(2)
     for (const o of observers) expect(told).toContain(o)
+  })
+
+  it('lasts as suspect one probe interval once the quorum accuses it, not the suspicion timeout meant for a live member to refute', () => {
+    const gossip = (updates: SwimUpdate[]): SwimMessage => ({ v: PROTOCOL_VERSION, type: 'gossip', run: 1, inc: 0, updates })
+    const accused = (stoppedToTheEnd: boolean): FailureDetector => {
+      const d = slowDetector()
+      d.processState('c', false, 100)
+      d.tick(100 + CONFIG.probeTimeoutMs)
+      expect(d.status('c')).toBe('suspect')
+      d.receive('a', gossip([{ peer: 'c', run: 1, inc: 0, status: 'suspect', accusers: ['a', 'b'] }]), 400)
+      if (!stoppedToTheEnd) d.processState('c', true, 450)
+      d.tick(100 + CONFIG.probeTimeoutMs + CONFIG.probeIntervalMs)
+      return d
+    }
+    expect(accused(true).status('c')).toBe('dead')
+    // Shown running again before then: Lifeguard's timeout, 3 s at this size, applies.
+    const resumed = accused(false)
+    expect(resumed.status('c')).toBe('suspect')
+    const min = suspicionTimeoutMs(CONFIG.suspicionMult, PEERS.length, CONFIG.probeIntervalMs)
+    expect(min).toBeGreaterThan(2 * CONFIG.probeIntervalMs)
+    resumed.tick(100 + CONFIG.probeTimeoutMs + min)
+    expect(resumed.status('c')).toBe('dead')
   })
 })
