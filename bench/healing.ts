@@ -255,6 +255,8 @@ export async function main (args: string[]): Promise<number> {
   const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes, extra: opts.agentArgs })
   let peers: PeerEvents | undefined
   let trialsSeen: Trial[] = []
+  /** A trial missed, or a false death under load: the agents' logs are kept for a look. */
+  let keepLogs = false
   try {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
     const apis = cluster.nodes.map(m => m.api)
@@ -307,10 +309,10 @@ export async function main (args: string[]): Promise<number> {
       await sleep(SETTLE_MS)
     }
     const scrapeBefore = await scrapeAll(apis)
-    const before = { deaths: scrapeBefore('discovery_detector_deaths_total'), suspicions: scrapeBefore('discovery_detector_suspicions_total'), refutations: scrapeBefore('discovery_detector_refutations_total') }
+    const before = { deaths: scrapeBefore('discovery_detector_deaths_total'), suspicions: scrapeBefore('discovery_detector_suspicions_total'), refutations: scrapeBefore('discovery_detector_refutations_total'), stopped: scrapeBefore('discovery_detector_processes_stopped_total') }
     const deadEventsBefore = peers.count('peer.dead')
     let loadResult: LoadResult | undefined
-    let fp: { deaths: number, suspicions: number, refutations: number, deadEvents: number } | undefined
+    let fp: { deaths: number, suspicions: number, refutations: number, deadEvents: number, stoppedSeen: number } | undefined
     if (opts.minutes > 0) {
       log(`create load for ${opts.minutes} min, ${opts.concurrency} in flight: counting false positives`)
       loadResult = await load(apis, opts)
@@ -320,8 +322,11 @@ export async function main (args: string[]): Promise<number> {
         deaths: after('discovery_detector_deaths_total') - before.deaths,
         suspicions: after('discovery_detector_suspicions_total') - before.suspicions,
         refutations: after('discovery_detector_refutations_total') - before.refutations,
-        deadEvents: peers.count('peer.dead') - deadEventsBefore
+        deadEvents: peers.count('peer.dead') - deadEventsBefore,
+        // Nothing is stopped during the load: any count here is the kernel's word misread.
+        stoppedSeen: after('discovery_detector_processes_stopped_total') - before.stopped
       }
+      if (fp.deaths > 0) keepLogs = true
     }
     const summary = (signal: 'SIGKILL' | 'SIGSTOP'): Record<string, number> => {
       const ts = trials.filter(t => t.signal === signal)
@@ -356,7 +361,8 @@ export async function main (args: string[]): Promise<number> {
           ['load', `${loadResult.minutes} min, ${loadResult.creates} creates (p50 ${fmt(loadResult.createP50Ms, 0)} ms, p99 ${fmt(loadResult.createP99Ms, 0)} ms), ${loadResult.deletes} deletes, answers ${JSON.stringify(loadResult.statuses)}`],
           ['false positives (deaths declared)', String(fp.deaths)],
           ['suspicions (all refuted unless a death)', String(fp.suspicions)],
-          ['refutations', String(fp.refutations)]
+          ['refutations', String(fp.refutations)],
+          ['peers the kernel showed stopped', String(fp.stoppedSeen)]
         ]) + '\n')
       }
       const again = result.vmsRunningAgain
@@ -369,7 +375,6 @@ export async function main (args: string[]): Promise<number> {
     return 0
   } finally {
     peers?.close()
-    // A trial some agent missed: the agents' logs are kept for a look.
-    await cluster.down(trialsSeen.some(t => t.deadMs.some(x => !Number.isFinite(x))))
+    await cluster.down(keepLogs || trialsSeen.some(t => t.deadMs.some(x => !Number.isFinite(x))))
   }
 }
