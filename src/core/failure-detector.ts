@@ -7,7 +7,6 @@
  * over its simulated network. Probes, indirect probes, Lifeguard's health and
  * Rapid's rings: docs/architecture.md; what accusations mean: swim-members.ts.
  */
-import { BroadcastQueue, retransmitLimit } from './broadcast-queue.ts'
 import { DetectionTargets } from './detection-targets.ts'
 import { type DetectorConfig, validateDetectorConfig } from './detector-config.ts'
 import { countChange, type DetectorInit, type DetectorStats, type DetectorStep, emptyStats, JOIN_GRACE_PERIODS } from './detector-step.ts'
@@ -16,8 +15,8 @@ import type { Rng } from './rng.ts'
 import type { MemberStatus, SwimMessage, SwimUpdate } from './swim-messages.ts'
 import { compareIncarnation, type Incarnation, type Member, type MemberSink, type StatusChange, SwimMembers } from './swim-members.ts'
 import { refutation } from './incarnation.ts'
-import { compose, type Draft } from './swim-outbox.ts'
-import { type Sync, Syncs } from './swim-sync.ts'
+import { type Draft, Outbox } from './swim-outbox.ts'
+import { Syncs } from './swim-sync.ts'
 import { ProbeTiming } from './probe-timing.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
@@ -31,7 +30,6 @@ export class FailureDetector {
   readonly #members: SwimMembers
   readonly #order: ProbeOrder
   readonly #targets: DetectionTargets
-  readonly #queue = new BroadcastQueue()
   readonly #timing: ProbeTiming
   readonly #syncs: Syncs
   readonly #probes = new ProbeTable()
@@ -40,43 +38,36 @@ export class FailureDetector {
   readonly #watch = new Map<string, number>()
   readonly #sink: MemberSink
   readonly #joinGraceMs: number
-  #run: number
-  #inc = 0
+  readonly #out: Outbox
   #seq = 0
   #nextProbeMs: number
-  #nextGossipMs?: number
   #wakeMs?: number
   #now = 0
-  #step: DetectorStep = { send: [], changes: [] }
 
   constructor (init: DetectorInit) {
     this.self = init.self
     this.#c = validateDetectorConfig(init.config)
     this.#rng = init.rng
-    this.#run = init.run
-    this.#members = new SwimMembers(init.self, this.#c, init.directory)
+    this.#timing = new ProbeTiming(this.#c, init.startHealth)
+    this.#members = new SwimMembers(init.self, this.#c, init.directory, id => this.#timing.stopped(id))
     this.#order = init.directory != null ? new DirectoryOrder(init.rng, init.directory, init.self) : new ShuffledOrder(init.rng)
     this.#targets = new DetectionTargets(this.#members, this.#order, init.rng)
-    this.#timing = new ProbeTiming(this.#c, init.startHealth)
-    this.#members.stopped = id => this.#timing.stopped(id)
+    this.#out = new Outbox({ config: this.#c, members: this.#members, targets: this.#targets, stats: this.stats, run: init.run })
     this.#joinGraceMs = init.joinGraceMs ?? JOIN_GRACE_PERIODS * this.#c.probeIntervalMs
     // A random phase, so that agents started together do not probe in step (memberlist's stagger).
     this.#nextProbeMs = init.nowMs + Math.floor(init.rng.next() * this.#c.probeIntervalMs)
     this.#syncs = new Syncs(this.#members, this.#targets, this.#c, init.nowMs)
     this.#sink = {
       change: c => {
-        this.#step.changes.push(c)
+        this.#out.change(c)
         countChange(this.stats, c)
       },
-      queue: (u, urgent) => {
-        this.#queue.push(u)
-        if (urgent && (this.#nextGossipMs == null || this.#nextGossipMs > this.#now)) this.#nextGossipMs = this.#now
-      },
+      queue: (u, urgent) => { this.#out.update(u, urgent, this.#now) },
       accused: peer => { this.#verify(peer) }
     }
   }
 
-  get incarnation (): Incarnation { return { run: this.#run, inc: this.#inc } }
+  get incarnation (): Incarnation { return { ...this.#out.incarnation } }
 
   /** Lifeguard's local health score: 0 when healthy, up to `awarenessMax` − 1. */
   get health (): number { return this.#timing.awareness.score }
@@ -84,7 +75,9 @@ export class FailureDetector {
   status (peer: string): MemberStatus | undefined { return this.#members.status(peer) }
 
   /** Every member with its status and incarnation (for tests, metrics and the simulator). */
-  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> { return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc })) }
+  members (): Array<{ peer: string, status: MemberStatus, run: number, inc: number }> {
+    return [...this.#members.values()].map(m => ({ peer: m.id, status: m.status, run: m.run, inc: m.inc }))
+  }
 
   /** A peer to watch, alive at `run` (its gossiped state's), until `remove`. */
   add (peer: string, run: number, nowMs: number): DetectorStep {
@@ -96,7 +89,7 @@ export class FailureDetector {
   remove (peer: string): void {
     this.#members.remove(peer)
     this.#order.remove(peer)
-    this.#queue.delete(peer)
+    this.#out.queue.delete(peer)
     this.#watch.delete(peer)
     this.#timing.rtt.forget(peer)
     this.#timing.processState(peer, true)
@@ -169,7 +162,7 @@ export class FailureDetector {
       case 'ping-req': this.#onPingReq(from, msg.seq, msg.target); break
       case 'nack': this.#onNack(from, msg.seq, msg.unreachable === true); break
       case 'gossip': break
-      case 'sync': this.#sync(this.#syncs.answer(from, msg.updates)); break
+      case 'sync': this.#out.sync(this.#syncs.answer(from, msg.updates)); break
     }
     return this.#finish()
   }
@@ -206,30 +199,25 @@ export class FailureDetector {
     if (nowMs >= this.#nextProbeMs) {
       this.#nextProbeMs = nowMs + this.#timing.intervalMs(this.#members.liveCount)
       this.#roundProbe()
-      this.#sync(this.#syncs.periodic(nowMs))
+      this.#out.sync(this.#syncs.periodic(nowMs))
     }
     return this.#finish()
   }
 
   #begin (nowMs: number): void {
     this.#now = nowMs
-    this.#step = { send: [], changes: [] }
+    this.#out.begin()
   }
 
   #finish (): DetectorStep {
-    if (this.#queue.size > 0 && this.#nextGossipMs != null && this.#nextGossipMs <= this.#now) {
-      this.#pushGossip()
-      this.#nextGossipMs = this.#now + this.#c.gossipIntervalMs
-    }
-    if (this.#queue.size === 0) this.#nextGossipMs = undefined
-    const step = this.#step
+    const step = this.#out.finish(this.#now)
     step.wakeAtMs = this.#nextWake()
     this.#wakeMs = step.wakeAtMs
     return step
   }
 
   #nextWake (): number {
-    let at = Math.min(this.#nextProbeMs, this.#nextGossipMs ?? Infinity, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
+    let at = Math.min(this.#nextProbeMs, this.#out.nextPushMs ?? Infinity, this.#probes.nextDeadlineMs(), this.#relays.nextDeadlineMs())
     for (const d of this.#watch.values()) at = Math.min(at, d)
     return at
   }
@@ -264,7 +252,7 @@ export class FailureDetector {
     // heard the accusation (with the rings nothing else brings it to a non-observer, who accuses nobody on silence).
     if (evaluate && m.suspicion != null && (next == null || next <= this.#now)) {
       this.#extraProbe(peer)
-      this.#sync(this.#syncs.about(m, this.#now))
+      this.#out.sync(this.#syncs.about(m, this.#now))
     }
     this.#watch.set(peer, next != null && next > this.#now ? next : this.#now + this.#c.probeIntervalMs)
   }
@@ -273,12 +261,11 @@ export class FailureDetector {
   #aboutSelf (u: SwimUpdate): void {
     const next = refutation(u, this.incarnation)
     if (next == null) return
-    this.#run = next.run
-    this.#inc = next.inc
+    this.#out.incarnation = next
     this.stats.refutations++
     // Lifeguard: having to refute is a sign we are the slow one.
     this.#timing.awareness.apply(1)
-    this.#sink.queue({ peer: this.self, run: this.#run, inc: this.#inc, status: 'alive' }, true)
+    this.#sink.queue({ peer: this.self, ...next, status: 'alive' }, true)
   }
 
   #onAck (from: string, msg: Extract<SwimMessage, { type: 'ack' }>): void {
@@ -404,23 +391,5 @@ export class FailureDetector {
     for (const o of this.#members.observersOf(m.id) ?? []) if (o !== this.self && o !== m.id && this.#members.status(o) === 'alive') this.#send(o, { type: 'gossip' }, [update])
   }
 
-  #sync (sync: Sync | undefined): void {
-    if (sync == null) return
-    if (sync.answer === true) this.stats.syncNews += sync.updates.length; else this.stats.syncs++
-    this.#send(sync.to, { type: sync.answer === true ? 'gossip' : 'sync' }, sync.updates)
-  }
-
-  #pushGossip (): void {
-    const targets = this.#targets.gossip(this.#c.gossipFanout)
-    for (const to of targets) {
-      if (this.#queue.size === 0) break
-      this.#send(to, { type: 'gossip' })
-    }
-  }
-
-  /** One message to `to`: our incarnation, the accusation it must hear, `first` (what it is sent for), piggy-backed updates. */
-  #send<T extends SwimMessage> (to: string, draft: Draft<T>, first: SwimUpdate[] = []): void {
-    this.stats.messagesSent++
-    this.#step.send.push({ to, message: compose(to, draft, { run: this.#run, inc: this.#inc }, this.#members, this.#queue, retransmitLimit(this.#c.retransmitMult, this.#members.liveCount), first) })
-  }
+  #send<T extends SwimMessage> (to: string, draft: Draft<T>, first: SwimUpdate[] = []): void { this.#out.send(to, draft, first) }
 }

@@ -28,25 +28,12 @@
 import type { DetectorConfig } from './detector-config.ts'
 import { compareIncarnation, type Incarnation } from './incarnation.ts'
 import type { MemberDirectory } from './member-directory.ts'
-import { MonitorRings, sharedRings, type Walk } from './monitor-rings.ts'
+import { type Member, MemberTable } from './member-table.ts'
 import { Suspicion, suspicionTimeoutMs } from './suspicion.ts'
 import { SWIM_LIMITS, type MemberStatus, type SwimUpdate } from './swim-messages.ts'
 
-export { compareIncarnation, type Incarnation }
+export { compareIncarnation, type Incarnation, type Member }
 
-export interface Member extends Incarnation {
-  id: string
-  status: MemberStatus
-  /** Accusations at this incarnation, if any. */
-  suspicion?: Suspicion
-  changedAtMs: number
-  /** When it was added (not for a directory's members): a newcomer has a grace period. */
-  addedAtMs?: number
-  /** Last probe sent to revive a dead member (rate-limited). */
-  revivalProbeMs?: number
-  /** Last time its suspicion, past its deadline without a quorum, was asked about (rate-limited). */
-  syncedAtMs?: number
-}
 
 export interface StatusChange {
   peer: string
@@ -77,150 +64,15 @@ const RANK: Readonly<Record<MemberStatus, number>> = { alive: 0, suspect: 1, dea
 /** Accusers listed in one update: enough for any quorum, and a message stays small. */
 const ACCUSERS_PER_UPDATE = 8
 
-export class SwimMembers {
-  readonly self: string
+export class SwimMembers extends MemberTable {
   readonly #config: DetectorConfig
-  /** Every member, or (with a directory) those we learnt something of beyond the directory's baseline. */
-  readonly #map = new Map<string, Member>()
-  readonly #directory?: MemberDirectory
-  /** Who observes whom, when the topology is on (`observers` set). */
-  readonly #rings?: MonitorRings
-  /** Members (not us) shown alive, kept up to date: the observers a quorum may count on. */
-  #alive = 0
-  /** Members not dead (not us). */
-  #live = 0
-  /** Members shown suspect or dead: what a sync tells (the others are alive by default). */
-  readonly #notAlive = new Set<string>()
+  /** Whether the kernel last showed a member's process stopped or gone (the detector's probe timing knows). */
+  readonly #stopped: (id: string) => boolean
 
-  constructor (self: string, config: DetectorConfig, directory?: MemberDirectory) {
-    this.self = self
+  constructor (self: string, config: DetectorConfig, directory?: MemberDirectory, stopped: (id: string) => boolean = () => false) {
+    super(self, config.observers, directory)
     this.#config = config
-    this.#directory = directory
-    if (config.observers != null) {
-      this.#rings = directory != null ? sharedRings(directory, directory.ids, config.observers) : new MonitorRings(config.observers)
-      // Ourselves too (the directory may not list us): every walk starts from our place on the rings.
-      if (directory == null || !directory.has(self)) this.#rings.add(self)
-    }
-    if (directory != null) {
-      const others = directory.size - (directory.has(self) ? 1 : 0)
-      this.#alive = others
-      this.#live = others
-    }
-  }
-
-  /** The member, to read or change; with a directory, one of its members is taken into our own table here. */
-  get (id: string): Member | undefined {
-    const m = this.#map.get(id)
-    if (m != null || this.#directory?.has(id) !== true || id === this.self) return m
-    const fresh: Member = { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
-    this.#map.set(id, fresh)
-    return fresh
-  }
-
-  /** The member if we hold anything of it beyond the directory's baseline (a suspicion, an incarnation). */
-  peek (id: string): Member | undefined {
-    return this.#map.get(id)
-  }
-
-  status (id: string): MemberStatus | undefined {
-    const m = this.#map.get(id)
-    if (m != null) return m.status
-    return id !== this.self && this.#directory?.has(id) === true ? 'alive' : undefined
-  }
-
-  /** The incarnation we know of a member (the directory's baseline unless we learnt better). */
-  incarnation (id: string): Incarnation | undefined {
-    const m = this.#map.get(id)
-    if (m != null) return m
-    return this.status(id) != null ? { run: 0, inc: 0 } : undefined
-  }
-
-  /** Every member: ours, and the directory's we never learnt anything of. */
-  * values (): IterableIterator<Member> {
-    yield * this.#map.values()
-    if (this.#directory == null) return
-    for (const id of this.#directory.ids) if (id !== this.self && !this.#map.has(id)) yield { id, run: 0, inc: 0, status: 'alive', changedAtMs: 0 }
-  }
-
-  /** Members not dead, ourselves included: the n of the formulas. */
-  get liveCount (): number {
-    return this.#live + 1
-  }
-
-  get aliveCount (): number {
-    return this.#alive
-  }
-
-  add (id: string, run: number, nowMs: number): Member | undefined {
-    if (id === this.self || this.#map.has(id) || this.#directory?.has(id) === true) return undefined
-    const m: Member = { id, run, inc: 0, status: 'alive', changedAtMs: nowMs, addedAtMs: nowMs }
-    this.#map.set(id, m)
-    this.#rings?.add(id)
-    this.#alive++
-    this.#live++
-    return m
-  }
-
-  remove (id: string): void {
-    const m = this.#map.get(id)
-    if (m == null || this.#directory?.has(id) === true) return
-    if (m.status === 'alive') this.#alive--
-    if (m.status !== 'dead') this.#live--
-    this.#notAlive.delete(id)
-    this.#map.delete(id)
-    this.#rings?.remove(id)
-  }
-
-  /** Whether `accuser`'s accusations count here: ourselves, or a member we believe alive. */
-  counts = (accuser: string): boolean => accuser === this.self || this.status(accuser) === 'alive'
-
-  /** Whether a member is on the rings' walks: ourselves, or a member not dead. */
-  readonly #onRings = (id: string): boolean => id === this.self || (this.status(id) ?? 'dead') !== 'dead'
-
-  /** Whether the monitoring topology is on now: set, and enough members not dead for it to bound anything. */
-  get topology (): boolean {
-    return this.#rings != null && this.liveCount > 2 * this.#rings.k + 1
-  }
-
-  /** The members that observe `id` (ourselves maybe among them); undefined when everyone does (no topology). */
-  observersOf (id: string): string[] | undefined {
-    return this.topology ? this.#rings!.observers(id, this.#onRings) : undefined
-  }
-
-  /** Whether we observe `id`: probe it in turn, and our accusation of it counts. */
-  observes (id: string): boolean {
-    return this.observersOf(id)?.includes(this.self) ?? true
-  }
-
-  /** Our subjects, and the dead members we would observe if they were alive; undefined when we observe everyone. */
-  walk (): Walk | undefined {
-    return this.topology ? this.#rings!.walk(this.self, this.#onRings) : undefined
-  }
-
-  /** The peers we talk to for detection: our subjects and our observers; undefined when we talk to everyone. */
-  peers (): string[] | undefined {
-    if (!this.topology) return undefined
-    return [...new Set([...this.#rings!.walk(this.self, this.#onRings).subjects, ...this.#rings!.observers(this.self, this.#onRings)])]
-  }
-
-  /** Whose accusations of `m` count: those that count at all and, with the topology, observe `m`. */
-  counter (m: Member): (accuser: string) => boolean {
-    const observers = this.observersOf(m.id)
-    if (observers == null) return this.counts
-    const set = new Set(observers)
-    return a => set.has(a) && this.counts(a)
-  }
-
-  /** Members able to observe `m`: ourselves and the others we believe alive (with the topology: its observers among them). */
-  observers (m: Member): number {
-    const observers = this.observersOf(m.id)
-    if (observers != null) return observers.filter(this.counts).length
-    return 1 + this.#alive - (m.status === 'alive' ? 1 : 0)
-  }
-
-  /** The members shown suspect or dead, in the order they stopped being alive. */
-  notAlive (): IterableIterator<string> {
-    return this.#notAlive.values()
+    this.#stopped = stopped
   }
 
   /** Whether others would show `m` suspect too: dead, or accused by a suspect quorum (not by our word alone, which may be our own fault). */
@@ -267,7 +119,7 @@ export class SwimMembers {
    * hold it dead, for a member that holds it suspect for want of accusers.
    */
   confirmDead (id: string, nowMs: number): void {
-    const m = this.#map.get(id)
+    const m = this.peek(id)
     if (m?.status !== 'dead' || m.suspicion == null || !this.observes(m.id)) return
     m.suspicion.add(this.self, nowMs)
   }
@@ -338,7 +190,7 @@ export class SwimMembers {
 
   /**
    * When `m`'s suspicion is over here: Lifeguard's timeout, or — when the
-   * kernel showed us its process stopped (`stopped`, set by the detector) —
+   * kernel showed us its process stopped (`stopped`, from the detector) —
    * one probe interval after the first accusation heard: the timeout is the
    * time a live member has to refute, and a stopped one cannot. The quorum
    * still decides.
@@ -347,11 +199,8 @@ export class SwimMembers {
     const s = m.suspicion
     if (s == null) return undefined
     const deadline = s.deadlineMs(this.counter(m))
-    return this.stopped(m.id) ? Math.min(deadline, s.startMs + this.#config.probeIntervalMs) : deadline
+    return this.#stopped(m.id) ? Math.min(deadline, s.startMs + this.#config.probeIntervalMs) : deadline
   }
-
-  /** Whether the kernel last showed `id`'s process stopped or gone (the detector's probe timing knows). */
-  stopped: (id: string) => boolean = () => false
 
   #quorum (q: number, m: Member): number {
     return Math.max(1, Math.min(q, this.observers(m)))
@@ -390,14 +239,7 @@ export class SwimMembers {
   #set (m: Member, status: MemberStatus, nowMs: number, sink: MemberSink, why: { refuted?: true, restarted?: true } = {}): void {
     if (m.status === status) return
     const from = m.status
-    if (from === 'alive') this.#alive--
-    if (status === 'alive') this.#alive++
-    if (status === 'alive') this.#notAlive.delete(m.id)
-    else this.#notAlive.add(m.id)
-    if (from === 'dead') this.#live++
-    if (status === 'dead') this.#live--
-    m.status = status
-    m.changedAtMs = nowMs
+    this.setStatus(m, status, nowMs)
     sink.change({ peer: m.id, from, to: status, run: m.run, inc: m.inc, ...why })
   }
 }
