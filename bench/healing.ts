@@ -254,7 +254,7 @@ export async function main (args: string[]): Promise<number> {
   // A shared machine may take minutes to start fifty agents (each needs about 2 s of CPU): wait longer than `cluster up`'s default.
   const cluster = await clusterUp({ nodes: opts.nodes, basePort: 0, cpu: capacity.cpu, memMiB: capacity.memMiB, waitS: 60 + 6 * opts.nodes, extra: opts.agentArgs })
   let peers: PeerEvents | undefined
-  let trialsSeen: Trial[] = []
+  const trials: Trial[] = []
   /** A trial missed, or a false death under load: the agents' logs are kept for a look. */
   let keepLogs = false
   try {
@@ -294,8 +294,6 @@ export async function main (args: string[]): Promise<number> {
       }))
       log(`${total} VMs created for the restart timings`)
     }
-    const trials: Trial[] = []
-    trialsSeen = trials
     const plan: Array<'SIGKILL' | 'SIGSTOP'> = []
     for (let k = 0; k < Math.max(opts.kills, opts.stops); k++) {
       if (k < opts.kills) plan.push('SIGKILL')
@@ -375,6 +373,6 @@ export async function main (args: string[]): Promise<number> {
     return 0
   } finally {
     peers?.close()
-    await cluster.down(keepLogs || trialsSeen.some(t => t.deadMs.some(x => !Number.isFinite(x))))
+    await cluster.down(keepLogs || trials.some(t => t.deadMs.some(x => !Number.isFinite(x))))
   }
 }

@@ -17,7 +17,7 @@ import type { Rng } from '../core/rng.ts'
 import { type MemberStatus, namesUnknown } from '../core/swim-messages.ts'
 import { SwimTransport } from '../net/index.ts'
 import { HostLoad } from './host-load.ts'
-import { ownProcess, ProcessWatch } from './process-watch.ts'
+import { ProcessWatch, thisProcess } from './process-watch.ts'
 import type { ProcessIdentity } from '../core/messages.ts'
 import type { Metrics } from './metrics.ts'
 import { SwimProofs } from './swim-proofs.ts'
@@ -93,7 +93,7 @@ export class FailureDetection {
     this.#init = init
     if (init.config.hostLoadMaxMult != null) this.#hostLoad = new HostLoad()
     if (init.config.processCheckMs != null && init.processOf != null) {
-      this.#processes = new ProcessWatch({ self: ownProcess(), processOf: init.processOf, onChange: (peer, running) => {
+      this.#processes = new ProcessWatch({ self: thisProcess(), processOf: init.processOf, onChange: (peer, running) => {
         if (!running) components.metrics.detectorProcessesStopped.inc()
         this.#run(d => d.processState(peer, running, this.#now()))
       } })

@@ -3,7 +3,7 @@
  * usage, VMs and demand), the load the rebalancing planner reads, and the
  * publisher that decides when the cluster hears of a change.
  */
-import { ownProcess } from './process-watch.ts'
+import { thisProcess } from './process-watch.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
@@ -45,7 +45,7 @@ export class OwnState {
   readonly #publisher: StatePublisher
   #seq = 0
   /** Where this process runs, for co-hosted peers' process checks (agent/process-watch.ts); undefined without /proc. */
-  readonly #process = ownProcess()
+  readonly #process = thisProcess()
   /** `start` was called; the publisher starts at the first change or subscriber, or after FIRST_PUBLISH_WITHIN_MS. */
   #begun = false
   #publishing = false

@@ -14,6 +14,14 @@
 import { readFileSync, readlinkSync } from 'node:fs'
 import type { ProcessIdentity } from '../core/messages.ts'
 
+let mine: { id: ProcessIdentity | undefined } | undefined
+
+/** This process's identity, read once per process (every agent it runs shares it). */
+export function thisProcess (): ProcessIdentity | undefined {
+  mine ??= { id: ownProcess() }
+  return mine.id
+}
+
 /** This process's identity, or undefined where `/proc` cannot tell it (not Linux). */
 export function ownProcess (read: (path: string) => string = p => readFileSync(p, 'utf8'), link: (path: string) => string = readlinkSync): ProcessIdentity | undefined {
   try {

@@ -174,10 +174,12 @@ export interface DetectorConfig {
    * peers share a host when their gossiped boot id and pid namespace are
    * ours). A peer the kernel shows stopped (SIGSTOP, a debugger) or gone is
    * probed at once with the plain `probeTimeoutMs`, stretched by nothing, and
-   * its silence is a failed probe without helpers: the waits that spare a
-   * slow peer on a saturated host cannot spare one that does not run, and
-   * they made a hang take 8–35 s to call at 50 agents on one 2-core machine.
-   * The quorum, the suspicion timeout and the refutation stay as they are. It
+   * its silence is a failed probe without helpers, told at once to its other
+   * observers, and its suspicion lasts one probe interval: the waits that
+   * spare a slow peer on a saturated host (and the time a live one has to
+   * refute) cannot serve one that does not run, and they made a hang take
+   * 8–35 s to call at 50 agents on one 2-core machine. The quorum and the
+   * refutation stay as they are. It
    * costs nothing when no observed peer shares the host. Default 250 ms in
    * every profile (a read of one small file per co-hosted subject); null:
    * off. The simulator ignores it.
