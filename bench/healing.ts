@@ -38,7 +38,7 @@ import { cpuSeconds } from './lib/proc.ts'
 import { keyValues, table } from './lib/table.ts'
 import { followPeers, type PeerEvents } from './lib/peer-events.ts'
 
-export interface Options { nodes: number, kills: number, stops: number, minutes: number, concurrency: number, keep: number, seed: number, vmsPerKill: number, idleS: number, agentArgs: string[], json: boolean }
+export interface Options { nodes: number, kills: number, stops: number, minutes: number, concurrency: number, keep: number, seed: number, vmsPerKill: number, idleS: number, agentArgs: string[], keepLogs: boolean, json: boolean }
 
 const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--keep 1000] [--seed 1] [--vms-per-kill 0] [--json]
   --nodes N         agent processes (default 50)
@@ -51,6 +51,8 @@ const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops
   --vms-per-kill N  VMs of the killed agent timed until they run elsewhere (2N per agent are created first; default 0)
   --idle-seconds S  how long the idle cluster's CPU and messages are sampled (default 10)
   --agent-args=…   flags for every agent, e.g. "--agent-args=--max-connections none --observers none" (the full mesh; with "=", since they start with a dash)
+  --keep-logs       keep the cluster's folder (the agents' logs) after the run; it is kept anyway when a trial is
+                    missed or the load saw a death
   --json            the results as JSON (progress on stderr)`
 
 const VM = { cpu: 1, memMiB: 256 }
@@ -82,6 +84,7 @@ export function parseOptions (args: string[]): Options | undefined {
       'vms-per-kill': { type: 'string', default: '0' },
       'idle-seconds': { type: 'string', default: '10' },
       'agent-args': { type: 'string', default: '' },
+      'keep-logs': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
@@ -101,6 +104,7 @@ export function parseOptions (args: string[]): Options | undefined {
     vmsPerKill: count('--vms-per-kill', values['vms-per-kill'], 0, 10_000),
     idleS: count('--idle-seconds', values['idle-seconds'], 1, 3600),
     agentArgs: values['agent-args'].split(/\s+/).filter(a => a !== ''),
+    keepLogs: values['keep-logs'],
     json: values.json
   }
 }
@@ -121,7 +125,7 @@ export interface Trial {
   /** Time until each showed running elsewhere in another agent's cluster view. */
   vmsSeenRunningMs: number[]
   /** Each restart of its VMs (`vm.restarted`), ms after the signal: when the restarter declared it dead, when it began placing it (after asking the other holders for tombstones), when the new owner committed it. */
-  restarts: Array<{ detectedMs: number, placingMs: number, committedMs: number }>
+  restarts: Array<{ vm: string, restarter: number, node: number, attempts: number, detectedMs: number, placingMs: number, committedMs: number }>
 }
 
 /**
@@ -184,8 +188,8 @@ async function trial (cluster: Cluster, peers: PeerEvents, ids: string[], apiOf:
   const aliveMs = await peers.waitAll(others, 'peer.alive', ids[victim], t1, TRIAL_TIMEOUT_MS)
   const { onOwnerMs, inViewMs } = await running
   const restarts = peers.restartsOf(ids[victim], t0).map(e => {
-    const { ms, placeMs } = e.data as { ms: number, placeMs?: number }
-    return { detectedMs: e.atMs - t0 - ms, placingMs: e.atMs - t0 - (placeMs ?? NaN), committedMs: e.atMs - t0 }
+    const { id, node, attempts, ms, placeMs } = e.data as { id: string, node: string, attempts?: number, ms: number, placeMs?: number }
+    return { vm: id, restarter: e.agent, node: ids.indexOf(node), attempts: attempts ?? NaN, detectedMs: e.atMs - t0 - ms, placingMs: e.atMs - t0 - (placeMs ?? NaN), committedMs: e.atMs - t0 }
   })
   return { signal, victim, notAliveBefore, deadMs, everyMs: Math.max(...deadMs), aliveAgainMs: Math.max(...aliveMs), vmsRunningAgainMs: onOwnerMs, vmsSeenRunningMs: inViewMs, restarts }
 }
@@ -256,7 +260,7 @@ export async function main (args: string[]): Promise<number> {
   let peers: PeerEvents | undefined
   const trials: Trial[] = []
   /** A trial missed, or a false death under load: the agents' logs are kept for a look. */
-  let keepLogs = false
+  let keepLogs = opts.keepLogs
   try {
     log(`cluster up in ${(cluster.upMs / 1000).toFixed(0)} s`)
     const apis = cluster.nodes.map(m => m.api)
@@ -293,6 +297,8 @@ export async function main (args: string[]): Promise<number> {
         }
       }))
       log(`${total} VMs created for the restart timings`)
+      // As after each trial: the burst's replication pushes and gossip settle before the first signal.
+      await sleep(SETTLE_MS)
     }
     const plan: Array<'SIGKILL' | 'SIGSTOP'> = []
     for (let k = 0; k < Math.max(opts.kills, opts.stops); k++) {

@@ -14,8 +14,8 @@ export interface PeerEvents {
   notAlive: (observers: number[], peer: string) => number
   /** Events of `type` seen so far, all agents together. */
   count: (type: string) => number
-  /** The `vm.restarted` events for VMs of `owner` at or after `t0`, all agents together. */
-  restartsOf: (owner: string, t0: number) => StreamEvent[]
+  /** The `vm.restarted` events for VMs of `owner` at or after `t0`, all agents together, each with the agent (index) that sent it. */
+  restartsOf: (owner: string, t0: number) => Array<StreamEvent & { agent: number }>
   close: () => void
 }
 
@@ -56,7 +56,7 @@ export async function followPeers (apis: string[]): Promise<PeerEvents> {
       return last != null && last.type !== 'peer.alive' && last.type !== 'peer.refuted'
     }).length,
     count: (type) => seen.reduce((n, s) => n + s.filter(e => e.type === type).length, 0),
-    restartsOf: (owner, t0) => seen.flat().filter(e => e.type === 'vm.restarted' && (e.data as { deadOwner?: string }).deadOwner === owner && e.atMs >= t0),
+    restartsOf: (owner, t0) => seen.flatMap((s, agent) => s.filter(e => e.type === 'vm.restarted' && (e.data as { deadOwner?: string }).deadOwner === owner && e.atMs >= t0).map(e => ({ ...e, agent }))),
     close: () => { ac.abort() }
   }
 }

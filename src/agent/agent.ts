@@ -214,7 +214,8 @@ export class Agent {
             lastActivity: StreamActivity.installed(libp2p, () => clock.now()).lastMs,
             inMesh: (peerId) => (libp2p as any).services.pubsub.mesh?.get(STATE_TOPIC)?.has(peerId) === true,
             // A peer that closed a connection with us has enough of them: warm others for a minute.
-            avoid: (peerId) => this.#farewell.saidBye(peerId, 60_000)
+            avoid: (peerId) => this.#farewell.saidBye(peerId, 60_000),
+            keep: () => this.#replica.neighbours()
           }
         : {})
     })

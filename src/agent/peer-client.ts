@@ -60,6 +60,11 @@ export class PeerClient {
     this.#peerIds.clear()
   }
 
+  /** Whether a connection to `peerId` is open (a request to it then dials nothing). */
+  connected (peerId: string): boolean {
+    return this.#c.libp2p.getConnections(this.#peerIdOf(peerId)).length > 0
+  }
+
   /** The peer itself when we are connected (or know no address); else its gossiped addresses. */
   dialTarget (peerId: string): PeerId | Multiaddr[] {
     const id = this.#peerIdOf(peerId)

@@ -99,7 +99,10 @@ export class ReplicaService {
         return res.ok && res.dead === true
       },
       tombstones: async (peer, vmIds) => {
+        const asked = now()
+        const connected = this.#c.peers.connected(peer)
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'tombstones', vmIds })
+        this.#c.log.info({ component: 'discovery:restart', peer, vms: vmIds.length, connected, ms: now() - asked }, 'tombstones asked before a restart')
         if (!res.ok) throw new Error(res.reason)
         // Kept only when they reach a record we hold (TombstoneIntake): a holder cannot make us forget a VM it did not delete.
         this.#tombstones.take(peer, res.tombstones ?? [])
@@ -237,6 +240,16 @@ export class ReplicaService {
   }
 
   /** The ring of the peers not declared dead, ourselves included. */
+  /**
+   * Our two neighbours on the replica ring, kept connected (net/redialer.ts
+   * `keep`): our successor holds our VMs and is the other holder of our
+   * predecessor's — the one we ask for tombstones before restarting them.
+   */
+  neighbours (): string[] {
+    const ring = this.#ring()
+    return [...new Set([ring.successor(this.#c.self), ring.predecessor(this.#c.self)])].filter((p): p is string => p != null)
+  }
+
   #ring (): Ring {
     const ids = this.#c.membership.view.entries().filter(e => e.status !== 'dead').map(e => e.peerId)
     ids.push(this.#c.self)

@@ -39,6 +39,13 @@ export class Ring {
     return this.#ids[lo % this.#ids.length]
   }
 
+  /** The peer before `id` on the ring (undefined for an id not on it, or alone). */
+  predecessor (id: string): string | undefined {
+    const i = this.#index.get(id)
+    if (i == null || this.#ids.length === 1) return undefined
+    return this.#ids[(i - 1 + this.#ids.length) % this.#ids.length]
+  }
+
   /** The `k` peers after `id`, without `id` itself. */
   successors (id: string, k: number): string[] {
     const out: string[] = []

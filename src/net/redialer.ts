@@ -69,6 +69,15 @@ export interface RedialerInit {
    * connection used once is closed a few seconds after the request, as before.
    */
   minQuietMs?: number
+  /**
+   * Bounded: peers whose connections are kept — dialled when missing (whatever
+   * the warming budget) and never closed as idle. The agent keeps its two
+   * neighbours on the replica ring (replica-service.ts `neighbours`): a
+   * restarter asks its ring successor, the other holder of the dead owner's
+   * VMs, for tombstones before it restarts them, and a dial then cost
+   * 0.2–0.45 s of the restart at 50 agents on this machine.
+   */
+  keep?: () => readonly string[]
 }
 
 /** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
@@ -147,12 +156,26 @@ export class Redialer {
         dials.push(this.#dial(addr))
       }
     } else if (this.bounded) {
+      this.#dialKept(connected, self, now, dials)
       this.#warmSpread(connected, self, now, dials)
     } else {
       this.#warm(connected, self, now, dials)
     }
     if (connected.size > this.#maxConnections) dials.push(this.#trim(self, now))
     await Promise.all(dials)
+  }
+
+  /** Bounded: dials the kept peers not connected (one dial per pair: the kept peer with the larger id waits to be dialled). */
+  #dialKept (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
+    const keep = this.#init.keep?.() ?? []
+    if (keep.length === 0) return
+    const dialingIds = new Set([...this.#dialing].map(peerIdOf))
+    for (const addr of this.#init.known()) {
+      const id = peerIdOf(addr)
+      if (id == null || id <= self || !keep.includes(id) || connected.has(id) || dialingIds.has(id) || this.#closing.has(id) || this.#init.avoid?.(id) === true || !this.#due(addr, now)) continue
+      dialingIds.add(id)
+      dials.push(this.#dial(addr))
+    }
   }
 
   /** Bounded: warms up to `warmConnections`, in the pair's order, any direction (core/fanout.ts). */
@@ -171,6 +194,7 @@ export class Redialer {
 
   /** Bounded: closes idle connections beyond `maxConnections`, a few per check. */
   async #trim (self: string, now: number): Promise<void> {
+    const keep = this.#init.keep?.() ?? []
     const open: OpenConnection[] = []
     for (const c of this.#init.libp2p.getConnections()) {
       const peer = c.remotePeer.toString()
@@ -178,7 +202,7 @@ export class Redialer {
       const last = this.#init.lastActivity?.(peer)
       open.push({
         peer,
-        idle: c.streams.every(s => s.protocol == null || UPKEEP_PROTOCOL.test(s.protocol)) && (last == null || now - last >= this.#minQuietMs),
+        idle: !keep.includes(peer) && c.streams.every(s => s.protocol == null || UPKEEP_PROTOCOL.test(s.protocol)) && (last == null || now - last >= this.#minQuietMs),
         inMesh: this.#init.inMesh?.(peer) === true,
         inbound: c.direction === 'inbound',
         ageMs: now - c.timeline.open

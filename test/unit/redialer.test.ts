@@ -200,6 +200,33 @@ describe('Redialer', () => {
       expect(libp2p.take()).toEqual([])
     })
 
+    it('dials the kept peers (the ring neighbours) whatever the warming budget, the one with the smaller id dialling, and never closes them as idle', async () => {
+      const closed: string[] = []
+      let keep = [id('N'), id('B'), id('P')]
+      const { libp2p, clock, redialer } = setup({ minConnections: 1, warmConnections: 0, maxConnections: 2, known: [...tags, 'N', 'P'].map(t => addr(t)), keep: () => keep, avoid: (p) => p === id('P'), close: async (p) => { closed.push(p); libp2p.connected.delete(p) } })
+      clock.set(60_000)
+      for (const t of ['B', 'C', 'D', 'E']) libp2p.connected.add(id(t))
+      libp2p.details.set(id('B'), { inbound: true })
+      await redialer.check()
+      // N has a larger id than ours: we dial it. B dials us (and did). P closed a connection with us on purpose lately: not now.
+      expect(libp2p.take()).toEqual([addr('N')])
+      for (let i = 0; i < 3; i++) await redialer.check()
+      expect(closed.sort()).toEqual([id('C'), id('D'), id('E')].sort())
+      expect([...libp2p.connected].sort()).toEqual([id('B'), id('N')])
+      // Once they are neighbours no more, they are connections like the others.
+      keep = []
+      await redialer.check()
+      expect(libp2p.take()).toEqual([])
+      expect(libp2p.connected.size).toBe(2)
+      keep = [id('N')]
+      libp2p.connected.add(id('C'))
+      await redialer.check()
+      // Three connections for a bound of two: one idle one goes, never N.
+      expect(closed).toHaveLength(4)
+      expect([id('B'), id('C')]).toContain(closed[3])
+      expect(libp2p.connected.has(id('N'))).toBe(true)
+    })
+
     it('keeps a connection that had a stream opened within minQuietMs, though none is under way at the check', async () => {
       const closed: string[] = []
       const lastStream = new Map<string, number>()

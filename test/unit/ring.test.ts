@@ -81,6 +81,13 @@ describe('Ring.successor', () => {
     expect(ring.successor(id)).toBe(next)
   })
 
+  it('predecessor is the inverse of successor; none for an id not on the ring, or alone', () => {
+    for (const id of order) expect(ring.predecessor(ring.successor(id)!)).toBe(id)
+    expect(ring.predecessor(order[0])).toBe(order[order.length - 1])
+    expect(ring.predecessor('not-on-the-ring')).toBeUndefined()
+    expect(new Ring([order[0]]).predecessor(order[0])).toBeUndefined()
+  })
+
   it('the last peer wraps around to the first', () => {
     expect(ring.successor(order[order.length - 1])).toBe(order[0])
   })
