@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--seed 1] [--json]`
+ * `npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--seed 1] [--vms-per-kill N] [--keep-logs] [--json]`
  *
  * Failure detection at N agent processes on this machine (`discovery cluster
  * up --base-port 0`), every agent's `peer.*` events followed over
@@ -40,7 +40,7 @@ import { followPeers, type PeerEvents } from './lib/peer-events.ts'
 
 export interface Options { nodes: number, kills: number, stops: number, minutes: number, concurrency: number, keep: number, seed: number, vmsPerKill: number, idleS: number, agentArgs: string[], keepLogs: boolean, json: boolean }
 
-const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--keep 1000] [--seed 1] [--vms-per-kill 0] [--json]
+const USAGE = `usage: npm run bench -- healing [--nodes 50] [--kills 5] [--stops 5] [--minutes 10] [--concurrency 64] [--keep 1000] [--seed 1] [--vms-per-kill 0] [--keep-logs] [--json]
   --nodes N         agent processes (default 50)
   --kills N         SIGKILL trials, each on another agent, restarted after (default 5)
   --stops N         SIGSTOP trials, resumed after (default 5)

@@ -239,7 +239,6 @@ export class ReplicaService {
     return suspicionTimeoutMs(d.suspicionMult, 100, d.probeIntervalMs) * d.suspicionMaxTimeoutMult
   }
 
-  /** The ring of the peers not declared dead, ourselves included. */
   /**
    * Our two neighbours on the replica ring, kept connected (net/redialer.ts
    * `keep`): our successor holds our VMs and is the other holder of our
@@ -250,6 +249,7 @@ export class ReplicaService {
     return [...new Set([ring.successor(this.#c.self), ring.predecessor(this.#c.self)])].filter((p): p is string => p != null)
   }
 
+  /** The ring of the peers not declared dead, ourselves included. */
   #ring (): Ring {
     const ids = this.#c.membership.view.entries().filter(e => e.status !== 'dead').map(e => e.peerId)
     ids.push(this.#c.self)
