@@ -1,6 +1,6 @@
 /**
  * Replicated VM records and restart on a live peer, as a service: it serves
- * `/discovery/replica/1.0.0` and runs its three parts — the owner's side
+ * `/discovery/replica/1.0.0` (what it answers: replica-handler.ts) and runs its three parts — the owner's side
  * (replication.ts: records to the k next peers on the ring, again when the
  * ring changes, tombstones on delete), the holder's side (holdings.ts,
  * restarts.ts: records kept durably, the restart rule when the view declares
@@ -15,9 +15,9 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import type { PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
-import { checkChain, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
-import type { Chain, Tombstone } from '../core/ownership-messages.ts'
-import { type ReplicaRecord, type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
+import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
+import type { Chain } from '../core/ownership-messages.ts'
+import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
 import type { StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
 import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
@@ -30,6 +30,7 @@ import type { Membership } from './membership.ts'
 import type { Metrics } from './metrics.ts'
 import type { PeerClient } from './peer-client.ts'
 import type { PlacementService } from './placement-service.ts'
+import { ReplicaHandler } from './replica-handler.ts'
 import { Replication } from './replication.ts'
 import { checkRestored, DEFAULT_RESTORED_CHECK, type RestoredCheckReport } from './restored-check.ts'
 import { Restarts } from './restarts.ts'
@@ -62,6 +63,7 @@ export class ReplicaService {
   readonly #restarts: Restarts
   readonly #claims: Claims
   readonly #tombstones: TombstoneIntake
+  readonly #handler: ReplicaHandler
   readonly #server: RpcServer<typeof replicaRequestSchema>
   readonly #startedAtMs: number
   readonly #offEvents: Array<() => void> = []
@@ -128,6 +130,11 @@ export class ReplicaService {
       },
       refused: (vmId, from, reason) => { this.#refused(vmId, from, 'claim', reason) }
     })
+    this.#handler = new ReplicaHandler({
+      holdings: this.#holdings, tombstones: this.#tombstones, claims: this.#claims, replication: this.#replication, restarts: this.#restarts,
+      local, membership: components.membership, log,
+      refused: (vmId, from, what, reason) => { this.#refused(vmId, from, what, reason) }
+    })
     this.#server = new RpcServer({
       libp2p: components.libp2p,
       protocol: REPLICA_PROTOCOL,
@@ -136,7 +143,7 @@ export class ReplicaService {
       onInvalid: (from, reason) => { components.invalid('replica', from, reason) },
       handle: async (req, from) => {
         components.membership.heard(from)
-        return await this.#serve(req, from)
+        return await this.#handler.serve(req, from)
       }
     })
   }
@@ -283,81 +290,6 @@ export class ReplicaService {
     }))
   }
 
-  async #serve (req: ReplicaRequest, from: string): Promise<ReplicaResponse> {
-    const ok = { v: PROTOCOL_VERSION as typeof PROTOCOL_VERSION, ok: true as const }
-    switch (req.op) {
-      case 'put': {
-        const refused = this.#holdings.put(from, req.records)
-        for (const r of refused) if (r.forged) this.#refused(r.vmId, from, 'record', r.reason)
-        return refused.length > 0 ? { ...ok, refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) })) } : ok
-      }
-      case 'drop': {
-        // Only a record's owner takes it back.
-        this.#holdings.drop(req.vmIds.filter(id => { const r = this.#holdings.get(id); return r != null && headOf(r.record.chain).owner === from }))
-        return ok
-      }
-      case 'delete': {
-        const { refused, later, deleting } = this.#tombstones.take(from, req.tombstones, true)
-        await deleting
-        return { ...ok, ...(refused.length > 0 ? { refused } : {}), ...(later.length > 0 ? { later } : {}) }
-      }
-      case 'confirm-dead':
-        return { ...ok, dead: this.#c.membership.view.get(req.peerId)?.status === 'dead' }
-      case 'chain': {
-        const chains: Array<{ vmId: string, chain: Chain }> = []
-        for (const id of req.vmIds) {
-          const rec = this.#c.local.get(id)
-          if (rec != null && rec.chain.length > 0) chains.push({ vmId: id, chain: rec.chain })
-        }
-        return { ...ok, chains }
-      }
-      case 'claim':
-        this.#claims.pushed(from, req.chains)
-        return ok
-      case 'held':
-        return { ...ok, ...this.#replication.heldBy(from, req.vmIds) }
-      case 'handoff':
-        return { ...ok, ...this.#takeHandoff(from, req.records) }
-      case 'tombstones':
-        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds) }
-      case 'heads':
-        return { ...ok, later: this.#tombstones.laterHeads(req.heads, from, true), tombstones: this.#tombstonesOf(req.heads.map(h => h.vmId)) }
-    }
-  }
-
-  /**
-   * Records another holder hands us as their restarter (`handoff`): those we
-   * restarted already, or run, are settled; those deleted answered with their
-   * tombstones; the others taken (holdings.ts `handOver`: signatures checked,
-   * owner dead in our view) and the restart rule run on them at once.
-   */
-  #takeHandoff (from: string, records: readonly ReplicaRecord[]): Pick<Extract<ReplicaResponse, { ok: true }>, 'settled' | 'tombstones' | 'refused'> {
-    const settled: string[] = []
-    const tombstones: Tombstone[] = []
-    const rest: ReplicaRecord[] = []
-    for (const r of records) {
-      const id = r.spec.id
-      const head = headOf(r.chain)
-      const t = this.#holdings.tombstoneFor(id, r.chain)
-      const mine = this.#c.local.get(id)
-      if (t != null) tombstones.push(t)
-      else if (this.#restarts.restartedFrom(id, head) || (mine != null && mine.chain.length > 0 && compareHeads(headOf(mine.chain), head) > 0)) settled.push(id)
-      else rest.push(r)
-    }
-    const refused = rest.length > 0 ? this.#holdings.handOver(from, rest, owner => this.#c.membership.view.get(owner)?.status === 'dead') : []
-    for (const r of refused) if (r.forged) this.#refused(r.vmId, from, 'record', r.reason)
-    const taken = rest.length - refused.length
-    if (taken > 0) {
-      this.#c.log.info({ component: 'discovery:restart', from, vms: taken }, 'records of a dead owner handed over by another holder')
-      this.#restarts.evaluate()
-    }
-    return {
-      settled,
-      tombstones,
-      refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) }))
-    }
-  }
-
   /**
    * Asks connected peers what became of the VMs restored from disk while
    * this agent was away (restored-check.ts): later copies are proved and
@@ -380,15 +312,6 @@ export class ReplicaService {
       sleep: async (ms) => { await new Promise(resolve => setTimeout(resolve, ms)) },
       now: () => clock.now()
     }, { ...DEFAULT_RESTORED_CHECK, connectWithinMs: waitForPeers ? DEFAULT_RESTORED_CHECK.connectWithinMs : 0 })
-  }
-
-  #tombstonesOf (vmIds: readonly string[]): Tombstone[] {
-    const out: Tombstone[] = []
-    for (const id of vmIds) {
-      const t = this.#holdings.tombstone(id)
-      if (t != null) out.push(t)
-    }
-    return out
   }
 
   #refused (vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string): void {
