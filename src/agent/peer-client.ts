@@ -69,7 +69,7 @@ export class PeerClient {
   dialTarget (peerId: string): PeerId | Multiaddr[] {
     const id = this.#peerIdOf(peerId)
     const entry = this.#c.membership.view.get(peerId)
-    return this.#c.libp2p.getConnections(id).length > 0 || entry == null ? id : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
+    return this.connected(peerId) || entry == null ? id : entry.state.addrs.map(a => multiaddr(`${a}/p2p/${peerId}`))
   }
 
   /** Peer ids parsed once: base58, multihash and key decoding on every request otherwise. */

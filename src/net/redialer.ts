@@ -146,6 +146,8 @@ export class Redialer {
     const now = this.#init.clock.now()
     const self = libp2p.peerId.toString()
     const dials: Array<Promise<void>> = []
+    // The kept peers, asked once a check (the agent builds its ring for them).
+    const keep = this.bounded ? this.#init.keep?.() ?? [] : []
     if (connected.size < minConnections) {
       let budget = minConnections - connected.size
       for (const addr of [...this.#init.bootstrap, ...this.#init.known()]) {
@@ -156,20 +158,19 @@ export class Redialer {
         dials.push(this.#dial(addr))
       }
     } else if (this.bounded) {
-      this.#dialKept(connected, self, now, dials)
+      this.#dialKept(keep, connected, self, now, dials)
       this.#warmSpread(connected, self, now, dials)
     } else {
       this.#warm(connected, self, now, dials)
     }
-    if (connected.size > this.#maxConnections) dials.push(this.#trim(self, now))
+    if (connected.size > this.#maxConnections) dials.push(this.#trim(keep, self, now))
     await Promise.all(dials)
   }
 
   /** Bounded: dials the kept peers not connected (one dial per pair: the kept peer with the larger id waits to be dialled). */
-  #dialKept (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
-    const keep = this.#init.keep?.() ?? []
+  #dialKept (keep: readonly string[], connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
     if (keep.length === 0) return
-    const dialingIds = new Set([...this.#dialing].map(peerIdOf))
+    const dialingIds = this.#dialingIds()
     for (const addr of this.#init.known()) {
       const id = peerIdOf(addr)
       if (id == null || id <= self || !keep.includes(id) || connected.has(id) || dialingIds.has(id) || this.#closing.has(id) || this.#init.avoid?.(id) === true || !this.#due(addr, now)) continue
@@ -187,14 +188,13 @@ export class Redialer {
       const id = peerIdOf(addr)
       if (id != null && !addrOf.has(id) && this.#due(addr, now)) addrOf.set(id, addr)
     }
-    const dialingIds = new Set([...this.#dialing].map(peerIdOf))
+    const dialingIds = this.#dialingIds()
     const skip = (id: string): boolean => connected.has(id) || dialingIds.has(id) || this.#closing.has(id) || this.#init.avoid?.(id) === true
     for (const id of pickDials(self, addrOf.keys(), skip, budget)) dials.push(this.#dial(addrOf.get(id)!))
   }
 
   /** Bounded: closes idle connections beyond `maxConnections`, a few per check. */
-  async #trim (self: string, now: number): Promise<void> {
-    const keep = this.#init.keep?.() ?? []
+  async #trim (keep: readonly string[], self: string, now: number): Promise<void> {
     const open: OpenConnection[] = []
     for (const c of this.#init.libp2p.getConnections()) {
       const peer = c.remotePeer.toString()
@@ -222,11 +222,7 @@ export class Redialer {
   #warm (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
     let budget = Math.min(this.#warmDialsPerCheck, this.#warmConnections - connected.size - this.#dialing.size)
     if (budget <= 0) return
-    const dialingIds = new Set<string>()
-    for (const addr of this.#dialing) {
-      const id = peerIdOf(addr)
-      if (id != null) dialingIds.add(id)
-    }
+    const dialingIds = this.#dialingIds()
     for (const addr of this.#init.known()) {
       if (budget <= 0) break
       const id = peerIdOf(addr)
@@ -236,6 +232,16 @@ export class Redialer {
       dialingIds.add(id)
       dials.push(this.#dial(addr))
     }
+  }
+
+  /** The peers being dialled now (addresses without a peer id name none). */
+  #dialingIds (): Set<string> {
+    const ids = new Set<string>()
+    for (const addr of this.#dialing) {
+      const id = peerIdOf(addr)
+      if (id != null) ids.add(id)
+    }
+    return ids
   }
 
   #due (addr: string, now: number): boolean {
