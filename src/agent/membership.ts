@@ -9,7 +9,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
-import { ClusterView, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
+import { ClusterView, type MergeResult, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
 import type { StatusChange } from '../core/failure-detector.ts'
 import type { NodeState, VmSummary } from '../core/messages.ts'
 import { compareHeads } from '../core/ownership.ts'
@@ -115,9 +115,9 @@ export class Membership {
    * `relayed` a state another peer passed on (a view sync): not a sign of
    * life of its owner's, nor a message of the gossip budget.
    */
-  onState (state: NodeState, relayed = false): void {
+  onState (state: NodeState, relayed = false): MergeResult {
     const self = this.#c.self
-    if (state.peerId === self) return
+    if (state.peerId === self) return 'stale'
     const now = this.#c.clock.now()
     if (!relayed) this.#init.onHeard()
     const before = this.view.get(state.peerId)?.state
@@ -134,6 +134,7 @@ export class Membership {
       this.#init.onVmsSeen(state.peerId, state.vms)
       if (this.#waiters.size > 0) this.#waiters.seen(state.vms.map(vm => vm.id))
     }
+    return result
   }
 
   /** Our own state, as just published. */

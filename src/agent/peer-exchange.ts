@@ -28,6 +28,14 @@ import type { Membership } from './membership.ts'
 const JOIN_WINDOW_MS = 60_000
 /** One peer is not asked again within this. */
 const ASK_AGAIN_AFTER_MS = 5_000
+/**
+ * A newer state of a peer the asker already knows is relayed only once held
+ * this long: until then gossip is still bringing it (its delivery takes tens
+ * to hundreds of ms), and a sync that relays it arrives after it (measured
+ * under the placement load at 20 agents: 96 % of relayed states were already
+ * held). A peer the asker lacks altogether is always sent.
+ */
+export const RELAY_AFTER_MS = 2_000
 
 export interface PeerExchangeComponents {
   self: string
@@ -65,6 +73,7 @@ export class PeerExchange {
       libp2p: components.libp2p,
       timeoutMs: init.requestTimeoutMs,
       states: () => this.#held(),
+      fresh: (state) => (this.#c.membership.view.get(state.peerId)?.stateSinceMs ?? -Infinity) > this.#c.clock.now() - RELAY_AFTER_MS,
       // From the peer itself, over its own connection: a sign of life (but no message of the gossip budget).
       onPeerState: (state) => {
         this.#c.gossip.seed(state)
@@ -93,7 +102,7 @@ export class PeerExchange {
     await this.#sync.stop()
   }
 
-  /** Asks `peerId` for the states it holds newer than ours; merges them. Never throws. */
+  /** Asks `peerId` for the states it holds newer than ours; merges them; returns how many were news here. Never throws. */
   async syncWith (peerId: string): Promise<number> {
     const now = this.#c.clock.now()
     const last = this.#asked.get(peerId)
@@ -103,11 +112,12 @@ export class PeerExchange {
     try {
       const known = this.#c.membership.view.entries().map(e => e.state)
       const res = await this.#sync.ask(peerIdFromString(peerId), known, known.find(s => s.peerId === this.#c.self))
+      let news = 0
       for (const state of res.states) {
         this.#c.gossip.seed(state)
-        this.#c.membership.onState(state, true)
+        if (this.#c.membership.onState(state, true) !== 'stale') news++
       }
-      return res.states.length
+      return news
     } catch (err: any) {
       this.#c.log.debug({ component: 'discovery:view-sync', peer: peerId, err: err.message }, 'view sync failed')
       return 0
@@ -121,7 +131,7 @@ export class PeerExchange {
     }
   }
 
-  /** The next anti-entropy sync, after one that brought `brought` states. */
+  /** The next anti-entropy sync, after one that brought `brought` states this agent lacked or held older. */
   #schedule (brought: number): void {
     const now = this.#c.clock.now()
     const size = this.#c.membership.view.size

@@ -27,6 +27,8 @@ export interface ViewEntry {
   state: NodeState
   /** When a state or another sign of life (an answer, a connection) last came from the peer. */
   lastSeenMs: number
+  /** When this `state` was merged (not a sign of life: a relayed state counts too). */
+  stateSinceMs: number
   status: PeerStatus
   /** Since when it has had this status. */
   statusSinceMs: number
@@ -62,11 +64,12 @@ export class ClusterView {
   merge (state: NodeState, nowMs: number): MergeResult {
     const entry = this.#entries.get(state.peerId)
     if (entry == null) {
-      this.#entries.set(state.peerId, { peerId: state.peerId, state, lastSeenMs: nowMs, status: 'alive', statusSinceMs: nowMs })
+      this.#entries.set(state.peerId, { peerId: state.peerId, state, lastSeenMs: nowMs, stateSinceMs: nowMs, status: 'alive', statusSinceMs: nowMs })
       return 'new'
     }
     if (!isNewer(state, entry.state)) return 'stale'
     entry.state = state
+    entry.stateSinceMs = nowMs
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
     return 'updated'
   }

@@ -35,6 +35,9 @@
  *    was as many messages as the states themselves;
  * 11. a yamux window update once half a stream's receive window is consumed
  *    (patches/yamux-window.ts), not after every message it reads.
+ * And for what a stream costs:
+ * 12. the protocol of each stream recorded in the peer store only when the
+ *    peer's record does not list it yet (patches/peer-protocols.ts).
  *
  * Who may connect: only peers with the swarm key (swarm-key.ts), when there
  * is one; and, with `--admin`, not the peers an admin partition blocks
@@ -53,7 +56,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { LIMITS } from '../core/messages.ts'
 import type { PartitionGater } from './partition-gater.ts'
-import { coalescingEncrypter, installEd25519KeyCache, installYamuxWindowUpdates, noiseCrypto } from './patches/index.ts'
+import { coalescingEncrypter, installEd25519KeyCache, installProtocolMergeCache, installYamuxWindowUpdates, noiseCrypto } from './patches/index.ts'
 import { readSwarmKey } from './swarm-key.ts'
 
 export interface HostInit {
@@ -165,6 +168,7 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
     }
   })
   init.gater?.attach(node as any)
+  installProtocolMergeCache(node as any)
   if (init.onGossipDropped != null) countDroppedGossip(node.services.pubsub as any, init.onGossipDropped)
   // libp2p 2 only records a discovered peer: dial it, unless a connection is open already.
   if (init.mdns != null) {

@@ -1,7 +1,8 @@
 /**
  * What a view sync answers (net/view-sync.ts, `newerStates`): the states the
  * answering agent holds newer than the asker's, or that the asker lacks, never
- * the asker's own, and no more than fits in one message (`more` then says so).
+ * the asker's own, and no more than fits in one message (`more` then says so);
+ * a newer state still fresh (gossip is bringing it) only to an asker that lacks its peer.
  */
 import { describe, expect, it } from 'vitest'
 import type { NodeState } from '../../src/core/messages.ts'
@@ -20,6 +21,15 @@ describe('newerStates', () => {
     const res = newerStates(held, [[peer(1), 10, 5], [peer(2), 10, 4], [peer(4), 10, 99], [peer(3), 11, 0]], peer(9), 1024 * 1024)
     expect(res.states.map(s => s.peerId)).toEqual([peer(2), peer(4)])
     expect(res.more).toBeUndefined()
+  })
+
+  it('leaves out a fresh newer state of a peer the asker knows, never one of a peer it lacks', () => {
+    const held = [state(1, 10, 6), state(2, 10, 6), state(3, 10, 6)]
+    const fresh = (s: NodeState): boolean => s.peerId !== peer(2)
+    const res = newerStates(held, [[peer(1), 10, 5], [peer(2), 10, 5]], peer(9), 1024 * 1024, fresh)
+    // 1: fresh, gossip is bringing it; 2: held long enough to relay; 3: the asker lacks it, fresh or not.
+    expect(res.states.map(s => s.peerId)).toEqual([peer(2), peer(3)])
+    expect(newerStates(held, [[peer(1), 10, 5], [peer(2), 10, 5]], peer(9), 1024 * 1024).states).toHaveLength(3)
   })
 
   it('stops short of the size limit and says there is more', () => {

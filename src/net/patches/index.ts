@@ -27,10 +27,15 @@
  *   frame, noise message and system call less per small message. The one
  *   patch that changes what goes on the wire: fewer WINDOW_UPDATE frames,
  *   within the yamux spec.
+ * - `peer-protocols.ts` wraps `merge` on libp2p 2.10.0's peer store instance:
+ *   the protocol libp2p records on every stream it opens or accepts is not
+ *   written again when the peer's record lists it already (6 % of an agent's
+ *   CPU under the placement load).
  */
 export { coalesce, coalescingEncrypter, UnexpectedEncrypterError } from './coalesce.ts'
 export { ed25519Prototypes, installEd25519KeyCache, PATCHED_ARITY } from './ed25519-keys.ts'
 export { NATIVE_FROM_BYTES, noiseCrypto } from './noise-crypto.ts'
+export { installProtocolMergeCache, UnexpectedPeerStoreError } from './peer-protocols.ts'
 export { installYamuxWindowUpdates, UnexpectedYamuxError } from './yamux-window.ts'
 
 /** The versions each patch was written and checked against; the tests name them when what they patch has changed. */
