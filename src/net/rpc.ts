@@ -13,6 +13,7 @@ import { lpStream } from 'it-length-prefixed-stream'
 import type { z } from 'zod'
 import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
 import { decode, encode } from './codec.ts'
+import { deadline } from './deadline.ts'
 
 export class RpcTimeoutError extends DiscoveryError {
   static name = 'RpcTimeoutError'
@@ -51,7 +52,7 @@ export class RpcServer<Req extends z.ZodType> {
   }
 
   async #serve (stream: Stream, from: string): Promise<void> {
-    const signal = AbortSignal.timeout(this.#init.timeoutMs)
+    const { signal, clear } = deadline(this.#init.timeoutMs)
     const lp = lpStream(stream, { maxDataLength: LIMITS.maxMessageBytes })
     try {
       let req: z.infer<Req>
@@ -68,26 +69,37 @@ export class RpcServer<Req extends z.ZodType> {
       await stream.close({ signal })
     } catch (err: any) {
       stream.abort(err)
+    } finally {
+      clear()
     }
   }
 }
 
 /** Sends one request and waits for its answer; a failed call aborts the stream and rethrows. */
 export async function rpcRequest<Res extends z.ZodType> (libp2p: Libp2p, peer: PeerId | Multiaddr[], protocol: string, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
-  const signal = AbortSignal.timeout(timeoutMs)
-  let stream: Stream
+  const { signal, clear } = deadline(timeoutMs)
   try {
-    stream = await libp2p.dialProtocol(peer, protocol, { signal })
-  } catch (err: any) {
-    if (signal.aborted) throw new RpcTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
-    throw err
+    let stream: Stream
+    try {
+      stream = await libp2p.dialProtocol(peer, protocol, { signal })
+    } catch (err: any) {
+      if (signal.aborted) throw new RpcTimeoutError(`no answer from the peer within ${timeoutMs} ms`)
+      throw err
+    }
+    return await exchange(stream, req, schema, signal, timeoutMs)
+  } finally {
+    clear()
   }
-  return await exchange(stream, req, schema, signal, timeoutMs)
 }
 
 /** One request and its answer on a stream already open (and negotiated); a failed call aborts the stream and rethrows. */
 export async function rpcExchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
-  return await exchange(stream, req, schema, AbortSignal.timeout(timeoutMs), timeoutMs)
+  const { signal, clear } = deadline(timeoutMs)
+  try {
+    return await exchange(stream, req, schema, signal, timeoutMs)
+  } finally {
+    clear()
+  }
 }
 
 async function exchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, signal: AbortSignal, timeoutMs: number): Promise<z.infer<Res>> {
