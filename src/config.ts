@@ -92,6 +92,11 @@ export interface ConnectionConfig {
   gossipLazyPeers: number
 }
 
+/** Whether the fan-out is bounded (`maxConnections` finite: the `local` profile): most peers are then not connected. */
+export function boundedFanout (c: ConnectionConfig): boolean {
+  return Number.isFinite(c.maxConnections)
+}
+
 /** The qemu driver's settings (`--driver qemu`); the migration's limits are in `migration`. */
 export interface QemuConfig {
   /**

@@ -9,7 +9,7 @@
  */
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import type { AgentConfig } from '../config.ts'
+import { type AgentConfig, boundedFanout } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { Ledger } from '../core/ledger.ts'
 import { type Locality, zoneOf } from '../core/locality.ts'
@@ -144,7 +144,7 @@ export class Agent {
       // the peers it reaches for theirs (peer-exchange.ts); publishing to all for each newcomer taxed a growing cluster.
       onPeerSubscribed: (peerId) => {
         const st = this.#membership.view.get(peerId)?.status
-        if (!Number.isFinite(config.connection.maxConnections) || !this.#ownState.publishing || (st != null && st !== 'alive')) this.#ownState.changed('vms')
+        if (!boundedFanout(config.connection) || !this.#ownState.publishing || (st != null && st !== 'alive')) this.#ownState.changed('vms')
       }
     })
     this.#farewell = new Farewell({ libp2p, clock, onInvalid: (from, reason) => { invalid('bye', from, reason) } })
@@ -207,7 +207,7 @@ export class Agent {
       checkEveryMs: 1_000,
       onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') },
       warmConnections: config.connection.warmConnections,
-      ...(Number.isFinite(config.connection.maxConnections)
+      ...(boundedFanout(config.connection)
         ? {
             maxConnections: config.connection.maxConnections,
             close: async (peerId) => { await this.#farewell.close(peerId) },

@@ -7,7 +7,7 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { AgentConfig } from '../config.ts'
+import { type AgentConfig, boundedFanout } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { PROTOCOL_VERSION, type CreateVmRequest, type NodeState, type PlaceResponse, type VmSpec } from '../core/messages.ts'
 import type { Chain } from '../core/ownership-messages.ts'
@@ -105,7 +105,7 @@ export class PlacementService {
   async createVm (req: CreateVmRequest): Promise<Placed> {
     const spec = this.#placer.specOf(req)
     this.#c.events.emit('vm.created', { id: spec.id, name: spec.name, cpu: spec.cpu, memMiB: spec.memMiB })
-    const near = Number.isFinite(this.#c.config.connection.maxConnections) ? this.#near() : undefined
+    const near = boundedFanout(this.#c.config.connection) ? this.#near() : undefined
     return await this.#place(spec, async () => await this.#placer.place(req, spec, undefined, near))
   }
 
