@@ -140,9 +140,11 @@ export interface LocalityConfig {
   enabled: boolean
   /**
    * How often each connected peer is pinged (libp2p's ping protocol) when
-   * libp2p's connection monitor has not measured it since. Default 30 s: a
-   * round trip between sites changes with routes, not by the second; a new
-   * peer is pinged at once.
+   * libp2p's connection monitor has not measured it since. Default 30 s (lan,
+   * wan): a round trip between sites changes with routes, not by the second;
+   * 150 s (local: every agent on one host, where a ping is a stream of CPU
+   * and no news — the monitor's own pings, every 120 s there, are the
+   * samples). A new peer is pinged at once, whatever the profile.
    */
   pingIntervalMs: number
 }
@@ -308,10 +310,10 @@ export function defaultLocalConfig (): AgentConfig {
   return {
     ...base,
     qemu: { ...base.qemu },
-    locality: { ...base.locality },
     rebalance: { ...DEFAULT_REBALANCE },
     migration: { ...DEFAULT_MIGRATION },
     replica: { ...DEFAULT_REPLICA },
+    locality: { ...base.locality, pingIntervalMs: 150_000 },
     profile: 'local',
     tickIntervalMs: 1_000,
     bootDelayMs: 200,

@@ -86,7 +86,8 @@ export class Membership {
   readonly #c: MembershipComponents
   readonly #init: MembershipInit
   readonly #waiters = new VmWaiters(MAX_VM_WAITERS)
-  #ring?: { key: string, ring: Ring }
+  #ring?: { version: number, ring: Ring }
+  #known?: { version: number, addrs: readonly string[] }
   #started = false
 
   constructor (components: MembershipComponents, init: MembershipInit) {
@@ -189,22 +190,26 @@ export class Membership {
     return this.view.alive()
   }
 
-  /** Addresses of the peers not believed dead, as `/ip4/…/tcp/…/p2p/ID`: what the redialer may dial. */
-  knownAddrs (): string[] {
-    const out: string[] = []
+  /** Addresses of the peers not believed dead, as `/ip4/…/tcp/…/p2p/ID`: what the redialer may dial. Rebuilt only when the view's peers change. */
+  knownAddrs (): readonly string[] {
+    const version = this.view.version
+    if (this.#known?.version === version) return this.#known.addrs
+    const addrs: string[] = []
     for (const e of this.view.entries()) {
       if (e.peerId === this.#c.self || e.status === 'dead') continue
-      for (const a of e.state.addrs) out.push(`${a}/p2p/${e.peerId}`)
+      for (const a of e.state.addrs) addrs.push(`${a}/p2p/${e.peerId}`)
     }
-    return out
+    this.#known = { version, addrs }
+    return addrs
   }
 
   /** The rebalancing ring over the live peers and ourselves, rebuilt only when they change. */
   ring (): Ring {
+    const version = this.view.version
+    if (this.#ring?.version === version) return this.#ring.ring
     const ids = this.view.alive().map(s => s.peerId)
     if (!ids.includes(this.#c.self)) ids.push(this.#c.self)
-    const key = ids.sort().join(',')
-    if (this.#ring?.key !== key) this.#ring = { key, ring: new Ring(ids) }
+    this.#ring = { version, ring: new Ring(ids) }
     return this.#ring.ring
   }
 

@@ -70,6 +70,7 @@ export class ReplicaService {
   #lastTickMs?: number
   /** When the holder should ask owners about records they did not send again since `since`. */
   #reconcile?: { atMs: number, since: number }
+  #ringOf?: { version: number, ring: Ring }
 
   constructor (components: ReplicaComponents) {
     this.#c = components
@@ -256,11 +257,14 @@ export class ReplicaService {
     return [...new Set([ring.successor(this.#c.self), ring.predecessor(this.#c.self)])].filter((p): p is string => p != null)
   }
 
-  /** The ring of the peers not declared dead, ourselves included. */
+  /** The ring of the peers not declared dead, ourselves included; rebuilt only when the view's peers change. */
   #ring (): Ring {
-    const ids = this.#c.membership.view.entries().filter(e => e.status !== 'dead').map(e => e.peerId)
+    const view = this.#c.membership.view
+    if (this.#ringOf?.version === view.version) return this.#ringOf.ring
+    const ids = view.entries().filter(e => e.status !== 'dead' && e.peerId !== this.#c.self).map(e => e.peerId)
     ids.push(this.#c.self)
-    return new Ring(ids)
+    this.#ringOf = { version: view.version, ring: new Ring(ids) }
+    return this.#ringOf.ring
   }
 
   #ringChanged (): void {

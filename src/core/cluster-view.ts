@@ -54,6 +54,7 @@ export class ClusterView {
   readonly #entries = new Map<string, ViewEntry>()
   /** Every status change since the last `takeChanges`. */
   #changes: StatusChange[] = []
+  #version = 0
 
   constructor (self: string, config: ViewConfig) {
     this.self = self
@@ -65,9 +66,11 @@ export class ClusterView {
     const entry = this.#entries.get(state.peerId)
     if (entry == null) {
       this.#entries.set(state.peerId, { peerId: state.peerId, state, lastSeenMs: nowMs, stateSinceMs: nowMs, status: 'alive', statusSinceMs: nowMs })
+      this.#version++
       return 'new'
     }
     if (!isNewer(state, entry.state)) return 'stale'
+    if (!sameList(state.addrs, entry.state.addrs)) this.#version++
     entry.state = state
     entry.stateSinceMs = nowMs
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
@@ -85,6 +88,7 @@ export class ClusterView {
     const entry = this.#entries.get(peerId)
     if (entry == null || peerId === this.self || entry.status === status) return false
     this.#changes.push({ peerId, from: entry.status, to: status })
+    this.#version++
     entry.status = status
     entry.statusSinceMs = nowMs
     return true
@@ -106,6 +110,7 @@ export class ClusterView {
         forgotten.push(peerId)
       }
     }
+    if (forgotten.length > 0) this.#version++
     return forgotten
   }
 
@@ -127,4 +132,17 @@ export class ClusterView {
   get size (): number {
     return this.#entries.size
   }
+
+  /**
+   * Changes whenever the peers listed, their statuses or their addresses
+   * change (not on every state): what is derived from those alone — a ring,
+   * the addresses to dial — is rebuilt only then.
+   */
+  get version (): number {
+    return this.#version
+  }
+}
+
+function sameList (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }

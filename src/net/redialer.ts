@@ -30,7 +30,7 @@ export interface RedialerInit {
   clock: Clock
   bootstrap: string[]
   /** Addresses of peers known from gossip, as `/ip4/…/tcp/…/p2p/ID` strings. */
-  known: () => string[]
+  known: () => readonly string[]
   /** Below this many connections, bootstrap and known peers are dialled until there are enough. */
   minConnections: number
   /** Back-off of an address after its first failed dial, ms; doubles on each further failure. */
@@ -87,8 +87,16 @@ const CLOSES_PER_CHECK = 2
 
 const PEER_ID = /\/p2p\/([^/]+)$/
 
+/** Peer ids parsed from addresses: the same hundred addresses are looked at every check. */
+const idCache = new Map<string, string | undefined>()
+const ID_CACHE_MAX = 10_000
+
 function peerIdOf (addr: string): string | undefined {
-  return addr.match(PEER_ID)?.[1]
+  if (idCache.has(addr)) return idCache.get(addr)
+  if (idCache.size >= ID_CACHE_MAX) idCache.clear()
+  const id = addr.match(PEER_ID)?.[1]
+  idCache.set(addr, id)
+  return id
 }
 
 export class Redialer {
@@ -169,7 +177,8 @@ export class Redialer {
 
   /** Bounded: dials the kept peers not connected (one dial per pair: the kept peer with the larger id waits to be dialled). */
   #dialKept (keep: readonly string[], connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
-    if (keep.length === 0) return
+    // Nothing to dial (the usual case): the known addresses are not walked.
+    if (keep.every(id => id <= self || connected.has(id))) return
     const dialingIds = this.#dialingIds()
     for (const addr of this.#init.known()) {
       const id = peerIdOf(addr)

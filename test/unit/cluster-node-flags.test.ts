@@ -1,18 +1,29 @@
 /**
  * The V8 flags of a local cluster's processes (src/cli/cluster.ts): one agent
  * to a process gets 4 MiB semi-spaces; a process of K agents 4 MiB an agent,
- * up to 16 MiB (its young generation is shared by the K).
+ * up to 16 MiB (its young generation is shared by the K); every one collects
+ * garbage on its own thread. The Node that runs the tests takes them all.
  */
+import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { AGENT_NODE_FLAGS, groupNodeFlags } from '../../src/cli/cluster.ts'
 
 describe('node flags of a local cluster', () => {
-  it('gives one agent 4 MiB semi-spaces, a group 4 MiB an agent up to 16', () => {
-    expect(AGENT_NODE_FLAGS).toEqual(['--max-semi-space-size=4'])
-    expect(groupNodeFlags(1)).toEqual(['--max-semi-space-size=4'])
-    expect(groupNodeFlags(2)).toEqual(['--max-semi-space-size=8'])
-    expect(groupNodeFlags(3)).toEqual(['--max-semi-space-size=12'])
-    expect(groupNodeFlags(10)).toEqual(['--max-semi-space-size=16'])
-    expect(groupNodeFlags(100)).toEqual(['--max-semi-space-size=16'])
+  it('gives one agent 4 MiB semi-spaces, a group 4 MiB an agent up to 16, and GC on the agent thread', () => {
+    expect(AGENT_NODE_FLAGS).toEqual(['--max-semi-space-size=4', '--single-threaded-gc'])
+    expect(groupNodeFlags(1)).toEqual(['--max-semi-space-size=4', '--single-threaded-gc'])
+    expect(groupNodeFlags(2)).toEqual(['--max-semi-space-size=8', '--single-threaded-gc'])
+    expect(groupNodeFlags(3)).toEqual(['--max-semi-space-size=12', '--single-threaded-gc'])
+    expect(groupNodeFlags(10)).toEqual(['--max-semi-space-size=16', '--single-threaded-gc'])
+    expect(groupNodeFlags(100)).toEqual(['--max-semi-space-size=16', '--single-threaded-gc'])
+  })
+
+  it('are flags this Node accepts', () => {
+    for (const flags of [AGENT_NODE_FLAGS, groupNodeFlags(10)]) {
+      const run = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' })
+      expect(run.stderr).toBe('')
+      expect(run.status).toBe(0)
+      expect(run.stdout).toBe('ok')
+    }
   })
 })

@@ -158,3 +158,29 @@ describe('alive()', () => {
     expect(view.alive().map(s => s.peerId).sort()).toEqual([peerId(SELF), peerId('B')].sort())
   })
 })
+
+describe('version', () => {
+  it('changes with the peers listed, their statuses and their addresses, not with every state', () => {
+    const view = viewWithPeer()
+    let v = view.version
+    const moved = (): boolean => { const changed = view.version !== v; v = view.version; return changed }
+    view.merge(state(PEER, 1, 1), 10)
+    expect(moved()).toBe(false)
+    view.merge(state(PEER, 1, 0), 20)
+    expect(moved()).toBe(false)
+    view.merge({ ...state(PEER, 1, 2), addrs: ['/ip4/10.0.0.9/tcp/4001'] }, 30)
+    expect(moved()).toBe(true)
+    view.merge(state('New', 1, 0), 40)
+    expect(moved()).toBe(true)
+    view.setStatus(peerId('New'), 'suspect', 50)
+    expect(moved()).toBe(true)
+    view.setStatus(peerId('New'), 'suspect', 60)
+    expect(moved()).toBe(false)
+    view.setStatus(peerId('New'), 'dead', 70)
+    expect(moved()).toBe(true)
+    view.tick(71)
+    expect(moved()).toBe(false)
+    view.tick(70 + config.forgetAfterMs)
+    expect(moved()).toBe(true)
+  })
+})
