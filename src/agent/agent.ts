@@ -323,11 +323,17 @@ export class Agent {
     return Math.round((this.#clock.now() - this.startedAtMs) / 1000)
   }
 
-  /** The view, each peer with its measured round trip (`rttMs`, when there is one). */
-  nodes (): Array<NodeView & { rttMs?: number }> {
+  /**
+   * The view, each peer with its measured round trip (`rttMs`, when there is
+   * one) and whether this agent has a connection with it now (`connected`;
+   * not for itself): with a bounded fan-out, most peers are not connected.
+   */
+  nodes (): Array<NodeView & { rttMs?: number, connected?: boolean }> {
+    const connected = new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))
     return this.#membership.nodes().map(n => {
-      const rtt = n.peerId === this.peerId ? undefined : this.#rtt.rttMs(n.peerId)
-      return rtt != null ? { ...n, rttMs: Math.round(rtt * 10) / 10 } : n
+      if (n.peerId === this.peerId) return n
+      const rtt = this.#rtt.rttMs(n.peerId)
+      return { ...n, ...(rtt != null ? { rttMs: Math.round(rtt * 10) / 10 } : {}), connected: connected.has(n.peerId) }
     })
   }
   localVms (): ClusterVm[] { return this.#membership.localVms() }

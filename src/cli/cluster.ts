@@ -156,15 +156,17 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * throughput; of 4 MiB, 20 MiB more idle and 18 MiB under load at 10 agents
  * (README, Many agents on one machine).
  *
- * And garbage collection on the agent's own thread (`--single-threaded-gc`):
- * V8 collects with helper threads, one per core, which on a host with far
- * more agents than cores wait for a core like everything else while the
- * agent's thread waits for them: at 100 idle agents a minor collection took
- * 50 ms of wall time on average, 23 ms on the agent's thread alone, and
- * the collector's share of an idle agent's CPU profile went from 25 % to
- * 14 %.
+ * And young-generation collections on the agent's own thread
+ * (`--no-parallel-scavenge`): V8 scavenges with helper threads, one per
+ * core, which on a host with far more agents than cores wait for a core like
+ * everything else while the agent's thread waits for them: at 100 idle
+ * agents a minor collection took 50 ms of wall time on average. Without the
+ * helpers, 23 ms, and the collector's share of an idle agent's CPU profile
+ * went from 25 % to 14 % (measured with `--single-threaded-gc`, which also
+ * stops concurrent marking: that one cost 17 MiB more per agent under the
+ * placement load at 20 agents; this one nothing).
  */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--single-threaded-gc']
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--no-parallel-scavenge']
 
 /**
  * V8 flags of a process running `k` agents (`cluster up --per-process K`):
@@ -175,7 +177,7 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--single-threaded-g
  * Many agents on one machine).
  */
 export function groupNodeFlags (k: number): string[] {
-  return [`--max-semi-space-size=${Math.min(16, 4 * Math.max(1, k))}`, '--single-threaded-gc']
+  return [`--max-semi-space-size=${Math.min(16, 4 * Math.max(1, k))}`, '--no-parallel-scavenge']
 }
 
 /**

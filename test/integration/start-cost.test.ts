@@ -7,7 +7,8 @@
  *   that cap on connections, 30 VMs of one spread group created through 30
  *   different agents land on 30 different nodes (placement reaches every
  *   node) and every agent's view converges on all of them; `cluster down`
- *   leaves no agent process.
+ *   leaves no agent process; VMs created through one agent land on it or on
+ *   peers it is connected to (creates try those first under a bounded fan-out).
  * The bounds are generous (several times what was measured): these
  * machines are shared, and the figures are the benchmark's to report
  * (`npm run bench -- placement`). Each run prints what it measured.
@@ -64,6 +65,8 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
    */
   const IDLE_CORES_BOUND = 1.2
   const IDLE_SAMPLE_MS = 10_000
+  /** VMs created through agent 0 to see them land near it. */
+  const NEAR_CREATES = 8
   const dir = tempDir('cluster-30')
   let pids: number[] = []
 
@@ -93,6 +96,20 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
     const cores = pids.map((pid, i) => cpuSeconds(pid) - before[i]).reduce((a, b) => a + b, 0) / ((Date.now() - s0) / 1000)
     process.stdout.write(`start cost: ${N} agents up in ${(upMs / 1000).toFixed(1)} s; idle, together ${(cores * 100).toFixed(0)} % of one core (${(cores * 100 / N).toFixed(2)} % each)\n`)
     expect(cores).toBeLessThan(IDLE_CORES_BOUND)
+
+    // With a bounded fan-out a create tries this agent and the peers it is connected to first (placement-service.ts
+    // `near`): each VM created through agent 0 lands on agent 0 or on a peer it was connected to just before. Drawn from
+    // the whole view instead, about two in three would land elsewhere (8 connections among 29 peers).
+    const first = new ApiClient(file.nodes[0].api, undefined, 120_000)
+    const self0 = (await first.call<{ peerId: string }>('GET', '/v1/health')).peerId
+    for (let i = 0; i < NEAR_CREATES; i++) {
+      const nodes = await first.call<Array<{ peerId: string, connected?: boolean }>>('GET', '/v1/nodes')
+      const near = new Set([self0, ...nodes.filter(n => n.connected === true).map(n => n.peerId)])
+      expect(near.size).toBeLessThan(N)
+      const vm = await first.call<{ id: string, node: string }>('POST', '/v1/vms', { name: `near-${i}`, cpu: 1, memMiB: 256 })
+      expect(near.has(vm.node), `near-${i} on ${vm.node}, not agent 0 or one of its ${near.size - 1} connected peers`).toBe(true)
+    }
+    process.stdout.write(`start cost: ${NEAR_CREATES} creates through agent 0 all landed on it or a peer it was connected to\n`)
 
     // One spread group: no two of its VMs on one node, so 30 of them reach all 30 nodes, each created through another agent.
     // The 30 contend for the same 30 slots at once, each agent dialling candidates beyond its cap of 8: on a saturated

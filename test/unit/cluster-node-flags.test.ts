@@ -1,21 +1,21 @@
 /**
  * The V8 flags of a local cluster's processes (src/cli/cluster.ts): one agent
  * to a process gets 4 MiB semi-spaces; a process of K agents 4 MiB an agent,
- * up to 16 MiB (its young generation is shared by the K); every one collects
- * garbage on its own thread. The Node that runs the tests takes them all.
+ * up to 16 MiB (its young generation is shared by the K); every one scavenges
+ * the young generation on its own thread. The Node that runs the tests takes them all.
  */
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { AGENT_NODE_FLAGS, groupNodeFlags } from '../../src/cli/cluster.ts'
 
 describe('node flags of a local cluster', () => {
-  it('gives one agent 4 MiB semi-spaces, a group 4 MiB an agent up to 16, and GC on the agent thread', () => {
-    expect(AGENT_NODE_FLAGS).toEqual(['--max-semi-space-size=4', '--single-threaded-gc'])
-    expect(groupNodeFlags(1)).toEqual(['--max-semi-space-size=4', '--single-threaded-gc'])
-    expect(groupNodeFlags(2)).toEqual(['--max-semi-space-size=8', '--single-threaded-gc'])
-    expect(groupNodeFlags(3)).toEqual(['--max-semi-space-size=12', '--single-threaded-gc'])
-    expect(groupNodeFlags(10)).toEqual(['--max-semi-space-size=16', '--single-threaded-gc'])
-    expect(groupNodeFlags(100)).toEqual(['--max-semi-space-size=16', '--single-threaded-gc'])
+  it('gives one agent 4 MiB semi-spaces, a group 4 MiB an agent up to 16, and scavenges on the agent thread', () => {
+    expect(AGENT_NODE_FLAGS).toEqual(['--max-semi-space-size=4', '--no-parallel-scavenge'])
+    expect(groupNodeFlags(1)).toEqual(['--max-semi-space-size=4', '--no-parallel-scavenge'])
+    expect(groupNodeFlags(2)).toEqual(['--max-semi-space-size=8', '--no-parallel-scavenge'])
+    expect(groupNodeFlags(3)).toEqual(['--max-semi-space-size=12', '--no-parallel-scavenge'])
+    expect(groupNodeFlags(10)).toEqual(['--max-semi-space-size=16', '--no-parallel-scavenge'])
+    expect(groupNodeFlags(100)).toEqual(['--max-semi-space-size=16', '--no-parallel-scavenge'])
   })
 
   it('are flags this Node accepts', () => {
