@@ -315,19 +315,13 @@ export class Agent {
   get apiUrl (): string | undefined { return this.#ownState.apiUrl }
   set apiUrl (url: string | undefined) { this.#ownState.apiUrl = url }
 
-  addrs (): string[] {
-    return this.libp2p.getMultiaddrs().map(a => a.toString())
-  }
+  addrs (): string[] { return this.libp2p.getMultiaddrs().map(a => a.toString()) }
 
   uptimeS (): number {
     return Math.round((this.#clock.now() - this.startedAtMs) / 1000)
   }
 
-  /**
-   * The view, each peer with its measured round trip (`rttMs`, when there is
-   * one) and whether this agent has a connection with it now (`connected`;
-   * not for itself): with a bounded fan-out, most peers are not connected.
-   */
+  /** The view; each peer with its measured round trip (`rttMs`, if any) and whether we are connected to it now (`connected`). */
   nodes (): Array<NodeView & { rttMs?: number, connected?: boolean }> {
     const connected = new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))
     return this.#membership.nodes().map(n => {
@@ -357,9 +351,7 @@ export class Agent {
   async createVm (req: CreateVmRequest): Promise<Placed> { return await this.#placement.createVm(req) }
   async deleteVm (id: string): Promise<void> { await this.#placement.deleteVm(id) }
 
-  async migrateVm (id: string, to?: string): Promise<MigrationRecord> {
-    return await this.#migrations.migrateVm(id, to)
-  }
+  async migrateVm (id: string, to?: string): Promise<MigrationRecord> { return await this.#migrations.migrateVm(id, to) }
 
   migrations (): MigrationRecord[] { return this.#migrations.list() }
   rebalanceEvents (): RebalanceEventView[] { return this.#rebalance.notes() }
