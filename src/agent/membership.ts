@@ -9,7 +9,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
-import { ClusterView, type MergeResult, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
+import { ClusterView, derivedFrom, type MergeResult, type PeerStatus, type ViewConfig } from '../core/cluster-view.ts'
 import type { StatusChange } from '../core/failure-detector.ts'
 import type { NodeState, VmSummary } from '../core/messages.ts'
 import { compareHeads } from '../core/ownership.ts'
@@ -83,17 +83,32 @@ export interface MembershipInit {
 
 export class Membership {
   readonly view: ClusterView
+  /** Addresses of the peers not believed dead, as `/ip4/…/tcp/…/p2p/ID`: what the redialer may dial. Rebuilt only when the view's peers change. */
+  readonly knownAddrs: () => readonly string[]
+  /** The rebalancing ring over the live peers and ourselves, rebuilt only when they change. */
+  readonly ring: () => Ring
   readonly #c: MembershipComponents
   readonly #init: MembershipInit
   readonly #waiters = new VmWaiters(MAX_VM_WAITERS)
-  #ring?: { version: number, ring: Ring }
-  #known?: { version: number, addrs: readonly string[] }
   #started = false
 
   constructor (components: MembershipComponents, init: MembershipInit) {
     this.#c = components
     this.#init = init
     this.view = new ClusterView(components.self, init.view)
+    this.knownAddrs = derivedFrom(this.view, () => {
+      const addrs: string[] = []
+      for (const e of this.view.entries()) {
+        if (e.peerId === components.self || e.status === 'dead') continue
+        for (const a of e.state.addrs) addrs.push(`${a}/p2p/${e.peerId}`)
+      }
+      return addrs
+    })
+    this.ring = derivedFrom(this.view, () => {
+      const ids = this.view.alive().map(s => s.peerId)
+      if (!ids.includes(components.self)) ids.push(components.self)
+      return new Ring(ids)
+    })
   }
 
   start (): void {
@@ -188,29 +203,6 @@ export class Membership {
   /** States of the peers believed alive, ourselves included. */
   alive (): NodeState[] {
     return this.view.alive()
-  }
-
-  /** Addresses of the peers not believed dead, as `/ip4/…/tcp/…/p2p/ID`: what the redialer may dial. Rebuilt only when the view's peers change. */
-  knownAddrs (): readonly string[] {
-    const version = this.view.version
-    if (this.#known?.version === version) return this.#known.addrs
-    const addrs: string[] = []
-    for (const e of this.view.entries()) {
-      if (e.peerId === this.#c.self || e.status === 'dead') continue
-      for (const a of e.state.addrs) addrs.push(`${a}/p2p/${e.peerId}`)
-    }
-    this.#known = { version, addrs }
-    return addrs
-  }
-
-  /** The rebalancing ring over the live peers and ourselves, rebuilt only when they change. */
-  ring (): Ring {
-    const version = this.view.version
-    if (this.#ring?.version === version) return this.#ring.ring
-    const ids = this.view.alive().map(s => s.peerId)
-    if (!ids.includes(this.#c.self)) ids.push(this.#c.self)
-    this.#ring = { version, ring: new Ring(ids) }
-    return this.#ring.ring
   }
 
   nodes (): NodeView[] {

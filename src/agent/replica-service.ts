@@ -13,7 +13,7 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
-import type { PeerStatus } from '../core/cluster-view.ts'
+import { derivedFrom, type PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
 import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain } from '../core/ownership-messages.ts'
@@ -70,11 +70,14 @@ export class ReplicaService {
   #lastTickMs?: number
   /** When the holder should ask owners about records they did not send again since `since`. */
   #reconcile?: { atMs: number, since: number }
-  #ringOf?: { version: number, ring: Ring }
+  /** The ring of the peers not declared dead, ourselves included; rebuilt only when the view's peers change. */
+  readonly #ring: () => Ring
 
   constructor (components: ReplicaComponents) {
     this.#c = components
     const { self, config, clock, log, events, metrics, signer, store, local, placement } = components
+    const view = components.membership.view
+    this.#ring = derivedFrom(view, () => new Ring([...view.entries().filter(e => e.status !== 'dead').map(e => e.peerId), self]))
     const now = (): number => clock.now()
     this.#startedAtMs = now()
     this.#holdings = new Holdings({ self, signer, store, config: config.replica, now })
@@ -255,16 +258,6 @@ export class ReplicaService {
   neighbours (): string[] {
     const ring = this.#ring()
     return [...new Set([ring.successor(this.#c.self), ring.predecessor(this.#c.self)])].filter((p): p is string => p != null)
-  }
-
-  /** The ring of the peers not declared dead, ourselves included; rebuilt only when the view's peers change. */
-  #ring (): Ring {
-    const view = this.#c.membership.view
-    if (this.#ringOf?.version === view.version) return this.#ringOf.ring
-    const ids = view.entries().filter(e => e.status !== 'dead' && e.peerId !== this.#c.self).map(e => e.peerId)
-    ids.push(this.#c.self)
-    this.#ringOf = { version: view.version, ring: new Ring(ids) }
-    return this.#ringOf.ring
   }
 
   #ringChanged (): void {

@@ -143,6 +143,19 @@ export class ClusterView {
   }
 }
 
+/**
+ * A value derived from `view`'s peers, statuses and addresses alone (a ring,
+ * the addresses to dial): the getter builds it again only when the view's
+ * `version` has changed since the last build.
+ */
+export function derivedFrom<T> (view: ClusterView, build: () => T): () => T {
+  let held: { version: number, value: T } | undefined
+  return () => {
+    if (held?.version !== view.version) held = { version: view.version, value: build() }
+    return held.value
+  }
+}
+
 function sameList (a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }

@@ -4,7 +4,7 @@
  * signs of life never change them; dead peers are forgotten after a while.
  */
 import { describe, expect, it } from 'vitest'
-import { ClusterView, isNewer, type MergeResult, type PeerStatus, type ViewConfig } from '../../src/core/cluster-view.ts'
+import { ClusterView, derivedFrom, isNewer, type MergeResult, type PeerStatus, type ViewConfig } from '../../src/core/cluster-view.ts'
 import { makeNode, peerId } from './fixtures.ts'
 
 const config: ViewConfig = { forgetAfterMs: 10_000 }
@@ -182,5 +182,20 @@ describe('version', () => {
     expect(moved()).toBe(false)
     view.tick(70 + config.forgetAfterMs)
     expect(moved()).toBe(true)
+  })
+})
+
+describe('derivedFrom', () => {
+  it('builds again only when the view\'s version changed', () => {
+    const view = viewWithPeer()
+    let builds = 0
+    const ids = derivedFrom(view, () => { builds++; return view.entries().map(e => e.peerId).sort() })
+    expect(ids()).toEqual([peerId(PEER), peerId(SELF)].sort())
+    view.merge(state(PEER, 1, 1), 10)
+    expect(ids()).toBe(ids())
+    expect(builds).toBe(1)
+    view.merge(state('New', 1, 0), 20)
+    expect(ids()).toContain(peerId('New'))
+    expect(builds).toBe(2)
   })
 })
