@@ -17,3 +17,13 @@ export function deadline (ms: number): Deadline {
   timer.unref()
   return { signal: controller.signal, clear: () => { clearTimeout(timer) } }
 }
+
+/** Runs `f` with a deadline's signal, and clears the deadline however `f` ends. */
+export async function withDeadline<T> (ms: number, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const { signal, clear } = deadline(ms)
+  try {
+    return await f(signal)
+  } finally {
+    clear()
+  }
+}

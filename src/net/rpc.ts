@@ -13,7 +13,7 @@ import { lpStream } from 'it-length-prefixed-stream'
 import type { z } from 'zod'
 import { LIMITS, PROTOCOL_VERSION } from '../core/messages.ts'
 import { decode, encode } from './codec.ts'
-import { deadline } from './deadline.ts'
+import { deadline, withDeadline } from './deadline.ts'
 
 export class RpcTimeoutError extends DiscoveryError {
   static name = 'RpcTimeoutError'
@@ -77,8 +77,7 @@ export class RpcServer<Req extends z.ZodType> {
 
 /** Sends one request and waits for its answer; a failed call aborts the stream and rethrows. */
 export async function rpcRequest<Res extends z.ZodType> (libp2p: Libp2p, peer: PeerId | Multiaddr[], protocol: string, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
-  const { signal, clear } = deadline(timeoutMs)
-  try {
+  return await withDeadline(timeoutMs, async (signal) => {
     let stream: Stream
     try {
       stream = await libp2p.dialProtocol(peer, protocol, { signal })
@@ -87,19 +86,12 @@ export async function rpcRequest<Res extends z.ZodType> (libp2p: Libp2p, peer: P
       throw err
     }
     return await exchange(stream, req, schema, signal, timeoutMs)
-  } finally {
-    clear()
-  }
+  })
 }
 
 /** One request and its answer on a stream already open (and negotiated); a failed call aborts the stream and rethrows. */
 export async function rpcExchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, timeoutMs: number): Promise<z.infer<Res>> {
-  const { signal, clear } = deadline(timeoutMs)
-  try {
-    return await exchange(stream, req, schema, signal, timeoutMs)
-  } finally {
-    clear()
-  }
+  return await withDeadline(timeoutMs, async (signal) => await exchange(stream, req, schema, signal, timeoutMs))
 }
 
 async function exchange<Res extends z.ZodType> (stream: Stream, req: unknown, schema: Res, signal: AbortSignal, timeoutMs: number): Promise<z.infer<Res>> {
