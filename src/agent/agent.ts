@@ -29,7 +29,7 @@ import { logEvents } from './event-logging.ts'
 import { FailureDetection } from './failure-detection.ts'
 import { LocalNode, summarize } from './local-node.ts'
 import { type ClusterVm, Membership, type NodeView } from './membership.ts'
-import { countEvents, createMetrics, type Metrics, sampleNode, zeroCounters } from './metrics.ts'
+import { countConnections, countEvents, createMetrics, type Metrics, sampleNode, zeroCounters } from './metrics.ts'
 import { MigrationService } from './migration-service.ts'
 import { OwnState } from './own-state.ts'
 import { PeerClient } from './peer-client.ts'
@@ -139,6 +139,7 @@ export class Agent {
       clock,
       onState: (state) => { this.#membership.onState(state) },
       onInvalid: (from, reason) => { invalid('gossip', from, reason) },
+      onGap: () => { metrics.gossipGaps.inc() },
       // A new subscriber learns our state now rather than at the next refresh (flood publishing reaches it before the mesh forms).
       // With a bounded fan-out, only a peer back from the dead (restart, partition) holds an old state of ours: a newcomer asks
       // the peers it reaches for theirs (peer-exchange.ts); publishing to all for each newcomer taxed a growing cluster.
@@ -224,7 +225,7 @@ export class Agent {
       syncEveryMs: config.connection.viewSyncEveryMs
     })
     this.#keeper = new VmKeeper({ self, clock, log, events, metrics, local: this.#local, driver })
-    this.#stopEvents = [countEvents(metrics, events), logEvents(events, log)]
+    this.#stopEvents = [countEvents(metrics, events), logEvents(events, log), countConnections(metrics, libp2p)]
   }
 
   /** Opens the store, restores identity and VMs, joins the network. */

@@ -107,6 +107,7 @@ export class FailureDetection {
       now: () => this.#now(),
       onMessage: (from, received) => {
         const msg = this.#proofs.check(from, received)
+        components.metrics.detectorMessages.inc({ direction: 'received', type: msg.type })
         this.#run(d => {
           if (init.onUnknown != null && namesUnknown(components.self, from, msg, p => d.status(p))) init.onUnknown(from)
           return d.receive(from, msg, this.#now())
@@ -187,10 +188,6 @@ export class FailureDetection {
       const delta = d.stats[stat] - (this.#sampled[stat] ?? 0)
       if (delta > 0) (m[metric] as { inc: (n: number) => void }).inc(delta)
     }
-    const sent = d.stats.messagesSent - (this.#sampled.messagesSent ?? 0)
-    const received = d.stats.messagesReceived - (this.#sampled.messagesReceived ?? 0)
-    if (sent > 0) m.detectorMessages.inc({ direction: 'sent' }, sent)
-    if (received > 0) m.detectorMessages.inc({ direction: 'received' }, received)
     m.detectorHealth.set(d.health)
     m.detectorHostSlowdown.set(d.hostFactor)
     this.#sampled = { ...d.stats }
@@ -204,7 +201,10 @@ export class FailureDetection {
     const d = this.#detector
     if (d == null) return
     const step = f(d)
-    for (const { to, message } of step.send) this.#transport.send(to, this.#proofs.stamp(message))
+    for (const { to, message } of step.send) {
+      this.#c.metrics.detectorMessages.inc({ direction: 'sent', type: message.type })
+      this.#transport.send(to, this.#proofs.stamp(message))
+    }
     if (step.changes.length > 0) this.#init.onChanges(step.changes)
     if (step.wakeAtMs != null) this.#arm(step.wakeAtMs)
     const now = this.#now()

@@ -14,6 +14,7 @@ export function createMetrics () {
     placeServed: new Counter({ name: 'discovery_place_requests_total', help: 'Place protocol requests this agent served, by op and result', labelNames: ['op', 'result'] as const, registers: [registry] }),
     createSeconds: new Histogram({ name: 'discovery_vm_create_seconds', help: 'Time to place a VM, from request to acknowledgement', buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] }),
     gossipPublished: new Counter({ name: 'discovery_gossip_published_total', help: 'State messages this agent published', registers: [registry] }),
+    gossipGaps: new Counter({ name: 'discovery_gossip_delta_gaps_total', help: 'State deltas whose base this agent did not hold (a message lost or overtaken): that peer\'s VM list is inexact until its next whole state', registers: [registry] }),
     gossipReceived: new Counter({ name: 'discovery_gossip_received_total', help: 'State messages received, by outcome of the merge', labelNames: ['result'] as const, registers: [registry] }),
     peers: new Gauge({ name: 'discovery_peers', help: 'Peers in this agent\'s view, by status', labelNames: ['status'] as const, registers: [registry] }),
     vms: new Gauge({ name: 'discovery_vms', help: 'VMs this agent runs, by state', labelNames: ['state'] as const, registers: [registry] }),
@@ -26,6 +27,7 @@ export function createMetrics () {
     partitionRefused: new Counter({ name: 'discovery_partition_refused_total', help: 'Dials, connections and streams refused because an admin partition blocks the peer, by what', labelNames: ['what'] as const, registers: [registry] }),
     partitionedPeers: new Gauge({ name: 'discovery_partitioned_peers', help: 'Peers an admin partition blocks now, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     connections: new Gauge({ name: 'discovery_connections', help: 'Open libp2p connections', registers: [registry] }),
+    connectionsOpened: new Counter({ name: 'discovery_connections_opened_total', help: 'libp2p connections opened (each a TCP connect and a noise handshake), by who dialled', labelNames: ['direction'] as const, registers: [registry] }),
     detectorProbes: new Counter({ name: 'discovery_detector_probes_total', help: 'Failure-detector probes this agent sent (round-robin, on a hint, to verify an accusation, to revive a dead peer)', registers: [registry] }),
     detectorIndirectProbes: new Counter({ name: 'discovery_detector_indirect_probes_total', help: 'Probes that got no direct ack in time and went through helpers (ping-req)', registers: [registry] }),
     detectorFailedProbes: new Counter({ name: 'discovery_detector_failed_probes_total', help: 'Probes that ended with no ack and a helper\'s nack: accusations this agent made', registers: [registry] }),
@@ -35,7 +37,7 @@ export function createMetrics () {
     detectorFalsePositives: new Counter({ name: 'discovery_detector_false_positives_total', help: 'Peers declared dead here that came back in the same run (they refuted the death)', registers: [registry] }),
     detectorSyncs: new Counter({ name: 'discovery_detector_syncs_total', help: 'Syncs this agent sent: the peers it holds suspect or dead, to one peer, which answers with what it knows beyond that', registers: [registry] }),
     detectorSyncNews: new Counter({ name: 'discovery_detector_sync_news_total', help: 'Membership updates this agent sent in answer to a sync: what the asking peer lacked or held in an older form', registers: [registry] }),
-    detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction', labelNames: ['direction'] as const, registers: [registry] }),
+    detectorMessages: new Counter({ name: 'discovery_detector_messages_total', help: 'Failure-detector messages (/discovery/swim/1.0.0), by direction and type (ping, ack, ping-req, nack, gossip, sync)', labelNames: ['direction', 'type'] as const, registers: [registry] }),
     detectorHealth: new Gauge({ name: 'discovery_detector_health', help: 'Lifeguard local health score: 0 healthy; each point stretches probe intervals and timeouts by one more time', registers: [registry] }),
     detectorHostSlowdown: new Gauge({ name: 'discovery_detector_host_slowdown', help: 'How much the host\'s slowdown stretches probe timeouts and the probe interval (1: not at all; local profile only)', registers: [registry] }),
     detectorProcessesStopped: new Counter({ name: 'discovery_detector_processes_stopped_total', help: 'Times the kernel showed the process of a peer this agent observes on its host stopped or gone (probed at once on the plain timeout)', registers: [registry] }),
@@ -57,6 +59,14 @@ export type Metrics = ReturnType<typeof createMetrics>
 /** Counters read as rates from their first scrape (a missing series is not a zero to Prometheus' rate()). */
 export function zeroCounters (m: Metrics): void {
   for (const result of ['committed', 'aborted']) m.interSiteMigrations.inc({ result }, 0)
+  for (const direction of ['inbound', 'outbound']) m.connectionsOpened.inc({ direction }, 0)
+}
+
+/** Counts the connections libp2p opens, by direction: what a join or a bounded fan-out's churn costs in handshakes. */
+export function countConnections (metrics: Metrics, libp2p: { addEventListener: (type: 'connection:open', f: (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>) => void) => void, removeEventListener: (type: 'connection:open', f: (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>) => void) => void }): () => void {
+  const f = (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>): void => { metrics.connectionsOpened.inc({ direction: evt.detail.direction }) }
+  libp2p.addEventListener('connection:open', f)
+  return () => { libp2p.removeEventListener('connection:open', f) }
 }
 
 /**

@@ -12,7 +12,10 @@
  *   costs one message, not two (its arrival, then its boot);
  * - refreshed when nothing was published for a while: every
  *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
- *   refreshes of all peers together take at most a fifth of the budget; each
+ *   refreshes of all peers together take at most a fifth of the budget (the
+ *   cluster's size when the refresh falls due counts, not at the last
+ *   publish: agents that came up first refreshed every few seconds while a
+ *   hundred joined, as though the cluster were still small); each
  *   wait is drawn between 3/4 and 5/4 of it from the `Rng`, so that agents
  *   started together do not all refresh at once (fifty refreshes in a burst
  *   stalled a 2-core machine for seconds);
@@ -127,6 +130,8 @@ export class GossipPolicy {
   #lastLoad?: { cpu: number, memMiB: number }
   #pendingAt?: number
   #refreshAt?: number
+  /** The draw between 3/4 and 5/4 that the refresh interval is multiplied by, made at each publish. */
+  #refreshJitter = 1
   #dirtyVmSet = false
   #dirtyState = false
   #tokens: number
@@ -180,6 +185,13 @@ export class GossipPolicy {
       return false
     }
     if (this.#refreshAt != null && this.#refreshAt <= nowMs) {
+      // The interval follows the cluster's size now, not at the last publish: in a cluster coming up, an agent's refresh
+      // set while it knew a few peers would otherwise fall due long before a refresh of a hundred is.
+      const due = this.#lastAt + this.refreshIntervalMs(peers) * this.#refreshJitter
+      if (due > nowMs) {
+        this.#refreshAt = Math.ceil(due)
+        return false
+      }
       this.#refreshAt = undefined
       // A publish on its way is a refresh too.
       return this.#pendingAt == null
@@ -193,7 +205,8 @@ export class GossipPolicy {
     this.#lastAt = nowMs
     this.#dirtyVmSet = false
     this.#dirtyState = false
-    this.#refreshAt = nowMs + this.refreshIntervalMs(peers) * (0.75 + 0.5 * this.#rng.next())
+    this.#refreshJitter = 0.75 + 0.5 * this.#rng.next()
+    this.#refreshAt = nowMs + this.refreshIntervalMs(peers) * this.#refreshJitter
   }
 
   /** State messages per second this agent is willing to receive: `budgetPerSecond`, less when agents share a host's budget. */

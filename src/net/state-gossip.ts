@@ -15,8 +15,9 @@
  * - the receiving edge keeps each peer's VMs as of its last state and
  *   rebuilds the whole state from a delta: the agent only ever sees whole
  *   states. A delta whose base it does not hold (a message was missed) still
- *   brings the peer's fresh capacity and usage, with the VM list it had;
- *   deltas then wait for the next whole state.
+ *   brings the peer's fresh capacity and usage, and its changes to the VM
+ *   list held (VMs added, changed, gone); the list is exact again with the
+ *   next whole state.
  * - a VM summary identical to the one already held for that peer is not
  *   validated again: every VM listed was checked against the schema once.
  */
@@ -49,6 +50,8 @@ export interface StateGossipInit {
   onInvalid: (from: string, reason: string) => void
   /** A peer subscribed to the topic: it has none of our state yet. */
   onPeerSubscribed?: (peerId: string) => void
+  /** A delta came whose base this edge does not hold (a message lost or overtaken): counted. */
+  onGap?: (from: string) => void
   /** When a whole state is due again (FULL_EVERY_MS): the agent's clock, a ManualClock in tests. */
   clock: Clock
 }
@@ -180,14 +183,18 @@ export class StateGossip {
       return state
     }
     if (!sameRun) return undefined
-    if (known.exact && known.seq === delta.base) {
+    if (rest.seq > known.seq) {
+      if (!known.exact || known.seq !== delta.base) {
+        // A message between was lost or overtaken: the list is exact again with the next whole state. Until then the
+        // changes of each newer delta still apply — a VM created shows now, not at the next whole state (up to FULL_EVERY_MS).
+        if (known.exact) this.#init.onGap?.(origin)
+        known.exact = false
+      }
       for (const id of delta.removed) known.vms.delete(id)
       for (const vm of vms) known.vms.set(vm.id, vm)
       known.seq = rest.seq
       // A check that both sides hold the same list; if not, wait for a whole state.
       if (known.vms.size !== delta.count) known.exact = false
-    } else if (rest.seq > known.seq) {
-      known.exact = false
     }
     return { ...rest, vms: [...known.vms.values()] }
   }

@@ -115,6 +115,16 @@ describe('GossipPolicy', () => {
     }
   })
 
+  it('refreshes after the interval of the cluster\'s size when the refresh falls due, not at the last publish', () => {
+    // Published with 5 peers (a 5 s interval); by the time that falls due, 51 are known: 31.25 s, with the same draw.
+    const grown = drive(started(5, config, 7), 0, 120_000, 51)
+    const stayed = drive(started(5, config, 7), 0, 10_000, 5)
+    expect(stayed.length).toBeGreaterThan(0)
+    const jitter = stayed[0] / 5_000
+    expect(grown[0]).toBe(Math.ceil(31_250 * jitter))
+    for (const [i, t] of grown.entries()) expect(t - (i === 0 ? 0 : grown[i - 1])).toBeGreaterThanOrEqual(0.75 * 31_250)
+  })
+
   it('keeps one token for the next change of the VM set: a state change alone waits when only one is left', () => {
     const p = started(51)
     // Quiet for 20 s: the fair share, 8 / 50 a second, banks the bucket's 2 tokens. Then the peers use the whole budget.

@@ -46,13 +46,14 @@ function pair (now = new ManualClock(0)) {
   const pubsub = new FakePubSub()
   const sender = new StateGossip({ pubsub, onState: () => {}, onInvalid: () => {}, clock: now })
   sender.start()
-  const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {}, clock: new ManualClock(0) })
+  const gaps: string[] = []
+  const receiver = new StateGossip({ pubsub: new FakePubSub(), onState: () => {}, onInvalid: () => {}, onGap: (from) => { gaps.push(from) }, clock: new ManualClock(0) })
   const send = async (s: NodeState): Promise<{ whole: boolean, bytes: Uint8Array }> => {
     await sender.publish(s)
     const bytes = pubsub.published[pubsub.published.length - 1]
     return { whole: !('delta' in JSON.parse(new TextDecoder().decode(bytes))), bytes }
   }
-  return { pubsub, sender, receiver, send, now }
+  return { pubsub, sender, receiver, send, now, gaps }
 }
 
 describe('StateGossip deltas', () => {
@@ -95,18 +96,24 @@ describe('StateGossip deltas', () => {
     expect((await send(stateOf(101, Array.from({ length: 20 }, (_, i) => vm(100 + i))))).whole).toBe(true)
   })
 
-  it('after a missed message, keeps the VM list it had with the fresh usage, until the next whole state', async () => {
-    const { receiver, send } = pair()
+  it('after a missed message, applies the later deltas\' changes with the fresh usage, and is exact again with the next whole state', async () => {
+    const { receiver, send, gaps } = pair()
     const base = [vm(1), vm(2), vm(3)]
     receiver.receive(A, (await send(stateOf(1, base))).bytes)
-    await send(stateOf(2, [...base, vm(4)]))  // missed
+    await send(stateOf(2, [...base, vm(4)]))  // missed: vm 4 is not known here until a whole state
     const third = stateOf(3, [...base, vm(4), vm(5)])
     const got = receiver.receive(A, (await send(third)).bytes)!
     expect(got.seq).toBe(3)
     expect(got.used).toEqual(third.used)
-    expect(got.vms).toEqual(base)
-    const fourth = stateOf(4, [...base, vm(4), vm(5), vm(6)])
-    expect(receiver.receive(A, (await send(fourth)).bytes)!.vms).toEqual(base)
+    expect(got.vms).toEqual([...base, vm(5)])
+    expect(gaps).toEqual([A])
+    // Still inexact: a later delta applies too (vm 2 gone, vm 6 added), and the gap is counted once.
+    const fourth = stateOf(4, [vm(1), vm(3), vm(4), vm(5), vm(6)])
+    expect(receiver.receive(A, (await send(fourth)).bytes)!.vms).toEqual([vm(1), vm(3), vm(5), vm(6)])
+    expect(gaps).toEqual([A])
+    // A delta older than what was applied (overtaken) changes nothing.
+    const overtaken = { ...stateOf(3, [vm(9)]), delta: { base: 2, removed: [vm(1).id], count: 5 } }
+    expect(receiver.receive(A, enc.encode(JSON.stringify(overtaken)))!.vms).toEqual([vm(1), vm(3), vm(5), vm(6)])
     // Whole again (here: the delta would not be smaller than the state).
     const fifth = stateOf(5, [vm(7)])
     expect(receiver.receive(A, (await send(fifth)).bytes)).toEqual(fifth)
