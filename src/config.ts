@@ -217,10 +217,12 @@ export interface AgentConfig {
    * alone decides whether a peer is alive, suspect or dead. Each field is
    * documented with its default per profile and why in
    * core/detector-config.ts (the simulator reads the same profiles). In short:
-   * - local (50 agents sharing 2 cores): a probe every 200 ms, 150 ms to
-   *   answer, 3 helpers, suspicion 3 × log10(n) intervals (about 1 s at 50)
-   *   up to 6 ×, each update sent 4 × log10(n + 1) times, health stretching
-   *   timeouts up to 8 ×: a hung agent dead everywhere within about 3 s;
+   * - local (agents sharing 2 cores): a probe every 200 ms up to 20 agents,
+   *   then the host's 100 probes a second shared (500 ms at 50), 150 ms to
+   *   answer, 3 helpers, suspicion 3 × log10(n) intervals (about 2.5 s at
+   *   50) up to 6 ×, each update sent 4 × log10(n + 1) times, health
+   *   stretching timeouts up to 8 ×; a stopped or killed agent, seen so by
+   *   the process watch, is probed at once and suspected for one interval;
    * - lan: 500 ms / 250 ms, suspicion ×4 (3.4 s at 50 agents);
    * - wan (25–40 ms RTT): 1 s / 600 ms, suspicion ×5 (8.5 s at 50 agents).
    * Death needs 3 accusers we believe alive (after Rapid), so one agent with

@@ -66,10 +66,15 @@ const COUNTED: Array<[keyof DetectorStats, keyof Metrics]> = [
 /**
  * A swim stream we have not written on for this long is closed, so that its
  * connection can become idle and a bounded fan-out close it: long beside the
- * detection peers' traffic (a subject is probed, an observer answered, every
- * few periods), short beside the life of a connection.
+ * detection peers' traffic, short beside the life of a connection. A subject
+ * is probed every `subjects` probe intervals, and with the host's probe
+ * budget and slowdown (100 agents: 1 s, stretched up to 4 times) that is up
+ * to 16 s: at 10 s (before) the streams to the subjects closed between their
+ * probes, their connections went idle, the bounded fan-out closed them and
+ * the next probe dialled again — a noise handshake, identify and gossipsub's
+ * streams on both sides, 6 new connections a second for 100 idle agents.
  */
-const IDLE_STREAM_MS = 10_000
+const IDLE_STREAM_MS = 60_000
 const SWEEP_EVERY_MS = 1_000
 
 export class FailureDetection {

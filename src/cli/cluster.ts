@@ -165,8 +165,18 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * went from 25 % to 14 % (measured with `--single-threaded-gc`, which also
  * stops concurrent marking: that one cost 17 MiB more per agent under the
  * placement load at 20 agents; this one nothing).
+ *
+ * Since 2026-12-01 also `--single-threaded` (no background thread does V8's
+ * work: marking, sweeping, compiling all on the agent's thread) and a young
+ * generation of 4 MiB from the start (`--min-semi-space-size=4`; Node starts
+ * at 1 MiB and an idle agent collected it about once a second). A hundred
+ * idle agents spent a third of their CPU in V8's helper threads, waking and
+ * waiting for a core; with both, 76–77 % of one core idle instead of 91–95 %
+ * (one cluster each, 20 s samples), and `npm run bench -- placement --nodes
+ * 100` gave 0.46× its baseline against 0.16–0.25× before — for about 8 MiB
+ * more of each agent's own memory under load (75 MiB against 67).
  */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--no-parallel-scavenge']
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--min-semi-space-size=4', '--no-parallel-scavenge', '--single-threaded']
 
 /**
  * V8 flags of a process running `k` agents (`cluster up --per-process K`):
