@@ -173,8 +173,8 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * idle agents spent a third of their CPU in V8's helper threads, waking and
  * waiting for a core; with both, 76–77 % of one core idle instead of 91–95 %
  * (one cluster each, 20 s samples), and `npm run bench -- placement --nodes
- * 100` gave 0.46× its baseline against 0.16–0.25× before — for about 8 MiB
- * more of each agent's own memory under load (75 MiB against 67).
+ * 100` gave 0.46× its baseline against 0.16–0.25× before — for 8–11 MiB
+ * more of each agent's own memory under load (75–77 MiB against 66–67).
  */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--min-semi-space-size=4', '--no-parallel-scavenge', '--single-threaded']
 
