@@ -1,4 +1,5 @@
 /** The agent's Prometheus metrics, one registry per agent. */
+import type { Connection, Libp2p } from '@libp2p/interface'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { EventLog } from './event-log.ts'
 import type { LocalNode } from './local-node.ts'
@@ -63,8 +64,8 @@ export function zeroCounters (m: Metrics): void {
 }
 
 /** Counts the connections libp2p opens, by direction: what a join or a bounded fan-out's churn costs in handshakes. */
-export function countConnections (metrics: Metrics, libp2p: { addEventListener: (type: 'connection:open', f: (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>) => void) => void, removeEventListener: (type: 'connection:open', f: (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>) => void) => void }): () => void {
-  const f = (evt: CustomEvent<{ direction: 'inbound' | 'outbound' }>): void => { metrics.connectionsOpened.inc({ direction: evt.detail.direction }) }
+export function countConnections (metrics: Metrics, libp2p: Pick<Libp2p, 'addEventListener' | 'removeEventListener'>): () => void {
+  const f = (evt: CustomEvent<Connection>): void => { metrics.connectionsOpened.inc({ direction: evt.detail.direction }) }
   libp2p.addEventListener('connection:open', f)
   return () => { libp2p.removeEventListener('connection:open', f) }
 }
