@@ -40,6 +40,10 @@ export class MemberTable {
   #live = 0
   /** Members shown suspect or dead: what a sync tells (the others are alive by default). */
   readonly #notAlive = new Set<string>()
+  /** Changes whenever a member is added, removed, or dies or comes back: what the rings' walks are given. */
+  #liveness = 0
+  /** Our walk and detection peers, kept until the rings or the liveness change (they were walked again at every probe and process check). */
+  #walked?: { rings: number, liveness: number, walk: Walk, peers: string[] }
 
   /** `observers`: the rings' k (detector-config.ts), or null for none. */
   constructor (self: string, observers: number | null, directory?: MemberDirectory) {
@@ -107,6 +111,7 @@ export class MemberTable {
     this.#rings?.add(id)
     this.#alive++
     this.#live++
+    this.#liveness++
     return m
   }
 
@@ -118,6 +123,7 @@ export class MemberTable {
     this.#notAlive.delete(id)
     this.#map.delete(id)
     this.#rings?.remove(id)
+    this.#liveness++
   }
 
   /** Whether `accuser`'s accusations count here: ourselves, or a member we believe alive. */
@@ -141,15 +147,27 @@ export class MemberTable {
     return this.observersOf(id)?.includes(this.self) ?? true
   }
 
-  /** Our subjects, and the dead members we would observe if they were alive; undefined when we observe everyone. */
-  walk (): Walk | undefined {
-    return this.topology ? this.#rings!.walk(this.self, this.#onRings) : undefined
+  /** Our subjects, and the dead members we would observe if they were alive; undefined when we observe everyone. Not to be changed. */
+  walk (): Readonly<Walk> | undefined {
+    return this.topology ? this.#ownWalk().walk : undefined
   }
 
-  /** The peers we talk to for detection: our subjects and our observers; undefined when we talk to everyone. */
-  peers (): string[] | undefined {
-    if (!this.topology) return undefined
-    return [...new Set([...this.#rings!.walk(this.self, this.#onRings).subjects, ...this.#rings!.observers(this.self, this.#onRings)])]
+  /** The peers we talk to for detection: our subjects and our observers; undefined when we talk to everyone. Not to be changed. */
+  peers (): readonly string[] | undefined {
+    return this.topology ? this.#ownWalk().peers : undefined
+  }
+
+  /** Our walk and detection peers, walked again only when the rings or who is dead changed since. */
+  #ownWalk (): { walk: Walk, peers: string[] } {
+    const rings = this.#rings!
+    const w = this.#walked
+    if (w != null && w.rings === rings.version && w.liveness === this.#liveness) return w
+    const walk = rings.walk(this.self, this.#onRings)
+    Object.freeze(walk.subjects)
+    Object.freeze(walk.passed)
+    const peers = Object.freeze([...new Set([...walk.subjects, ...rings.observers(this.self, this.#onRings)])]) as string[]
+    this.#walked = { rings: rings.version, liveness: this.#liveness, walk: Object.freeze(walk), peers }
+    return this.#walked
   }
 
   /** Whose accusations of `m` count: those that count at all and, with the topology, observe `m`. */
@@ -181,6 +199,7 @@ export class MemberTable {
     else this.#notAlive.add(m.id)
     if (from === 'dead') this.#live++
     if (status === 'dead') this.#live--
+    if ((from === 'dead') !== (status === 'dead')) this.#liveness++
     m.status = status
     m.changedAtMs = nowMs
   }

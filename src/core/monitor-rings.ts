@@ -57,6 +57,7 @@ export class MonitorRings {
   readonly k: number
   readonly #rings: Entry[][]
   readonly #ids = new Set<string>()
+  #version = 0
 
   constructor (k: number, ids: Iterable<string> = []) {
     this.k = k
@@ -77,9 +78,15 @@ export class MonitorRings {
     return this.#ids.has(id)
   }
 
+  /** Changes with every member added or removed: what a walk found holds while it and the liveness it was given do not change. */
+  get version (): number {
+    return this.#version
+  }
+
   add (id: string): void {
     if (this.#ids.has(id)) return
     this.#ids.add(id)
+    this.#version++
     for (let i = 0; i < this.k; i++) {
       const e = { key: ringKey(i, id), id }
       this.#rings[i].splice(lowerBound(this.#rings[i], e), 0, e)
@@ -88,6 +95,7 @@ export class MonitorRings {
 
   remove (id: string): void {
     if (!this.#ids.delete(id)) return
+    this.#version++
     for (let i = 0; i < this.k; i++) {
       const ring = this.#rings[i]
       const at = lowerBound(ring, { key: ringKey(i, id), id })

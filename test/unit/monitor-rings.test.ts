@@ -87,4 +87,17 @@ describe('monitor rings', () => {
     expect(new MonitorRings(4, ['a', 'b']).observers('a', all)).toEqual(['b'])
     expect(new MonitorRings(4, ['a']).walk('a', all).subjects).toEqual([])
   })
+
+  it('its version changes with each member added or removed, and only then (what a kept walk is checked against)', () => {
+    const rings = new MonitorRings(4, ['a', 'b'])
+    const v0 = rings.version
+    rings.add('a')
+    rings.remove('zz')
+    expect(rings.version).toBe(v0)
+    rings.add('c')
+    const v1 = rings.version
+    expect(v1).not.toBe(v0)
+    rings.remove('c')
+    expect(rings.version).not.toBe(v1)
+  })
 })

@@ -29,6 +29,19 @@ describe('parseStat', () => {
     expect(parseStat(`77 (a) b (c) ) ${rest.replace(/^S/, 'T')}`)).toEqual({ state: 'T', start: 424242 })
     expect(parseStat('77 node S 1')).toBeUndefined()
     expect(parseStat('77 (node) S 1 2')).toBeUndefined()
+    expect(parseStat(`77 (node) ${rest.replace('424242', '')}`)).toBeUndefined()
+    expect(parseStat('77 (node) ')).toBeUndefined()
+  })
+
+  it.runIf(linux)('reads real lines as splitting them on spaces does', () => {
+    const split = (line: string): { state: string, start: number } => {
+      const fields = line.slice(line.lastIndexOf(')') + 2).split(' ')
+      return { state: fields[0], start: Number(fields[19]) }
+    }
+    for (const pid of ['self', '1', String(process.ppid)]) {
+      const line = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      expect(parseStat(line), line).toEqual(split(line))
+    }
   })
 })
 
