@@ -139,6 +139,7 @@ export class FailureDetection {
 
   async stop (): Promise<void> {
     clearInterval(this.#processTimer)
+    this.#processes?.stop()
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#transport.stop()

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { ProcessIdentity } from '../../src/core/messages.ts'
-import { ownProcess, parseStat, processRuns, ProcessWatch } from '../../src/agent/process-watch.ts'
+import { ownProcess, parseStat, processRuns, ProcessWatch, StatFiles } from '../../src/agent/process-watch.ts'
 
 const linux = process.platform === 'linux'
 
@@ -63,6 +63,36 @@ describe.runIf(linux)('a real process, as the kernel shows it', () => {
       await until(() => !processRuns(id))
     } finally {
       child.kill('SIGKILL')
+    }
+  })
+
+  it('reads a stat file kept open again and again, sees the process stop, and fails with ESRCH once it is gone', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+    const files = new StatFiles()
+    try {
+      const path = `/proc/${child.pid!}/stat`
+      const id: ProcessIdentity = { host: 'h', pid: child.pid!, start: parseStat(files.read(path))!.start }
+      const read = (p: string): string => files.read(p)
+      expect(processRuns(id, read)).toBe(true)
+      expect(files.open).toBe(1)
+      child.kill('SIGSTOP')
+      await until(() => !processRuns(id, read))
+      expect(parseStat(files.read(path))!.state).toBe('T')
+      child.kill('SIGCONT')
+      await until(() => processRuns(id, read))
+      expect(files.open).toBe(1)
+      const exited = new Promise(resolve => child.once('exit', resolve))
+      child.kill('SIGKILL')
+      await exited
+      expect(() => files.read(path)).toThrow(expect.objectContaining({ code: 'ESRCH' }))
+      expect(files.open).toBe(0)
+      expect(processRuns(id, read)).toBe(false)
+      files.read('/proc/self/stat')
+      files.keepOnly(new Set())
+      expect(files.open).toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+      files.keepOnly(new Set())
     }
   })
 
