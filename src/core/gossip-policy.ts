@@ -12,7 +12,8 @@
  *   costs one message, not two (its arrival, then its boot);
  * - refreshed when nothing was published for a while: every
  *   `refreshIntervalMs`, or more slowly in a large cluster, so that the
- *   refreshes of all peers together take at most a fifth of the budget (the
+ *   refreshes of all peers together take at most their share of the budget
+ *   (`refreshShare`: a fifth, a twentieth in the `local` profile; the
  *   cluster's size when the refresh falls due counts, not at the last
  *   publish: agents that came up first refreshed every few seconds while a
  *   hundred joined, as though the cluster were still small); each
@@ -51,12 +52,23 @@ export interface GossipConfig {
    * Slow refresh: an agent that published nothing for this long publishes its
    * state anyway, so a peer that missed a message catches up and silence
    * means trouble. The interval grows with the cluster so that all the
-   * refreshes together take at most a fifth of the budget (50 local agents,
-   * 3.2 messages a second each: every 77 s), and each wait is drawn between
+   * refreshes together take at most their share of the budget
+   * (`refreshShare`: 50 local agents, 3.2 messages a second each, a
+   * twentieth: every 306 s), and each wait is drawn between
    * 3/4 and 5/4 of it. Default 5 s (local), 3 s (lan), 5 s (wan): a 1 Hz
    * full-state heartbeat saturates a 2-core machine at about 30 agents.
    */
   refreshIntervalMs: number
+  /**
+   * The share of the budget the refreshes of all peers together may take
+   * (the rest is for changes). Default 0.05 (local: an agent also asks a
+   * peer at random for the states it lacks or holds older every 30 s, the
+   * view sync, which repairs what a lost message left behind; with a fifth,
+   * 100 idle agents spent about a tenth of their CPU on refreshes, 32
+   * deliveries a second on one host), 0.2 (lan, wan: the refresh is what
+   * repairs there, and when absent).
+   */
+  refreshShare?: number
   /**
    * Threshold: a change of free CPU or memory smaller than this fraction of
    * capacity waits for the refresh; a change of the set of VMs is always
@@ -113,7 +125,7 @@ export interface LoadSample {
   capMemMiB: number
 }
 
-/** The share of the budget the refreshes of all peers may take. */
+/** The share of the budget the refreshes of all peers may take, unless the config says otherwise (`refreshShare`). */
 export const REFRESH_SHARE = 0.2
 /** The share of what the budget has left that one agent may take. */
 export const LEFT_SHARE = 0.75
@@ -142,6 +154,10 @@ export class GossipPolicy {
     this.#rng = rng
     this.#tokens = 0
     this.#tokensAt = nowMs
+  }
+
+  get #refreshShare (): number {
+    return this.#config.refreshShare ?? REFRESH_SHARE
   }
 
   /** When the caller should call `tick` next; undefined when nothing is due. */
@@ -222,7 +238,7 @@ export class GossipPolicy {
 
   /** How long this agent stays silent before it publishes its state anyway. */
   refreshIntervalMs (peers: number): number {
-    return Math.max(this.#config.refreshIntervalMs, 1000 * Math.max(1, peers - 1) / (this.budgetPerSecond(peers) * REFRESH_SHARE))
+    return Math.max(this.#config.refreshIntervalMs, 1000 * Math.max(1, peers - 1) / (this.budgetPerSecond(peers) * this.#refreshShare))
   }
 
   #schedule (nowMs: number, peers: number): void {
@@ -249,7 +265,7 @@ export class GossipPolicy {
 
   /** Publishes a second this agent earns whatever its peers do: its fair share of what the refreshes leave of the budget. */
   #fair (peers: number): number {
-    return this.budgetPerSecond(peers) * (1 - REFRESH_SHARE) / Math.max(1, peers - 1)
+    return this.budgetPerSecond(peers) * (1 - this.#refreshShare) / Math.max(1, peers - 1)
   }
 
   /** Publishes a second this agent may take of what its peers leave unused (0 when they use it all). */

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { type GossipConfig, GossipPolicy, type LoadSample } from '../../src/core/gossip-policy.ts'
+import { PROFILE_GOSSIP } from '../../src/core/profiles.ts'
 import { seededRng } from '../../src/core/rng.ts'
 
 const config: GossipConfig = { minPublishIntervalMs: 100, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 8, burst: 2, meshDegree: 3 }
@@ -102,6 +103,15 @@ describe('GossipPolicy', () => {
     { peers: 51, want: 31_250 }
   ])('refreshes every $want ms with $peers peers: all refreshes together take a fifth of the budget', ({ peers, want }) => {
     expect(started(peers).refreshIntervalMs(peers)).toBe(want)
+  })
+
+  it.each([21, 51, 100])('in the local profile, refreshes take a twentieth of the host\'s budget, not a fifth (%i peers; the view sync repairs there)', (peers) => {
+    const local = PROFILE_GOSSIP.local
+    expect(local.refreshShare).toBe(0.05)
+    const perAgent = Math.min(local.budgetPerSecond, local.hostBudgetPerSecond! / peers)
+    expect(started(peers, local).refreshIntervalMs(peers)).toBeCloseTo(1000 * (peers - 1) / (perAgent * 0.05))
+    // Four times the interval of the default share, and so a quarter of the messages.
+    expect(started(peers, local).refreshIntervalMs(peers)).toBeCloseTo(4 * started(peers, { ...local, refreshShare: undefined }).refreshIntervalMs(peers))
   })
 
   it('draws each refresh between 3/4 and 5/4 of the interval from its Rng: the same seed, the same times', () => {
