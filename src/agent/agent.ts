@@ -42,6 +42,7 @@ import { ed25519Signer } from './signer.ts'
 import { agentRng, systemClock } from './runtime.ts'
 import { RttService } from './rtt-service.ts'
 import { VmKeeper } from './vm-keeper.ts'
+import { everyAligned } from '../net/aligned-timers.ts'
 
 export const VERSION = '0.1.0'
 /** The longest wait a request may ask for (`GET /v1/vms/:id?wait=`). */
@@ -90,7 +91,7 @@ export class Agent {
   /** Counts and logs (once per sender) bad input from outside: invalid-input.ts. */
   readonly reportInvalid: InvalidInput['report']
   readonly #stopEvents: Array<() => void>
-  #tick?: NodeJS.Timeout
+  #tick?: { clear: () => void }
   #lastTickMs?: number
   #stopped = false
 
@@ -279,8 +280,7 @@ export class Agent {
     this.#ownState.start()
     this.#redialer.start()
     this.#rtt.start()
-    this.#tick = setInterval(() => { this.#onTick() }, this.config.tickIntervalMs)
-    this.#tick.unref()
+    this.#tick = everyAligned(this.config.tickIntervalMs, () => { this.#onTick() })
     this.log.info({ component: 'discovery:agent', peerId: this.peerId, addrs: this.addrs(), restoredVms: restored, rngSeed: this.rngSeed }, 'agent started')
     if (restored === 0) return
     this.log.info({ component: 'discovery:vm', driver: this.#driver.name, ...vms }, 'VMs of the earlier run')
@@ -291,7 +291,7 @@ export class Agent {
   async stop (): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
-    if (this.#tick != null) clearInterval(this.#tick)
+    this.#tick?.clear()
     this.#ownState.stop()
     this.#redialer.stop()
     this.#rtt.stop()

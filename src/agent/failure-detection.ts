@@ -21,6 +21,7 @@ import { ProcessWatch, thisProcess } from './process-watch.ts'
 import type { ProcessIdentity } from '../core/messages.ts'
 import type { Metrics } from './metrics.ts'
 import { SwimProofs } from './swim-proofs.ts'
+import { everyAligned } from '../net/aligned-timers.ts'
 
 export interface FailureDetectionComponents {
   self: string
@@ -91,7 +92,7 @@ export class FailureDetection {
   #sweptAtMs = 0
   readonly #hostLoad?: HostLoad
   readonly #processes?: ProcessWatch
-  #processTimer?: NodeJS.Timeout
+  #processTimer?: { clear: () => void }
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components
@@ -132,13 +133,12 @@ export class FailureDetection {
     this.#early.clear()
     const every = this.#init.config.processCheckMs
     if (this.#processes != null && every != null) {
-      this.#processTimer = setInterval(() => { if (this.#detector != null) this.#processes!.check(this.#detector.watched()) }, every)
-      this.#processTimer.unref()
+      this.#processTimer = everyAligned(every, () => { if (this.#detector != null) this.#processes!.check(this.#detector.watched()) })
     }
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.#processTimer)
+    this.#processTimer?.clear()
     this.#processes?.stop()
     clearTimeout(this.#timer)
     this.#timer = undefined

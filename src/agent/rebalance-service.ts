@@ -18,6 +18,7 @@ import type { Ring } from '../core/ring.ts'
 import { REBALANCE_PROTOCOL, RpcServer } from '../net/index.ts'
 import type { EventLog } from './event-log.ts'
 import type { PeerClient } from './peer-client.ts'
+import { everyAligned } from '../net/aligned-timers.ts'
 
 /** Notes kept for `GET /v1/rebalance`. */
 const KEEP_NOTES = 500
@@ -53,7 +54,7 @@ export class RebalanceService {
   readonly #node: RebalanceNode
   readonly #server: RpcServer<typeof rebalanceEnvelopeSchema>
   readonly #notes: RebalanceEventView[] = []
-  #timer?: NodeJS.Timeout
+  #timer?: { clear: () => void }
   #overloadSince?: number
 
   constructor (components: RebalanceComponents) {
@@ -78,12 +79,11 @@ export class RebalanceService {
   async start (): Promise<void> {
     await this.#server.start()
     if (this.#timer != null) return
-    this.#timer = setInterval(() => { this.tick() }, this.#c.config.monitorIntervalMs)
-    this.#timer.unref()
+    this.#timer = everyAligned(this.#c.config.monitorIntervalMs, () => { this.tick() })
   }
 
   async stop (): Promise<void> {
-    if (this.#timer != null) clearInterval(this.#timer)
+    this.#timer?.clear()
     this.#timer = undefined
     await this.#server.stop()
   }

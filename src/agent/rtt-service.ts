@@ -14,6 +14,7 @@ import type { Clock } from '../core/clock.ts'
 import { addRttSample, rttOf } from '../core/locality.ts'
 import { probeRtt } from '../net/index.ts'
 import type { Metrics } from './metrics.ts'
+import { everyAligned } from '../net/aligned-timers.ts'
 
 /** How long a ping may take: longer, and the peer is too far or too busy to be measured now. */
 const PROBE_TIMEOUT_MS = 5_000
@@ -43,7 +44,7 @@ export class RttService {
   readonly #intervalMs: number
   readonly #peers = new Map<string, PeerRtt>()
   readonly #probing = new Set<string>()
-  #timer?: NodeJS.Timeout
+  #timer?: { clear: () => void }
   #stopped = true
 
   constructor (components: RttComponents, init: { intervalMs: number }) {
@@ -56,14 +57,13 @@ export class RttService {
     this.#stopped = false
     this.#c.libp2p.addEventListener('peer:connect', this.#onConnect)
     this.#c.libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
-    this.#timer = setInterval(() => { this.#check() }, CHECK_EVERY_MS)
-    this.#timer.unref()
+    this.#timer = everyAligned(CHECK_EVERY_MS, () => { this.#check() })
     for (const conn of this.#c.libp2p.getConnections()) void this.#probe(conn.remotePeer.toString())
   }
 
   stop (): void {
     this.#stopped = true
-    if (this.#timer != null) clearInterval(this.#timer)
+    this.#timer?.clear()
     this.#c.libp2p.removeEventListener('peer:connect', this.#onConnect)
     this.#c.libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
   }

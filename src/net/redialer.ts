@@ -23,6 +23,7 @@ import { Backoff } from '../core/backoff.ts'
 import type { Clock } from '../core/clock.ts'
 import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
+import { everyAligned } from './aligned-timers.ts'
 
 export interface RedialerInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
@@ -110,7 +111,7 @@ export class Redialer {
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
   readonly #closing = new Set<string>()
-  #timer?: NodeJS.Timeout
+  #timer?: { clear: () => void }
 
   constructor (init: RedialerInit) {
     this.#init = init
@@ -134,12 +135,11 @@ export class Redialer {
   start (): void {
     if (this.#timer != null) return
     void this.check()
-    this.#timer = setInterval(() => { void this.check() }, this.#init.checkEveryMs)
-    this.#timer.unref()
+    this.#timer = everyAligned(this.#init.checkEveryMs, () => { void this.check() })
   }
 
   stop (): void {
-    if (this.#timer != null) clearInterval(this.#timer)
+    this.#timer?.clear()
     this.#timer = undefined
   }
 
