@@ -1,7 +1,7 @@
 /**
  * Periodic work on one timer: each task runs at the multiples of its period
- * on the clock (every second for a 1 s task, every quarter second for a
- * 250 ms one, at the same instants), and every task due within a few milliseconds of the first
+ * on the clock (every whole second for a 1 s task, every quarter second for
+ * a 250 ms one), and every task due within a few milliseconds of the first
  * runs in the same turn of the event loop. An agent's one-second intervals —
  * its tick, the redialer, the round trips, the rebalancing monitor — and the
  * process watch each had a timer of its own, at phases of their own, so the
@@ -12,10 +12,15 @@
  * core). One timer per process (the agents of a `--per-process` group share
  * it), unref'd: it never keeps a process alive.
  *
- * The grid is shifted by a phase of the process's own (from its pid), so
- * that the agents of one host do not all wake at the same instants: their
- * periodic work, which used to fall at random phases, would otherwise come
- * in bursts of a hundred agents at once.
+ * The grid is the same in every process, so the agents of one host wake
+ * together, on purpose: a trial that shifted each process's grid by a phase
+ * from its pid cost more, not less (`cluster up --nodes 100`, one after the
+ * other: 54–70 % of one core idle for the 100, 258 s of CPU until all were
+ * up, 13 blocking waits a second for one agent; aligned, 35–42 %, 196 s and
+ * 8.4). Why is a guess: woken together, the processes run one after
+ * another on the same binary's code the cores still hold; woken apart, each
+ * comes to a cold core. Whether the bursts delay requests under load is not
+ * measured apart from the machine's noise.
  *
  * Like setInterval, a task that throws throws out of the timer (an uncaught
  * exception); the schedule was set before the tasks run. A run that comes
@@ -35,13 +40,9 @@ const tasks = new Set<Task>()
 let timer: ReturnType<typeof setTimeout> | undefined
 let timerAtMs = Infinity
 
-/** This process's shift of the grid, in ms (within 1 s; taken modulo each period): spread over the processes of a host by their pids. */
-export const PROCESS_PHASE_MS = (process.pid * 379) % 1000
-
-/** The first time after `nowMs` on the grid of `periodMs`: a multiple of it, shifted by this process's phase. */
+/** The first multiple of `periodMs` after `nowMs`. */
 function alignedAfter (nowMs: number, periodMs: number): number {
-  const phase = PROCESS_PHASE_MS % periodMs
-  return (Math.floor((nowMs - phase) / periodMs) + 1) * periodMs + phase
+  return (Math.floor(nowMs / periodMs) + 1) * periodMs
 }
 
 function arm (): void {

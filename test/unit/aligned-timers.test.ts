@@ -6,10 +6,7 @@
  * not stall them, and a cleared task runs no more.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { alignedTasks, everyAligned, PROCESS_PHASE_MS } from '../../src/net/aligned-timers.ts'
-
-/** Where `t` falls on the grid of `period` (0: on it). */
-const off = (t: number, period: number): number => (t - PROCESS_PHASE_MS % period) % period
+import { alignedTasks, everyAligned } from '../../src/net/aligned-timers.ts'
 
 describe('everyAligned', () => {
   beforeEach(() => {
@@ -37,22 +34,13 @@ describe('everyAligned', () => {
     expect(vi.getTimerCount()).toBe(0)
     expect(quarter.length).toBe(12)
     expect(second.length).toBe(3)
-    for (const t of quarter) expect(off(t, 250)).toBe(0)
+    for (const t of quarter) expect(t % 250).toBe(0)
     // Each one-second run at a time a quarter-second one ran: the same wake-up.
     for (const t of second) {
-      expect(off(t, 1000)).toBe(0)
+      expect(t % 1000).toBe(0)
       expect(quarter).toContain(t)
     }
     expect(alignedTasks()).toBe(0)
-  })
-
-  it('shifts the grid by a phase of the process\'s own, within a second', () => {
-    expect(Number.isInteger(PROCESS_PHASE_MS) && PROCESS_PHASE_MS >= 0 && PROCESS_PHASE_MS < 1000).toBe(true)
-    const runs: number[] = []
-    const t = everyAligned(1000, () => { runs.push(Date.now()) })
-    vi.advanceTimersByTime(2_000)
-    t.clear()
-    expect(runs.map(r => r % 1000)).toEqual([PROCESS_PHASE_MS, PROCESS_PHASE_MS])
   })
 
   it('does not make up for runs missed while the event loop was busy, nor stall when the clock is set back', () => {
@@ -64,7 +52,7 @@ describe('everyAligned', () => {
     vi.setSystemTime(Date.now() + 550)
     vi.advanceTimersByTime(200)
     expect(runs.length).toBeLessThanOrEqual(13)
-    expect(off(runs.at(-1)!, 100)).toBe(0)
+    expect(runs.at(-1)! % 100).toBe(0)
     // The clock set back an hour: it runs again within a period, not in an hour.
     const before = runs.length
     vi.setSystemTime(Date.now() - 3_600_000)
