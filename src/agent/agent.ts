@@ -42,7 +42,7 @@ import { ed25519Signer } from './signer.ts'
 import { agentRng, systemClock } from './runtime.ts'
 import { RttService } from './rtt-service.ts'
 import { VmKeeper } from './vm-keeper.ts'
-import { everyAligned } from '../net/aligned-timers.ts'
+import { type AlignedTask, everyAligned } from '../net/aligned-timers.ts'
 
 export const VERSION = '0.1.0'
 /** The longest wait a request may ask for (`GET /v1/vms/:id?wait=`). */
@@ -91,7 +91,7 @@ export class Agent {
   /** Counts and logs (once per sender) bad input from outside: invalid-input.ts. */
   readonly reportInvalid: InvalidInput['report']
   readonly #stopEvents: Array<() => void>
-  #tick?: { clear: () => void }
+  #tick?: AlignedTask
   #lastTickMs?: number
   #stopped = false
 

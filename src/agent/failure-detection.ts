@@ -21,7 +21,7 @@ import { ProcessWatch, thisProcess } from './process-watch.ts'
 import type { ProcessIdentity } from '../core/messages.ts'
 import type { Metrics } from './metrics.ts'
 import { SwimProofs } from './swim-proofs.ts'
-import { everyAligned } from '../net/aligned-timers.ts'
+import { type AlignedTask, everyAligned } from '../net/aligned-timers.ts'
 
 export interface FailureDetectionComponents {
   self: string
@@ -92,7 +92,7 @@ export class FailureDetection {
   #sweptAtMs = 0
   readonly #hostLoad?: HostLoad
   readonly #processes?: ProcessWatch
-  #processTimer?: { clear: () => void }
+  #processTimer?: AlignedTask
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components

@@ -27,7 +27,7 @@ export function ownProcess (read: (path: string) => string = p => readFileSync(p
   try {
     const boot = read('/proc/sys/kernel/random/boot_id').trim()
     const ns = /\[(\d+)\]/.exec(link('/proc/self/ns/pid'))?.[1]
-    const stat = parseStat(read(`/proc/${process.pid}/stat`))
+    const stat = parseStat(read(statPath(process.pid)))
     if (boot === '' || ns == null || stat == null) return undefined
     return { host: `${boot}/${ns}`, pid: process.pid, start: stat.start }
   } catch {

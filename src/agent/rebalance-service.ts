@@ -18,7 +18,7 @@ import type { Ring } from '../core/ring.ts'
 import { REBALANCE_PROTOCOL, RpcServer } from '../net/index.ts'
 import type { EventLog } from './event-log.ts'
 import type { PeerClient } from './peer-client.ts'
-import { everyAligned } from '../net/aligned-timers.ts'
+import { type AlignedTask, everyAligned } from '../net/aligned-timers.ts'
 
 /** Notes kept for `GET /v1/rebalance`. */
 const KEEP_NOTES = 500
@@ -54,7 +54,7 @@ export class RebalanceService {
   readonly #node: RebalanceNode
   readonly #server: RpcServer<typeof rebalanceEnvelopeSchema>
   readonly #notes: RebalanceEventView[] = []
-  #timer?: { clear: () => void }
+  #timer?: AlignedTask
   #overloadSince?: number
 
   constructor (components: RebalanceComponents) {

@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.ts'
 import { addRttSample, rttOf } from '../core/locality.ts'
 import { probeRtt } from '../net/index.ts'
 import type { Metrics } from './metrics.ts'
-import { everyAligned } from '../net/aligned-timers.ts'
+import { type AlignedTask, everyAligned } from '../net/aligned-timers.ts'
 
 /** How long a ping may take: longer, and the peer is too far or too busy to be measured now. */
 const PROBE_TIMEOUT_MS = 5_000
@@ -44,7 +44,7 @@ export class RttService {
   readonly #intervalMs: number
   readonly #peers = new Map<string, PeerRtt>()
   readonly #probing = new Set<string>()
-  #timer?: { clear: () => void }
+  #timer?: AlignedTask
   #stopped = true
 
   constructor (components: RttComponents, init: { intervalMs: number }) {

@@ -73,8 +73,13 @@ function fire (): void {
   for (const t of due) if (tasks.has(t)) t.fn()
 }
 
+/** A task of `everyAligned`, stopped by `clear` (again: nothing). */
+export interface AlignedTask {
+  clear: () => void
+}
+
 /** Runs `fn` every `periodMs` (at its multiples on the clock) until `clear`. */
-export function everyAligned (periodMs: number, fn: () => void): { clear: () => void } {
+export function everyAligned (periodMs: number, fn: () => void): AlignedTask {
   if (!(periodMs > 0) || !Number.isFinite(periodMs)) throw new RangeError(`Expected a period in ms above 0, got ${periodMs}`)
   const task: Task = { periodMs, nextMs: alignedAfter(Date.now(), periodMs), fn }
   tasks.add(task)

@@ -23,7 +23,7 @@ import { Backoff } from '../core/backoff.ts'
 import type { Clock } from '../core/clock.ts'
 import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
-import { everyAligned } from './aligned-timers.ts'
+import { type AlignedTask, everyAligned } from './aligned-timers.ts'
 
 export interface RedialerInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
@@ -111,7 +111,7 @@ export class Redialer {
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
   readonly #closing = new Set<string>()
-  #timer?: { clear: () => void }
+  #timer?: AlignedTask
 
   constructor (init: RedialerInit) {
     this.#init = init
