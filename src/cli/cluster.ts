@@ -175,8 +175,22 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * (one cluster each, 20 s samples), and `npm run bench -- placement --nodes
  * 100` gave 0.46× its baseline against 0.16–0.25× before — for 8–11 MiB
  * more of each agent's own memory under load (75–77 MiB against 66–67).
+ *
+ * `--single-threaded` itself is not passed but spelled out as the flags it
+ * sets (`V8_WORK_ON_AGENT_THREAD`), less two that V8 counts in the hash it
+ * checks code caches against (`--concurrent-maglev-max-threads=0` and the
+ * WebAssembly ones; the agent compiles no WebAssembly of its own): with
+ * `--single-threaded`, Node rejected the code cache of every built-in module
+ * it ships (`NODE_DEBUG_NATIVE=CODE_CACHE`: 36 of 36 rejected on
+ * `require('http')`) and compiled each one from source in every agent — 3.3 %
+ * of the CPU a hundred agents spent coming up (`perf`, 2026-12-01).
  */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--min-semi-space-size=4', '--no-parallel-scavenge', '--single-threaded']
+export const V8_WORK_ON_AGENT_THREAD = [
+  '--single-threaded-gc', '--no-concurrent-recompilation', '--no-concurrent-sparkplug', '--no-concurrent-builtin-generation',
+  '--no-lazy-compile-dispatcher', '--no-parallel-compile-tasks-for-eager-toplevel', '--no-parallel-compile-tasks-for-lazy',
+  '--no-maglev-build-code-on-background', '--no-maglev-deopt-data-on-background'
+]
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--min-semi-space-size=4', '--no-parallel-scavenge', ...V8_WORK_ON_AGENT_THREAD]
 
 /**
  * V8 flags of a process running `k` agents (`cluster up --per-process K`):
