@@ -93,6 +93,7 @@ export class FailureDetection {
   readonly #hostLoad?: HostLoad
   readonly #processes?: ProcessWatch
   #processTimer?: AlignedTask
+  #processEveryMs?: number
 
   constructor (components: FailureDetectionComponents, init: FailureDetectionInit) {
     this.#c = components
@@ -131,14 +132,26 @@ export class FailureDetection {
     await this.#transport.start()
     for (const [peer, run] of this.#early) this.#run(d => d.add(peer, run, this.#now()))
     this.#early.clear()
-    const every = this.#init.config.processCheckMs
-    if (this.#processes != null && every != null) {
-      this.#processTimer = everyAligned(every, () => { if (this.#detector != null) this.#processes!.check(this.#detector.watched()) })
-    }
+    this.#watchProcesses()
+  }
+
+  /** The process watch's task, at the period the detector asks for now; set again when that changes (the cluster grew or shrank). */
+  #watchProcesses (): void {
+    const every = this.#detector?.processCheckEveryMs()
+    if (this.#processes == null || every == null || every === this.#processEveryMs) return
+    this.#processTimer?.clear()
+    this.#processEveryMs = every
+    this.#processTimer = everyAligned(every, () => {
+      if (this.#detector == null) return
+      this.#processes!.check(this.#detector.watched())
+      this.#watchProcesses()
+    })
   }
 
   async stop (): Promise<void> {
     this.#processTimer?.clear()
+    this.#processTimer = undefined
+    this.#processEveryMs = undefined
     this.#processes?.stop()
     clearTimeout(this.#timer)
     this.#timer = undefined

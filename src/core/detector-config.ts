@@ -185,7 +185,9 @@ export interface DetectorConfig {
    * refutation stay as they are. It
    * costs nothing when no observed peer shares the host. Default 250 ms in
    * every profile (a read of one small file per co-hosted subject); null:
-   * off. The simulator ignores it.
+   * off. With `hostProbesPerSecond`, doubled while shorter than the host's
+   * probe share (probe-timing.ts `processCheckEveryMs`: 1 s at 100 local
+   * agents). The simulator ignores it.
    */
   processCheckMs?: number | null
 }

@@ -17,7 +17,7 @@ import { compareIncarnation, type Incarnation, type Member, type MemberSink, typ
 import { refutation } from './incarnation.ts'
 import { type Draft, Outbox } from './swim-outbox.ts'
 import { Syncs } from './swim-sync.ts'
-import { ProbeTiming } from './probe-timing.ts'
+import { processCheckEveryMs, ProbeTiming } from './probe-timing.ts'
 import { MAX_RELAYS, type Probe, type ProbeKind, ProbeTable, RelayTable } from './swim-probes.ts'
 
 export type { DetectorInit, DetectorStats, DetectorStep, StatusChange }; export { JOIN_GRACE_PERIODS, type Outgoing } from './detector-step.ts'
@@ -136,6 +136,8 @@ export class FailureDetector {
 
   /** The members whose processes are worth watching: those we observe, dead ones too (a resumed one is then seen running). */
   watched (): string[] { return this.#targets.watched() }
+  /** How often to look at their processes now (probe-timing.ts `processCheckEveryMs`). */
+  processCheckEveryMs (): number | null { return processCheckEveryMs(this.#c, this.#members.liveCount) }
 
   /** How much slower than its CPU needs this node runs, its host being busy (probe-timing.ts `hostSlowdown`). */
   hostSlowdown (factor: number): void { this.#timing.hostSlowdown(factor) }

@@ -11,6 +11,27 @@ import type { DetectorConfig } from './detector-config.ts'
 import { PAUSE_PERIODS } from './detector-step.ts'
 import { RttEstimates } from './rtt-estimate.ts'
 
+/**
+ * How often the process watch looks (agent/process-watch.ts): every
+ * `processCheckMs`, doubled while that is shorter than the host's share of
+ * probes with `live` members (`hostProbesPerSecond`): the kernel need not be
+ * asked more often than the detector probes. In `local`, 250 ms up to 25
+ * agents, 500 ms up to 50 and 1 s up to 100 — where it then runs with the
+ * other one-second work, in the same wake-up (net/aligned-timers.ts):
+ * four checks a second were a tenth of 100 idle agents' CPU (`perf`,
+ * 2026-12-01). A stopped member's observers all see it within one probe
+ * interval still, where a probe would reach it once in that time and then
+ * wait out its timeouts. Null when the watch is off.
+ */
+export function processCheckEveryMs (c: Pick<DetectorConfig, 'processCheckMs' | 'hostProbesPerSecond'>, live: number): number | null {
+  const base = c.processCheckMs
+  if (base == null) return null
+  const share = c.hostProbesPerSecond == null ? 0 : 1000 * live / c.hostProbesPerSecond
+  let every = base
+  while (every < share) every *= 2
+  return every
+}
+
 export class ProbeTiming {
   readonly awareness: Awareness
   readonly rtt = new RttEstimates()

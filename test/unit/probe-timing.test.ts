@@ -6,10 +6,32 @@
  */
 import { describe, expect, it } from 'vitest'
 import { DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
-import { ProbeTiming } from '../../src/core/probe-timing.ts'
+import { processCheckEveryMs, ProbeTiming } from '../../src/core/probe-timing.ts'
 import { SwimWorld } from '../../src/sim/swim-world.ts'
 
 const LOCAL = DETECTOR_PROFILES.local
+
+describe('how often the process watch looks', () => {
+  it('every processCheckMs, doubled while shorter than the host\'s probe share; never stretched for lan and wan; null when off', () => {
+    const base = LOCAL.processCheckMs!
+    const budget = LOCAL.hostProbesPerSecond!
+    for (let live = 1; live <= 400; live++) {
+      const every = processCheckEveryMs(LOCAL, live)!
+      const share = 1000 * live / budget
+      // A power-of-two multiple of the base, the smallest that is not shorter than the share.
+      expect(Number.isInteger(Math.log2(every / base))).toBe(true)
+      expect(every).toBeGreaterThanOrEqual(share)
+      if (every > base) expect(every / 2).toBeLessThan(share)
+    }
+    // The figures the config's comment gives (100 probes a second, 250 ms): 250 ms up to 25 agents, 500 up to 50, 1 s up to 100.
+    expect([1, 25, 26, 50, 51, 100, 101].map(n => processCheckEveryMs(LOCAL, n))).toEqual([250, 250, 500, 500, 1000, 1000, 2000])
+    for (const live of [1, 100, 10_000]) {
+      expect(processCheckEveryMs(DETECTOR_PROFILES.lan, live)).toBe(DETECTOR_PROFILES.lan.processCheckMs)
+      expect(processCheckEveryMs(DETECTOR_PROFILES.wan, live)).toBe(DETECTOR_PROFILES.wan.processCheckMs)
+    }
+    expect(processCheckEveryMs({ ...LOCAL, processCheckMs: null }, 100)).toBeNull()
+  })
+})
 
 describe('the probe interval', () => {
   it('is the profile\'s up to hostProbesPerSecond probes for the host, the host\'s share beyond; never for lan and wan', () => {
