@@ -62,8 +62,8 @@ export function runTable (r: RunResult, capacityOk: boolean): string {
   const load = (s: SystemRun | undefined): string => s == null ? '-' : `${fmt(s.loadAverage.up)} / ${fmt(s.loadAverage.idle)} / ${fmt(s.loadAverage.load)}`
   const details = keyValues([
     ['machine load average (up / idle / load)', `agents ${load(a)}, baseline ${load(b)}`],
-    ['convergence', `agents: max ${fmt(a.convergence.maxMs, 0)} ms over ${a.convergence.pairs} pairs${a.convergence.missed > 0 ? `, ${a.convergence.missed} missed` : ''}; last agent p50 ${fmt(a.convergence.lastAgentP50Ms, 0)} ms` +
-      (b != null ? `; baseline: max ${fmt(b.convergence.maxMs, 0)} ms${b.convergence.missed > 0 ? `, ${b.convergence.missed} missed` : ''}` : '')],
+    ['convergence', `agents: max ${fmt(a.convergence.maxMs, 0)} ms over ${a.convergence.pairs} pairs${a.convergence.missed > 0 ? `, ${a.convergence.missed} missed` : ''}; last agent p50 ${fmt(a.convergence.lastAgentP50Ms, 0)} ms; the first create (not counted) ${fmt(a.convergence.firstLastAgentMs, 0)} ms to the last agent` +
+      (b != null ? `; baseline: max ${fmt(b.convergence.maxMs, 0)} ms${b.convergence.missed > 0 ? `, ${b.convergence.missed} missed` : ''}, first create ${fmt(b.convergence.firstLastAgentMs, 0)} ms` : '')],
     ['status', `201 ×${a.load.status.created}, 503 ×${a.load.status.noCapacity}, other ×${a.load.status.other}, failed ×${a.load.status.error}` +
       (b != null ? ` (baseline: 201 ×${b.load.status.created}, other ×${b.load.status.other + b.load.status.noCapacity}, failed ×${b.load.status.error})` : '')],
     ['placement attempts', `${Object.entries(a.counters.attempts).map(([k, n]) => `${k} ×${n}`).join(', ')}; peer disconnects ×${a.counters.peerDisconnects}; connections per agent after the load ${fmt(a.counters.connections)}`],
