@@ -7,10 +7,14 @@
  * what cannot change it: ids of no VM, or a body, token or type that must be
  * refused. A valid `GET /v1/events` is a stream: its headers are the answer.
  */
-import { request } from 'node:http'
+import { createRequire } from 'node:module'
 import fc from 'fast-check'
 import { createVmSchema } from '../../core/messages.ts'
 import { damage, drawArbitrary, mutate, type Draw } from './mutate.ts'
+
+// Through require, not an ES import (see api/errors.ts): the bundle hoists every ES import of a built-in to its top,
+// so this one made every agent load Node's fetch implementation (undici) at start, fuzzer or not.
+const { request } = createRequire(import.meta.url)('node:http') as typeof import('node:http')
 
 export interface HttpCase {
   method: string
