@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { bareClusterUp, type BareCluster } from './lib/bare-cluster.ts'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson } from './lib/http.ts'
-import { convergence, type Convergence, idle, type Idle, load, type Load, loadAverage, settle, type Spread } from './lib/measure.ts'
+import { convergence, type Convergence, CONVERGENCE_UNCOUNTED, idle, type Idle, load, type Load, loadAverage, settle, type Spread } from './lib/measure.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { profileAgent, type ProfileSummary } from './lib/profile.ts'
 import { statusMiB } from './lib/proc.ts'
@@ -200,7 +200,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
       connections: sum('discovery_connections') / nodes
     }
     const checked = await checkAfter(apis)
-    const after = { ...checked, expected: CONVERGENCE_SAMPLES + run.load.status.created, peakRssMiB: { mean: 0, max: 0 } }
+    const after = { ...checked, expected: CONVERGENCE_UNCOUNTED + CONVERGENCE_SAMPLES + run.load.status.created, peakRssMiB: { mean: 0, max: 0 } }
     const hwm = pids.map(p => statusMiB(p, 'VmHWM') / k)
     after.peakRssMiB = { mean: hwm.reduce((a, b) => a + b, 0) / hwm.length, max: Math.max(...hwm) }
     await cluster.down()
@@ -223,7 +223,7 @@ export function perAgent (run: SystemRun, k: number): SystemRun {
 }
 
 async function runOne (nodes: number, basePort: number, opts: Options): Promise<RunResult> {
-  const cpu = Math.max(VM.cpu, Math.ceil(HEADROOM * (opts.vms + CONVERGENCE_SAMPLES) * VM.cpu / nodes))
+  const cpu = Math.max(VM.cpu, Math.ceil(HEADROOM * (opts.vms + CONVERGENCE_UNCOUNTED + CONVERGENCE_SAMPLES) * VM.cpu / nodes))
   const capacity = { cpu, memMiB: Math.max(VM.memMiB, cpu * VM.memMiB) }
   const baseline = opts.baseline ? await runBaseline(nodes, opts) : undefined
   const { run: agents, profile } = await runAgents(nodes, basePort, opts, capacity)
