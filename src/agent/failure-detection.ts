@@ -153,6 +153,7 @@ export class FailureDetection {
     this.#processTimer = undefined
     this.#processEveryMs = undefined
     this.#processes?.stop()
+    this.#hostLoad?.close()
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#transport.stop()

@@ -1,4 +1,5 @@
 /** How busy the host keeps an agent's process (agent/host-load.ts): /proc/self/schedstat's run and wait times, as (run + wait) / run, smoothed. */
+import { readdirSync, readlinkSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { HostLoad, schedTimes } from '../../src/agent/host-load.ts'
 
@@ -15,6 +16,26 @@ describe('host load', () => {
     if (process.platform !== 'linux') return
     const t = schedTimes()
     expect(t?.runNs).toBeGreaterThan(0)
+  })
+
+  it('reads this process through a file kept open, the same figures as a fresh read and growing, and closes it', () => {
+    if (process.platform !== 'linux') return
+    const fds = (): number => readdirSync('/proc/self/fd').filter(fd => { try { return readlinkSync(`/proc/self/fd/${fd}`).endsWith('/schedstat') } catch { return false } }).length
+    const before = fds()
+    const h = new HostLoad()
+    const first = h.read()!
+    let spin = 0
+    for (let i = 0; i < 2_000_000; i++) spin += i
+    expect(spin).toBeGreaterThan(0)
+    const second = h.read()!
+    const fresh = schedTimes()!
+    expect(second.runNs).toBeGreaterThan(first.runNs)
+    expect(fresh.runNs).toBeGreaterThanOrEqual(second.runNs)
+    expect(fds()).toBe(before + 1)
+    h.read()
+    expect(fds()).toBe(before + 1)
+    h.close()
+    expect(fds()).toBe(before)
   })
 
   it('is 1 on a host with room, moves towards (run + wait beyond 1 ms a wake-up) / run on a busy one, and ignores a process that barely ran', () => {
