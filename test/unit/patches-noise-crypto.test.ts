@@ -1,6 +1,6 @@
 /**
- * Noise's crypto with cached session keys: noise's `defaultCrypto` must still
- * have the two functions it replaces, with the same signatures, and the
+ * Noise's crypto with cached session keys and native HKDF: noise's `defaultCrypto` must still
+ * have the three functions it replaces, with the same signatures, and the
  * replacements must be byte for byte noise's own on both sides of the size
  * from which they use Node's cipher. If an upgrade of @chainsafe/libp2p-noise
  * changes that, these fail and say what to re-check.
@@ -13,7 +13,7 @@ import { NATIVE_FROM_BYTES, noiseCrypto } from '../../src/net/patches/index.ts'
 import { changed } from '../patch-guard.ts'
 
 const RECHECK = 'src/net/patches/noise-crypto.ts against @chainsafe/libp2p-noise\'s src/crypto/index.ts (defaultCrypto) and ICryptoInterface'
-const REPLACED = { chaCha20Poly1305Encrypt: 4, chaCha20Poly1305Decrypt: 5 } as const
+const REPLACED = { chaCha20Poly1305Encrypt: 4, chaCha20Poly1305Decrypt: 5, getHKDF: 2 } as const
 
 describe('what the noise crypto patch replaces', () => {
   it('finds the functions it replaces in noise\'s defaultCrypto, with their signatures', () => {
@@ -52,6 +52,17 @@ describe('noise crypto with cached keys', () => {
     expect(Buffer.from(back.subarray()).equals(plaintext), changed('@chainsafe/libp2p-noise', `decryption of ${size} bytes differs from defaultCrypto's`, RECHECK)).toBe(true)
     const backWhole = noiseCrypto.chaCha20Poly1305Decrypt(theirs, nonce, ad, k)
     expect(Buffer.from(backWhole.subarray()).equals(plaintext)).toBe(true)
+  })
+
+  it.each([0, 32, 64])('derives the same three keys as noise from a chaining key and %i bytes of input', (ikmBytes) => {
+    for (let i = 0; i < 20; i++) {
+      const ck = randomBytes(32)
+      const ikm = randomBytes(ikmBytes)
+      const theirs = defaultCrypto.getHKDF(ck, ikm).map(key => Buffer.from(key).toString('hex'))
+      const ours = noiseCrypto.getHKDF(ck, ikm)
+      expect(ours.map(key => key.byteLength)).toEqual([32, 32, 32])
+      expect(ours.map(key => Buffer.from(key).toString('hex')), changed('@chainsafe/libp2p-noise', `getHKDF of ${ikmBytes} bytes differs from defaultCrypto's`, RECHECK)).toEqual(theirs)
+    }
   })
 
   it.each([100, 4000])('refuses a message of %i bytes that was tampered with', (size) => {
