@@ -57,6 +57,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { LIMITS } from '../core/messages.ts'
 import type { PartitionGater } from './partition-gater.ts'
 import { coalescingEncrypter, installEd25519KeyCache, installProtocolMergeCache, installYamuxWindowUpdates, noiseCrypto } from './patches/index.ts'
+import { libp2pLogger } from './quiet-logger.ts'
 import { readSwarmKey } from './swarm-key.ts'
 
 export interface HostInit {
@@ -132,8 +133,10 @@ export async function createHost (init: HostInit): Promise<Libp2p<{ pubsub: Retu
   installEd25519KeyCache()
   installYamuxWindowUpdates()
   const psk = init.swarmKeyFile != null ? readSwarmKey(init.swarmKeyFile).psk : undefined
+  const logger = libp2pLogger()
   const node = await createLibp2p({
     privateKey: init.privateKey,
+    ...(logger != null ? { logger } : {}),
     addresses: { listen: [init.listen] },
     transports: [tcp()],
     connectionEncrypters: [coalescingEncrypter(noise({ crypto: noiseCrypto }))],
