@@ -98,6 +98,9 @@ export interface Convergence {
   firstLastAgentMs: number
 }
 
+/** The creates `convergence` sends before those it counts (one: see there). */
+export const CONVERGENCE_UNCOUNTED = 1
+
 /**
  * `samples` creates through `apis[0]` (`query` added to the create's URL),
  * each followed at once by `GET /v1/vms/:id?wait=` at every process: per
@@ -109,9 +112,6 @@ export interface Convergence {
  * 600–770 ms for that one create against 200–350 ms for the next ones, and
  * one sample in twenty so placed is the p99 of the twenty.
  */
-/** The creates `convergence` sends before those it counts (one: see there). */
-export const CONVERGENCE_UNCOUNTED = 1
-
 export async function convergence (apis: string[], samples: number, body: unknown, query = ''): Promise<Convergence> {
   const once = async (): Promise<number[]> => {
     const res = await request('POST', `${apis[0]}/v1/vms${query}`, body)

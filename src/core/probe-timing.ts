@@ -11,6 +11,11 @@ import type { DetectorConfig } from './detector-config.ts'
 import { PAUSE_PERIODS } from './detector-step.ts'
 import { RttEstimates } from './rtt-estimate.ts'
 
+/** The time between probes that keeps `live` members of one host within `hostProbesPerSecond` (0 when there is no such budget). */
+function hostShareMs (c: Pick<DetectorConfig, 'hostProbesPerSecond'>, live: number): number {
+  return c.hostProbesPerSecond == null ? 0 : 1000 * live / c.hostProbesPerSecond
+}
+
 /**
  * How often the process watch looks (agent/process-watch.ts): every
  * `processCheckMs`, doubled while that is shorter than the host's share of
@@ -26,7 +31,7 @@ import { RttEstimates } from './rtt-estimate.ts'
 export function processCheckEveryMs (c: Pick<DetectorConfig, 'processCheckMs' | 'hostProbesPerSecond'>, live: number): number | null {
   const base = c.processCheckMs
   if (base == null) return null
-  const share = c.hostProbesPerSecond == null ? 0 : 1000 * live / c.hostProbesPerSecond
+  const share = hostShareMs(c, live)
   let every = base
   while (every < share) every *= 2
   return every
@@ -51,8 +56,7 @@ export class ProbeTiming {
 
   /** The time to the next round probe: the probe interval, or the host's share with `live` members (`hostProbesPerSecond`), stretched by local health. */
   intervalMs (live: number): number {
-    const share = this.#c.hostProbesPerSecond == null ? 0 : 1000 * live / this.#c.hostProbesPerSecond
-    return this.awareness.scale(Math.max(this.#c.probeIntervalMs, share)) * this.#hostFactor
+    return this.awareness.scale(Math.max(this.#c.probeIntervalMs, hostShareMs(this.#c, live))) * this.#hostFactor
   }
 
   /** How long a ping to `target` may take: the probe timeout stretched by local health, or `target`'s measured round trip when longer (bounded). */
