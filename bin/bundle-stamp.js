@@ -4,7 +4,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** Where the bundle goes: two folders deep, as src/cli/ is, so that paths relative to a module still resolve. */
-export const BUNDLE = 'dist/cli/discovery.mjs'
+export const BUNDLE = 'dist/cli/discovery.cjs'
 export const STAMP = 'dist/cli/stamp.json'
 
 /** Each file's size and modification time (or `missing`): the bundle is current while none of its inputs changed. */

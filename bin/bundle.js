@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds dist/cli/discovery.mjs: the whole `discovery` command and its dependencies in one ES module
+// Builds dist/cli/discovery.cjs: the whole `discovery` command and its dependencies in one CommonJS script
 // (rolldown, a devDependency). npm runs it after `npm install` and `npm ci` (the `prepare` script);
 // `cluster up` and the tests run it again when a source changed since. bin/discovery.js runs the bundle
 // when it is current and the sources otherwise, so the bundle is only ever a faster way to run the same code:
@@ -39,7 +39,9 @@ export async function build () {
     write: true,
     output: {
       file: tmp,
-      format: 'esm',
+      // CommonJS, not an ES module: bin/bundle-run.js runs it as a vm.Script, whose code cache can be taken after
+      // it ran (an ES module's only before). It exports `main` (src/cli/main.ts), which bin/discovery.js calls.
+      format: 'cjs',
       // Whitespace and dead code only: names are kept, so stack traces and `err.name` read as in the sources.
       // Half the text to parse and to keep in memory (13 MiB less resident per agent than unminified).
       // READABLE=1 keeps the whitespace: a CPU profile then names a line per statement, not per module.
@@ -54,6 +56,9 @@ export async function build () {
   // The stamp is taken before the rename: a file edited during the build makes the bundle stale, never wrongly current.
   const stamp = { builtAt: new Date().toISOString(), files, fingerprint: fingerprint(root, files) }
   renameSync(tmp, out)
+  // The code caches of the bundle replaced (bin/bundle-run.js) and the ES module of builds before 2026-12-02.
+  rmSync(join(dirname(out), 'v8-cache'), { recursive: true, force: true })
+  rmSync(join(dirname(out), 'discovery.mjs'), { force: true })
   writeFileSync(join(root, STAMP), JSON.stringify(stamp, null, 1) + '\n')
   say(`${relative(root, out)} built from ${files.length} files in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   return out

@@ -101,7 +101,15 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(r => setT
  * since it was built, so that a hundred agents do not each load the sources.
  * Best effort: without rolldown or on failure the agents run the sources.
  */
+/**
+ * This module runs from the bundle (bin/bundle-run.js: a CommonJS script,
+ * where `import.meta.url` names it): bin/discovery.js found it current when
+ * it started, and the script may not `import()` (bin/bundle-run.js).
+ */
+const FROM_BUNDLE = import.meta.url.endsWith('.cjs')
+
 async function freshBundle (say: (line: string) => void): Promise<void> {
+  if (FROM_BUNDLE) return
   try {
     const url = pathToFileURL(join(BIN, '..', 'bundle.js')).href
     const mod = await import(url) as { ensureBundle: () => Promise<string | undefined> }

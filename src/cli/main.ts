@@ -314,22 +314,25 @@ async function foreground (dir: string, children: import('node:child_process').C
   })
 }
 
-try {
-  await program.parseAsync(process.argv)
-} catch (err: any) {
-  if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0)
-    process.stderr.write(`discovery: ${err.message.replace(/^error: /, '')} (see discovery --help)\n`)
-    process.exit(2)
-  }
-  if (err instanceof UsageError || err?.name === 'UsageError') {
-    process.stderr.write(`discovery: ${err.message}\n`)
-    process.exit(2)
-  }
-  if (err instanceof OperationError || err?.name === 'OperationError') {
-    process.stderr.write(`discovery: ${err.message}\n`)
+/** Runs the command line: bin/discovery.js calls it, from the bundle or from the sources. */
+export async function main (): Promise<void> {
+  try {
+    await program.parseAsync(process.argv)
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0)
+      process.stderr.write(`discovery: ${err.message.replace(/^error: /, '')} (see discovery --help)\n`)
+      process.exit(2)
+    }
+    if (err instanceof UsageError || err?.name === 'UsageError') {
+      process.stderr.write(`discovery: ${err.message}\n`)
+      process.exit(2)
+    }
+    if (err instanceof OperationError || err?.name === 'OperationError') {
+      process.stderr.write(`discovery: ${err.message}\n`)
+      process.exit(1)
+    }
+    process.stderr.write(`discovery: ${err?.message ?? String(err)}\n`)
     process.exit(1)
   }
-  process.stderr.write(`discovery: ${err?.message ?? String(err)}\n`)
-  process.exit(1)
 }
