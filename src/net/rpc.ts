@@ -4,7 +4,11 @@
  * and the client side of `/discovery/place/1.0.0`):
  * a maximum message size, a timeout on both sides, and validation of what is
  * received against its schema. A bad request is answered with an error,
- * reported, and never reaches the handler.
+ * reported, and never reaches the handler; so is one cut short. A stream
+ * that ends, is reset or stays silent before its first byte is dropped
+ * without a report: no input arrived, the peer went away (two agents closing
+ * the connection between them at once each say bye, net/farewell.ts, and
+ * each close cuts the other's bye short) or is too slow.
  */
 import { DiscoveryError } from '../core/errors.ts'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -19,6 +23,9 @@ export class RpcTimeoutError extends DiscoveryError {
   static name = 'RpcTimeoutError'
   static defaultMessage = 'the peer did not answer in time'
 }
+
+/** What a read throws for a frame whose length breaks the protocol (it-length-prefixed-stream): bad input. */
+const MALFORMED_FRAME = new Set(['InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError'])
 
 export interface RpcServerInit<Req extends z.ZodType> {
   libp2p: Libp2p
@@ -53,24 +60,48 @@ export class RpcServer<Req extends z.ZodType> {
 
   async #serve (stream: Stream, from: string): Promise<void> {
     const { signal, clear } = deadline(this.#init.timeoutMs)
-    const lp = lpStream(stream, { maxDataLength: LIMITS.maxMessageBytes })
+    let received = 0
+    const source = (async function * () {
+      for await (const chunk of stream.source) {
+        received += chunk.byteLength
+        yield chunk
+      }
+    })()
+    const lp = lpStream({ source, sink: stream.sink } as unknown as Stream, { maxDataLength: LIMITS.maxMessageBytes })
     try {
-      let req: z.infer<Req>
-      try {
-        req = decode(this.#init.schema, (await lp.read({ signal })).subarray())
-      } catch (err: any) {
-        this.#init.onInvalid(from, err.message)
-        await lp.write(encode({ v: PROTOCOL_VERSION, ok: false, reason: `invalid request: ${String(err.message).slice(0, 300)}` }), { signal })
+      const got = await this.#read(lp, signal, () => received)
+      if (got == null) {
+        stream.abort(new Error('the stream ended before its first byte'))
+        return
+      }
+      if ('invalid' in got) {
+        this.#init.onInvalid(from, got.invalid)
+        await lp.write(encode({ v: PROTOCOL_VERSION, ok: false, reason: `invalid request: ${got.invalid.slice(0, 300)}` }), { signal })
         await stream.close({ signal })
         return
       }
-      const res = await this.#init.handle(req, from)
+      const res = await this.#init.handle(got.req, from)
       await lp.write(encode(res), { signal })
       await stream.close({ signal })
     } catch (err: any) {
       stream.abort(err)
     } finally {
       clear()
+    }
+  }
+
+  /** The request; `invalid` and why for bad input; undefined when the stream ended, was reset or stayed silent before its first byte. */
+  async #read (lp: ReturnType<typeof lpStream>, signal: AbortSignal, received: () => number): Promise<{ req: z.infer<Req> } | { invalid: string } | undefined> {
+    let bytes: Uint8Array
+    try {
+      bytes = (await lp.read({ signal })).subarray()
+    } catch (err: any) {
+      return received() > 0 || MALFORMED_FRAME.has(err?.name) ? { invalid: String(err.message) } : undefined
+    }
+    try {
+      return { req: decode(this.#init.schema, bytes) }
+    } catch (err: any) {
+      return { invalid: String(err.message) }
     }
   }
 }
