@@ -1,4 +1,6 @@
 /** Shared by the integration tests: run the real CLI, start real agent processes, wait for conditions. */
+import type { Stream } from '@libp2p/interface'
+import { decode as lpDecode } from 'it-length-prefixed'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -81,3 +83,14 @@ export async function startAgent (args: string[], timeoutMs = 30_000, opts: { en
 }
 
 export { metricValue } from '../../bench/lib/metrics.ts'
+
+/** Reads a stream of length-prefixed JSON frames until it ends; resolves to its frames and how it ended. */
+export async function drainFrames (stream: Stream): Promise<{ frames: unknown[], error?: string }> {
+  const frames: unknown[] = []
+  try {
+    for await (const f of lpDecode(stream.source)) frames.push(JSON.parse(new TextDecoder().decode(f.subarray())))
+    return { frames }
+  } catch (err: any) {
+    return { frames, error: err.name }
+  }
+}

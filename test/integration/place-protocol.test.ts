@@ -20,7 +20,7 @@ import { PlaceClient } from '../../src/net/place-client.ts'
 import { MAX_QUEUED_ANSWERS, PlaceServer } from '../../src/net/place-server.ts'
 import { PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED } from '../../src/net/protocols.ts'
 import { RpcServer } from '../../src/net/rpc.ts'
-import { waitFor } from './helpers.ts'
+import { drainFrames, waitFor } from './helpers.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -34,17 +34,6 @@ const ok: PlaceResponse = { v: PROTOCOL_VERSION, ok: true }
 
 function pipelinedStreams (from: Libp2p, to?: Libp2p): Stream[] {
   return from.getConnections(to?.peerId).flatMap(c => c.streams).filter(s => s.protocol === PLACE_PROTOCOL_PIPELINED)
-}
-
-/** Reads a stream until it ends; resolves to how it ended. */
-async function drain (stream: Stream): Promise<{ frames: unknown[], error?: string }> {
-  const frames: unknown[] = []
-  try {
-    for await (const f of lp.decode(stream.source)) frames.push(JSON.parse(dec.decode(f.subarray())))
-    return { frames }
-  } catch (err: any) {
-    return { frames, error: err.name }
-  }
 }
 
 describe('framing through it-length-prefixed', () => {
@@ -128,7 +117,7 @@ describe('place protocol between two hosts', () => {
     const stream = await client.dialProtocol(server.peerId, PLACE_PROTOCOL_PIPELINED)
     const reqs = [release(30), release(31), release(32)]
     const wire = Buffer.concat(reqs.map(r => lp.encode.single(enc.encode(JSON.stringify(r))).subarray()))
-    const answers = drain(stream)
+    const answers = drainFrames(stream)
     // One byte per chunk: every length prefix and every body split across writes.
     await stream.sink((function * () { for (let i = 0; i < wire.length; i++) yield wire.subarray(i, i + 1) })())
     expect(await answers).toEqual({ frames: [ok, ok, ok] })
@@ -171,7 +160,7 @@ describe('place protocol between two hosts', () => {
     handled.length = 0
     const before = invalid.length
     const stream = await client.dialProtocol(server.peerId, PLACE_PROTOCOL_PIPELINED)
-    const answers = drain(stream)
+    const answers = drainFrames(stream)
     const bad = { v: 1, op: 'reserve', leaseId: 'nope', resources: { cpu: -5, memMiB: 1 }, ttlMs: 1000 }
     // What follows a bad request is not read: the stream ends with the one answer.
     await stream.sink([lp.encode.single(enc.encode(JSON.stringify(bad))), lp.encode.single(enc.encode(JSON.stringify(release(9))))])
@@ -188,7 +177,7 @@ describe('place protocol between two hosts', () => {
     handled.length = 0
     const before = invalid.length
     const stream = await client.dialProtocol(server.peerId, PLACE_PROTOCOL_PIPELINED)
-    const answers = drain(stream)
+    const answers = drainFrames(stream)
     // Only the length prefix of a frame one byte over the limit: the server must not wait for the body.
     await stream.sink([lp.encode.single(new Uint8Array(LIMITS.maxMessageBytes + 1)).subarray(0, 3)])
     const { frames } = await answers
@@ -277,7 +266,7 @@ describe('the server\'s bounds', () => {
 
   it('cuts off a request that does not arrive whole in time', async () => {
     const stream = await client.dialProtocol(server.peerId, PLACE_PROTOCOL_PIPELINED)
-    const ended = drain(stream)
+    const ended = drainFrames(stream)
     const frame = lp.encode.single(enc.encode(JSON.stringify(release(1)))).subarray()
     void stream.sink((async function * () {
       yield frame.subarray(0, 10)
@@ -294,7 +283,7 @@ describe('the server\'s bounds', () => {
     const stream = await client.dialProtocol(server.peerId, PLACE_PROTOCOL_PIPELINED)
     void stream.sink((async function * () { await new Promise(resolve => setTimeout(resolve, 5_000).unref()) })()).catch(() => {})
     const started = performance.now()
-    expect(await drain(stream)).toMatchObject({ frames: [], error: expect.any(String) })
+    expect(await drainFrames(stream)).toMatchObject({ frames: [], error: expect.any(String) })
     expect(performance.now() - started).toBeGreaterThanOrEqual(500)
   })
 

@@ -7,35 +7,23 @@
  * peer went away: no input arrived), and the server goes on serving.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { Libp2p } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { LIMITS, PROTOCOL_VERSION } from '../../src/core/messages.ts'
 import { createHost } from '../../src/net/host.ts'
 import { RpcServer, rpcRequest } from '../../src/net/rpc.ts'
-import { waitFor } from './helpers.ts'
+import { drainFrames, waitFor } from './helpers.ts'
 
 const PROTOCOL = '/discovery/test-rpc/1.0.0'
 const requestSchema = z.object({ v: z.literal(PROTOCOL_VERSION), n: z.number().int() })
 const answerSchema = z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.boolean(), n: z.number().optional(), reason: z.string().optional() })
 const enc = new TextEncoder()
-const dec = new TextDecoder()
 const TIMEOUT_MS = 1_000
 
 async function host (): Promise<Libp2p> {
   return await createHost({ privateKey: await generateKeyPair('Ed25519') as any, listen: '/ip4/127.0.0.1/tcp/0' }) as unknown as Libp2p
-}
-
-/** Reads a stream until it ends; resolves to its frames and how it ended. */
-async function drain (stream: Stream): Promise<{ frames: unknown[], error?: string }> {
-  const frames: unknown[] = []
-  try {
-    for await (const f of lp.decode(stream.source)) frames.push(JSON.parse(dec.decode(f.subarray())))
-    return { frames }
-  } catch (err: any) {
-    return { frames, error: err.name }
-  }
 }
 
 describe('RpcServer', () => {
@@ -75,7 +63,7 @@ describe('RpcServer', () => {
     const count = handled.length
     for (const bytes of [enc.encode(JSON.stringify({ v: PROTOCOL_VERSION, n: 'seven' })), enc.encode('{not json')]) {
       const stream = await client.dialProtocol(server.peerId, PROTOCOL)
-      const answer = drain(stream)
+      const answer = drainFrames(stream)
       await stream.sink([lp.encode.single(bytes)])
       const { frames } = await answer
       expect(frames).toEqual([{ v: PROTOCOL_VERSION, ok: false, reason: expect.stringMatching(/^invalid request: /) }])
@@ -87,7 +75,7 @@ describe('RpcServer', () => {
   it('refuses and reports a frame over the size limit without waiting for its body', async () => {
     const before = invalid.length
     const stream = await client.dialProtocol(server.peerId, PROTOCOL)
-    const answer = drain(stream)
+    const answer = drainFrames(stream)
     await stream.sink([lp.encode.single(new Uint8Array(LIMITS.maxMessageBytes + 1)).subarray(0, 3)])
     const { frames } = await answer
     expect(frames).toEqual([{ v: PROTOCOL_VERSION, ok: false, reason: expect.stringMatching(/^invalid request: /) }])
@@ -99,7 +87,7 @@ describe('RpcServer', () => {
     const count = handled.length
     // A length prefix for 100 bytes, then 10 of them, and the end of the stream.
     const cut = await client.dialProtocol(server.peerId, PROTOCOL)
-    const answer = drain(cut)
+    const answer = drainFrames(cut)
     await cut.sink([lp.encode.single(new Uint8Array(100)).subarray(0, 11)])
     await answer
     await waitFor('the cut frame reported', () => invalid.length > before ? true : undefined, 5_000)
@@ -112,7 +100,7 @@ describe('RpcServer', () => {
     const count = handled.length
     // Closed at once: a bye cut short by the other side's close.
     const empty = await client.dialProtocol(server.peerId, PROTOCOL)
-    const emptyEnd = drain(empty)
+    const emptyEnd = drainFrames(empty)
     await empty.sink([])
     expect((await emptyEnd).frames).toEqual([])
     // Reset by the client.
@@ -121,7 +109,7 @@ describe('RpcServer', () => {
     // Silent: the server gives up after its timeout and ends the stream.
     const silent = await client.dialProtocol(server.peerId, PROTOCOL)
     const t0 = Date.now()
-    const silentEnd = await drain(silent)
+    const silentEnd = await drainFrames(silent)
     expect(silentEnd.frames).toEqual([])
     expect(Date.now() - t0).toBeGreaterThanOrEqual(TIMEOUT_MS - 100)
     await waitFor('the server to end every stream', () => server.getConnections(client.peerId).flatMap(c => c.streams).some(s => s.protocol === PROTOCOL) ? undefined : true, 5_000)
