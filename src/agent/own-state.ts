@@ -65,8 +65,9 @@ export class OwnState {
       peers: () => membership.view.size,
       publish: async (state) => {
         membership.mergeOwn(state)
-        await gossip.publish(state)
+        const sentTo = await gossip.publish(state)
         metrics.gossipPublished.inc()
+        return sentTo
       },
       onError: (err) => { log.warn({ component: 'discovery:gossip', err: err.message }, 'publish failed') },
       clock: components.clock,

@@ -17,12 +17,24 @@ export interface StatePublisherInit {
   load: () => LoadSample
   /** How many peers share the budget (the size of the view, this agent included). */
   peers: () => number
-  publish: (state: NodeState) => Promise<void>
+  /** Resolves to how many peers it went to, when known: 0 is tried again (UNHEARD_RETRY_MS). */
+  publish: (state: NodeState) => Promise<number | undefined>
   onError: (err: Error) => void
   clock: Clock
   /** Spreads the refreshes. */
   rng: Rng
 }
+
+/**
+ * A publish that went to no peer is tried again this soon, up to
+ * UNHEARD_RETRIES times in a row. gossipsub learns that a peer subscribed
+ * from the peer's own stream, before its stream to that peer is open, and a
+ * message for a peer without one is dropped: a newcomer's first publish, made
+ * at its first subscriber, often reached no one, and the cluster heard of it
+ * 2–3 s later, at its next publish (2 of 3 agents joining 60, 2026-12-02).
+ */
+export const UNHEARD_RETRY_MS = 250
+export const UNHEARD_RETRIES = 8
 
 export class StatePublisher {
   readonly #init: StatePublisherInit
@@ -30,6 +42,9 @@ export class StatePublisher {
   #started = false
   #timer?: NodeJS.Timeout
   #timerAt?: number
+  /** Publishes in a row that went to no peer, and the retry armed. */
+  #unheard = 0
+  #retry?: NodeJS.Timeout
 
   constructor (init: StatePublisherInit) {
     this.#init = init
@@ -46,8 +61,10 @@ export class StatePublisher {
   stop (): void {
     this.#started = false
     if (this.#timer != null) clearTimeout(this.#timer)
+    if (this.#retry != null) clearTimeout(this.#retry)
     this.#timer = undefined
     this.#timerAt = undefined
+    this.#retry = undefined
   }
 
   /** Something changed (local-node.ts says what). */
@@ -96,6 +113,24 @@ export class StatePublisher {
   #publishNow (): void {
     const state = this.#init.build(true)
     this.#policy.published(this.#init.clock.now(), { cpu: state.used.cpu + state.reserved.cpu, memMiB: state.used.memMiB + state.reserved.memMiB }, this.#init.peers())
-    this.#init.publish(state).catch(err => { this.#init.onError(err) })
+    this.#init.publish(state).then(sentTo => { this.#afterPublish(sentTo) }, err => { this.#init.onError(err) })
+  }
+
+  #afterPublish (sentTo: number | undefined): void {
+    if (sentTo !== 0) {
+      this.#unheard = 0
+      return
+    }
+    if (!this.#started || this.#retry != null) return
+    if (++this.#unheard > UNHEARD_RETRIES) {
+      // Given up on this one; a later publish that reaches no one tries again.
+      this.#unheard = 0
+      return
+    }
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      if (this.#started) this.#publishNow()
+    }, UNHEARD_RETRY_MS)
+    this.#retry.unref()
   }
 }

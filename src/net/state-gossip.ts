@@ -110,16 +110,25 @@ export class StateGossip {
     pubsub.topicValidators.delete(STATE_TOPIC)
   }
 
-  /** Publishes this agent's state: as a delta against the last one when that is worth it. */
-  async publish (state: NodeState): Promise<void> {
+  /**
+   * Publishes this agent's state: as a delta against the last one when that
+   * is worth it. Resolves to how many peers it went to, when gossipsub says
+   * (none: it had no stream open to any subscriber; the next one goes whole).
+   */
+  async publish (state: NodeState): Promise<number | undefined> {
     const message = this.encodeNext(state)
+    let result: unknown
     try {
-      await this.#init.pubsub.publish(STATE_TOPIC, message)
+      result = await this.#init.pubsub.publish(STATE_TOPIC, message)
     } catch (err) {
       // Peers may not have it: the next one goes whole.
       this.#fullNext = true
       throw err
     }
+    const recipients = (result as { recipients?: unknown } | undefined)?.recipients
+    const sentTo = Array.isArray(recipients) ? recipients.length : undefined
+    if (sentTo === 0) this.#fullNext = true
+    return sentTo
   }
 
   /** The bytes of the next message for `state` (a delta or the whole state), recorded as published. */

@@ -32,9 +32,11 @@ class FakePubSub implements PubSubLike {
   readonly topicValidators = new Map<string, (peer: PeerId, msg: Message) => TopicValidatorResult | Promise<TopicValidatorResult>>()
   readonly listeners = new Map<string, Array<(evt: CustomEvent<any>) => void>>()
   readonly published: Uint8Array[] = []
+  /** What gossipsub's publish resolves to: the peers the message went to. */
+  result: unknown = {}
   subscribe (): void {}
   unsubscribe (): void {}
-  async publish (_topic: string, data: Uint8Array): Promise<unknown> { this.published.push(data); return {} }
+  async publish (_topic: string, data: Uint8Array): Promise<unknown> { this.published.push(data); return this.result }
   addEventListener (type: string, l: (evt: CustomEvent<any>) => void): void { this.listeners.set(type, [...(this.listeners.get(type) ?? []), l]) }
   removeEventListener (): void {}
   subscribed (peer: string): void {
@@ -94,6 +96,19 @@ describe('StateGossip deltas', () => {
     expect((await send(stateOf(100, vms))).whole).toBe(true)
     // A delta that would be about as large as the state goes whole.
     expect((await send(stateOf(101, Array.from({ length: 20 }, (_, i) => vm(100 + i))))).whole).toBe(true)
+  })
+
+  it('says how many peers a publish went to; after one that went to none, the next is whole', async () => {
+    const { pubsub, sender, send } = pair()
+    const vms = Array.from({ length: 20 }, (_, i) => vm(i))
+    pubsub.result = { recipients: ['B', 'C'] }
+    expect(await sender.publish(stateOf(1, vms))).toBe(2)
+    pubsub.result = { recipients: [] }
+    expect(await sender.publish(stateOf(2, vms))).toBe(0)
+    pubsub.result = {}
+    expect((await send(stateOf(3, vms))).whole).toBe(true)
+    expect((await send(stateOf(4, vms))).whole).toBe(false)
+    expect(await sender.publish(stateOf(5, vms))).toBeUndefined()
   })
 
   it('after a missed message, applies the later deltas\' changes with the fresh usage, and is exact again with the next whole state', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { StatePublisher } from '../../src/agent/state-publisher.ts'
+import { StatePublisher, UNHEARD_RETRIES, UNHEARD_RETRY_MS } from '../../src/agent/state-publisher.ts'
 import type { GossipConfig } from '../../src/core/gossip-policy.ts'
 import { RateWindow } from '../../src/core/rate-window.ts'
 import { makeNode } from './fixtures.ts'
@@ -151,5 +151,55 @@ describe('RateWindow', () => {
     expect(w.perSecond(16_000)).toBeGreaterThanOrEqual(4)
     expect(w.perSecond(16_000)).toBeLessThanOrEqual(5)
     expect(w.perSecond(30_000)).toBe(0)
+  })
+})
+
+describe('StatePublisher, a publish that went to no peer', () => {
+  beforeEach(() => { vi.useFakeTimers({ now: 1_000_000 }) })
+  afterEach(() => { vi.useRealTimers() })
+
+  /** A publisher whose publishes go to the numbers of peers `reach` gives, in turn (then the last one, again and again). */
+  function reaching (reach: Array<number | undefined>) {
+    const published: number[] = []
+    const p = new StatePublisher({
+      config,
+      build: () => makeNode({ tag: 'Me', seq: published.length + 1 }),
+      load: () => ({ cpu: 0, memMiB: 0, capCpu: 8, capMemMiB: 16384 }),
+      peers: () => 5,
+      publish: async () => { published.push(Date.now()); return reach[Math.min(published.length, reach.length) - 1] },
+      onError: (err) => { throw err },
+      clock: { now: () => Date.now() },
+      rng: { next: () => 0.5 }
+    })
+    return { p, published }
+  }
+
+  it(`is tried again ${UNHEARD_RETRY_MS} ms later, until one goes to a peer`, async () => {
+    const { p, published } = reaching([0, 0, 3])
+    p.start()
+    await vi.advanceTimersByTimeAsync(2_000)
+    expect(published.map(t => t - 1_000_000)).toEqual([0, UNHEARD_RETRY_MS, 2 * UNHEARD_RETRY_MS])
+    p.stop()
+  })
+
+  it(`is tried again at most ${UNHEARD_RETRIES} times in a row, and not when the count is unknown`, async () => {
+    const never = reaching([0])
+    never.p.start()
+    await vi.advanceTimersByTimeAsync(4_000)
+    expect(never.published).toHaveLength(1 + UNHEARD_RETRIES)
+    never.p.stop()
+    const unknown = reaching([undefined])
+    unknown.p.start()
+    await vi.advanceTimersByTimeAsync(4_000)
+    expect(unknown.published).toHaveLength(1)
+    unknown.p.stop()
+  })
+
+  it('is not tried again once stopped', async () => {
+    const { p, published } = reaching([0])
+    p.start()
+    p.stop()
+    await vi.advanceTimersByTimeAsync(2_000)
+    expect(published).toHaveLength(1)
   })
 })
