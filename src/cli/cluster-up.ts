@@ -97,17 +97,18 @@ interface Tracked extends ClusterMember {
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
 
 /**
- * Rebuilds the bundle the agents will run (bin/bundle.js) if a source changed
- * since it was built, so that a hundred agents do not each load the sources.
- * Best effort: without rolldown or on failure the agents run the sources.
- */
-/**
  * This module runs from the bundle (bin/bundle-run.js: a CommonJS script,
  * where `import.meta.url` names it): bin/discovery.js found it current when
  * it started, and the script may not `import()` (bin/bundle-run.js).
  */
 const FROM_BUNDLE = import.meta.url.endsWith('.cjs')
 
+/**
+ * Rebuilds the bundle the agents will run (bin/bundle.js) if a source changed
+ * since it was built, so that a hundred agents do not each load the sources.
+ * Best effort: without rolldown or on failure the agents run the sources.
+ * Running from the bundle, it is current already.
+ */
 async function freshBundle (say: (line: string) => void): Promise<void> {
   if (FROM_BUNDLE) return
   try {

@@ -24,9 +24,6 @@ export class RpcTimeoutError extends DiscoveryError {
   static defaultMessage = 'the peer did not answer in time'
 }
 
-/** What a read throws for a frame whose length breaks the protocol (it-length-prefixed-stream): bad input. */
-const MALFORMED_FRAME = new Set(['InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError'])
-
 export interface RpcServerInit<Req extends z.ZodType> {
   libp2p: Libp2p
   protocol: string
@@ -96,7 +93,8 @@ export class RpcServer<Req extends z.ZodType> {
     try {
       bytes = (await lp.read({ signal })).subarray()
     } catch (err: any) {
-      return received() > 0 || MALFORMED_FRAME.has(err?.name) ? { invalid: String(err.message) } : undefined
+      // Any byte makes it input: a frame cut short, or one whose length is over the limit.
+      return received() > 0 ? { invalid: String(err.message) } : undefined
     }
     try {
       return { req: decode(this.#init.schema, bytes) }
