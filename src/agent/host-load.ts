@@ -45,7 +45,7 @@ export class HostLoad {
 
   /** Closes the file it keeps open. */
   close (): void {
-    this.#file.keepOnly(new Set())
+    this.#file.closeAll()
   }
 
   /** This process's run and wait times now, through the kept-open file. */

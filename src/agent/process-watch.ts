@@ -116,6 +116,11 @@ export class StatFiles {
     for (const path of this.#fds.keys()) if (!paths.has(path)) this.#close(path)
   }
 
+  /** Closes every file. */
+  closeAll (): void {
+    this.keepOnly(new Set())
+  }
+
   /** How many files are open. */
   get open (): number {
     return this.#fds.size
@@ -158,7 +163,7 @@ export class ProcessWatch {
 
   /** Closes the files it keeps open. */
   stop (): void {
-    this.#files?.keepOnly(new Set())
+    this.#files?.closeAll()
   }
 
   /** Looks at the co-hosted ones of `peers`; reports each change, and clears peers no longer watched. */

@@ -90,6 +90,11 @@ describe.runIf(linux)('a real process, as the kernel shows it', () => {
       files.read('/proc/self/stat')
       files.keepOnly(new Set())
       expect(files.open).toBe(0)
+      files.read('/proc/self/stat')
+      files.read('/proc/self/schedstat')
+      expect(files.open).toBe(2)
+      files.closeAll()
+      expect(files.open).toBe(0)
     } finally {
       child.kill('SIGKILL')
       files.keepOnly(new Set())
