@@ -1,4 +1,5 @@
-// Runs the bundle (dist/cli/discovery.cjs) with V8's code cache of the functions it ran, kept beside it.
+// Runs the bundle (dist/cli/discovery.cjs) with V8's code cache of the functions it ran, kept beside it (or under
+// $NODE_COMPILE_CACHE when set: see cacheDir).
 //
 // Node's own compile cache (module.enableCompileCache) is taken when a module is compiled, before it runs: it
 // holds the top level of each module and none of the functions compiled later, when first called. An agent calls
@@ -15,20 +16,30 @@
 // (a damaged one crashed the process), only its source's length and the flags, so a file that does not match its
 // hash, or that was made for another build, is never handed to it. Plain JavaScript, as bin/discovery.js.
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import vm from 'node:vm'
 
 /** When a process that found no usable cache writes one, ms after it started the bundle. */
 export const SAVE_AFTER_MS = 15_000
 const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n'
 
-/** The cache file for `bundle` run by this process (its Node, its flags). */
-export function cacheFile (bundle, execArgv = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? '') {
+/**
+ * Where the caches go: under $NODE_COMPILE_CACHE when it is set (a deployed agent's install folder is read-only,
+ * and its unit or image names a cache folder there), else beside the bundle.
+ */
+export function cacheDir (bundle, env = process.env) {
+  const shared = env.NODE_COMPILE_CACHE
+  return shared != null && shared !== '' ? join(resolve(shared), 'discovery-bundle') : join(dirname(bundle), 'v8-cache')
+}
+
+const digest = (value) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 20)
+
+/** The cache file for `bundle` run by this process (its Node, its flags): `<build>-<run>.bin`. */
+export function cacheFile (bundle, execArgv = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? '', dir = cacheDir(bundle)) {
   const st = statSync(bundle)
-  const key = createHash('sha256').update(JSON.stringify([st.size, st.mtimeMs, process.version, process.arch, execArgv, nodeOptions])).digest('hex').slice(0, 20)
-  return join(dirname(bundle), 'v8-cache', `${key}.bin`)
+  return join(dir, `${digest([st.size, st.mtimeMs])}-${digest([process.version, process.arch, execArgv, nodeOptions])}.bin`)
 }
 
 const HASH_BYTES = 32
@@ -63,11 +74,22 @@ export function saveCache (script, file, since) {
     const tmp = `${file}.${process.pid}.tmp`
     writeFileSync(tmp, Buffer.concat([seal(file, data), data]))
     renameSync(tmp, file)
+    removeOtherBuilds(file)
     return true
   } catch {
     rmSync(`${file}.${process.pid}.tmp`, { force: true })
     return false
   }
+}
+
+/** Removes the caches of other builds beside `file` (a shared folder outlives builds; a rebuild empties its own). */
+function removeOtherBuilds (file) {
+  const build = basename(file).split('-')[0]
+  try {
+    for (const name of readdirSync(dirname(file))) {
+      if (name.endsWith('.bin') && !name.startsWith(`${build}-`)) rmSync(join(dirname(file), name), { force: true })
+    }
+  } catch {}
 }
 
 /**

@@ -6,8 +6,8 @@
  * replaced, never trusted; and the real bundle runs through it.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import vm from 'node:vm'
 import { describe, expect, it } from 'vitest'
@@ -16,7 +16,7 @@ import { tempDir } from './helpers.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const runner = pathToFileURL(join(root, 'bin', 'bundle-run.js')).href
-const { cacheFile } = await import(runner) as { cacheFile: (bundle: string, execArgv?: string[], nodeOptions?: string) => string }
+const { cacheFile } = await import(runner) as { cacheFile: (bundle: string, execArgv?: string[], nodeOptions?: string, dir?: string) => string }
 
 /** A CommonJS script whose `main` calls a function big enough to weigh in a cache, then says it ran. */
 function script (dir: string, tag = 'a'): string {
@@ -28,11 +28,14 @@ function script (dir: string, tag = 'a'): string {
 
 /** The flags of the process `run` starts: the cache's name depends on them. */
 const CHILD_FLAGS = ['--input-type=module', '-e', `const { runBundle } = await import(${JSON.stringify(runner)}); const o = await runBundle(process.argv[1]); process.stderr.write('outcome:' + o)`]
-const childCache = (file: string): string => cacheFile(file, CHILD_FLAGS)
+const childCache = (file: string, dir?: string): string => cacheFile(file, CHILD_FLAGS, '', dir)
 
-/** Runs `file` through runBundle in a new process; its stdout and the cache's outcome. */
-function run (file: string): { out: string, outcome: string } {
-  const r = spawnSync(process.execPath, [...CHILD_FLAGS, file], { encoding: 'utf8', timeout: 30_000 })
+/** Runs `file` through runBundle in a new process (with $NODE_COMPILE_CACHE when given); its stdout and the cache's outcome. */
+function run (file: string, compileCache?: string): { out: string, outcome: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' }
+  delete env.NODE_COMPILE_CACHE
+  if (compileCache != null) env.NODE_COMPILE_CACHE = compileCache
+  const r = spawnSync(process.execPath, [...CHILD_FLAGS, file], { encoding: 'utf8', timeout: 30_000, env })
   expect(r.status, r.stderr).toBe(0)
   return { out: r.stdout, outcome: /outcome:(\w+)/.exec(r.stderr)?.[1] ?? r.stderr }
 }
@@ -77,6 +80,23 @@ describe('the bundle code cache', () => {
     utimesSync(file, t, t)
     expect(cacheFile(file, [])).not.toBe(plain)
   })
+
+  it('goes under $NODE_COMPILE_CACHE when set (a deployed install folder is read-only), where a new build removes the old one\'s', () => {
+    const shared = join(tempDir('cc-shared'), 'cache')
+    const dir = join(shared, 'discovery-bundle')
+    const file = script(tempDir('cc-shared-build'))
+    expect(run(file, shared).outcome).toBe('none')
+    const old = childCache(file, dir)
+    expect(readdirSync(dir)).toEqual([basename(old)])
+    expect(existsSync(join(dirname(file), 'v8-cache'))).toBe(false)
+    expect(run(file, shared).outcome).toBe('accepted')
+    // A new build of the same script: its own cache, and the old build's is gone.
+    const t = new Date(Date.now() + 5_000)
+    utimesSync(file, t, t)
+    expect(run(file, shared).outcome).toBe('none')
+    expect(readdirSync(dir)).toEqual([basename(childCache(file, dir))])
+    expect(childCache(file, dir)).not.toBe(old)
+  }, 60_000)
 
   it('a damaged cache, or one made for another build put under this one\'s name, is never used, and is replaced', () => {
     const dir = tempDir('cc-bad')
