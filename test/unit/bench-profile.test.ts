@@ -1,0 +1,38 @@
+/**
+ * The placement benchmark's CPU profile summary (bench/lib/profile.ts): self
+ * time per function and per package, where a sample taken after the process
+ * waited for a CPU counts no more than the sampling allows, so the wait is not
+ * charged to whatever function ran then.
+ */
+import { describe, expect, it } from 'vitest'
+import { MAX_SAMPLE_MS, summarize } from '../../bench/lib/profile.ts'
+
+const frame = (id: number, functionName: string, url: string, lineNumber = 0): { id: number, callFrame: { functionName: string, url: string, lineNumber: number } } =>
+  ({ id, callFrame: { functionName, url, lineNumber } })
+
+/** Ten 1 ms samples in `tick` (ours), one in libp2p's `decode` after which the process was not run for 500 ms, idle samples between. */
+function profile (): Parameters<typeof summarize>[0] {
+  const nodes = [frame(1, '(root)', ''), frame(2, '(idle)', ''), frame(3, 'tick', 'file:///repo/src/agent/agent.ts', 41), frame(4, 'decode', 'file:///repo/node_modules/@libp2p/utils/dist/varint.js', 9)]
+  const samples = [2, ...Array.from({ length: 10 }, () => 3), 4, 2, 2]
+  // timeDeltas[i] is the time before sample i: sample i lasts until sample i + 1.
+  const timeDeltas = [0, 1_000, ...Array.from({ length: 10 }, () => 1_000), 500_000, 1_000]
+  return { nodes, samples, timeDeltas }
+}
+
+describe('the benchmark\'s profile summary', () => {
+  it('counts a sample followed by a long wait as at most MAX_SAMPLE_MS, by function and by part', () => {
+    const s = summarize(profile())
+    const fn = new Map(s.byFunction)
+    expect(fn.get('tick agent.ts:42')).toBeCloseTo(10, 5)
+    expect(fn.get('decode varint.js:10')).toBeCloseTo(MAX_SAMPLE_MS, 5)
+    expect(s.busyMs).toBeCloseTo(10 + MAX_SAMPLE_MS, 5)
+    expect(s.byFunction[0][0]).toBe('tick agent.ts:42')
+    expect(new Map(s.byPart).get('@libp2p/utils')).toBeCloseTo(MAX_SAMPLE_MS, 5)
+    expect(new Map(s.byPart).get('src/agent/agent.ts')).toBeCloseTo(10, 5)
+  })
+
+  it('in wall time (no cap) the wait would go to the function that ran before it', () => {
+    const s = summarize(profile(), 25, Infinity)
+    expect(s.byFunction[0]).toEqual(['decode varint.js:10', 500])
+  })
+})
