@@ -10,6 +10,9 @@
  *   published on a gossipsub topic before the answer;
  * - `GET /v1/vms/:id?wait=D`: `200` once this process has the id (its own
  *   announce, or gossip), else `404` at the deadline;
+ * - `GET /v1/events`: server-sent events as the agent's, one `vm.placed`
+ *   (`data: {"type":"vm.placed","atMs":…,"data":{"id":…}}`) when this process
+ *   first has an id: when its view would have it, by its own clock;
  * - `GET /v1/health`.
  * It dials up to four of its `--bootstrap` peers (again while it has no
  * connection), and any peer it sends a request to; it never closes a
@@ -47,8 +50,13 @@ const host = await createHost({
 const self = host.peerId.toString()
 const seen = new Set<string>()
 const waiting = new Map<string, Array<() => void>>()
+/** The open `GET /v1/events` streams. */
+const streams = new Set<ServerResponse>()
 const see = (id: string): void => {
+  if (seen.has(id)) return
   seen.add(id)
+  const frame = `event: vm.placed\ndata: ${JSON.stringify({ type: 'vm.placed', atMs: Date.now(), data: { id } })}\n\n`
+  for (const res of streams) res.write(frame)
   for (const wake of waiting.get(id) ?? []) wake()
   waiting.delete(id)
 }
@@ -84,6 +92,13 @@ function send (res: ServerResponse, status: number, body: unknown): void {
 async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://bench')
   if (req.method === 'GET' && url.pathname === '/v1/health') return send(res, 200, { status: 'ok', peerId: self, connections: host.getConnections().length })
+  if (req.method === 'GET' && url.pathname === '/v1/events') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    res.write(': events\n\n')
+    streams.add(res)
+    res.on('close', () => { streams.delete(res) })
+    return
+  }
   if (req.method === 'POST' && url.pathname === '/v1/vms') {
     for await (const _ of req) {} // the body is not read: a create is the same request whatever it asks
     const peer = pickPeer()

@@ -9,8 +9,11 @@ import { readFileSync } from 'node:fs'
 import { max, mean, percentile } from '../../src/core/stats.ts'
 import { request } from './http.ts'
 import { cpuSeconds, pssMiB, statusMiB, ussMiB } from './proc.ts'
+import { watchViews } from './view-events.ts'
 
 export const CONVERGENCE_TIMEOUT_MS = 15_000
+/** How long after the last `?wait=` answer a view's event may still be on its way. */
+const VIEW_EVENT_GRACE_MS = 2_000
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
 
@@ -96,6 +99,12 @@ export interface Convergence {
   lastAgentMaxMs: number
   /** The untimed first create: its slowest process (Infinity: one missed it), not in the figures above. */
   firstLastAgentMs: number
+  /**
+   * The same creates, timed by when each process's view had the VM (its own
+   * event, view-events.ts) rather than by when its answer reached us: 0 for
+   * a process that had it before the 201 did. NaN when no stream could be opened.
+   */
+  view: { p50Ms: number, p99Ms: number, maxMs: number, missed: number }
 }
 
 /** The creates `convergence` sends before those it counts (one: see there). */
@@ -113,30 +122,48 @@ export const CONVERGENCE_UNCOUNTED = 1
  * one sample in twenty so placed is the p99 of the twenty.
  */
 export async function convergence (apis: string[], samples: number, body: unknown, query = ''): Promise<Convergence> {
-  const once = async (): Promise<number[]> => {
+  const views = await watchViews(apis).catch(() => undefined)
+  const viewDelays: number[] = []
+  let viewMissed = 0
+  const once = async (counted: boolean): Promise<number[]> => {
     const res = await request('POST', `${apis[0]}/v1/vms${query}`, body)
     const t0 = performance.now()
+    const at201 = Date.now()
     if (res.status !== 201) throw new Error(`convergence create answered HTTP ${res.status}: ${JSON.stringify(res.body)}`)
     const id: string = res.body.id
-    return await Promise.all(apis.map(async api => {
+    const delays = await Promise.all(apis.map(async api => {
       try {
         const seen = await request('GET', `${api}/v1/vms/${id}?wait=${CONVERGENCE_TIMEOUT_MS}ms`, undefined, CONVERGENCE_TIMEOUT_MS + 5_000)
         if (seen.status === 200) return performance.now() - t0
       } catch {}
       return NaN
     }))
+    if (views != null && counted) {
+      // Each answered ?wait= means that view had it: its event is on its way.
+      await views.waitAll(id, VIEW_EVENT_GRACE_MS)
+      apis.forEach((_, i) => {
+        const at = views.at(i, id)
+        if (at == null) viewMissed++
+        else viewDelays.push(Math.max(0, at - at201))
+      })
+    }
+    return delays
   }
   const slowest = (delays: number[]): number => delays.some(Number.isNaN) ? Infinity : max(delays)
   let firstLastAgentMs = 0
-  for (let i = 0; i < CONVERGENCE_UNCOUNTED; i++) firstLastAgentMs = Math.max(firstLastAgentMs, slowest(await once()))
   const pairs: number[] = []
   const lastAgent: number[] = []
   let missed = 0
-  for (let s = 0; s < samples; s++) {
-    await sleep(400 + Math.random() * 400)
-    const delays = await once()
-    for (const d of delays) if (Number.isNaN(d)) missed++; else pairs.push(d)
-    lastAgent.push(slowest(delays))
+  try {
+    for (let i = 0; i < CONVERGENCE_UNCOUNTED; i++) firstLastAgentMs = Math.max(firstLastAgentMs, slowest(await once(false)))
+    for (let s = 0; s < samples; s++) {
+      await sleep(400 + Math.random() * 400)
+      const delays = await once(true)
+      for (const d of delays) if (Number.isNaN(d)) missed++; else pairs.push(d)
+      lastAgent.push(slowest(delays))
+    }
+  } finally {
+    views?.close()
   }
   return {
     samples,
@@ -147,7 +174,10 @@ export async function convergence (apis: string[], samples: number, body: unknow
     maxMs: max(pairs),
     lastAgentP50Ms: percentile(lastAgent, 0.5),
     lastAgentMaxMs: max(lastAgent),
-    firstLastAgentMs
+    firstLastAgentMs,
+    view: views == null
+      ? { p50Ms: NaN, p99Ms: NaN, maxMs: NaN, missed: 0 }
+      : { p50Ms: percentile(viewDelays, 0.5), p99Ms: percentile(viewDelays, 0.99), maxMs: max(viewDelays), missed: viewMissed }
   }
 }
 

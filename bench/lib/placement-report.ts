@@ -19,14 +19,20 @@ export function goals (r: RunResult): Goal[] {
     out.push({ what: 'RSS per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.rssMiB.mean)} MiB, max ${fmt(a.load.rssMiB.max)} MiB`, met: a.load.rssMiB.mean <= 100 })
     // RSS counts whole, in each agent, the pages of the Node binary they all share: the memory each agent adds is its own (USS).
     out.push({ what: 'memory of its own (USS) per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.ussMiB.mean)} MiB, max ${fmt(a.load.ussMiB.max)} MiB`, met: a.load.ussMiB.mean <= 100 })
-    out.push({ what: 'convergence p99', target: '≤ 500 ms', measured: `${fmt(a.convergence.p99Ms, 0)} ms`, met: a.convergence.p99Ms <= 500 })
+    out.push({ what: 'convergence p99', target: '≤ 500 ms', measured: convergenceMeasured(a), met: a.convergence.p99Ms <= 500 })
   }
-  if (r.nodes === 50) out.push({ what: 'convergence p99', target: '≤ 250 ms', measured: `${fmt(a.convergence.p99Ms, 0)} ms`, met: a.convergence.p99Ms <= 250 })
+  if (r.nodes === 50) out.push({ what: 'convergence p99', target: '≤ 250 ms', measured: convergenceMeasured(a), met: a.convergence.p99Ms <= 250 })
   if (r.nodes === 20) {
     const ratio = r.baseline != null ? r.baseline.load.vmsPerS / a.load.vmsPerS : NaN
     out.push({ what: 'placement throughput', target: '≥ 1,000 VMs/s, or within 2× of the baseline', measured: `${fmt(a.load.vmsPerS)} VMs/s${Number.isFinite(ratio) ? `, baseline ${fmt(ratio, 2)}× as fast` : ''}`, met: a.load.vmsPerS >= 1000 || ratio <= 2 })
   }
   return out
+}
+
+/** The goal is judged by the answers to `?wait=`; the views' own times are said beside (bench/lib/view-events.ts). */
+function convergenceMeasured (a: SystemRun): string {
+  const v = a.convergence.view
+  return `${fmt(a.convergence.p99Ms, 0)} ms (answers to ?wait=)` + (Number.isFinite(v.p99Ms) ? `; the views themselves ${fmt(v.p99Ms, 0)} ms by their own clock` : '')
 }
 
 interface Row { figure: string, get: (s: SystemRun) => number, digits?: number, unit?: string }
@@ -40,6 +46,8 @@ const ROWS: Row[] = [
   { figure: 'idle USS per agent', get: s => s.idle.ussMiB.mean, unit: 'MiB' },
   { figure: 'convergence p50', get: s => s.convergence.p50Ms, digits: 0, unit: 'ms' },
   { figure: 'convergence p99', get: s => s.convergence.p99Ms, digits: 0, unit: 'ms' },
+  { figure: 'convergence p50, views\' own time', get: s => s.convergence.view.p50Ms, digits: 0, unit: 'ms' },
+  { figure: 'convergence p99, views\' own time', get: s => s.convergence.view.p99Ms, digits: 0, unit: 'ms' },
   { figure: 'creates per second', get: s => s.load.vmsPerS, unit: 'VMs/s' },
   { figure: 'create p50', get: s => s.load.createMs.p50, unit: 'ms' },
   { figure: 'create p99', get: s => s.load.createMs.p99, unit: 'ms' },

@@ -7,7 +7,7 @@ function run (): SystemRun {
   return {
     upS: 30,
     idle: { cpuPctSum: 60, cpuPct: spread(6, 9), rssMiB: spread(300, 330), pssMiB: spread(250, 270), ussMiB: spread(240, 260), sampleS: 10 },
-    convergence: { samples: 10, pairs: 1000, missed: 0, p50Ms: 80, p99Ms: 600, maxMs: 900, lastAgentP50Ms: 100, lastAgentMaxMs: 900, firstLastAgentMs: 1200 },
+    convergence: { samples: 10, pairs: 1000, missed: 0, p50Ms: 80, p99Ms: 600, maxMs: 900, lastAgentP50Ms: 100, lastAgentMaxMs: 900, firstLastAgentMs: 1200, view: { p50Ms: 40, p99Ms: 300, maxMs: 400, missed: 0 } },
     load: {
       vms: 600, concurrency: 64, wallS: 20, vmsPerS: 30, createMs: { p50: 2000, p99: 5000, max: 6000 },
       status: { created: 600, noCapacity: 0, other: 0, error: 0 }, cpuPctSum: 190,
