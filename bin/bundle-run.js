@@ -82,7 +82,10 @@ export function saveCache (script, file, since) {
   }
 }
 
-/** Removes the caches of other builds beside `file` (a shared folder outlives builds; a rebuild empties its own). */
+/**
+ * Removes the caches of other builds beside `file`: a shared folder outlives builds (a rebuild empties only
+ * dist/cli/v8-cache). Two builds run at once with one $NODE_COMPILE_CACHE replace each other's: a cache miss, no more.
+ */
 function removeOtherBuilds (file) {
   const build = basename(file).split('-')[0]
   try {
