@@ -160,7 +160,7 @@ export class Agent {
       signer,
       onForged: (from, reason) => { invalid('swim-proof', from, reason) },
       processOf: (peer) => this.#membership.view.get(peer)?.state.process,
-      onUnknown: (from) => { void this.#exchange.syncWith(from) } })
+      onUnknown: (from) => { void this.#exchange.syncWith(from, 'unknown') } })
     this.#membership = new Membership({ self, clock, events, metrics, log, libp2p, gossip: this.#gossip, local: this.#local, vms, detection: this.#detection }, {
       view: config.view,
       ownState: () => this.#ownState.build(false),
@@ -221,7 +221,7 @@ export class Agent {
           }
         : {})
     })
-    this.#exchange = new PeerExchange({ self, clock, rng: rng.rng, log, libp2p, membership: this.#membership, gossip: this.#gossip, invalid }, {
+    this.#exchange = new PeerExchange({ self, clock, rng: rng.rng, log, libp2p, membership: this.#membership, gossip: this.#gossip, metrics, invalid }, {
       requestTimeoutMs: config.requestTimeoutMs,
       syncEveryMs: config.connection.viewSyncEveryMs
     })

@@ -13,6 +13,8 @@
  *   (failure-detection.ts `onUnknown`).
  * A relayed state is merged like a gossiped one, but is no sign of life of
  * its owner's and no message of the gossip budget (membership.ts).
+ * Counted in `/metrics`: the syncs asked by why (`discovery_view_syncs_total`),
+ * those answered, and what the states brought merged to.
  */
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -23,6 +25,7 @@ import type { Rng } from '../core/rng.ts'
 import { nextViewSyncMs } from '../core/view-sync-schedule.ts'
 import { type StateGossip, ViewSync } from '../net/index.ts'
 import type { Membership } from './membership.ts'
+import type { Metrics } from './metrics.ts'
 
 /** How long after its start an agent asks every peer it connects to. */
 const JOIN_WINDOW_MS = 60_000
@@ -45,8 +48,12 @@ export interface PeerExchangeComponents {
   libp2p: Libp2p
   membership: Membership
   gossip: StateGossip
+  metrics: Pick<Metrics, 'viewSyncs' | 'viewSyncsAnswered' | 'viewSyncStates'>
   invalid: (source: string, from: string, reason: string) => void
 }
+
+/** Why an agent asks a peer for its view (the `why` of `discovery_view_syncs_total`). */
+export type ViewSyncReason = 'join' | 'unknown' | 'periodic'
 
 export interface PeerExchangeInit {
   requestTimeoutMs: number
@@ -72,7 +79,10 @@ export class PeerExchange {
     this.#sync = new ViewSync({
       libp2p: components.libp2p,
       timeoutMs: init.requestTimeoutMs,
-      states: () => this.#held(),
+      states: () => {
+        components.metrics.viewSyncsAnswered.inc()
+        return this.#held()
+      },
       fresh: (state) => (this.#c.membership.view.get(state.peerId)?.stateSinceMs ?? -Infinity) > this.#c.clock.now() - RELAY_AFTER_MS,
       // From the peer itself, over its own connection: a sign of life (but no message of the gossip budget).
       onPeerState: (state) => {
@@ -103,19 +113,22 @@ export class PeerExchange {
   }
 
   /** Asks `peerId` for the states it holds newer than ours; merges them; returns how many were news here. Never throws. */
-  async syncWith (peerId: string): Promise<number> {
+  async syncWith (peerId: string, why: ViewSyncReason): Promise<number> {
     const now = this.#c.clock.now()
     const last = this.#asked.get(peerId)
     if (last != null && now - last < ASK_AGAIN_AFTER_MS) return 0
     this.#asked.set(peerId, now)
     if (this.#asked.size > 10_000) this.#asked.delete(this.#asked.keys().next().value!)
+    this.#c.metrics.viewSyncs.inc({ why })
     try {
       const known = this.#c.membership.view.entries().map(e => e.state)
       const res = await this.#sync.ask(peerIdFromString(peerId), known, known.find(s => s.peerId === this.#c.self))
       let news = 0
       for (const state of res.states) {
         this.#c.gossip.seed(state)
-        if (this.#c.membership.onState(state, true) !== 'stale') news++
+        const result = this.#c.membership.onState(state, true)
+        this.#c.metrics.viewSyncStates.inc({ result })
+        if (result !== 'stale') news++
       }
       return news
     } catch (err: any) {
@@ -145,12 +158,12 @@ export class PeerExchange {
 
   async #antiEntropy (): Promise<void> {
     const conns = this.#c.libp2p.getConnections()
-    const brought = conns.length === 0 ? 0 : await this.syncWith(conns[Math.floor(this.#c.rng.next() * conns.length)].remotePeer.toString())
+    const brought = conns.length === 0 ? 0 : await this.syncWith(conns[Math.floor(this.#c.rng.next() * conns.length)].remotePeer.toString(), 'periodic')
     this.#schedule(brought)
   }
 
   readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
     if (this.#c.clock.now() - this.#startedAt > JOIN_WINDOW_MS) return
-    void this.syncWith(evt.detail.toString())
+    void this.syncWith(evt.detail.toString(), 'join')
   }
 }
