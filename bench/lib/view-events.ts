@@ -12,6 +12,7 @@
  * the benchmark's own requests queue behind the CPU burst each create causes.
  */
 import http, { type ClientRequest } from 'node:http'
+import { SseParser } from '../../src/cli/events.ts'
 
 export interface ViewEvents {
   /** When process `i` first had VM `id` (epoch ms), if it said so yet. */
@@ -34,20 +35,16 @@ export async function watchViews (apis: readonly string[], timeoutMs = 15_000): 
       if (res.statusCode !== 200) { reject(new Error(`${api}/v1/events answered HTTP ${res.statusCode}`)); res.resume(); return }
       req.setTimeout(0)
       resolve()
-      let buf = ''
+      const parser = new SseParser((_id, _type, data) => {
+        try {
+          const e = JSON.parse(data) as { atMs?: number, data?: { id?: string } }
+          const id = e.data?.id
+          if (typeof id === 'string' && typeof e.atMs === 'number' && !seen[i].has(id)) seen[i].set(id, e.atMs)
+        } catch {}
+      })
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {
-        buf += chunk
-        for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
-          const data = buf.slice(0, end).split('\n').find(l => l.startsWith('data: '))
-          buf = buf.slice(end + 2)
-          if (data == null) continue
-          try {
-            const e = JSON.parse(data.slice(6)) as { atMs?: number, data?: { id?: string } }
-            const id = e.data?.id
-            if (typeof id === 'string' && typeof e.atMs === 'number' && !seen[i].has(id)) seen[i].set(id, e.atMs)
-          } catch {}
-        }
+        parser.push(chunk)
         for (const wake of waiters) wake()
       })
     })
