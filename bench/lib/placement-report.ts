@@ -19,9 +19,9 @@ export function goals (r: RunResult): Goal[] {
     out.push({ what: 'RSS per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.rssMiB.mean)} MiB, max ${fmt(a.load.rssMiB.max)} MiB`, met: a.load.rssMiB.mean <= 100 })
     // RSS counts whole, in each agent, the pages of the Node binary they all share: the memory each agent adds is its own (USS).
     out.push({ what: 'memory of its own (USS) per agent under load', target: '≤ 100 MiB', measured: `mean ${fmt(a.load.ussMiB.mean)} MiB, max ${fmt(a.load.ussMiB.max)} MiB`, met: a.load.ussMiB.mean <= 100 })
-    out.push({ what: 'convergence p99', target: '≤ 500 ms', measured: convergenceMeasured(a), met: a.convergence.p99Ms <= 500 })
+    out.push(...convergenceGoals(a, 500))
   }
-  if (r.nodes === 50) out.push({ what: 'convergence p99', target: '≤ 250 ms', measured: convergenceMeasured(a), met: a.convergence.p99Ms <= 250 })
+  if (r.nodes === 50) out.push(...convergenceGoals(a, 250))
   if (r.nodes === 20) {
     const ratio = r.baseline != null ? r.baseline.load.vmsPerS / a.load.vmsPerS : NaN
     out.push({ what: 'placement throughput', target: '≥ 1,000 VMs/s, or within 2× of the baseline', measured: `${fmt(a.load.vmsPerS)} VMs/s${Number.isFinite(ratio) ? `, baseline ${fmt(ratio, 2)}× as fast` : ''}`, met: a.load.vmsPerS >= 1000 || ratio <= 2 })
@@ -29,10 +29,18 @@ export function goals (r: RunResult): Goal[] {
   return out
 }
 
-/** The goal is judged by the answers to `?wait=`; the views' own times are said beside (bench/lib/view-events.ts). */
-function convergenceMeasured (a: SystemRun): string {
-  const v = a.convergence.view
-  return `${fmt(a.convergence.p99Ms, 0)} ms (answers to ?wait=)` + (Number.isFinite(v.p99Ms) ? `; the views themselves ${fmt(v.p99Ms, 0)} ms by their own clock` : '')
+/**
+ * Convergence judged two ways, as memory is (RSS and USS): by the answers to
+ * `?wait=` (what a client asking every agent sees, the benchmark's own
+ * hundred requests and answers on the same cores included), and by each
+ * view's own clock (when the agent merged the VM: bench/lib/view-events.ts),
+ * which is what converging means. A view that never said so fails the second.
+ */
+function convergenceGoals (a: SystemRun, targetMs: number): Goal[] {
+  const c = a.convergence
+  const out: Goal[] = [{ what: 'convergence p99 (answers to ?wait=)', target: `≤ ${targetMs} ms`, measured: `${fmt(c.p99Ms, 0)} ms${c.missed > 0 ? `, ${c.missed} missed` : ''}`, met: c.missed === 0 && c.p99Ms <= targetMs }]
+  if (Number.isFinite(c.view.p99Ms)) out.push({ what: 'convergence p99 (the views\' own clock)', target: `≤ ${targetMs} ms`, measured: `${fmt(c.view.p99Ms, 0)} ms${c.view.missed > 0 ? `, ${c.view.missed} missed` : ''}`, met: c.view.missed === 0 && c.view.p99Ms <= targetMs })
+  return out
 }
 
 interface Row { figure: string, get: (s: SystemRun) => number, digits?: number, unit?: string }
