@@ -1,10 +1,9 @@
 /**
  * What an agent learns of the cluster from the peers it reaches, beyond what
  * gossip brings it (net/view-sync.ts):
- * - in its first minute (it is joining: the others published their states
- *   before it was there, and refresh them only every few minutes in a large
- *   local cluster), it asks each peer it connects to for the states that peer
- *   holds newer than its own;
+ * - in its first minute (it is joining), it asks the peers it connects to
+ *   for the states they hold newer than its own, one at a time, until two
+ *   answers in a row brought nothing (core/join-syncs.ts);
  * - every `syncEveryMs`, if set, it asks one connected peer at random: with a
  *   bounded fan-out a state published while the mesh formed may have missed
  *   it (anti-entropy); 2 s after one that brought states it lacked, 5 s
@@ -21,14 +20,13 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Clock } from '../core/clock.ts'
 import type { NodeState } from '../core/messages.ts'
+import { JoinSyncs } from '../core/join-syncs.ts'
 import type { Rng } from '../core/rng.ts'
 import { nextViewSyncMs } from '../core/view-sync-schedule.ts'
 import { type StateGossip, ViewSync } from '../net/index.ts'
 import type { Membership } from './membership.ts'
 import type { Metrics } from './metrics.ts'
 
-/** How long after its start an agent asks every peer it connects to. */
-const JOIN_WINDOW_MS = 60_000
 /** One peer is not asked again within this. */
 const ASK_AGAIN_AFTER_MS = 5_000
 /**
@@ -66,7 +64,7 @@ export class PeerExchange {
   readonly #init: PeerExchangeInit
   readonly #sync: ViewSync
   readonly #asked = new Map<string, number>()
-  #startedAt = 0
+  #joinSyncs = new JoinSyncs(-Infinity)
   #timer?: NodeJS.Timeout
   #started = false
   /** The view's size at the last schedule, and when it last grew: agents still joining. */
@@ -97,7 +95,7 @@ export class PeerExchange {
   async start (): Promise<void> {
     if (this.#started) return
     this.#started = true
-    this.#startedAt = this.#c.clock.now()
+    this.#joinSyncs = new JoinSyncs(this.#c.clock.now())
     await this.#sync.start()
     this.#c.libp2p.addEventListener('peer:connect', this.#onConnect)
     this.#schedule(0)
@@ -114,9 +112,14 @@ export class PeerExchange {
 
   /** Asks `peerId` for the states it holds newer than ours; merges them; returns how many were news here. Never throws. */
   async syncWith (peerId: string, why: ViewSyncReason): Promise<number> {
+    return await this.#ask(peerId, why) ?? 0
+  }
+
+  /** `syncWith`, undefined when `peerId` was not asked (asked lately) or did not answer. */
+  async #ask (peerId: string, why: ViewSyncReason): Promise<number | undefined> {
     const now = this.#c.clock.now()
     const last = this.#asked.get(peerId)
-    if (last != null && now - last < ASK_AGAIN_AFTER_MS) return 0
+    if (last != null && now - last < ASK_AGAIN_AFTER_MS) return undefined
     this.#asked.set(peerId, now)
     if (this.#asked.size > 10_000) this.#asked.delete(this.#asked.keys().next().value!)
     this.#c.metrics.viewSyncs.inc({ why })
@@ -133,7 +136,7 @@ export class PeerExchange {
       return news
     } catch (err: any) {
       this.#c.log.debug({ component: 'discovery:view-sync', peer: peerId, err: err.message }, 'view sync failed')
-      return 0
+      return undefined
     }
   }
 
@@ -163,7 +166,8 @@ export class PeerExchange {
   }
 
   readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
-    if (this.#c.clock.now() - this.#startedAt > JOIN_WINDOW_MS) return
-    void this.syncWith(evt.detail.toString(), 'join')
+    const joins = this.#joinSyncs
+    if (!joins.begin(this.#c.clock.now())) return
+    void this.#ask(evt.detail.toString(), 'join').then((news) => { joins.done(news) }, () => { joins.done(undefined) })
   }
 }
