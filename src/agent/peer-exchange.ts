@@ -7,7 +7,7 @@
  * - every `syncEveryMs`, if set, it asks one connected peer at random: with a
  *   bounded fan-out a state published while the mesh formed may have missed
  *   it (anti-entropy); 2 s after one that brought states it lacked, 5 s
- *   while its view grows (core/view-sync-schedule.ts);
+ *   while its view grows (a peer gained in the last 10 s; core/view-sync-schedule.ts);
  * - at once, a peer whose failure detector names a peer it does not know
  *   (failure-detection.ts `onUnknown`).
  * A relayed state is merged like a gossiped one, but is no sign of life of

@@ -19,14 +19,21 @@ export const VIEW_SYNC_AGAIN_MS = 2_000
  * until each saw every other, the last few waiting for the 30 s sync.
  */
 export const VIEW_SYNC_GROWING_MS = 5_000
+/**
+ * How long after the view last gained a peer it counts as growing. Measured
+ * with 30 s (the interval) before: once a `cluster up` of 100 was up, every
+ * agent still synced every 5 s for half a minute, 20 syncs a second that
+ * brought nothing, while the cluster's idle CPU was being sampled.
+ */
+export const VIEW_GROWTH_WINDOW_MS = 10_000
 
 /**
  * How long until the next sync, given how many states the last one brought
- * and how long ago the view last gained a peer; `everyMs` 0: never (only
- * while joining).
+ * and how long ago the view last gained a peer (within
+ * `VIEW_GROWTH_WINDOW_MS`: growing); `everyMs` 0: never (only while joining).
  */
 export function nextViewSyncMs (brought: number, everyMs: number, sinceGrowthMs = Infinity): number | undefined {
   if (everyMs <= 0) return undefined
   if (brought > 0) return Math.min(VIEW_SYNC_AGAIN_MS, everyMs)
-  return sinceGrowthMs < everyMs ? Math.min(VIEW_SYNC_GROWING_MS, everyMs) : everyMs
+  return sinceGrowthMs < Math.min(VIEW_GROWTH_WINDOW_MS, everyMs) ? Math.min(VIEW_SYNC_GROWING_MS, everyMs) : everyMs
 }
