@@ -9,7 +9,9 @@
  *   it (anti-entropy); 2 s after one that brought states it lacked, 5 s
  *   while its view grows (a peer gained in the last 10 s; core/view-sync-schedule.ts);
  * - at once, a peer whose failure detector names a peer it does not know
- *   (failure-detection.ts `onUnknown`).
+ *   (failure-detection.ts `onUnknown`); and, 2 s after it connected, a peer
+ *   whose state it still lacks (it may know a part of the cluster this
+ *   agent never heard of: two groups of agents that met late).
  * A relayed state is merged like a gossiped one, but is no sign of life of
  * its owner's and no message of the gossip budget (membership.ts).
  * Counted in `/metrics`: the syncs asked by why (`discovery_view_syncs_total`),
@@ -27,6 +29,8 @@ import { type StateGossip, ViewSync } from '../net/index.ts'
 import type { Membership } from './membership.ts'
 import type { Metrics } from './metrics.ts'
 
+/** A peer connected and still unknown this long after is asked for its states (by then a newcomer's own state has come). */
+const UNKNOWN_PEER_AFTER_MS = 2_000
 /** One peer is not asked again within this. */
 const ASK_AGAIN_AFTER_MS = 5_000
 /**
@@ -166,8 +170,14 @@ export class PeerExchange {
   }
 
   readonly #onConnect = (evt: CustomEvent<{ toString: () => string }>): void => {
+    const peer = evt.detail.toString()
     const joins = this.#joinSyncs
-    if (!joins.begin(this.#c.clock.now())) return
-    void this.#ask(evt.detail.toString(), 'join').then((news) => { joins.done(news) }, () => { joins.done(undefined) })
+    if (joins.begin(this.#c.clock.now())) {
+      void this.#ask(peer, 'join').then((news) => { joins.done(news) }, () => { joins.done(undefined) })
+      return
+    }
+    setTimeout(() => {
+      if (this.#started && this.#c.membership.view.get(peer) == null && this.#c.libp2p.getConnections(peerIdFromString(peer)).length > 0) void this.syncWith(peer, 'unknown')
+    }, UNKNOWN_PEER_AFTER_MS).unref()
   }
 }

@@ -11,6 +11,13 @@
  *   milliseconds of CPU on each side) in the middle of a create. Of two peers
  *   only the one with the smaller id dials the other, so that they do not
  *   end up with two connections.
+ * - until one of its bootstrap peers has been reached once, it keeps dialling
+ *   them (on their back-off) whatever its connections: peers that dialled it
+ *   first are no sign that it is joined to the rest. An agent whose own dial
+ *   came too early (its bootstrap peer was still starting) and that then got
+ *   a connection from a later agent stopped there: local agents each given
+ *   the one before as bootstrap split into groups that never met (40 agents
+ *   in waves of 8: groups of 6, 12 and 22, for good).
  * With `maxConnections` (a bounded fan-out, core/fanout.ts) it warms up to
  * `warmConnections` in an order of its own per pair of peers, avoiding for
  * a while the peers that closed a connection with us on purpose, and closes
@@ -111,6 +118,8 @@ export class Redialer {
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
   readonly #closing = new Set<string>()
+  /** A dial to a bootstrap address succeeded once (or there is none). */
+  #reached: boolean
   #timer?: AlignedTask
 
   constructor (init: RedialerInit) {
@@ -125,6 +134,12 @@ export class Redialer {
     this.#minIdleAgeMs = expectNumber('minIdleAgeMs', init.minIdleAgeMs ?? 10_000, { min: 0 })
     this.#minQuietMs = expectNumber('minQuietMs', init.minQuietMs ?? 10_000, { min: 0 })
     if (Number.isFinite(this.#maxConnections) && init.close == null) throw new TypeError('Expected `close` with `maxConnections`, got none')
+    this.#reached = init.bootstrap.length === 0
+  }
+
+  /** Whether a bootstrap peer has been reached (dialled successfully) once; true without bootstrap peers. */
+  get reachedBootstrap (): boolean {
+    return this.#reached
   }
 
   /** Whether the fan-out is bounded. */
@@ -156,6 +171,7 @@ export class Redialer {
     const dials: Array<Promise<void>> = []
     // The kept peers, asked once a check (the agent builds its ring for them).
     const keep = this.bounded ? this.#init.keep?.() ?? [] : []
+    if (!this.#reached) this.#dialBootstrap(connected, self, now, dials)
     if (connected.size < minConnections) {
       let budget = minConnections - connected.size
       for (const addr of [...this.#init.bootstrap, ...this.#init.known()]) {
@@ -173,6 +189,20 @@ export class Redialer {
     }
     if (connected.size > this.#maxConnections) dials.push(this.#trim(keep, self, now))
     await Promise.all(dials)
+  }
+
+  /** One bootstrap address due, until one has been reached (a peer connected to it already counts when its id is known). */
+  #dialBootstrap (connected: Set<string>, self: string, now: number, dials: Array<Promise<void>>): void {
+    for (const addr of this.#init.bootstrap) {
+      const id = peerIdOf(addr)
+      if (id != null && (id === self || connected.has(id))) {
+        this.#reached = true
+        return
+      }
+    }
+    if (connected.size < this.#init.minConnections) return
+    const addr = this.#init.bootstrap.find(a => this.#due(a, now))
+    if (addr != null) dials.push(this.#dial(addr))
   }
 
   /** Bounded: dials the kept peers not connected (one dial per pair: the kept peer with the larger id waits to be dialled). */
@@ -270,6 +300,7 @@ export class Redialer {
     try {
       await this.#init.libp2p.dial(ma, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
       this.#backoff.succeeded(addr)
+      if (this.#init.bootstrap.includes(addr)) this.#reached = true
     } catch (err: any) {
       this.#backoff.failed(addr, this.#init.clock.now())
       this.#init.onDialError?.(addr, err)
