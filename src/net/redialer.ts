@@ -137,11 +137,6 @@ export class Redialer {
     this.#reached = init.bootstrap.length === 0
   }
 
-  /** Whether a bootstrap peer has been reached (dialled successfully) once; true without bootstrap peers. */
-  get reachedBootstrap (): boolean {
-    return this.#reached
-  }
-
   /** Whether the fan-out is bounded. */
   get bounded (): boolean {
     return Number.isFinite(this.#maxConnections)
