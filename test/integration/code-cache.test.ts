@@ -146,5 +146,11 @@ describe('the bundle code cache', () => {
     const calls = [...text.matchAll(/[^\w$.]import\s*\(/g)].map(m => text.slice(text.lastIndexOf('function ', m.index), m.index))
     expect(calls.length).toBeGreaterThan(0)
     for (const call of calls) expect(call).toMatch(/^function freshBundle\(/)
+    // ASCII only (bin/bundle.js, charset): V8 keeps a script's source as long as it runs, two bytes a character
+    // once one character is not ASCII. The escapes keep the strings: the command's own help still says ≥.
+    const wide = [...text].filter(c => c.charCodeAt(0) > 127)
+    expect(wide.slice(0, 10)).toEqual([])
+    const help = spawnSync(process.execPath, [join(root, 'bin', 'discovery.js'), 'agent', '--help'], { encoding: 'utf8', timeout: 30_000 })
+    expect(help.stdout).toContain('≥')
   }, 120_000)
 })
