@@ -32,6 +32,23 @@ const SETTLE_MS = 15_000
 const SETTLE_WINDOW_MS = 5_000
 const SETTLE_MAX_MS = 120_000
 const IDLE_SAMPLE_MS = 10_000
+/**
+ * Settled also means, for the agents, that they opened at most this many connections an agent a second in the last
+ * window (measure.ts `settledQuiet`): 1 a second for 100 agents, between the 2–5 a second of the minutes after up
+ * and the 0.4 of an idle cluster.
+ */
+const QUIET_OPENED_PER_AGENT_S = 0.01
+/**
+ * The messages an idle agent sends, counted from its `/metrics`: the failure detector's, its state publishes
+ * (gossipsub forwards each to the others), and view syncs asked and answered. The issue's goal: flat per agent as
+ * agents are added.
+ */
+const IDLE_MESSAGES: Array<[string, Record<string, string>?]> = [
+  ['discovery_detector_messages_total', { direction: 'sent' }],
+  ['discovery_gossip_published_total'],
+  ['discovery_view_syncs_total'],
+  ['discovery_view_syncs_answered_total']
+]
 const CONVERGENCE_SAMPLES = 20
 const PROFILE_MS = 10_000
 /** Base ports of successive runs: API P..P+N-1, libp2p P+1000..P+1000+N-1. */
@@ -145,13 +162,23 @@ async function checkAfter (apis: string[]): Promise<Pick<AgentsRun['after'], 'vi
 }
 
 /** Idle, convergence and load, the same for both: `query` marks the convergence creates (the baseline announces those). */
-async function measure (what: string, apis: string[], pids: number[], upS: number, upLoad: number, opts: Options, query: string, during?: () => Promise<void>): Promise<SystemRun> {
-  log(`  ${what}: up in ${upS.toFixed(1)} s; settling ${SETTLE_MS / 1000} s, then until its CPU stops falling, then idle sample ${IDLE_SAMPLE_MS / 1000} s`)
+async function measure (what: string, apis: string[], pids: number[], upS: number, upLoad: number, opts: Options, query: string, agents: { counted: boolean, during?: () => Promise<void> }): Promise<SystemRun> {
+  const { counted, during } = agents
+  log(`  ${what}: up in ${upS.toFixed(1)} s; settling ${SETTLE_MS / 1000} s, then until its CPU stops falling${counted ? ' and it opens few connections' : ''}, then idle sample ${IDLE_SAMPLE_MS / 1000} s`)
   await sleep(SETTLE_MS)
-  const calm = await settle(pids, SETTLE_WINDOW_MS, SETTLE_MAX_MS)
-  log(`  ${what}: settled after ${(SETTLE_MS / 1000 + calm.waitedS).toFixed(0)} s (CPU of all, % of one core, each 5 s: ${calm.windowsPct.map(p => p.toFixed(0)).join(', ')})`)
+  const opened = async (): Promise<number> => (await scrapeAll(apis))('discovery_connections_opened_total')
+  const calm = await settle(pids, SETTLE_WINDOW_MS, SETTLE_MAX_MS, counted ? { opened, maxPerWindow: QUIET_OPENED_PER_AGENT_S * apis.length * SETTLE_WINDOW_MS / 1000 } : undefined)
+  log(`  ${what}: settled after ${(SETTLE_MS / 1000 + calm.waitedS).toFixed(0)} s (CPU of all, % of one core, each 5 s: ${calm.windowsPct.map(p => p.toFixed(0)).join(', ')}` +
+    `${calm.openedPerWindow != null ? `; connections opened: ${calm.openedPerWindow.join(', ')}` : ''})`)
   const idleLoad = loadAverage()
-  const idleRun = await idle(pids, IDLE_SAMPLE_MS)
+  const before = counted ? await scrapeAll(apis) : undefined
+  const idleRun: Idle = await idle(pids, IDLE_SAMPLE_MS)
+  if (before != null) {
+    const after = await scrapeAll(apis)
+    const delta = (name: string, labels?: Record<string, string>): number => after(name, labels) - before(name, labels)
+    idleRun.messagesPerAgentS = IDLE_MESSAGES.reduce((t, [name, labels]) => t + delta(name, labels), 0) / apis.length / idleRun.sampleS
+    idleRun.connectionsOpenedPerS = delta('discovery_connections_opened_total') / idleRun.sampleS
+  }
   log(`  ${what}: convergence, ${CONVERGENCE_SAMPLES} creates through process 0, every process waiting for the VM (?wait=)`)
   const conv = await convergence(apis, CONVERGENCE_SAMPLES, VM, query)
   log(`  ${what}: load, ${opts.vms} creates, ${opts.concurrency} in flight`)
@@ -166,7 +193,7 @@ async function runBaseline (nodes: number, opts: Options): Promise<SystemRun> {
   try {
     bare = await bareClusterUp({ nodes, log })
     const upLoad = loadAverage()
-    return await measure('baseline', bare.nodes.map(m => m.api), bare.nodes.map(m => m.pid), bare.upMs / 1000, upLoad, opts, '?announce=1')
+    return await measure('baseline', bare.nodes.map(m => m.api), bare.nodes.map(m => m.pid), bare.upMs / 1000, upLoad, opts, '?announce=1', { counted: false })
   } finally {
     await bare?.down()
   }
@@ -191,7 +218,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
         profile = await profileAgent(profiled.pid, profiled.log, PROFILE_MS).catch((err) => { log(`  no profile: ${err.message}`); return undefined })
       }
       : undefined
-    const run = perAgent(await measure('agents', apis, pids, cluster.upMs / 1000, upLoad, opts, '', during), k)
+    const run = perAgent(await measure('agents', apis, pids, cluster.upMs / 1000, upLoad, opts, '', { counted: true, during }), k)
     const sum = await scrapeAll(apis)
     const counters = {
       peerDisconnects: sum('discovery_peer_disconnects_total'),

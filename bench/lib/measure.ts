@@ -29,6 +29,10 @@ export interface Idle {
   /** Memory of its own (ussMiB in proc.ts). */
   ussMiB: Spread
   sampleS: number
+  /** The agents only (from their `/metrics`): messages each sent a second over the sample (placement.ts IDLE_MESSAGES). */
+  messagesPerAgentS?: number
+  /** The agents only: connections the whole cluster opened a second over the sample. */
+  connectionsOpenedPerS?: number
 }
 
 /** The machine's load average (1 min) when a figure was taken: the benchmark shares the machine. */
@@ -54,16 +58,41 @@ export function settled (windows: readonly number[], tolerance = 0.2): boolean {
   return windows[windows.length - 1] >= (1 - tolerance) * windows[windows.length - 2]
 }
 
-export interface Settle { waitedS: number, windowsPct: number[] }
+/**
+ * `settled`, and for processes that count what they do (the agents' `/metrics`): the connections they opened
+ * together in the last window (`opened`, one count per window) at most `maxOpened`. After a cluster comes up, its
+ * agents still close the connections the joins opened and dial the detector's new ring subjects for a minute or two
+ * (2–5 a second at 100 agents, against 0.4 once idle): CPU that does not fall from one 5 s window to the next, or
+ * rises by chance, is not yet an idle cluster's.
+ */
+export function settledQuiet (windows: readonly number[], opened: readonly number[], maxOpened: number, tolerance = 0.2): boolean {
+  return settled(windows, tolerance) && opened.length === windows.length && opened[opened.length - 1] <= maxOpened
+}
 
-/** Waits until `settled` says so over `windowMs` windows, or `maxMs` passed (the figures then say so). */
-export async function settle (pids: readonly number[], windowMs: number, maxMs: number): Promise<Settle> {
+export interface Settle { waitedS: number, windowsPct: number[], openedPerWindow?: number[] }
+
+/** What the processes count of their own activity: the connections they opened so far, all together. */
+export interface Activity { opened: () => Promise<number>, maxPerWindow: number }
+
+/**
+ * Waits until `settled` (with `activity`, `settledQuiet`) says so over `windowMs` windows, or `maxMs` passed (the
+ * figures then say so). The counters are read between the windows, so that reading them is not in the CPU measured.
+ */
+export async function settle (pids: readonly number[], windowMs: number, maxMs: number, activity?: Activity): Promise<Settle> {
   const t0 = performance.now()
   const windows: number[] = []
-  while (!settled(windows) && performance.now() - t0 < maxMs) {
+  const opened: number[] = []
+  let count = await activity?.opened()
+  const done = (): boolean => activity == null ? settled(windows) : settledQuiet(windows, opened, activity.maxPerWindow)
+  while (!done() && performance.now() - t0 < maxMs) {
     windows.push((await cpuOver(pids, windowMs)).pct.reduce((a, b) => a + b, 0))
+    if (activity != null) {
+      const now = await activity.opened()
+      opened.push(now - count!)
+      count = now
+    }
   }
-  return { waitedS: (performance.now() - t0) / 1000, windowsPct: windows }
+  return { waitedS: (performance.now() - t0) / 1000, windowsPct: windows, ...(activity != null ? { openedPerWindow: opened } : {}) }
 }
 
 /** Each process's CPU over the next `ms` (% of one core), and the wall time it was measured over. */

@@ -52,6 +52,8 @@ const ROWS: Row[] = [
   { figure: 'idle RSS per agent', get: s => s.idle.rssMiB.mean, unit: 'MiB' },
   { figure: 'idle PSS per agent', get: s => s.idle.pssMiB.mean, unit: 'MiB' },
   { figure: 'idle USS per agent', get: s => s.idle.ussMiB.mean, unit: 'MiB' },
+  { figure: 'idle messages sent per agent', get: s => s.idle.messagesPerAgentS ?? NaN, digits: 2, unit: 'a second' },
+  { figure: 'idle connections opened, all', get: s => s.idle.connectionsOpenedPerS ?? NaN, digits: 2, unit: 'a second' },
   { figure: 'convergence p50', get: s => s.convergence.p50Ms, digits: 0, unit: 'ms' },
   { figure: 'convergence p99', get: s => s.convergence.p99Ms, digits: 0, unit: 'ms' },
   { figure: 'convergence p50, views\' own time', get: s => s.convergence.view.p50Ms, digits: 0, unit: 'ms' },
@@ -100,7 +102,7 @@ export function runTable (r: RunResult, capacityOk: boolean): string {
 
 export function summaryTable (runs: RunResult[]): string {
   const pair = (va: number, vb: number | undefined, digits = 1): string => `${fmt(va, digits)}${vb != null && Number.isFinite(vb) && vb !== 0 ? ` (${fmt(va / vb, 2)}×)` : ''}`
-  return table(['nodes', 'up s', 'idle CPU % (all)', 'RSS MiB (load)', 'PSS MiB (load)', 'USS MiB (load)', 'VMs/s', 'create p50/p99 ms', 'convergence p50/p99 ms', 'goals'],
+  return table(['nodes', 'up s', 'idle CPU % (all)', 'idle msgs/agent/s', 'RSS MiB (load)', 'PSS MiB (load)', 'USS MiB (load)', 'VMs/s', 'create p50/p99 ms', 'convergence p50/p99 ms', 'goals'],
     runs.map(r => {
       const a = r.agents
       const b = r.baseline
@@ -108,6 +110,7 @@ export function summaryTable (runs: RunResult[]): string {
         r.nodes,
         pair(a.upS, b?.upS),
         pair(a.idle.cpuPctSum, b?.idle.cpuPctSum),
+        fmt(a.idle.messagesPerAgentS ?? NaN, 2),
         pair(a.load.rssMiB.mean, b?.load.rssMiB.mean),
         pair(a.load.pssMiB.mean, b?.load.pssMiB.mean),
         pair(a.load.ussMiB.mean, b?.load.ussMiB.mean),

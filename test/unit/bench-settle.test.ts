@@ -4,7 +4,7 @@
  * cluster just started still converges.
  */
 import { describe, expect, it } from 'vitest'
-import { settled } from '../../bench/lib/measure.ts'
+import { settled, settledQuiet } from '../../bench/lib/measure.ts'
 
 describe('settled', () => {
   it.each<{ windows: number[], expected: boolean, why: string }>([
@@ -22,5 +22,15 @@ describe('settled', () => {
   it('takes the tolerance it is given', () => {
     expect(settled([100, 85], 0.1)).toBe(false)
     expect(settled([100, 95], 0.1)).toBe(true)
+  })
+
+  it.each<{ windows: number[], opened: number[], expected: boolean, why: string }>([
+    { windows: [84, 65], opened: [40, 9], expected: false, why: 'CPU falling by less than a fifth, but 9 connections opened in the last window: still settling' },
+    { windows: [65, 84], opened: [12, 30], expected: false, why: 'busier than before while it opens connections: not idle' },
+    { windows: [60, 55], opened: [12, 5], expected: true, why: 'CPU flat and at most 5 opened' },
+    { windows: [60, 40], opened: [12, 2], expected: false, why: 'quiet, but the CPU still fell by a third' },
+    { windows: [60, 55], opened: [5], expected: false, why: 'a window whose connections were not counted' }
+  ])('$windows with $opened opened, at most 5 → $expected ($why)', ({ windows, opened, expected }) => {
+    expect(settledQuiet(windows, opened, 5)).toBe(expected)
   })
 })
