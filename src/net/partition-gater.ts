@@ -151,7 +151,7 @@ export class PartitionGater {
   }
 
   blocked (): BlockedPeer[] {
-    return [...this.#blocked.values()].map(b => ({ ...b })).sort((a, b) => a.peerId.localeCompare(b.peerId))
+    return [...this.#blocked.values()].map(b => ({ ...b })).sort((a, b) => a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
   }
 
   /** Whether `peerId` is blocked, and how. */

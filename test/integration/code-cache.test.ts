@@ -152,5 +152,9 @@ describe('the bundle code cache', () => {
     expect(wide.slice(0, 10)).toEqual([])
     const help = spawnSync(process.execPath, [join(root, 'bin', 'discovery.js'), 'agent', '--help'], { encoding: 'utf8', timeout: 30_000 })
     expect(help.stdout).toContain('≥')
+    // libp2p's peer store orders by code units, not ICU's collation (bin/bundle.js, code-unit-order): its four sorts.
+    const uses = [...text.matchAll(/(function )?__discoveryCodeUnitOrder(\$\d+)?\(/g)].filter(m => m[1] == null)
+    expect(uses.length).toBeGreaterThanOrEqual(4)
+    expect(text).not.toMatch(/multiaddr\.toString\(\)\.localeCompare/)
   }, 120_000)
 })
