@@ -21,7 +21,7 @@ const quiet = args.has('--quiet')
 const say = (line) => { if (!quiet) process.stderr.write(`bundle: ${line}\n`) }
 
 // libp2p's peer store sorts addresses, protocols and metadata keys with String.prototype.localeCompare, which runs
-// ICU's collation: its code and data paged in, 2.6 MiB more of the Node binary resident in each agent (a `localeCompare`
+// ICU's collation: its code and data paged in, 2.3 MiB more of the Node binary resident in each agent (a `localeCompare`
 // alone in an otherwise empty Node process), for strings that are all ASCII and only need an order that is always the
 // same. In those modules, `x.localeCompare(y)` becomes a comparison of UTF-16 code units. Whatever the pattern does not
 // match stays as it was (test/integration/code-cache.test.ts counts what was replaced).
