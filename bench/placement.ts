@@ -166,12 +166,17 @@ async function measure (what: string, apis: string[], pids: number[], upS: numbe
   const { counted, during } = agents
   log(`  ${what}: up in ${upS.toFixed(1)} s; settling ${SETTLE_MS / 1000} s, then until its CPU stops falling${counted ? ' and it opens few connections' : ''}, then idle sample ${IDLE_SAMPLE_MS / 1000} s`)
   await sleep(SETTLE_MS)
-  const opened = async (): Promise<number> => (await scrapeAll(apis))('discovery_connections_opened_total')
+  // The settle's last read of every agent's /metrics is also the idle sample's start: one scrape, not two in a row.
+  let lastScrape: Awaited<ReturnType<typeof scrapeAll>> | undefined
+  const opened = async (): Promise<number> => {
+    lastScrape = await scrapeAll(apis)
+    return lastScrape('discovery_connections_opened_total')
+  }
   const calm = await settle(pids, SETTLE_WINDOW_MS, SETTLE_MAX_MS, counted ? { opened, maxPerWindow: QUIET_OPENED_PER_AGENT_S * apis.length * SETTLE_WINDOW_MS / 1000 } : undefined)
   log(`  ${what}: settled after ${(SETTLE_MS / 1000 + calm.waitedS).toFixed(0)} s (CPU of all, % of one core, each 5 s: ${calm.windowsPct.map(p => p.toFixed(0)).join(', ')}` +
     `${calm.openedPerWindow != null ? `; connections opened: ${calm.openedPerWindow.join(', ')}` : ''})`)
   const idleLoad = loadAverage()
-  const before = counted ? await scrapeAll(apis) : undefined
+  const before = counted ? lastScrape ?? await scrapeAll(apis) : undefined
   const idleRun: Idle = await idle(pids, IDLE_SAMPLE_MS)
   if (before != null) {
     const after = await scrapeAll(apis)

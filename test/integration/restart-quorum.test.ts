@@ -24,10 +24,10 @@ async function metric (api: ApiClient, name: string, labels: Record<string, stri
   return metricValue(await (await fetch(`${api.url}/metrics`)).text(), name, labels)
 }
 
-/** The holders agent `i` last designated for its VMs, from its log ('replica holders changed'); undefined before any. */
-function lastHolders (i: number): string[] | undefined {
+/** The holders an agent last designated for its VMs, from its log ('replica holders changed'); undefined before any. */
+function lastHolders (log: string): string[] | undefined {
   let holders: string[] | undefined
-  for (const line of readFileSync(readCluster(dir).nodes[i].log, 'utf8').split('\n')) {
+  for (const line of readFileSync(log, 'utf8').split('\n')) {
     if (!line.includes('replica holders changed')) continue
     try { holders = JSON.parse(line).holders } catch {}
   }
@@ -67,8 +67,9 @@ describe('--restart-quorum', () => {
     // Records held twice over may still be designated to other holders: an owner that held a peer dead for a moment
     // (a loaded machine) designated the next ones, and moves its records back only once its ring has settled. The test
     // is about the replica sets of the whole ring: every owner's last designation names its two successors.
+    const logs = readCluster(dir).nodes.map(n => n.log)
     await waitFor('every owner\'s holders its two successors on the ring of all', async () => {
-      return ids.every((id, i) => lastHolders(i)?.join() === ring.successors(id, 2).join()) ? true : undefined
+      return ids.every((id, i) => lastHolders(logs[i])?.join() === ring.successors(id, 2).join()) ? true : undefined
     }, 30_000, 250)
     await waitFor('and every record held by two peers again', async () => {
       const held = await Promise.all(apis.map(async a => await metric(a, 'discovery_replicas_held')))
