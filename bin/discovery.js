@@ -7,19 +7,33 @@
 import module from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { currentBundle } from './bundle-stamp.js'
+import { ownNode, runOn } from './own-node.js'
 
-// V8's compiled code, kept on disk between runs ($NODE_COMPILE_CACHE, else a folder of the system's temporary
-// one): for this file and, without the bundle, for the sources.
-module.enableCompileCache?.()
 const root = fileURLToPath(new URL('..', import.meta.url))
-const bundle = process.env.DISCOVERY_NO_BUNDLE === '1' ? undefined : currentBundle(root)
-if (bundle != null) {
-  const { runBundle } = await import('./bundle-run.js')
-  await runBundle(bundle)
+// A Node too old for the command (`./bin/discovery.js` on a machine whose own Node is older): the project's own runs it.
+const other = ownNode(root)
+if (other instanceof Error) {
+  process.stderr.write(`${other.message}\n`)
+  process.exit(1)
+} else if (other != null) {
+  await runOn(other, fileURLToPath(import.meta.url))
 } else {
-  const { main } = await import('../src/cli/main.ts')
-  await main()
+  await run()
 }
-// The command has started (an agent: it answers its API). Node writes the cache only at exit, and an agent may
-// never exit cleanly (SIGKILL): write it now.
-module.flushCompileCache?.()
+
+async function run () {
+  // V8's compiled code, kept on disk between runs ($NODE_COMPILE_CACHE, else a folder of the system's temporary
+  // one): for this file and, without the bundle, for the sources.
+  module.enableCompileCache?.()
+  const bundle = process.env.DISCOVERY_NO_BUNDLE === '1' ? undefined : currentBundle(root)
+  if (bundle != null) {
+    const { runBundle } = await import('./bundle-run.js')
+    await runBundle(bundle)
+  } else {
+    const { main } = await import('../src/cli/main.ts')
+    await main()
+  }
+  // The command has started (an agent: it answers its API). Node writes the cache only at exit, and an agent may
+  // never exit cleanly (SIGKILL): write it now.
+  module.flushCompileCache?.()
+}
