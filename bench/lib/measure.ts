@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { max, mean, percentile } from '../../src/core/stats.ts'
 import { request } from './http.ts'
+import { LeanClients } from './lean-get.ts'
 import { cpuSeconds, pssMiB, statusMiB, ussMiB } from './proc.ts'
 import { watchViews } from './view-events.ts'
 
@@ -149,21 +150,26 @@ export const CONVERGENCE_UNCOUNTED = 1
  * code on that path — at 100 agents on 2 cores that took every agent to
  * 600–770 ms for that one create against 200–350 ms for the next ones, and
  * one sample in twenty so placed is the p99 of the twenty.
+ *
+ * The requests go through `LeanClients` (lean-get.ts), not `fetch`: a round
+ * of 100 fetches cost this process 130 ms of CPU, during which it read
+ * neither the answers nor the events, and the answers were timed 250–350 ms
+ * after the agents sent them (2026-12-02, thirteenth session).
  */
 export async function convergence (apis: string[], samples: number, body: unknown, query = ''): Promise<Convergence> {
   const views = await watchViews(apis).catch(() => undefined)
+  const waits = new LeanClients(apis)
   const viewDelays: number[] = []
   let viewMissed = 0
   const once = async (counted: boolean): Promise<number[]> => {
     const res = await request('POST', `${apis[0]}/v1/vms${query}`, body)
-    const t0 = performance.now()
     const at201 = Date.now()
     if (res.status !== 201) throw new Error(`convergence create answered HTTP ${res.status}: ${JSON.stringify(res.body)}`)
     const id: string = res.body.id
-    const delays = await Promise.all(apis.map(async api => {
+    const delays = await Promise.all(apis.map(async (_, i) => {
       try {
-        const seen = await request('GET', `${api}/v1/vms/${id}?wait=${CONVERGENCE_TIMEOUT_MS}ms`, undefined, CONVERGENCE_TIMEOUT_MS + 5_000)
-        if (seen.status === 200) return performance.now() - t0
+        const seen = await waits.get(i, `/v1/vms/${id}?wait=${CONVERGENCE_TIMEOUT_MS}ms`, CONVERGENCE_TIMEOUT_MS + 5_000)
+        if (seen.status === 200) return seen.atMs - at201
       } catch {}
       return NaN
     }))
@@ -193,6 +199,7 @@ export async function convergence (apis: string[], samples: number, body: unknow
     }
   } finally {
     views?.close()
+    waits.close()
   }
   return {
     samples,
