@@ -120,7 +120,7 @@ export interface SystemRun {
 export interface AgentsRun extends SystemRun {
   /** Summed over every agent, from the cluster's start to the end of the load. */
   counters: { peerDisconnects: number, attempts: Record<string, number>, placeFailed: number, connections: number }
-  after: { viewsChecked: number, overCapacity: string[], placed: number, expected: number, reservedLeft: { cpu: number, memMiB: number }, peakRssMiB: { mean: number, max: number } }
+  after: { viewsChecked: number, overCapacity: string[], placed: number, expected: number, mayAlsoExist?: number, reservedLeft: { cpu: number, memMiB: number }, peakRssMiB: { mean: number, max: number } }
 }
 
 export interface RunResult {
@@ -232,7 +232,8 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
       connections: sum('discovery_connections') / nodes
     }
     const checked = await checkAfter(apis)
-    const after = { ...checked, expected: CONVERGENCE_UNCOUNTED + CONVERGENCE_SAMPLES + run.load.status.created, peakRssMiB: { mean: 0, max: 0 } }
+    // A create answered 504 placement_uncertain, or not answered at all, may have placed its VM all the same.
+    const after = { ...checked, expected: CONVERGENCE_UNCOUNTED + CONVERGENCE_SAMPLES + run.load.status.created, mayAlsoExist: run.load.status.uncertain + run.load.status.error, peakRssMiB: { mean: 0, max: 0 } }
     const hwm = pids.map(p => statusMiB(p, 'VmHWM') / k)
     after.peakRssMiB = { mean: hwm.reduce((a, b) => a + b, 0) / hwm.length, max: Math.max(...hwm) }
     await cluster.down()
@@ -266,8 +267,10 @@ async function runOne (nodes: number, basePort: number, opts: Options): Promise<
   return r
 }
 
+/** No node over capacity, and every VM acknowledged placed, with no more beyond them than the creates left uncertain. */
 export function capacityOk (r: RunResult): boolean {
-  return r.agents.after.overCapacity.length === 0 && r.agents.after.placed === r.agents.after.expected
+  const a = r.agents.after
+  return a.overCapacity.length === 0 && a.placed >= a.expected && a.placed <= a.expected + (a.mayAlsoExist ?? 0)
 }
 
 export async function main (args: string[]): Promise<number> {

@@ -223,7 +223,11 @@ export interface Load {
   wallS: number
   vmsPerS: number
   createMs: { p50: number, p99: number, max: number }
-  status: { created: number, noCapacity: number, other: number, error: number }
+  /**
+   * `uncertain`: answers `504 placement_uncertain` (also counted in `other`), whose VM may exist all the same, as the
+   * API says; so may the VM of a request that failed (`error`: no answer within 60 s).
+   */
+  status: { created: number, noCapacity: number, other: number, error: number, uncertain: number }
   /** CPU of all the processes over the load, in % of one core. */
   cpuPctSum: number
   /** Sampled every 2 s during the load: per process, its largest sample. */
@@ -235,7 +239,7 @@ export interface Load {
 
 /** `total` creates, round-robin over the processes, `concurrency` in flight; memory sampled meanwhile. */
 export async function load (apis: string[], pids: readonly number[], total: number, concurrency: number, body: unknown, log: (line: string) => void): Promise<Load> {
-  const status = { created: 0, noCapacity: 0, other: 0, error: 0 }
+  const status = { created: 0, noCapacity: 0, other: 0, error: 0, uncertain: 0 }
   const latencies: number[] = []
   const others = new Map<string, number>()
   const rss = pids.map(() => 0)
@@ -264,6 +268,7 @@ export async function load (apis: string[], pids: readonly number[], total: numb
           } else if (res.status === 503) status.noCapacity++
           else {
             status.other++
+            if (res.status === 504 && res.body?.error === 'placement_uncertain') status.uncertain++
             const key = `HTTP ${res.status} ${res.body?.error ?? ''}`.trim()
             others.set(key, (others.get(key) ?? 0) + 1)
           }

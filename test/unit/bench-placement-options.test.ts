@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseOptions, perAgent, type SystemRun } from '../../bench/placement.ts'
+import { capacityOk, parseOptions, perAgent, type RunResult, type SystemRun } from '../../bench/placement.ts'
 
 const spread = (mean: number, max: number) => ({ mean, max })
 
@@ -10,7 +10,7 @@ function run (): SystemRun {
     convergence: { samples: 10, pairs: 1000, missed: 0, p50Ms: 80, p99Ms: 600, maxMs: 900, lastAgentP50Ms: 100, lastAgentMaxMs: 900, firstLastAgentMs: 1200, view: { p50Ms: 40, p99Ms: 300, maxMs: 400, missed: 0 } },
     load: {
       vms: 600, concurrency: 64, wallS: 20, vmsPerS: 30, createMs: { p50: 2000, p99: 5000, max: 6000 },
-      status: { created: 600, noCapacity: 0, other: 0, error: 0 }, cpuPctSum: 190,
+      status: { created: 600, noCapacity: 0, other: 0, error: 0, uncertain: 0 }, cpuPctSum: 190,
       rssMiB: spread(320, 350), pssMiB: spread(270, 290), ussMiB: spread(260, 280)
     },
     loadAverage: { up: 1, idle: 1, load: 2 }
@@ -37,5 +37,25 @@ describe('placement bench: --per-process', () => {
     expect(r.load.vmsPerS).toBe(30)
     expect(r.convergence.p99Ms).toBe(600)
     expect(perAgent(run(), 1)).toEqual(run())
+  })
+})
+
+describe('placement bench: the capacity check', () => {
+  const result = (after: RunResult['agents']['after']): RunResult => ({ agents: { after } }) as unknown as RunResult
+  const after = (placed: number, mayAlsoExist: number, overCapacity: string[] = []): RunResult['agents']['after'] =>
+    ({ viewsChecked: 100, overCapacity, placed, expected: 620, mayAlsoExist, reservedLeft: { cpu: 0, memMiB: 0 }, peakRssMiB: spread(0, 0) })
+
+  it.each([
+    { placed: 620, mayAlsoExist: 0, ok: true, why: 'every acknowledged VM, nothing more' },
+    { placed: 621, mayAlsoExist: 0, ok: false, why: 'a VM nobody was told of' },
+    { placed: 621, mayAlsoExist: 1, ok: true, why: 'the VM of a create answered 504 placement_uncertain: the API says it may appear' },
+    { placed: 622, mayAlsoExist: 1, ok: false, why: 'more VMs than the uncertain creates can explain' },
+    { placed: 619, mayAlsoExist: 1, ok: false, why: 'an acknowledged VM missing' }
+  ])('$placed placed, 620 acknowledged, $mayAlsoExist uncertain: $why', ({ placed, mayAlsoExist, ok }) => {
+    expect(capacityOk(result(after(placed, mayAlsoExist)))).toBe(ok)
+  })
+
+  it('fails on a node over capacity whatever the count', () => {
+    expect(capacityOk(result(after(620, 0, ['node-a'])))).toBe(false)
   })
 })
