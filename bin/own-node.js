@@ -24,7 +24,8 @@ export function ownNode (root, version = process.versions.node, execPath = proce
 /**
  * Runs the same command line on `node` and ends this process as the child ends (its exit code, or its signal).
  * Signals sent to this process go to the child; one sent to the whole process group (Ctrl-C) reaches the child twice,
- * which every command takes as one (its stop runs once). An IPC channel from this process's parent is passed on.
+ * which an agent and `cluster up` take as one (their stop runs once). An IPC channel from this process's parent is
+ * passed on.
  */
 export async function runOn (node, script) {
   const { spawn } = await import('node:child_process')
