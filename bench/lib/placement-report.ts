@@ -85,7 +85,7 @@ export function runTable (r: RunResult, capacityOk: boolean): string {
     ['status', `201 ×${a.load.status.created}, 503 ×${a.load.status.noCapacity}, other ×${a.load.status.other}, failed ×${a.load.status.error}` +
       (b != null ? ` (baseline: 201 ×${b.load.status.created}, other ×${b.load.status.other + b.load.status.noCapacity}, failed ×${b.load.status.error})` : '')],
     ['placement attempts', `${Object.entries(a.counters.attempts).map(([k, n]) => `${k} ×${n}`).join(', ')}; peer disconnects ×${a.counters.peerDisconnects}; connections per agent after the load ${fmt(a.counters.connections)}`],
-    ['capacity check', `${capacityOk ? 'ok' : 'FAILED'}: ${a.after.overCapacity.length} over capacity in ${a.after.viewsChecked} node views; ${a.after.placed} VMs on nodes, ${a.after.expected} expected${(a.after.mayAlsoExist ?? 0) > 0 ? ` (and up to ${a.after.mayAlsoExist} more: creates left uncertain)` : ''}; reserved left ${a.after.reservedLeft.cpu} vCPU / ${a.after.reservedLeft.memMiB} MiB`],
+    ['capacity check', `${capacityOk ? 'ok' : 'FAILED'}: ${a.after.overCapacity.length} over capacity in ${a.after.viewsChecked} node views; ${a.after.placed} VMs on nodes, ${a.after.expected} expected${a.after.mayAlsoExist > 0 ? ` (and up to ${a.after.mayAlsoExist} more: creates left uncertain)` : ''}; reserved left ${a.after.reservedLeft.cpu} vCPU / ${a.after.reservedLeft.memMiB} MiB`],
     ...a.after.overCapacity.slice(0, 5).map((line): [string, string] => ['  over', line]),
     ['peak RSS per agent (VmHWM)', `mean ${fmt(a.after.peakRssMiB.mean)} MiB, max ${fmt(a.after.peakRssMiB.max)} MiB`],
     ...r.goals.map((g): [string, string] => [`goal: ${g.what}`, `${g.met ? 'met' : 'MISSED'}: ${g.measured} (goal ${g.target})`])
