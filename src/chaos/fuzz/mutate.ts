@@ -9,6 +9,7 @@
  * the limit, or really over it. Unmutated messages are replayed.
  */
 import fc from 'fast-check'
+import { jsonLength } from './json-length.ts'
 
 /** Values that are wrong for nearly every field of every schema. */
 const HOSTILE: readonly unknown[] = Object.freeze([
@@ -146,11 +147,7 @@ const encoder = new TextEncoder()
 const MAX_MUTATED_CHARS = 4_000_000
 
 function withinBytes (json: Json, max: number): boolean {
-  try {
-    return (JSON.stringify(json) ?? '').length <= max
-  } catch {
-    return false
-  }
+  return jsonLength(json, max) <= max
 }
 
 /** The message's bytes after the draw's text damage. */
