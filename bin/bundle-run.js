@@ -8,7 +8,7 @@
 // createCachedData), with every function compiled by then: this file runs the bundle as such a script, and the
 // first process of its kind that finds no cache it can use writes one once it has run for SAVE_AFTER_MS (an agent
 // has started and joined by then) or when it exits, whichever comes first. The next ones start with those
-// functions already compiled (README, "Many agents on one machine").
+// functions already compiled (docs/many-agents.md).
 //
 // A cache belongs to one bundle and one way of running it: its name hashes the bundle's size and modification time
 // (every build renames a new file into place), Node's version and the V8 flags (`cluster up` gives agents flags of

@@ -8,8 +8,7 @@
  * CPU on each round of 100 requests and its event loop stalled up to 240 ms
  * at p99 (1 s at worst), so the answers — and the agents' pushed events read
  * by the same process — reached it 250–350 ms after the agents had sent them
- * (README, Many agents on one machine, **What the convergence figure
- * measured**).
+ * (docs/many-agents.md, **What the convergence figure measured**).
  */
 import net from 'node:net'
 

@@ -8,7 +8,7 @@
  *
  * Why beside `GET ?wait=` (measure.ts, `convergence`): at 100 agents on two
  * cores, the 100 answers to those requests, read by this one process, come
- * 100–300 ms after the views had the VM (README, Many agents on one machine):
+ * 100–300 ms after the views had the VM (docs/many-agents.md):
  * the benchmark's own requests queue behind the CPU burst each create causes.
  */
 import http, { type ClientRequest } from 'node:http'

@@ -154,7 +154,7 @@ export function readyLine (logPath: string, fromByte = 0): { api: string, addrs:
  * host that is memory paid many times over. Semi-spaces of 16 MiB took
  * 19 MiB off each agent's resident memory at 20 agents, for the same
  * throughput; of 4 MiB, 20 MiB more idle and 18 MiB under load at 10 agents
- * (README, Many agents on one machine).
+ * (docs/many-agents.md).
  *
  * And young-generation collections on the agent's own thread
  * (`--no-parallel-scavenge`): V8 scavenges with helper threads, one per
@@ -197,8 +197,7 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4', '--min-semi-space-si
  * its young generation is shared by the k, so it is sized with them, 4 MiB
  * an agent up to 16 MiB. With 4 MiB for ten agents the process spent its
  * idle time collecting: 50 agents ten to a process took 80 % of one core
- * idle with 4 MiB, 65–69 % with 16 or 32 MiB, and no more memory (README,
- * Many agents on one machine).
+ * idle with 4 MiB, 65–69 % with 16 or 32 MiB, and no more memory (docs/many-agents.md).
  */
 export function groupNodeFlags (k: number): string[] {
   return [`--max-semi-space-size=${Math.min(16, 4 * Math.max(1, k))}`, '--no-parallel-scavenge']

@@ -6,8 +6,8 @@
  * one at a time — asked together, each peer answered the same states — and
  * no more once `caughtUpAfter` answers in a row brought nothing: its view has
  * caught up, and anti-entropy (core/view-sync-schedule.ts) goes on from there.
- * Measured during a `cluster up` of 100 on this machine (README, Many agents
- * on one machine): before, 39 join syncs a second cluster-wide, whose answers
+ * Measured during a `cluster up` of 100 on this machine (docs/many-agents.md):
+ * before, 39 join syncs a second cluster-wide, whose answers
  * carried 188 states a second the asker already held; after, 7 and 10.
  */
 

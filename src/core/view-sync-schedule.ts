@@ -4,7 +4,7 @@
  * view is still filling (agents joining, a state that missed it while the
  * mesh formed), and each answer it merges is passed on by its own next
  * answers, so the news spreads peer to peer in a few rounds — otherwise after
- * the configured interval. Measured (README): 100 agents on one host took
+ * the configured interval. Measured (docs/many-agents.md): 100 agents on one host took
  * 176 s after the last one answered until every agent saw every other, with
  * a sync every 30 s whatever it brought; and sooner while the view grows.
  */

@@ -5,7 +5,7 @@
  * the peer's messages come in on the stream the peer opened. A message costs
  * a few hundred bytes and no stream negotiation — what an open and a
  * multistream-select round trip per probe would (libp2p's ping: measured in
- * the README, "Failure detection").
+ * docs/failure-detection.md).
  *
  * Datagram semantics: a message written may be lost with its connection;
  * only a message that never left (no connection could be made, or too many
