@@ -208,6 +208,12 @@ export class Agent {
       maxMs: config.redialMaxMs,
       checkEveryMs: 1_000,
       onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') },
+      // Alone, an agent places VMs only on itself: say so at once, and every minute while it lasts (the dials go on).
+      onBootstrapUnreached: (r) => {
+        log.warn({ component: 'discovery:dial', bootstrap: r.addrs, failures: r.failures, forS: Math.round(r.forMs / 1000), lastAddr: r.lastAddr, lastError: r.lastError, connections: r.connections },
+          `no bootstrap peer reached yet (${r.failures} failed dials to ${r.addrs}); still trying`)
+      },
+      onBootstrapReached: (addr) => { log.info({ component: 'discovery:dial', addr }, 'bootstrap peer reached') },
       warmConnections: config.connection.warmConnections,
       ...(boundedFanout(config.connection)
         ? {
@@ -320,6 +326,11 @@ export class Agent {
 
   uptimeS (): number {
     return Math.round((this.#clock.now() - this.startedAtMs) / 1000)
+  }
+
+  /** Whether a bootstrap peer has been reached (an agent given none has nobody to join: true). */
+  joined (): boolean {
+    return this.#redialer.joined
   }
 
   /** The view; each peer with its measured round trip (`rttMs`, if any) and whether we are connected to it now (`connected`). */

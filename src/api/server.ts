@@ -93,7 +93,7 @@ export async function startApi (init: ApiInit): Promise<{ server: FastifyInstanc
 
   server.get('/v1/health', async (req) => {
     parseQuery(noQuery, req.query, 'no parameters')
-    return { status: 'ok', peerId: agent.peerId, version: agent.version, uptimeS: agent.uptimeS() }
+    return { status: 'ok', peerId: agent.peerId, version: agent.version, uptimeS: agent.uptimeS(), joined: agent.joined() }
   })
 
   server.get('/v1/nodes', async (req) => {

@@ -86,6 +86,33 @@ export interface RedialerInit {
    * 0.2–0.45 s of the restart at 50 agents on this machine.
    */
   keep?: () => readonly string[]
+  /**
+   * No bootstrap address has been reached yet, and each has failed at least
+   * once: told right away, then every `unreachedReportEveryMs` while it lasts
+   * (the agent logs it as a warning: alone, it places VMs only on itself).
+   * The dials go on, each address on its back-off: a bootstrap peer that
+   * starts later is still joined.
+   */
+  onBootstrapUnreached?: (report: BootstrapUnreached) => void
+  /** A bootstrap peer was reached after `onBootstrapUnreached` had been told. */
+  onBootstrapReached?: (addr: string) => void
+  /** How often `onBootstrapUnreached` is told again, ms. Default 60 s. */
+  unreachedReportEveryMs?: number
+}
+
+/** What `onBootstrapUnreached` is told. */
+export interface BootstrapUnreached {
+  /** Bootstrap addresses, all failed so far. */
+  addrs: number
+  /** Failed dials to them since the start. */
+  failures: number
+  /** The last dial error, and to which address. */
+  lastError: string
+  lastAddr: string
+  /** Since the first failed dial to a bootstrap address, ms. */
+  forMs: number
+  /** Connections open anyway (peers that dialled us). */
+  connections: number
 }
 
 /** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
@@ -120,6 +147,12 @@ export class Redialer {
   readonly #closing = new Set<string>()
   /** A dial to a bootstrap address succeeded once (or there is none). */
   #reached: boolean
+  /** Failed dials to bootstrap addresses before one was reached: per address, and the last error. */
+  readonly #bootstrapFailures = new Map<string, number>()
+  #lastBootstrapError?: { addr: string, message: string }
+  #firstBootstrapFailureMs?: number
+  #unreachedToldMs?: number
+  readonly #unreachedReportEveryMs: number
   #timer?: AlignedTask
 
   constructor (init: RedialerInit) {
@@ -135,6 +168,12 @@ export class Redialer {
     this.#minQuietMs = expectNumber('minQuietMs', init.minQuietMs ?? 10_000, { min: 0 })
     if (Number.isFinite(this.#maxConnections) && init.close == null) throw new TypeError('Expected `close` with `maxConnections`, got none')
     this.#reached = init.bootstrap.length === 0
+    this.#unreachedReportEveryMs = expectNumber('unreachedReportEveryMs', init.unreachedReportEveryMs ?? 60_000, { above: 0 })
+  }
+
+  /** Whether a bootstrap peer has been reached (always, with none): the agent has joined the others. */
+  get joined (): boolean {
+    return this.#reached
   }
 
   /** Whether the fan-out is bounded. */
@@ -167,6 +206,7 @@ export class Redialer {
     // The kept peers, asked once a check (the agent builds its ring for them).
     const keep = this.bounded ? this.#init.keep?.() ?? [] : []
     if (!this.#reached) this.#dialBootstrap(connected, self, now, dials)
+    if (!this.#reached) this.#reportUnreached(connected.size, now)
     if (connected.size < minConnections) {
       let budget = minConnections - connected.size
       for (const addr of [...this.#init.bootstrap, ...this.#init.known()]) {
@@ -191,7 +231,7 @@ export class Redialer {
     for (const addr of this.#init.bootstrap) {
       const id = peerIdOf(addr)
       if (id != null && (id === self || connected.has(id))) {
-        this.#reached = true
+        this.#setReached(addr)
         return
       }
     }
@@ -278,6 +318,38 @@ export class Redialer {
     return ids
   }
 
+  #bootstrapFailed (addr: string, err: any, now: number): void {
+    if (this.#reached || !this.#init.bootstrap.includes(addr)) return
+    this.#bootstrapFailures.set(addr, (this.#bootstrapFailures.get(addr) ?? 0) + 1)
+    this.#lastBootstrapError = { addr, message: String(err?.message ?? err) }
+    this.#firstBootstrapFailureMs ??= now
+  }
+
+  #setReached (addr: string): void {
+    if (this.#reached) return
+    this.#reached = true
+    if (this.#unreachedToldMs != null) this.#init.onBootstrapReached?.(addr)
+  }
+
+  /** Tells `onBootstrapUnreached` once every bootstrap address failed, then every `unreachedReportEveryMs`. */
+  #reportUnreached (connections: number, now: number): void {
+    const last = this.#lastBootstrapError
+    if (last == null || this.#init.onBootstrapUnreached == null) return
+    if (!this.#init.bootstrap.every(a => (this.#bootstrapFailures.get(a) ?? 0) > 0)) return
+    if (this.#unreachedToldMs != null && now - this.#unreachedToldMs < this.#unreachedReportEveryMs) return
+    this.#unreachedToldMs = now
+    let failures = 0
+    for (const n of this.#bootstrapFailures.values()) failures += n
+    this.#init.onBootstrapUnreached({
+      addrs: this.#init.bootstrap.length,
+      failures,
+      lastError: last.message,
+      lastAddr: last.addr,
+      forMs: now - (this.#firstBootstrapFailureMs ?? now),
+      connections
+    })
+  }
+
   #due (addr: string, now: number): boolean {
     return !this.#dialing.has(addr) && this.#backoff.isDue(addr, now)
   }
@@ -287,6 +359,7 @@ export class Redialer {
     try {
       ma = multiaddr(addr)
     } catch (err: any) {
+      this.#bootstrapFailed(addr, err, this.#init.clock.now())
       this.#init.onDialError?.(addr, err)
       this.#backoff.never(addr)
       return
@@ -295,9 +368,11 @@ export class Redialer {
     try {
       await this.#init.libp2p.dial(ma, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
       this.#backoff.succeeded(addr)
-      if (this.#init.bootstrap.includes(addr)) this.#reached = true
+      if (this.#init.bootstrap.includes(addr)) this.#setReached(addr)
     } catch (err: any) {
-      this.#backoff.failed(addr, this.#init.clock.now())
+      const now = this.#init.clock.now()
+      this.#backoff.failed(addr, now)
+      this.#bootstrapFailed(addr, err, now)
       this.#init.onDialError?.(addr, err)
     } finally {
       this.#dialing.delete(addr)

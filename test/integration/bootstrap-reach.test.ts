@@ -6,6 +6,7 @@
  * first connection whoever opened it: local agents each given the one before
  * as bootstrap, started in waves, split into groups that never met.
  */
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type AgentProcess, startAgent, tempDir, waitFor } from './helpers.ts'
@@ -28,13 +29,23 @@ async function freePort (): Promise<number> {
 describe('bootstrap reach', () => {
   it('an agent dialled by another before its bootstrap peer was up still joins that peer, and all three views meet', async () => {
     const port = await freePort()
+    const xLog = `${tempDir('reach-logs')}/x.log`
     const start = async (name: string, extra: string[]): Promise<AgentProcess> => {
-      const a = await startAgent(['--data-dir', tempDir(`reach-${name}`), '--api', '127.0.0.1:0', ...extra])
+      const a = await startAgent(['--data-dir', tempDir(`reach-${name}`), '--api', '127.0.0.1:0', ...extra], 30_000, name === 'x' ? { logFile: xLog } : {})
       running.push(a)
       return a
     }
     // x's bootstrap peer (a, on `port`) is not up yet: x's first dials fail.
     const x = await start('x', ['--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', `/ip4/127.0.0.1/tcp/${port}`])
+    // Alone, it says so: a warning in its log, naming the failed dials, and `joined: false` in its health.
+    const warning = await waitFor('x warns that no bootstrap peer was reached', async () => {
+      const line = readFileSync(xLog, 'utf8').split('\n').find(l => l.includes('no bootstrap peer reached yet'))
+      return line != null ? JSON.parse(line) : undefined
+    }, 20_000)
+    expect(warning).toMatchObject({ level: 40, bootstrap: 1, lastAddr: `/ip4/127.0.0.1/tcp/${port}` })
+    expect(warning.failures).toBeGreaterThanOrEqual(1)
+    expect(warning.lastError).toMatch(/ECONNREFUSED|refused/i)
+    expect(await x.api.call<{ joined: boolean }>('GET', '/v1/health')).toMatchObject({ status: 'ok', joined: false })
     // y dials x: x has a connection, from a peer that knows no more than x.
     const y = await start('y', ['--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', x.addrs[0]])
     await waitFor('x and y see each other', async () => {
@@ -51,5 +62,9 @@ describe('bootstrap reach', () => {
       }, 45_000)
       expect(seen).toEqual(all)
     }
+    // x reached a at last: said in its log and its health.
+    expect(await x.api.call<{ joined: boolean }>('GET', '/v1/health')).toMatchObject({ joined: true })
+    expect(readFileSync(xLog, 'utf8')).toContain('bootstrap peer reached')
+    expect(await a.api.call<{ joined: boolean }>('GET', '/v1/health')).toMatchObject({ joined: true })
   }, 150_000)
 })

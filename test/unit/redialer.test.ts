@@ -151,6 +151,65 @@ describe('Redialer', () => {
     expect(libp2p.take()).toEqual([])
   })
 
+  it('says when no bootstrap peer was reached, once every one failed, again every unreachedReportEveryMs, and when one is reached', async () => {
+    const reports: Array<{ addrs: number, failures: number, lastError: string, forMs: number, connections: number }> = []
+    const reached: string[] = []
+    const bootstrap = [addr('B'), addr('C')]
+    const { libp2p, clock, redialer } = setup({
+      minConnections: 2,
+      bootstrap,
+      unreachedReportEveryMs: 60_000,
+      onBootstrapUnreached: (r) => { reports.push(r) },
+      onBootstrapReached: (a) => { reached.push(a) }
+    })
+    libp2p.failing.add(addr('B'))
+    libp2p.failing.add(addr('C'))
+    expect(redialer.joined).toBe(false)
+    await redialer.check()
+    // Both dialled and failed; told at the next check (the dials end after the check that started them).
+    expect(reports).toEqual([])
+    clock.set(500)
+    await redialer.check()
+    expect(reports).toEqual([{ addrs: 2, failures: 2, lastError: `connection refused: ${addr('C')}`, lastAddr: addr('C'), forMs: 500, connections: 0 }])
+    // Not again within the minute, though the dials go on.
+    for (let at = 1_000; at < 60_500; at += 1_000) {
+      clock.set(at)
+      await redialer.check()
+    }
+    expect(reports).toHaveLength(1)
+    expect(libp2p.take().length).toBeGreaterThan(10)
+    // A peer that dialled us is counted, not taken for a bootstrap peer.
+    libp2p.connected.add('12D3KooWNodeZ')
+    clock.set(60_500)
+    await redialer.check()
+    expect(reports).toHaveLength(2)
+    expect(reports[1]).toMatchObject({ addrs: 2, connections: 1 })
+    expect(reports[1].failures).toBeGreaterThan(10)
+    expect(reports[1].forMs).toBe(60_500)
+    // C starts: reached, said once, and no report after.
+    libp2p.failing.delete(addr('C'))
+    for (let at = 61_000; at < 200_000 && !redialer.joined; at += 1_000) {
+      clock.set(at)
+      await redialer.check()
+    }
+    expect(redialer.joined).toBe(true)
+    expect(reached).toEqual([addr('C')])
+    clock.set(300_000)
+    await redialer.check()
+    expect(reports).toHaveLength(2)
+  })
+
+  it('never reports an unreached bootstrap when it has none, and is joined from the start', async () => {
+    const reports: unknown[] = []
+    const { clock, redialer } = setup({ minConnections: 1, known: [addr('B')], onBootstrapUnreached: (r) => { reports.push(r) } })
+    expect(redialer.joined).toBe(true)
+    for (let at = 0; at < 120_000; at += 10_000) {
+      clock.set(at)
+      await redialer.check()
+    }
+    expect(reports).toEqual([])
+  })
+
   it('refuses options out of range with a message that says what was expected', () => {
     expect(() => setup({ warmDialsPerCheck: -1 })).toThrow('Expected `warmDialsPerCheck` to be an integer >= 0, got `-1` (number)')
     expect(() => setup({ minMs: 5_000, maxMs: 1_000 })).toThrow('Expected `maxMs` to be a finite number >= 5000, got `1000` (number)')
