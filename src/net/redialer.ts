@@ -17,7 +17,9 @@
  *   came too early (its bootstrap peer was still starting) and that then got
  *   a connection from a later agent stopped there: local agents each given
  *   the one before as bootstrap split into groups that never met (40 agents
- *   in waves of 8: groups of 6, 12 and 22, for good).
+ *   in waves of 8: groups of 6, 12 and 22, for good). Until then, once every
+ *   bootstrap address has failed, it tells `onBootstrapUnreached` (the agent
+ *   logs a warning), again every minute, and `onBootstrapReached` at last.
  * With `maxConnections` (a bounded fan-out, core/fanout.ts) it warms up to
  * `warmConnections` in an order of its own per pair of peers, avoiding for
  * a while the peers that closed a connection with us on purpose, and closes
