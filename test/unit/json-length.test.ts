@@ -40,6 +40,9 @@ describe('jsonLength', () => {
     expect(jsonLength(v, n - 1)).toBe(Infinity)
     expect(jsonLength(['ab', 'cd'], 6)).toBe(Infinity)
     expect(jsonLength(['ab', 'cd'], 11)).toBe(11)
+    // A string alone, too.
+    expect(jsonLength('x'.repeat(10), 11)).toBe(Infinity)
+    expect(jsonLength('x'.repeat(10), 12)).toBe(12)
   })
 
   it('gives Infinity where JSON.stringify throws: a cycle, a bigint', () => {

@@ -17,7 +17,7 @@ export function jsonLength (value: unknown, max: number): number {
   const visiting = new Set<object>()
   try {
     const n = measure(value, max, sizes, visiting, false)
-    return n === undefined ? 0 : n
+    return n === undefined ? 0 : n > max ? Infinity : n
   } catch {
     return Infinity
   }
