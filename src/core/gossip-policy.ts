@@ -53,8 +53,8 @@ export interface GossipConfig {
    * state anyway, so a peer that missed a message catches up and silence
    * means trouble. The interval grows with the cluster so that all the
    * refreshes together take at most their share of the budget
-   * (`refreshShare`: 50 local agents, 3.2 messages a second each, a
-   * twentieth: every 306 s), and each wait is drawn between
+   * (`refreshShare`: 50 local agents, 6.4 messages a second each, a
+   * twentieth: every 153 s), and each wait is drawn between
    * 3/4 and 5/4 of it. Default 5 s (local), 3 s (lan), 5 s (wan): a 1 Hz
    * full-state heartbeat saturates a 2-core machine at about 30 agents.
    */
@@ -87,9 +87,13 @@ export interface GossipConfig {
   /**
    * With every agent of the cluster on one host (the `local` profile), what
    * all of them together may receive per second: each agent's budget is then
-   * at most this divided by the agents. Default 160 (local: gossip takes at
-   * most about a fifth of two cores, whatever the number of agents; 8 each up
-   * to 20 agents, 3.2 each at 50), none (lan/wan: one agent per machine).
+   * at most this divided by the agents. Default 320 (local: gossip takes at
+   * most about a third of two cores, whatever the number of agents; 8 each up
+   * to 40 agents, 6.4 each at 50, 3.2 at 100), none (lan/wan: one agent per
+   * machine). With 160, each of 100 agents could receive 1.6 a second, fewer
+   * than creates half a second apart ask for: a placing agent waited up to
+   * 5 s to publish, and convergence p99 at 100 was 3–5 s; with 320, 169 ms,
+   * and no less placement under load (docs/many-agents.md, fourteenth session).
    */
   hostBudgetPerSecond?: number
   /**

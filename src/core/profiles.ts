@@ -12,7 +12,7 @@ export type ProfileName = 'local' | 'lan' | 'wan'
 
 /** The gossip policy of each profile. Each field's default and why: GossipConfig. */
 export const PROFILE_GOSSIP: Readonly<Record<ProfileName, Readonly<GossipConfig>>> = Object.freeze({
-  local: Object.freeze({ minPublishIntervalMs: 100, refreshIntervalMs: 5_000, refreshShare: 0.05, changeThreshold: 0.05, budgetPerSecond: 8, hostBudgetPerSecond: 160, burst: 4, meshDegree: 3 }),
+  local: Object.freeze({ minPublishIntervalMs: 100, refreshIntervalMs: 5_000, refreshShare: 0.05, changeThreshold: 0.05, budgetPerSecond: 8, hostBudgetPerSecond: 320, burst: 4, meshDegree: 3 }),
   lan: Object.freeze({ minPublishIntervalMs: 200, refreshIntervalMs: 3_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 }),
   wan: Object.freeze({ minPublishIntervalMs: 200, refreshIntervalMs: 5_000, changeThreshold: 0.05, budgetPerSecond: 40, burst: 2, meshDegree: 6 })
 })
