@@ -18,7 +18,7 @@ import type { MigrationRecord } from '../core/migrate-messages.ts'
 import type { Rng } from '../core/rng.ts'
 import { VmIndex } from '../core/vm-index.ts'
 import type { Driver, VmStats } from '../hypervisor/index.ts'
-import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, Redialer, STATE_TOPIC, StateGossip, StreamActivity } from '../net/index.ts'
+import { type BlockedPeer, createHost, Farewell, type PartitionDirection, PartitionGater, type Redialer, StateGossip } from '../net/index.ts'
 import { loadOrCreateIdentity, ReplicaStore, Store } from '../store/index.ts'
 import { startDriver } from './driver-setup.ts'
 import { AdminPartitions } from './admin-partitions.ts'
@@ -35,6 +35,7 @@ import { OwnState } from './own-state.ts'
 import { PeerClient } from './peer-client.ts'
 import { PeerExchange } from './peer-exchange.ts'
 import { PlacementService } from './placement-service.ts'
+import { createRedialer } from './redialer-setup.ts'
 import type { Placed } from './placer.ts'
 import { RebalanceService, type RebalanceEventView } from './rebalance-service.ts'
 import { ReplicaService } from './replica-service.ts'
@@ -198,34 +199,11 @@ export class Agent {
       placement: this.#placement,
       fence: (vmId, owner, epoch) => this.#migrations.fenced(vmId, owner, epoch)
     })
-    this.#redialer = new Redialer({
-      libp2p,
-      clock,
-      bootstrap: config.bootstrap,
+    this.#redialer = createRedialer({
+      config, libp2p, clock, log,
+      farewell: this.#farewell,
       known: () => this.#membership.knownAddrs(),
-      minConnections: Math.min(4, Math.max(1, config.bootstrap.length)),
-      minMs: config.redialMinMs,
-      maxMs: config.redialMaxMs,
-      checkEveryMs: 1_000,
-      onDialError: (addr, err) => { log.debug({ component: 'discovery:dial', addr, err: err.message }, 'dial failed') },
-      // Alone, an agent places VMs only on itself: say so at once, and every minute while it lasts (the dials go on).
-      onBootstrapUnreached: (r) => {
-        log.warn({ component: 'discovery:dial', bootstrap: r.addrs, failures: r.failures, forS: Math.round(r.forMs / 1000), lastAddr: r.lastAddr, lastError: r.lastError, connections: r.connections },
-          `no bootstrap peer reached yet (${r.failures} failed dials to ${r.addrs}); still trying`)
-      },
-      onBootstrapReached: (addr) => { log.info({ component: 'discovery:dial', addr }, 'bootstrap peer reached') },
-      warmConnections: config.connection.warmConnections,
-      ...(boundedFanout(config.connection)
-        ? {
-            maxConnections: config.connection.maxConnections,
-            close: async (peerId) => { await this.#farewell.close(peerId) },
-            lastActivity: StreamActivity.installed(libp2p, () => clock.now()).lastMs,
-            inMesh: (peerId) => (libp2p as any).services.pubsub.mesh?.get(STATE_TOPIC)?.has(peerId) === true,
-            // A peer that closed a connection with us has enough of them: warm others for a minute.
-            avoid: (peerId) => this.#farewell.saidBye(peerId, 60_000),
-            keep: () => this.#replica.neighbours()
-          }
-        : {})
+      keep: () => this.#replica.neighbours()
     })
     this.#exchange = new PeerExchange({ self, clock, rng: rng.rng, log, libp2p, membership: this.#membership, gossip: this.#gossip, metrics, invalid }, {
       requestTimeoutMs: config.requestTimeoutMs,
