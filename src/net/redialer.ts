@@ -149,8 +149,8 @@ export class Redialer {
   readonly #closing = new Set<string>()
   /** A dial to a bootstrap address succeeded once (or there is none). */
   #reached: boolean
-  /** Failed dials to bootstrap addresses before one was reached: per address, and the last error. */
-  readonly #bootstrapFailures = new Map<string, number>()
+  /** Failed dials to bootstrap addresses before one was reached, and the last error (which have failed: the back-off says). */
+  #bootstrapFailures = 0
   #lastBootstrapError?: { addr: string, message: string }
   #firstBootstrapFailureMs?: number
   #unreachedToldMs?: number
@@ -322,7 +322,7 @@ export class Redialer {
 
   #bootstrapFailed (addr: string, err: any, now: number): void {
     if (this.#reached || !this.#init.bootstrap.includes(addr)) return
-    this.#bootstrapFailures.set(addr, (this.#bootstrapFailures.get(addr) ?? 0) + 1)
+    this.#bootstrapFailures++
     this.#lastBootstrapError = { addr, message: String(err?.message ?? err) }
     this.#firstBootstrapFailureMs ??= now
   }
@@ -337,14 +337,12 @@ export class Redialer {
   #reportUnreached (connections: number, now: number): void {
     const last = this.#lastBootstrapError
     if (last == null || this.#init.onBootstrapUnreached == null) return
-    if (!this.#init.bootstrap.every(a => (this.#bootstrapFailures.get(a) ?? 0) > 0)) return
+    if (!this.#init.bootstrap.every(a => this.#backoff.nextAtMs(a) != null)) return
     if (this.#unreachedToldMs != null && now - this.#unreachedToldMs < this.#unreachedReportEveryMs) return
     this.#unreachedToldMs = now
-    let failures = 0
-    for (const n of this.#bootstrapFailures.values()) failures += n
     this.#init.onBootstrapUnreached({
       addrs: this.#init.bootstrap.length,
-      failures,
+      failures: this.#bootstrapFailures,
       lastError: last.message,
       lastAddr: last.addr,
       forMs: now - (this.#firstBootstrapFailureMs ?? now),
