@@ -210,7 +210,8 @@ describe('discovery events', () => {
       agent = await startAgent(agentArgs(`127.0.0.1:${port}`))
       api = new ApiClient(agent.api.url, TOKEN)
       const after = await createVm()
-      await waitFor('the create after the restart', () => follower.lines.some(l => JSON.parse(l).data.id === after) ? true : undefined, 30_000)
+      // Its vm.placed itself, not just its first event: vm.created may come first, and the check below is on vm.placed.
+      await waitFor('the create after the restart', () => follower.lines.some(l => { const e = JSON.parse(l); return e.type === 'vm.placed' && e.data.id === after }) ? true : undefined, 30_000)
       const events = follower.lines.map(l => JSON.parse(l))
       // The restarted agent's ids start over: the client is told, and the new run's events follow.
       const marker = events.findIndex(e => e.type === 'events.missed')

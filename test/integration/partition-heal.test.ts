@@ -146,5 +146,7 @@ describe('a partition into two sides of three, and its heal', () => {
     const fenced = (await Promise.all(agents.map(async a => await metric(a, 'discovery_vms_fenced_total')))).reduce((a, b) => a + b, 0)
     process.stdout.write(`partition: ${crossing.length} of ${VMS} VMs restarted across within ${restartedMs} ms, ${deleted.length} deleted and ${made.length} created during it; after the heal each VM once within ${onceMs} ms, views agreeing within ${Date.now() - t0} ms; ${fenced} copies fenced\n`)
     expect(fenced).toBeGreaterThan(0)
-  })
+    // Its waits add up to more than the default 120 s: up to 120 s for the restarts across (a death by silence takes
+    // 60 s), then up to 60 s each for the heal and the views.
+  }, 330_000)
 })
