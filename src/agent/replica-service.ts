@@ -18,7 +18,7 @@ import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
 import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain } from '../core/ownership-messages.ts'
 import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
-import type { StatusOf } from '../core/replica-rule.ts'
+import { replicaSet, type StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
 import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
 import type { ReplicaStore, VmRecord } from '../store/index.ts'
@@ -113,6 +113,7 @@ export class ReplicaService {
         // Kept only when they reach a record we hold (TombstoneIntake): a holder cannot make us forget a VM it did not delete.
         this.#tombstones.take(peer, res.tombstones ?? [])
       },
+      holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas),
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)

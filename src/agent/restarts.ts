@@ -48,6 +48,8 @@ export interface RestartsInit {
   confirmDead: (peer: string, dead: string) => Promise<boolean>
   /** Asks `peer` for the tombstones it keeps of `vmIds`, and takes those that delete a record we hold. */
   tombstones: (peer: string, vmIds: string[]) => Promise<void>
+  /** The peers that would hold `owner`'s records now (its successors on our ring): asked for tombstones too, as a record we hold may name older holders. */
+  holdersOf?: (owner: string) => string[]
   /** Hands `peer`, the restarter of `records`, our copies (`handoff`); resolves with the VMs it settled (restarted, runs, deleted). */
   handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>
 }
@@ -139,36 +141,56 @@ export class Restarts {
     for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
   }
 
-  /** Restarts (or reports lost) what we are the restarter of, after asking the other holders for tombstones we may have missed. */
+  /** Restarts (or reports lost) what we are the restarter of, once the live peers that may keep their tombstones have answered. */
   async #actAll (acts: Act[]): Promise<void> {
-    await this.#askTombstones(acts.filter(a => a.kind === 'restart').map(a => a.r))
-    await Promise.all(acts.map(async a => { await this.#act(a.r, a.owner, a.kind) }))
+    const unanswered = await this.#askTombstones(acts.filter(a => a.kind === 'restart'))
+    await Promise.all(acts.map(async a => {
+      if (a.kind === 'restart' && unanswered.has(a.r.record.spec.id)) {
+        this.#init.metrics.restarts.inc({ result: 'tombstones-unanswered' })
+        this.#later(a.r.record.spec.id)
+        this.#inFlight.delete(a.r.record.spec.id)
+        return
+      }
+      await this.#act(a.r, a.owner, a.kind)
+    }))
   }
 
   /**
-   * A holder down when a VM was deleted, or one its tombstone had not reached
-   * yet, may hold its record without the tombstone: before we restart a VM,
-   * the other live holders of its designation are asked for the tombstones they keep (taken only when they delete our
-   * record: #act then finds it gone). A holder that does not answer within
-   * `tombstoneAskMs` is not waited for.
+   * A holder down when a VM was deleted, or one whose record is older than
+   * its owner's last designation (the ring changed since, and the delete's
+   * tombstone went to the holders of then), may hold its record without the
+   * tombstone: before we restart a VM, the live peers that may keep it are
+   * asked — the other holders its designation names and the owner's
+   * successors on our ring now — and what they keep is taken (only when it
+   * deletes our record: #act then finds it gone). Resolves with the VMs for
+   * which a peer still live did not answer within `tombstoneAskMs`: they are
+   * not restarted now but asked about again later (a peer declared dead
+   * meanwhile is not asked again). A late answer is still taken.
    */
-  async #askTombstones (list: StoredReplica[]): Promise<void> {
+  async #askTombstones (acts: Act[]): Promise<Set<string>> {
     const { self, status } = this.#init
     const byPeer = new Map<string, string[]>()
-    for (const r of list) {
-      for (const p of r.record.designation.replicas) {
-        if (p === self || isGone(status(p))) continue
+    for (const { r, owner } of acts) {
+      const peers = new Set([...r.record.designation.replicas, ...(this.#init.holdersOf?.(owner) ?? [])])
+      for (const p of peers) {
+        if (p === self || p === owner || isGone(status(p))) continue
         byPeer.set(p, [...(byPeer.get(p) ?? []), r.record.spec.id])
       }
     }
+    const unanswered = new Set<string>()
     await Promise.all([...byPeer].map(async ([peer, ids]) => {
       for (let i = 0; i < ids.length; i += MAX_RECORDS_PER_MESSAGE) {
+        const batch = ids.slice(i, i + MAX_RECORDS_PER_MESSAGE)
         let timer: NodeJS.Timeout | undefined
-        const late = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#init.config.tombstoneAskMs) })
-        await Promise.race([this.#init.tombstones(peer, ids.slice(i, i + MAX_RECORDS_PER_MESSAGE)).catch(() => {}), late])
+        const late = new Promise<false>(resolve => { timer = setTimeout(() => { resolve(false) }, this.#init.config.tombstoneAskMs) })
+        const answered = await Promise.race([this.#init.tombstones(peer, batch).then(() => true, () => false), late])
         clearTimeout(timer)
+        if (answered || isGone(status(peer))) continue
+        for (const id of batch) unanswered.add(id)
+        this.#init.log.info({ component: 'discovery:restart', peer, vms: batch.length }, 'a live peer did not answer for tombstones: restarts held back, asked again later')
       }
     }))
+    return unanswered
   }
 
   /** Hands `peer` (the restarter their designations name) our records of VMs still not running elsewhere. */
