@@ -4,12 +4,14 @@
  * partitions and heals: the kernel's when each agent has a network namespace
  * of its own (`--netns`: packets dropped in the receiving namespace,
  * src/cli/netns.ts), otherwise through the agents' admin routes. Each fault
- * is recorded as it is done. Admin requests never go to a paused agent (it
+ * is recorded as it is done. With several agents to a process (`cluster up
+ * --per-process`), a kill, a restart, a pause or a resume is done to the whole
+ * process: every agent of it, recorded together. Admin requests never go to a paused agent (it
  * would take them on waking, maybe after the heal): it is healed when it
  * resumes instead. Kernel drops need no agent: a paused or restarting agent
  * is cut off and healed like the others.
  */
-import { clusterRestart } from '../cli/cluster-restart.ts'
+import { clusterRestart, clusterRestartGroup } from '../cli/cluster-restart.ts'
 import { alive, readClusterFile } from '../cli/cluster.ts'
 import { dropFrom, liftDrops, type NetLab } from '../cli/netns.ts'
 import type { FaultKind, FaultRecord } from './history.ts'
@@ -29,6 +31,8 @@ export interface Member {
   state: MemberState
   /** Where its log stood when the run began: what is after is this run's. */
   logFrom: number
+  /** With several agents to a process: the index of the process's first agent (cluster.json `group`). */
+  group?: number
 }
 
 export class ChaosCluster {
@@ -64,21 +68,38 @@ export class ChaosCluster {
     this.faults.push({ atMs: this.now(), kind, agents, ok, ...(detail != null ? { detail } : {}), ...extra })
   }
 
+  /** The agents that share agent `i`'s process (itself alone unless the cluster runs several to a process). */
+  unit (i: number): number[] {
+    const g = this.members[i].group
+    return g == null ? [i] : this.members.filter(m => m.group === g).map(m => m.index)
+  }
+
+  /** The agents by process, when some process runs several (undefined: each agent its own). */
+  units (): number[][] | undefined {
+    if (this.members.every(m => m.group == null)) return undefined
+    return this.members.filter(m => this.unit(m.index)[0] === m.index).map(m => this.unit(m.index))
+  }
+
+  /** SIGKILLs agent `i`'s process: the agent, or every agent of its process. */
   kill (i: number): void {
+    const unit = this.unit(i)
     const m = this.members[i]
     this.killedPids.add(m.pid)
     try {
       process.kill(m.pid, 'SIGKILL')
-      m.state = 'killed'
-      this.#blocked.delete(i)
-      this.#record('kill', [i], true)
+      for (const j of unit) {
+        this.members[j].state = 'killed'
+        this.#blocked.delete(j)
+      }
+      this.#record('kill', unit, true)
     } catch (err: any) {
-      this.#record('kill', [i], false, err.code ?? err.message)
+      this.#record('kill', unit, false, err.code ?? err.message)
     }
   }
 
   async restart (i: number): Promise<void> {
     const m = this.members[i]
+    if (m.group != null) { await this.#restartGroup(m.group); return }
     m.state = 'starting'
     try {
       const r = await clusterRestart(this.dir, i, { waitMs: this.#restartWaitMs, graceMs: 2_000 })
@@ -95,29 +116,48 @@ export class ChaosCluster {
     }
   }
 
+  async #restartGroup (group: number): Promise<void> {
+    const unit = this.members.filter(m => m.group === group)
+    for (const m of unit) m.state = 'starting'
+    try {
+      const list = await clusterRestartGroup(this.dir, group, { waitMs: this.#restartWaitMs, graceMs: 2_000 })
+      for (const r of list) Object.assign(this.members[r.index], { pid: r.pid, api: r.api, state: 'up' })
+      this.#record('restart', unit.map(m => m.index), true, `pid ${list[0]?.pid}`)
+    } catch (err: any) {
+      // Those that answer are up; a process that runs with some agents not answering yet counts them up too (they will).
+      const pid = readClusterFile(this.dir)?.nodes.find(n => n.index === group)?.pid
+      const running = pid != null && alive(pid)
+      for (const m of unit) Object.assign(m, running ? { pid, state: 'up' } : { state: 'killed' })
+      this.#record('restart', unit.map(m => m.index), false, err.message)
+    }
+  }
+
+  /** SIGSTOPs agent `i`'s process: the agent, or every agent of its process. */
   pause (i: number): void {
+    const unit = this.unit(i)
     const m = this.members[i]
     try {
       process.kill(m.pid, 'SIGSTOP')
-      m.state = 'paused'
-      this.#record('pause', [i], true)
+      for (const j of unit) this.members[j].state = 'paused'
+      this.#record('pause', unit, true)
     } catch (err: any) {
-      this.#record('pause', [i], false, err.code ?? err.message)
+      this.#record('pause', unit, false, err.code ?? err.message)
     }
   }
 
   async resume (i: number): Promise<void> {
+    const unit = this.unit(i)
     const m = this.members[i]
     try {
       process.kill(m.pid, 'SIGCONT')
-      m.state = 'up'
-      this.#record('resume', [i], true)
+      for (const j of unit) this.members[j].state = 'up'
+      this.#record('resume', unit, true)
     } catch (err: any) {
-      m.state = 'killed'
-      this.#record('resume', [i], false, err.code ?? err.message)
+      for (const j of unit) this.members[j].state = 'killed'
+      this.#record('resume', unit, false, err.code ?? err.message)
       return
     }
-    if (this.lab == null && this.#blocked.has(i)) await this.#admin(i, '/v1/admin/heal', {})
+    if (this.lab == null) await Promise.all(unit.filter(j => this.#blocked.has(j)).map(async j => await this.#admin(j, '/v1/admin/heal', {})))
   }
 
   /** Agent `i` drops what `from` sends (the kernel's partition); false when `ip` failed. */
@@ -175,7 +215,9 @@ export class ChaosCluster {
   /** Every agent back: paused ones resumed, killed ones restarted, every block lifted. */
   async liftAll (): Promise<void> {
     for (const m of this.members) if (m.state === 'paused') await this.resume(m.index)
-    await Promise.all(this.members.filter(m => m.state === 'killed').map(async m => await this.restart(m.index)))
+    // One restart per process killed (named by its first agent).
+    const killed = new Set(this.members.filter(m => m.state === 'killed').map(m => this.unit(m.index)[0]))
+    await Promise.all([...killed].map(async i => await this.restart(i)))
     // Every agent, whatever was recorded: a partition request that timed out here may still have been applied there.
     await this.heal()
   }

@@ -44,6 +44,13 @@ export interface ChaosOptions {
    * cluster started with `cluster up --netns` gets kernel partitions anyway.
    */
   netns: boolean
+  /**
+   * Agents to a process in a cluster the harness starts (`cluster up
+   * --per-process`); a kill, pause or restart is then done to a whole
+   * process, and counts as that many agents down against `maxDown`. Default
+   * 1: each agent its own process. Not with `netns`.
+   */
+  perProcess: number
 }
 
 export interface ChaosFlags {
@@ -64,16 +71,24 @@ export interface ChaosFlags {
   convergeWithin?: string
   settleTimeout?: string
   netns?: boolean
+  perProcess?: string
 }
 
-export function parseChaosOptions (f: ChaosFlags, attachedReplicas?: number): ChaosOptions {
+/** `attached`: what the cluster given with --attach was started with (its replicas, its largest process of agents). */
+export function parseChaosOptions (f: ChaosFlags, attached?: { replicas: number, perProcess: number }): ChaosOptions {
+  const attachedReplicas = attached?.replicas
   if (f.attach == null && f.nodes == null) throw new UsageError('Expected --nodes N (agents to start), or --attach CLUSTER_DIR (a cluster started with `discovery cluster up --admin`)')
   if (f.duration == null) throw new UsageError('Expected --duration D, e.g. 60s or 5m')
   const replicas = attachedReplicas ?? (f.replicas != null ? parseInteger('--replicas', f.replicas, 1, 7) : 2)
   const nodes = f.nodes != null ? parseInteger('--nodes', f.nodes, 3, 200) : 0
+  const perProcess = attached?.perProcess ?? (f.perProcess != null ? parseInteger('--per-process', f.perProcess, 1, 100) : 1)
+  if (perProcess > 1 && f.netns === true) throw new UsageError('--per-process and --netns contradict each other: a process has one network namespace, each agent of --netns its own')
   const maxDown = f.maxDown != null ? parseInteger('--max-down', f.maxDown, 1, 100) : Math.max(1, replicas - 1)
   if (maxDown >= replicas) {
     throw new UsageError(`Expected --max-down to be below the replica count (${replicas}): with ${maxDown} agents down at once a VM can lose its owner and every holder of its record, got ${maxDown}`)
+  }
+  if (maxDown < perProcess) {
+    throw new UsageError(`Expected --max-down to be at least the agents of one process (${perProcess}): a kill or a pause takes a whole process down, got ${maxDown}${f.maxDown == null ? ' (replicas − 1: raise --replicas)' : ''}`)
   }
   const seed = f.seed != null ? parseInteger('--seed', f.seed, 0, 2 ** 32 - 1) : randomInt(1, 2 ** 31)
   const every = (flag: string, v: string | undefined, def: number): number => v == null ? def : v.trim() === '0' ? 0 : parseDuration(flag, v)
@@ -96,7 +111,8 @@ export function parseChaosOptions (f: ChaosFlags, attachedReplicas?: number): Ch
     cpu: f.cpu != null ? parseInteger('--cpu', f.cpu, 1, 4096) : 8,
     convergeWithinMs: f.convergeWithin != null ? parseDuration('--converge-within', f.convergeWithin) : 5_000,
     settleTimeoutMs: f.settleTimeout != null ? parseDuration('--settle-timeout', f.settleTimeout) : 120_000,
-    netns: f.netns === true
+    netns: f.netns === true,
+    perProcess
   }
 }
 
@@ -105,7 +121,7 @@ export function replayCommand (o: ChaosOptions): string {
   const s = (ms: number): string => ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`
   const parts = ['discovery', 'chaos']
   if (o.attach != null) parts.push('--attach', o.attach)
-  else parts.push('--nodes', String(o.nodes), '--replicas', String(o.replicas), '--cpu', String(o.cpu))
+  else parts.push('--nodes', String(o.nodes), '--replicas', String(o.replicas), '--cpu', String(o.cpu), ...(o.perProcess > 1 ? ['--per-process', String(o.perProcess)] : []))
   parts.push('--duration', s(o.durationMs), '--kill-every', s(o.killEveryMs), '--pause-every', s(o.pauseEveryMs), '--partition-every', s(o.partitionEveryMs),
     '--max-down', String(o.maxDown), '--rate', String(o.rate), '--seed', String(o.seed), '--converge-within', s(o.convergeWithinMs))
   if (o.fuzz > 0) parts.push('--fuzz', String(o.fuzz))

@@ -40,9 +40,9 @@ function faultLanes (r: ChaosReport, endMs: number): string {
   for (const f of recs) {
     if (!f.ok) continue
     if (f.kind === 'kill' || f.kind === 'pause') {
-      const a = f.agents[0]
-      const back = recs.find(e => e.atMs >= f.atMs && e.agents[0] === a && e.agents.length === 1 && (e.kind === 'restart' || e.kind === 'resume'))
-      body += bar(a, f.atMs, back?.atMs ?? endMs, f.kind === 'kill' ? '#d62728' : '#ff7f0e', `agent ${a} ${f.kind === 'kill' ? 'SIGKILLed' : 'SIGSTOPped'} at ${f.atMs} ms, back at ${back?.atMs ?? '?'} ms`)
+      // A fault done to a process of several agents: a bar for each.
+      const back = recs.find(e => e.atMs >= f.atMs && e.agents.join() === f.agents.join() && (e.kind === 'restart' || e.kind === 'resume'))
+      for (const a of f.agents) body += bar(a, f.atMs, back?.atMs ?? endMs, f.kind === 'kill' ? '#d62728' : '#ff7f0e', `agent ${a} ${f.kind === 'kill' ? 'SIGKILLed' : 'SIGSTOPped'} at ${f.atMs} ms${f.agents.length > 1 ? ` with its process (agents ${f.agents.join(', ')})` : ''}, back at ${back?.atMs ?? '?'} ms`)
     }
     if (f.kind === 'partition') {
       const heal = recs.find(e => e.kind === 'heal' && e.atMs >= f.atMs)

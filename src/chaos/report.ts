@@ -79,16 +79,18 @@ function detections (faults: FaultRecord[], events: Observer['events'], peerOf: 
   const out: Detection[] = []
   for (const f of faults) {
     if (!f.ok || (f.kind !== 'kill' && f.kind !== 'pause')) continue
-    const agent = f.agents[0]
-    const back = faults.find(e => e.atMs >= f.atMs && e.agents[0] === agent && (e.kind === 'restart' || e.kind === 'resume'))
-    const peerId = peerOf(agent)
-    const seen = new Map<number, number>()
-    for (const e of events) {
-      if (e.type !== 'peer.dead' || e.data.peerId !== peerId || e.atMs < f.atMs || (back != null && e.atMs > back.atMs + 1_000)) continue
-      if (!seen.has(e.agent)) seen.set(e.agent, e.atMs - f.atMs)
+    // Each agent of the fault (several when it was done to a process of them).
+    for (const agent of f.agents) {
+      const back = faults.find(e => e.atMs >= f.atMs && e.agents.includes(agent) && (e.kind === 'restart' || e.kind === 'resume'))
+      const peerId = peerOf(agent)
+      const seen = new Map<number, number>()
+      for (const e of events) {
+        if (e.type !== 'peer.dead' || e.data.peerId !== peerId || e.atMs < f.atMs || (back != null && e.atMs > back.atMs + 1_000)) continue
+        if (!seen.has(e.agent)) seen.set(e.agent, e.atMs - f.atMs)
+      }
+      const times = [...seen.values()]
+      out.push({ agent, kind: f.kind, atMs: f.atMs, observers: times.length, ...(times.length > 0 ? { firstMs: Math.min(...times) } : {}), ...(times.length > 0 ? { lastMs: Math.max(...times) } : {}) })
     }
-    const times = [...seen.values()]
-    out.push({ agent, kind: f.kind, atMs: f.atMs, observers: times.length, ...(times.length > 0 ? { firstMs: Math.min(...times) } : {}), ...(times.length > 0 ? { lastMs: Math.max(...times) } : {}) })
   }
   return out
 }

@@ -35,6 +35,7 @@ async function startCluster (o: ChaosOptions, dir: string): Promise<string> {
   await clusterUp({
     nodes: o.nodes, dir: clusterDir, basePort: 0, foreground: false, json: true, admin: true, netns: o.netns,
     agentArgs: ['--cpu', String(o.cpu), '--mem', `${o.cpu * 2}GiB`, '--replicas', String(o.replicas)],
+    ...(o.perProcess > 1 ? { perProcess: o.perProcess } : {}),
     stallMs: 60_000,
     progress: () => {}
   })
@@ -47,7 +48,7 @@ async function members (clusterDir: string, token: string | undefined): Promise<
   return await Promise.all(file.nodes.map(async n => {
     const health = await get<{ peerId: string }>(n.api, token, '/v1/health', 10_000)
     if (health == null) throw new OperationError(`agent ${n.index} at ${n.api} does not answer: run \`discovery cluster status --dir ${clusterDir}\``)
-    return { index: n.index, api: n.api, listen: `${n.listen}/p2p/${health.peerId}`, dataDir: n.dataDir, log: n.log, pid: n.pid, peerId: health.peerId, state: 'up' as const, logFrom: existsSync(n.log) ? statSync(n.log).size : 0 }
+    return { index: n.index, api: n.api, listen: `${n.listen}/p2p/${health.peerId}`, dataDir: n.dataDir, log: n.log, pid: n.pid, peerId: health.peerId, state: 'up' as const, logFrom: existsSync(n.log) ? statSync(n.log).size : 0, ...(n.group != null ? { group: n.group } : {}) }
   }))
 }
 
@@ -61,8 +62,9 @@ async function carryOut (c: ChaosCluster, f: ScheduledFault, end: ScheduledFault
     return
   }
   const i = f.agents[0]
+  const unit = c.unit(i)
   let waited = false
-  while (c.down() >= o.maxDown || c.members[i].state !== 'up') {
+  while (c.down() + unit.length > o.maxDown || unit.some(j => c.members[j].state !== 'up')) {
     waited = true
     if (c.now() + length > deadline) { deferred.skipped++; return }
     await new Promise(r => setTimeout(r, 100))
@@ -115,7 +117,8 @@ export async function runChaos (o: ChaosOptions, hooks: RunHooks): Promise<Chaos
   try {
     const schedule = buildSchedule({
       nodes, durationMs: o.durationMs, killEveryMs: o.killEveryMs, pauseEveryMs: o.pauseEveryMs, partitionEveryMs: o.partitionEveryMs,
-      maxDown: o.maxDown, seed: o.seed, restartDelayMs: [1_000, 3_000], pauseMs: [2_000, 5_000], partitionMs: [4_000, 8_000], upMs: UP_MS
+      maxDown: o.maxDown, seed: o.seed, restartDelayMs: [1_000, 3_000], pauseMs: [2_000, 5_000], partitionMs: [4_000, 8_000], upMs: UP_MS,
+      units: c.units()
     })
     const observer = new Observer(c, t0, 2_000)
     const workload = new Workload(c, { rate: o.rate, seed: o.seed, targetVms: Math.floor(0.4 * o.cpu * nodes), cpu: 1, memMiB: 256, timeoutMs: 35_000, maxInFlight: 64 })

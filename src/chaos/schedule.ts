@@ -8,6 +8,8 @@
  * agents down at once. A fault that finds no room at its time is moved later,
  * to the first time there is, or dropped if that is past the end. One
  * partition at a time; partitions do not count as down (each side still runs).
+ * With several agents to a process (`units`), a kill or a pause takes a whole
+ * process's agents down together, and counts as that many down.
  */
 import { type Rng, seededRng } from '../core/rng.ts'
 import type { FaultKind } from './history.ts'
@@ -23,6 +25,8 @@ export interface ScheduleOptions extends Pick<ChaosOptions, 'nodes' | 'durationM
   partitionMs: [number, number]
   /** After a restart or a resume, how long the agent still counts as down. */
   upMs: number
+  /** The agents that go down together (the agents of one process), covering 0 … nodes − 1; default each agent alone. */
+  units?: number[][]
 }
 
 export interface ScheduledFault {
@@ -75,6 +79,7 @@ export function buildSchedule (o: ScheduleOptions): ScheduledFault[] {
     return list
   }
   const wanted = [...times(o.killEveryMs, 'kill'), ...times(o.pauseEveryMs, 'pause')].sort((a, b) => a.at - b.at)
+  const units = o.units ?? Array.from({ length: o.nodes }, (_, i) => [i])
   for (const w of wanted) {
     const length = w.kind === 'kill' ? between(rng, o.restartDelayMs) : between(rng, o.pauseMs)
     const pick = rng.next()
@@ -82,13 +87,14 @@ export function buildSchedule (o: ScheduleOptions): ScheduledFault[] {
     // Move it later until it fits under maxDown and some agent is up through it.
     while (at + length <= o.durationMs) {
       const to = at + length + o.upMs
-      const free = Array.from({ length: o.nodes }, (_, i) => i).filter(i => !downs.some(d => d.agent === i && d.to > at && d.from < to))
-      if (free.length > 0 && maxOverlap(downs, at, to) < o.maxDown) {
-        const agent = free[Math.floor(pick * free.length)]
-        downs.push({ agent, from: at, to })
+      const overlap = maxOverlap(downs, at, to)
+      const free = units.filter(u => overlap + u.length <= o.maxDown && !downs.some(d => u.includes(d.agent) && d.to > at && d.from < to))
+      if (free.length > 0) {
+        const agents = free[Math.floor(pick * free.length)]
+        for (const agent of agents) downs.push({ agent, from: at, to })
         const p = pair++
-        out.push({ atMs: at, kind: w.kind, agents: [agent], pair: p })
-        out.push({ atMs: at + length, kind: w.kind === 'kill' ? 'restart' : 'resume', agents: [agent], pair: p })
+        out.push({ atMs: at, kind: w.kind, agents: [...agents], pair: p })
+        out.push({ atMs: at + length, kind: w.kind === 'kill' ? 'restart' : 'resume', agents: [...agents], pair: p })
         break
       }
       const ends = downs.map(d => d.to).filter(t => t > at)
@@ -126,7 +132,7 @@ export function scheduleMaxDown (faults: ScheduledFault[], upMs: number): number
   for (const f of faults) {
     if (f.kind !== 'kill' && f.kind !== 'pause') continue
     const end = faults.find(e => e.pair === f.pair && e !== f)
-    downs.push({ from: f.atMs, to: (end?.atMs ?? f.atMs) + upMs })
+    for (const _ of f.agents) downs.push({ from: f.atMs, to: (end?.atMs ?? f.atMs) + upMs })
   }
   return maxOverlap(downs, -Infinity, Infinity)
 }

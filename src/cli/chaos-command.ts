@@ -8,15 +8,19 @@ import { readClusterFile } from './cluster.ts'
 import { OperationError } from './errors.ts'
 import { parseChaosOptions, runChaos, summaryText } from '../chaos/index.ts'
 
-/** The replica count a cluster's agents were started with (`--replicas` in their recorded command line; the agents' default 2). */
-function attachedReplicas (dir: string): number {
+/**
+ * What a cluster's agents were started with: the replica count (`--replicas` in their recorded command line; the
+ * agents' default 2) and the most agents in one process (`cluster up --per-process`; 1 without).
+ */
+function attached (dir: string): { replicas: number, perProcess: number } {
   const file = readClusterFile(dir)
   if (file == null) throw new OperationError(`no cluster in ${dir}: start one with \`discovery cluster up --admin --nodes N --dir ${dir}\``)
   if (file.tokenFile == null) throw new OperationError(`the cluster in ${dir} was started without --admin: partitions need its admin routes; start it with \`discovery cluster up --admin\``)
-  if (file.nodes.some(m => m.group != null)) throw new OperationError(`the cluster in ${dir} runs several agents per process (cluster up --per-process): chaos kills and restarts agents one by one; start it without --per-process`)
   const argv = file.nodes[0]?.argv ?? []
   const i = argv.indexOf('--replicas')
-  return i >= 0 ? Number(argv[i + 1]) : 2
+  const groups = new Map<number, number>()
+  for (const m of file.nodes) if (m.group != null) groups.set(m.group, (groups.get(m.group) ?? 0) + 1)
+  return { replicas: i >= 0 ? Number(argv[i + 1]) : 2, perProcess: Math.max(1, ...groups.values()) }
 }
 
 export function chaosCommand (program: Command): void {
@@ -38,9 +42,10 @@ export function chaosCommand (program: Command): void {
     .option('--converge-within <d>', 'views must agree this long after churn stops (default 5s)')
     .option('--settle-timeout <d>', 'how long the cluster may take to settle after the faults (default 120s)')
     .option('--netns', 'root: each agent started in a network namespace of its own, partitions made by the kernel (packets dropped) instead of the admin routes')
+    .option('--per-process <k>', 'K agents in each process of the cluster started (cluster up --per-process; default 1): a kill, pause or restart takes a whole process, K agents against --max-down')
     .option('--json', 'print only the report JSON on stdout')
     .action(async (flags) => {
-      const opts = parseChaosOptions(flags, flags.attach != null ? attachedReplicas(flags.attach) : undefined)
+      const opts = parseChaosOptions(flags, flags.attach != null ? attached(flags.attach) : undefined)
       const report = await runChaos(opts, { progress: (line) => { process.stderr.write(line + '\n') } })
       process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : summaryText(report)) + '\n')
       process.exitCode = report.verdict === 'clean' ? 0 : 1

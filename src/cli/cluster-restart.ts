@@ -4,12 +4,13 @@
  * addresses, capacity and flags), and records its new pid in cluster.json so
  * that `status` and `down` find it. A running agent is stopped first (SIGTERM,
  * SIGKILL after the grace). The chaos harness restarts the agents it killed
- * through this.
+ * through this; and, with `cluster up --per-process`, a whole process of
+ * agents through `clusterRestartGroup`.
  */
-import { existsSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { existsSync, statSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { ApiClient } from './client.ts'
-import { alive, type ClusterMember, clusterToken, readClusterFile, readyLine, spawnArgv, waitFor, writeClusterFile } from './cluster.ts'
+import { alive, BIN, type ClusterFile, type ClusterMember, clusterToken, groupNodeFlags, readClusterFile, readyLine, spawnArgv, waitFor, writeClusterFile } from './cluster.ts'
 import { OperationError, UsageError } from './errors.ts'
 
 export interface RestartOptions {
@@ -60,22 +61,58 @@ export async function clusterRestart (dir: string, index: number, opts: RestartO
   const from = existsSync(member.log) ? statSync(member.log).size : 0
   const child = spawnArgv(argv, member.log, false, member.netns)
   const pid = child.pid ?? 0
-  // Read, change, write with no await between: restarts of other agents by this process never lose each other's pid.
-  const record = (changes: Partial<ClusterMember>): ClusterMember => {
-    const now = readClusterFile(dir) ?? file
-    const m = now.nodes.find(n => n.index === index)!
-    Object.assign(m, changes)
-    writeClusterFile(dir, now)
-    return { ...m }
-  }
-  record({ pid })
-  const ready = await waitFor(`agent ${index} ready (see ${member.log})`, opts.waitMs, async () => {
+  record(dir, file, index, { pid })
+  return await answering(dir, file, member, pid, from, opts.waitMs)
+}
+
+/**
+ * Restarts the process of agents `group` (`cluster up --per-process`: the
+ * index of its first agent) on their data dirs: the process is stopped if it
+ * runs, started again with each agent's recorded command line, its bootstrap
+ * peers taken among the agents of other processes running now; resolves
+ * with their member entries once every one answers.
+ */
+export async function clusterRestartGroup (dir: string, group: number, opts: RestartOptions): Promise<ClusterMember[]> {
+  const file = readClusterFile(dir)
+  if (file == null) throw new OperationError(`no cluster in ${resolve(dir)}: start one with \`discovery cluster up --nodes N\``)
+  const members = file.nodes.filter(m => m.group === group)
+  if (members.length === 0) throw new UsageError(`Expected the first agent of a process of the cluster in ${resolve(dir)}, got ${group}`)
+  await stop(members[0].pid, opts.graceMs ?? 10_000)
+  const others = file.nodes.filter(m => m.group !== group)
+  // Each agent's flags after `agent`, as `discovery agents --spec` takes them (src/cli/agent-group.ts).
+  const agents = members.map(m => {
+    const argv = restartArgv(m, others)
+    const at = argv.indexOf(BIN)
+    return { argv: argv.slice(at + 2), log: m.log }
+  })
+  const specFile = join(dir, `group-${group}.json`)
+  writeFileSync(specFile, JSON.stringify({ agents }, null, 2))
+  const from = members.map(m => existsSync(m.log) ? statSync(m.log).size : 0)
+  const child = spawnArgv([...groupNodeFlags(members.length), BIN, 'agents', '--spec', specFile], join(dir, `group-${group}.log`), false)
+  const pid = child.pid ?? 0
+  for (const m of members) record(dir, file, m.index, { pid })
+  return await Promise.all(members.map(async (m, i) => await answering(dir, file, m, pid, from[i], opts.waitMs)))
+}
+
+/** Read, change, write with no await between: restarts of other agents by this process never lose each other's pid. */
+function record (dir: string, file: ClusterFile, index: number, changes: Partial<ClusterMember>): ClusterMember {
+  const now = readClusterFile(dir) ?? file
+  const m = now.nodes.find(n => n.index === index)!
+  Object.assign(m, changes)
+  writeClusterFile(dir, now)
+  return { ...m }
+}
+
+/** Waits for the ready line agent `member` writes to its log after byte `from`, then for its API to answer; records its addresses. */
+async function answering (dir: string, file: ClusterFile, member: ClusterMember, pid: number, from: number, waitMs: number): Promise<ClusterMember> {
+  const index = member.index
+  const ready = await waitFor(`agent ${index} ready (see ${member.log})`, waitMs, async () => {
     if (!alive(pid)) throw new OperationError(`agent ${index} exited: see ${member.log}`)
     return readyLine(member.log, from)
   })
-  const updated = record({ api: ready.api, listen: ready.addrs[0].replace(/\/p2p\/[^/]+$/, '') })
+  const updated = record(dir, file, index, { api: ready.api, listen: ready.addrs[0].replace(/\/p2p\/[^/]+$/, '') })
   const client = new ApiClient(updated.api, clusterToken(file), 2_000)
-  await waitFor(`agent ${index} answering on ${updated.api} (see ${member.log})`, opts.waitMs, async () => {
+  await waitFor(`agent ${index} answering on ${updated.api} (see ${member.log})`, waitMs, async () => {
     if (!alive(pid)) throw new OperationError(`agent ${index} exited: see ${member.log}`)
     return (await client.request('GET', '/v1/health')).status === 200 ? true : undefined
   })

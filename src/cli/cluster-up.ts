@@ -59,7 +59,8 @@ export interface UpOptions {
    * Agents per process (`discovery agents`, agent-group.ts): each its own
    * libp2p node, store, API and log, sharing one Node binary, heap and event
    * loop. Default 1 (a process per agent). Such agents cannot be restarted
-   * one by one, nor killed alone (chaos refuses them).
+   * one by one, nor killed alone: chaos kills, pauses and restarts a whole
+   * process of them at a time.
    */
   perProcess?: number
 }

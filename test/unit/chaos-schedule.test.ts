@@ -36,6 +36,24 @@ describe('the chaos schedule', () => {
     }
   })
 
+  it('with several agents to a process, takes a whole process down at a time and counts each of its agents as down', () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const k = 2 + (seed % 3)
+      const nodes = 6 + (seed % 7)
+      const units = Array.from({ length: Math.ceil(nodes / k) }, (_, u) => Array.from({ length: Math.min(k, nodes - u * k) }, (_, j) => u * k + j))
+      const o = { ...base, seed, nodes, units, maxDown: k + (seed % 2) * k, killEveryMs: 2_000 }
+      const s = buildSchedule(o)
+      expect(scheduleMaxDown(s, o.upMs), `seed ${seed}`).toBeLessThanOrEqual(o.maxDown)
+      const faults = s.filter(f => f.kind === 'kill' || f.kind === 'pause')
+      expect(faults.length, `seed ${seed}`).toBeGreaterThan(3)
+      for (const f of s.filter(f => f.kind !== 'partition' && f.kind !== 'heal')) {
+        expect(units.some(u => u.join() === f.agents.join()), `seed ${seed}: ${f.agents.join()}`).toBe(true)
+      }
+    }
+    // Each agent alone: the schedule of a cluster without units.
+    expect(buildSchedule({ ...base, units: Array.from({ length: 8 }, (_, i) => [i]) })).toEqual(buildSchedule(base))
+  })
+
   it('gives the short run of the integration test its kills, pauses and partitions', () => {
     const c = countKinds(buildSchedule(base))
     expect(c.kill).toBeGreaterThanOrEqual(10)
