@@ -18,7 +18,7 @@ import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
 import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain } from '../core/ownership-messages.ts'
 import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
-import { replicaSet, type StatusOf } from '../core/replica-rule.ts'
+import { processDomain, replicaSet, type StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
 import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
 import type { ReplicaStore, VmRecord } from '../store/index.ts'
@@ -34,6 +34,7 @@ import { ReplicaHandler } from './replica-handler.ts'
 import { Replication } from './replication.ts'
 import { checkRestored, DEFAULT_RESTORED_CHECK, type RestoredCheckReport } from './restored-check.ts'
 import { Restarts } from './restarts.ts'
+import { thisProcess } from './process-watch.ts'
 import { TombstoneIntake } from './tombstone-intake.ts'
 import { suspicionTimeoutMs } from '../core/suspicion.ts'
 
@@ -80,10 +81,14 @@ export class ReplicaService {
     this.#ring = derivedFrom(view, () => new Ring([...view.entries().filter(e => e.status !== 'dead').map(e => e.peerId), self]))
     const now = (): number => clock.now()
     this.#startedAtMs = now()
+    // The agents of one process die together: a VM's holders are taken from other processes first.
+    const ownDomain = processDomain(thisProcess())
+    const domainOf = (p: string): string | undefined => p === self ? ownDomain : processDomain(view.get(p)?.state?.process)
     this.#holdings = new Holdings({ self, signer, store, config: config.replica, now })
     this.#replication = new Replication({
       self, config: config.replica, signer, local, holdings: this.#holdings, log, now,
       ring: () => this.#ring(),
+      domainOf,
       status: (p) => components.membership.view.get(p)?.status,
       send: async (peer, req) => await this.#send(peer, req),
       // A delete through another agent waits for ours within its own request timeout.
@@ -113,7 +118,7 @@ export class ReplicaService {
         // Kept only when they reach a record we hold (TombstoneIntake): a holder cannot make us forget a VM it did not delete.
         this.#tombstones.take(peer, res.tombstones ?? [])
       },
-      holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas),
+      holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas, domainOf),
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)

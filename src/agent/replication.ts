@@ -35,6 +35,8 @@ export interface ReplicationInit {
   now: () => number
   /** The ring of the peers not declared dead, this node included. */
   ring: () => Ring
+  /** A peer's failure domain (core/replica-rule.ts `replicaSet`): our holders are taken from other domains first. */
+  domainOf?: (peerId: string) => string | undefined
   status: (peerId: string) => PeerStatus | undefined
   send: (peerId: string, req: ReplicaRequest) => Promise<ReplicaResponse>
   /** How long a user's delete waits for its tombstone to reach the holders. */
@@ -218,7 +220,7 @@ export class Replication {
   }
 
   #recompute (): void {
-    const next = replicaSet(this.#init.ring(), this.#init.self, this.#init.config.replicas)
+    const next = replicaSet(this.#init.ring(), this.#init.self, this.#init.config.replicas, this.#init.domainOf)
     if (sameHolders(next, this.#holders)) return
     const before = this.#holders
     this.#holders = next

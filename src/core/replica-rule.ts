@@ -19,6 +19,7 @@
  */
 import type { PeerStatus } from './cluster-view.ts'
 import type { Designation } from './ownership-messages.ts'
+import type { ProcessIdentity } from './messages.ts'
 import type { Ring } from './ring.ts'
 
 export interface ReplicaConfig {
@@ -115,9 +116,48 @@ export type StatusOf = (peerId: string) => PeerStatus | undefined
 
 export type RestartPolicy = 'always' | 'never'
 
-/** The `k` holders of `owner`'s VMs on `ring` (the peers not declared dead, `owner` among them), in ring order. */
-export function replicaSet (ring: Ring, owner: string, k: number): string[] {
-  return ring.successors(owner, k)
+/**
+ * A peer's failure domain for replicaSet: the process it runs in (`process`
+ * in its state), shared by the agents of one process (`cluster up
+ * --per-process`), which one SIGKILL or crash takes down together. Undefined
+ * where the process is not known (not Linux): a domain of its own.
+ */
+export function processDomain (p: ProcessIdentity | undefined): string | undefined {
+  return p == null ? undefined : `${p.host}/${p.pid}/${p.start}`
+}
+
+/**
+ * The `k` holders of `owner`'s VMs on `ring` (the peers not declared dead,
+ * `owner` among them), in ring order. With `domainOf` (the failure domain of
+ * a peer: the agents that die together, such as those of one process; undefined
+ * for a peer alone in its own), the next peers whose domain is neither the
+ * owner's nor an already chosen holder's come first, so that one domain's
+ * death never takes a VM's owner with all its holders while other domains
+ * could hold them; when there are too few domains, the peers skipped fill in,
+ * in ring order. Without `domainOf`, or when every peer is alone in its
+ * domain, the k next peers.
+ */
+export function replicaSet (ring: Ring, owner: string, k: number, domainOf?: (peerId: string) => string | undefined): string[] {
+  if (domainOf == null) return ring.successors(owner, k)
+  const taken = new Set<string>()
+  const own = domainOf(owner)
+  if (own != null) taken.add(own)
+  const out: string[] = []
+  const skipped: string[] = []
+  let cur = owner
+  for (let n = 0; n < ring.size && out.length < k; n++) {
+    const next = ring.successor(cur)
+    if (next == null || next === owner) break
+    cur = next
+    const d = domainOf(next)
+    if (d != null && taken.has(d)) { skipped.push(next); continue }
+    if (d != null) taken.add(d)
+    out.push(next)
+  }
+  if (out.length >= k || skipped.length === 0) return out
+  // Too few other domains: the peers skipped, nearest first, then the whole set back in ring order.
+  const chosen = new Set([...out, ...skipped.slice(0, k - out.length)])
+  return ring.successors(owner, ring.size).filter(p => chosen.has(p))
 }
 
 /** What an owner whose holders were `before` and are `after` must do: push to the new ones, drop from those that left. */

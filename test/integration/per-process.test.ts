@@ -3,13 +3,15 @@
  * libp2p node, store, API port and log. Nine agents with K = 4 run in fewer
  * processes than agents, every agent sees nine alive, VMs created through
  * every API are placed on agents of several processes and show in every
- * view; `cluster restart` of one of them is refused (it shares its process),
- * and `cluster down` stops every process.
+ * view; each agent's replica holders are in two other processes, so a
+ * SIGKILL of a whole process loses none of its VMs; `cluster restart` of one
+ * of them is refused (it shares its process), and `cluster down` stops every
+ * process (the one killed too).
  */
 import { readFileSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { alive, type ClusterFile } from '../../src/cli/cluster.ts'
-import { ApiClient, runCli, tempDir, waitFor } from './helpers.ts'
+import { ApiClient, metricValue, runCli, tempDir, waitFor } from './helpers.ts'
 
 const N = 9
 const K = 4
@@ -56,13 +58,38 @@ describe('cluster up --per-process', () => {
       return all.every(v => placed.every(p => v.some(x => x.id === p.id))) ? true : undefined
     }, 60_000, 250)
 
+    // A VM's holders are taken from other processes than its owner's (its failure domain): each agent's last
+    // `replica holders changed` line names two peers of two other processes (three processes: agent 0's and two of K).
+    const lastHolders = (log: string): string[] | undefined => readFileSync(log, 'utf8').split('\n').filter(l => l.includes('"replica holders changed"')).map(l => JSON.parse(l).holders as string[]).at(-1)
+    await waitFor('every agent\'s holders in two other processes', async () => file!.nodes.every((m, i) => {
+      const h = lastHolders(m.log)
+      return h != null && h.length === 2 && h.every(p => pidOf(p) !== pidOf(ids[i])) && pidOf(h[0]) !== pidOf(h[1])
+    }) ? true : undefined, 30_000, 250)
+    await waitFor('every record with its holders', async () => {
+      const pending = await Promise.all(file!.nodes.map(async m => metricValue(await (await fetch(`${m.api}/metrics`)).text(), 'discovery_replicas_pending')))
+      return pending.every(v => v === 0) ? true : undefined
+    }, 30_000, 250)
+    // SIGKILL a whole process of K agents: with the default two holders, none of its VMs is lost.
+    const victim = file.nodes.find(m => m.group != null && m.group !== m.index)!.pid
+    const killed = new Set(file.nodes.filter(m => m.pid === victim).map(m => ids[file!.nodes.indexOf(m)]))
+    const onVictim = placed.filter(p => killed.has(p.node)).length
+    process.kill(victim, 'SIGKILL')
+    const live = apis.filter((_, i) => !killed.has(ids[i]))
+    await waitFor('every VM running exactly once on a live agent', async () => {
+      const lists = await Promise.all(live.map(async a => await a.call<Array<{ id: string }>>('GET', '/v1/vms')))
+      const runs = lists.flat()
+      return placed.every(p => runs.filter(r => r.id === p.id).length === 1) ? true : undefined
+    }, 90_000, 250)
+    process.stdout.write(`per-process: a process of ${killed.size} agents SIGKILLed with ${onVictim} of ${VMS} VMs; all ${VMS} running again once\n`)
+    expect(onVictim).toBeGreaterThan(0)
+
     const restart = await runCli(['cluster', 'restart', '2', '--dir', dir])
     expect(restart.code).toBe(1)
     expect(restart.stderr).toMatch(/runs in one process with agents/)
 
     const down = await runCli(['cluster', 'down', '--dir', dir, '--json'])
     expect(down.code, down.stderr).toBe(0)
-    expect(JSON.parse(down.stdout).stopped).toBe(N)
+    expect(JSON.parse(down.stdout).stopped).toBe(N - killed.size)
     file = undefined
     expect(pids.filter(alive)).toEqual([])
   }, 400_000)

@@ -45,6 +45,48 @@ describe('who holds an owner\'s VMs', () => {
     expect(sameHolders(was, now)).toBe(push().length === 0 && drop().length === 0)
   })
 
+  it('with failure domains, skips the peers of the owner\'s domain and of the holders already chosen', () => {
+    // Processes of two agents each, by ring position: {0,1}, {2,3}, {4,5}, {6,7}.
+    const domainOf = (p: string): string => `proc-${Math.floor(order.indexOf(p) / 2)}`
+    expect(replicaSet(ring, at(0), 2, domainOf)).toEqual([at(2), at(4)])
+    expect(replicaSet(ring, at(1), 2, domainOf)).toEqual([at(2), at(4)])
+    expect(replicaSet(ring, at(7), 3, domainOf)).toEqual([at(0), at(2), at(4)])
+    // A peer alone in its domain (undefined) is never skipped.
+    expect(replicaSet(ring, at(0), 2, p => p === at(1) ? undefined : domainOf(p))).toEqual([at(1), at(2)])
+    // Each agent its own domain: the k next peers, as without domains.
+    expect(replicaSet(ring, at(3), 3, p => p)).toEqual(replicaSet(ring, at(3), 3))
+    // Too few domains (two): the nearest skipped peer fills in, the set back in ring order.
+    const two = (p: string): string => `half-${order.indexOf(p) < 4 ? 0 : 1}`
+    expect(replicaSet(ring, at(0), 2, two)).toEqual([at(1), at(4)])
+    expect(replicaSet(ring, at(0), 3, two)).toEqual([at(1), at(2), at(4)])
+    // An owner not on the ring (declared dead): its successors by hash, with the same rule.
+    const without = new Ring(order.filter(p => p !== at(0)))
+    expect(replicaSet(without, at(0), 2, domainOf)).toEqual([at(2), at(4)])
+  })
+
+  it('with failure domains, a domain\'s death never takes an owner with all its holders when other domains remain (random rings, seed printed)', () => {
+    const seed = Number(process.env.REPLICA_SEED ?? Date.now() % 100_000)
+    process.stdout.write(`replica domains: seed ${seed} (REPLICA_SEED=N to replay)\n`)
+    let x = seed
+    const rand = (n: number): number => { x = (x * 1_103_515_245 + 12_345) % 2 ** 31; return x % n }
+    for (let trial = 0; trial < 200; trial++) {
+      const peers = Array.from({ length: 3 + rand(30) }, (_, i) => `p${trial}-${i}`)
+      const domains = 1 + rand(peers.length)
+      const dom = new Map(peers.map(p => [p, `d${rand(domains)}`]))
+      const r = new Ring(peers)
+      const k = 1 + rand(3)
+      for (const owner of peers) {
+        const set = replicaSet(r, owner, k, p => dom.get(p))
+        expect(set.length, `seed ${seed} trial ${trial}`).toBe(Math.min(k, peers.length - 1))
+        expect(new Set(set).size).toBe(set.length)
+        expect(set).not.toContain(owner)
+        const others = new Set([...dom.values()].filter(d => d !== dom.get(owner)))
+        // As many distinct domains besides the owner's among the holders as there can be.
+        expect(new Set(set.map(p => dom.get(p)).filter(d => d !== dom.get(owner))).size, `seed ${seed} trial ${trial}`).toBe(Math.min(k, others.size))
+      }
+    }
+  })
+
   it('a new order of the same holders is a change (the order decides the restarter)', () => {
     expect(sameHolders(['a', 'b'], ['b', 'a'])).toBe(false)
     expect(sameHolders(['a', 'b'], ['a', 'b'])).toBe(true)
