@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- chaos [--nodes 30] [--runs 1] [--duration 5m] [--kill-every 3s] [--pause-every 30s] [--partition-every 30s] [--replicas 3] [--max-down 2] [--rate 5] [--fuzz 0] [--seed 1] [--report DIR] [--json]`
+ * `npm run bench -- chaos [--nodes 30] [--runs 1] [--duration 5m] [--kill-every 3s] [--pause-every 30s] [--partition-every 30s] [--replicas 3] [--max-down 2] [--rate 5] [--fuzz 0] [--seed 1] [--per-process 1] [--report DIR] [--json]`
  *
  * The chaos soak: `discovery chaos` at 30 agents, split into runs that fit
  * the machine (each run starts its cluster, carries out its schedule, lets
@@ -9,14 +9,17 @@
  * the worst time for the views to agree after churn stopped, with each run's
  * verdict and where its HTML report is. The issue's soak (1,000 kills, 50
  * partitions, 100,000 hostile messages) is `--runs 10 --duration 5m
- * --kill-every 3s --fuzz 10000` on a machine that can hold it.
+ * --kill-every 3s --fuzz 10000` on a machine that can hold it. With
+ * `--per-process K` the agents run K to a process and each kill, pause and
+ * restart takes a whole process (`--max-down` counts processes): 100 agents
+ * ten to a process fit where 100 processes do not.
  */
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseChaosOptions, runChaos } from '../src/chaos/index.ts'
 import type { ChaosReport } from '../src/chaos/report.ts'
 
-const USAGE = `usage: npm run bench -- chaos [--nodes 30] [--runs 1] [--duration 5m] [--kill-every 3s] [--pause-every 30s] [--partition-every 30s] [--replicas 3] [--max-down 2] [--rate 5] [--fuzz 0] [--seed 1] [--report DIR] [--json]`
+const USAGE = `usage: npm run bench -- chaos [--nodes 30] [--runs 1] [--duration 5m] [--kill-every 3s] [--pause-every 30s] [--partition-every 30s] [--replicas 3] [--max-down 2] [--rate 5] [--fuzz 0] [--seed 1] [--per-process 1] [--report DIR] [--json]`
 
 export async function main (args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -33,6 +36,7 @@ export async function main (args: string[]): Promise<number> {
       rate: { type: 'string', default: '5' },
       fuzz: { type: 'string', default: '0' },
       seed: { type: 'string', default: '1' },
+      'per-process': { type: 'string', default: '1' },
       report: { type: 'string', default: '.discovery/bench-chaos' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false }
@@ -49,7 +53,7 @@ export async function main (args: string[]): Promise<number> {
     const seed = String(Number(values.seed) + r)
     const o = parseChaosOptions({
       nodes: values.nodes, duration: values.duration, killEvery: values['kill-every'], pauseEvery: values['pause-every'], partitionEvery: values['partition-every'],
-      replicas: values.replicas, maxDown: values['max-down'], rate: values.rate, fuzz: values.fuzz, seed, report: join(resolve(values.report), `seed-${seed}`)
+      replicas: values.replicas, maxDown: values['max-down'], rate: values.rate, fuzz: values.fuzz, seed, perProcess: values['per-process'], report: join(resolve(values.report), `seed-${seed}`)
     })
     process.stderr.write(`[chaos bench] run ${r + 1} of ${runs}: ${o.nodes} agents, seed ${seed}\n`)
     const t = Date.now()

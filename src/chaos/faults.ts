@@ -63,6 +63,8 @@ export class ChaosCluster {
   up (): Member[] { return this.members.filter(m => m.state === 'up') }
   /** Killed, paused, or restarting. */
   down (): number { return this.members.filter(m => m.state !== 'up').length }
+  /** The units down (agents, or processes of agents, with one not up): what `--max-down` counts. */
+  downUnits (): number { return new Set(this.members.filter(m => m.state !== 'up').map(m => this.unit(m.index)[0])).size }
 
   #record (kind: FaultKind, agents: number[], ok: boolean, detail?: string, extra: Partial<FaultRecord> = {}): void {
     this.faults.push({ atMs: this.now(), kind, agents, ok, ...(detail != null ? { detail } : {}), ...extra })

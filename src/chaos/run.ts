@@ -64,7 +64,7 @@ async function carryOut (c: ChaosCluster, f: ScheduledFault, end: ScheduledFault
   const i = f.agents[0]
   const unit = c.unit(i)
   let waited = false
-  while (c.down() + unit.length > o.maxDown || unit.some(j => c.members[j].state !== 'up')) {
+  while (c.downUnits() >= o.maxDown || unit.some(j => c.members[j].state !== 'up')) {
     waited = true
     if (c.now() + length > deadline) { deferred.skipped++; return }
     await new Promise(r => setTimeout(r, 100))

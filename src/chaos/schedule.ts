@@ -9,7 +9,10 @@
  * to the first time there is, or dropped if that is past the end. One
  * partition at a time; partitions do not count as down (each side still runs).
  * With several agents to a process (`units`), a kill or a pause takes a whole
- * process's agents down together, and counts as that many down.
+ * process's agents down together, and `maxDown` counts processes: the
+ * replica holders of a VM are in other processes than its owner's
+ * (core/replica-rule.ts), so a process down is one holder lost, whatever
+ * the agents it runs.
  */
 import { type Rng, seededRng } from '../core/rng.ts'
 import type { FaultKind } from './history.ts'
@@ -25,7 +28,7 @@ export interface ScheduleOptions extends Pick<ChaosOptions, 'nodes' | 'durationM
   partitionMs: [number, number]
   /** After a restart or a resume, how long the agent still counts as down. */
   upMs: number
-  /** The agents that go down together (the agents of one process), covering 0 … nodes − 1; default each agent alone. */
+  /** The agents that go down together (the agents of one process), covering 0 … nodes − 1; default each agent alone. `maxDown` counts these. */
   units?: number[][]
 }
 
@@ -42,8 +45,8 @@ export interface ScheduledFault {
   pair: number
 }
 
-/** A down interval: [from, to) of one agent. */
-interface Down { agent: number, from: number, to: number }
+/** A down interval: [from, to) of one unit (an agent, or a process of agents). */
+interface Down { unit: number, from: number, to: number }
 
 function between (rng: Rng, [lo, hi]: [number, number]): number {
   return Math.round(lo + rng.next() * (hi - lo))
@@ -87,11 +90,11 @@ export function buildSchedule (o: ScheduleOptions): ScheduledFault[] {
     // Move it later until it fits under maxDown and some agent is up through it.
     while (at + length <= o.durationMs) {
       const to = at + length + o.upMs
-      const overlap = maxOverlap(downs, at, to)
-      const free = units.filter(u => overlap + u.length <= o.maxDown && !downs.some(d => u.includes(d.agent) && d.to > at && d.from < to))
-      if (free.length > 0) {
-        const agents = free[Math.floor(pick * free.length)]
-        for (const agent of agents) downs.push({ agent, from: at, to })
+      const free = units.map((_, u) => u).filter(u => !downs.some(d => d.unit === u && d.to > at && d.from < to))
+      if (free.length > 0 && maxOverlap(downs, at, to) < o.maxDown) {
+        const unit = free[Math.floor(pick * free.length)]
+        const agents = units[unit]
+        downs.push({ unit, from: at, to })
         const p = pair++
         out.push({ atMs: at, kind: w.kind, agents: [...agents], pair: p })
         out.push({ atMs: at + length, kind: w.kind === 'kill' ? 'restart' : 'resume', agents: [...agents], pair: p })
@@ -126,13 +129,13 @@ export function buildSchedule (o: ScheduleOptions): ScheduledFault[] {
   return out.sort((a, b) => a.atMs - b.atMs || a.pair - b.pair)
 }
 
-/** The most agents the schedule has down at once (killed or paused, plus `upMs` after each comes back). */
+/** The most agents (processes, with units) the schedule has down at once (killed or paused, plus `upMs` after each comes back). */
 export function scheduleMaxDown (faults: ScheduledFault[], upMs: number): number {
   const downs: Array<{ from: number, to: number }> = []
   for (const f of faults) {
     if (f.kind !== 'kill' && f.kind !== 'pause') continue
     const end = faults.find(e => e.pair === f.pair && e !== f)
-    for (const _ of f.agents) downs.push({ from: f.atMs, to: (end?.atMs ?? f.atMs) + upMs })
+    downs.push({ from: f.atMs, to: (end?.atMs ?? f.atMs) + upMs })
   }
   return maxOverlap(downs, -Infinity, Infinity)
 }

@@ -31,7 +31,7 @@ export function chaosCommand (program: Command): void {
     .option('--kill-every <d>', 'mean time between SIGKILLs, each followed by a restart on the same data dir (default 10s; 0: none)')
     .option('--pause-every <d>', 'mean time between SIGSTOP/SIGCONT pauses (default 30s; 0: none)')
     .option('--partition-every <d>', 'mean time between partitions, two-way or one-way, each healed (default 30s; 0: none)')
-    .option('--max-down <f>', 'agents killed or paused at once at most, below the replica count (default replicas − 1)')
+    .option('--max-down <f>', 'agents (processes, with --per-process) killed or paused at once at most, below the replica count (default replicas − 1)')
     .option('--rate <r>', 'workload requests a second: creates, deletes, migrations (default 5)')
     .option('--seed <s>', 'seed of the schedule and the workload (default: a fresh one, printed)')
     .option('--report <dir>', 'where report.json, report.html and history.json go (default .discovery/chaos/seed-S)')
@@ -42,7 +42,7 @@ export function chaosCommand (program: Command): void {
     .option('--converge-within <d>', 'views must agree this long after churn stops (default 5s)')
     .option('--settle-timeout <d>', 'how long the cluster may take to settle after the faults (default 120s)')
     .option('--netns', 'root: each agent started in a network namespace of its own, partitions made by the kernel (packets dropped) instead of the admin routes')
-    .option('--per-process <k>', 'K agents in each process of the cluster started (cluster up --per-process; default 1): a kill, pause or restart takes a whole process, K agents against --max-down')
+    .option('--per-process <k>', 'K agents in each process of the cluster started (cluster up --per-process; default 1): a kill, pause or restart takes a whole process, and --max-down counts processes')
     .option('--json', 'print only the report JSON on stdout')
     .action(async (flags) => {
       const opts = parseChaosOptions(flags, flags.attach != null ? attached(flags.attach) : undefined)

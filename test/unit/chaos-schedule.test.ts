@@ -36,14 +36,16 @@ describe('the chaos schedule', () => {
     }
   })
 
-  it('with several agents to a process, takes a whole process down at a time and counts each of its agents as down', () => {
+  it('with several agents to a process, takes a whole process down at a time and counts processes against max-down', () => {
     for (let seed = 1; seed <= 100; seed++) {
       const k = 2 + (seed % 3)
       const nodes = 6 + (seed % 7)
       const units = Array.from({ length: Math.ceil(nodes / k) }, (_, u) => Array.from({ length: Math.min(k, nodes - u * k) }, (_, j) => u * k + j))
-      const o = { ...base, seed, nodes, units, maxDown: k + (seed % 2) * k, killEveryMs: 2_000 }
+      const o = { ...base, seed, nodes, units, maxDown: 1 + (seed % 2), killEveryMs: 2_000 }
       const s = buildSchedule(o)
       expect(scheduleMaxDown(s, o.upMs), `seed ${seed}`).toBeLessThanOrEqual(o.maxDown)
+      // Counted in agents, more than max-down are down at once in some runs: whole processes.
+      if (seed === 1) expect(s.some(f => f.kind === 'kill' && f.agents.length > o.maxDown)).toBe(true)
       const faults = s.filter(f => f.kind === 'kill' || f.kind === 'pause')
       expect(faults.length, `seed ${seed}`).toBeGreaterThan(3)
       for (const f of s.filter(f => f.kind !== 'partition' && f.kind !== 'heal')) {
