@@ -254,6 +254,23 @@ export class Membership {
     return found
   }
 
+  /**
+   * The latest copy of `id` this agent has heard of, on any peer of its view —
+   * those declared dead too, by their last state — or undefined. A copy at a
+   * lower head elsewhere is stale (fenced once its owner hears of this one).
+   */
+  latestCopy (id: string): ClusterVm | undefined {
+    const self = this.#c.self
+    let found: ClusterVm | undefined
+    const local = this.#c.local.summaries().find(vm => vm.id === id)
+    if (local != null) found = { ...local, node: self }
+    for (const e of this.view.entries()) {
+      if (e.peerId === self) continue
+      for (const vm of e.state.vms) if (vm.id === id && (found == null || compareHeads({ epoch: vm.epoch, owner: e.peerId }, { epoch: found.epoch, owner: found.node }) > 0)) found = { ...vm, node: e.peerId }
+    }
+    return found
+  }
+
   /** `getVm`, waiting up to `timeoutMs` for a VM this agent does not know yet (placed elsewhere, not yet gossiped). */
   async waitForVm (id: string, timeoutMs: number): Promise<ClusterVm> {
     try {

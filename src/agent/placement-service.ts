@@ -18,7 +18,7 @@ import { PlaceServer } from '../net/index.ts'
 import { DeleteUncertainError, PeerUnreachableError, VmNotFoundError } from './errors.ts'
 import type { EventLog } from './event-log.ts'
 import type { LocalNode } from './local-node.ts'
-import type { Membership } from './membership.ts'
+import type { ClusterVm, Membership } from './membership.ts'
 import type { Metrics } from './metrics.ts'
 import type { OwnState } from './own-state.ts'
 import type { PeerClient } from './peer-client.ts'
@@ -159,6 +159,7 @@ export class PlacementService {
     const deadline = this.#c.clock.now() + DELETE_FOLLOW_MS
     const unconfirmed = (node: string): DeleteUncertainError => new DeleteUncertainError(`${id} is deleted on node ${node}, but a holder of its record did not take its tombstone in time: should that node die before it does, the VM may run again`)
     for (;;) {
+      this.#refuseStaleDelete(id)
       const outcome = await this.#c.local.remove(id)
       if (outcome === 'deleted') return
       if (outcome === 'unconfirmed') throw unconfirmed(this.#c.self)
@@ -178,6 +179,25 @@ export class PlacementService {
       if (this.#c.clock.now() >= deadline) throw new VmNotFoundError(`node ${vm.node} does not run ${id}`)
       await new Promise(resolve => setTimeout(resolve, DELETE_RETRY_MS))
     }
+  }
+
+  /**
+   * A delete must reach the latest copy of the VM. When that copy is on a node
+   * our view declares dead while a copy at an earlier head still runs on a live
+   * one (left behind: its owner was restarted on its data dir and has not heard
+   * of the later copy yet), deleting the earlier copy would answer `200` and
+   * leave the later one to run on — or be restarted by its holders — with no
+   * tombstone to stop it (a chaos run, seed 13: `resurrected`). So the delete
+   * is refused (`503 peer_unreachable`) until the later copy is reachable again
+   * or restarted elsewhere.
+   */
+  #refuseStaleDelete (id: string): void {
+    const latest = this.#c.membership.latestCopy(id)
+    if (latest == null || latest.node === this.#c.self || this.#c.membership.view.get(latest.node)?.status !== 'dead') return
+    let live: ClusterVm | undefined
+    try { live = this.#c.membership.getVm(id) } catch { return }
+    if (live.node === latest.node || live.epoch >= latest.epoch) return
+    throw new PeerUnreachableError(`the latest copy of ${id} (epoch ${latest.epoch}) is on node ${latest.node}, which this agent counts as dead; the copy at epoch ${live.epoch} on node ${live.node} is stale: try again once that node is back or the VM restarted elsewhere`)
   }
 
   #placementNodes (): NodeState[] {

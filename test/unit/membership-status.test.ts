@@ -14,7 +14,7 @@ import { createMetrics } from '../../src/agent/metrics.ts'
 import { ManualClock } from '../../src/core/clock.ts'
 import type { StatusChange } from '../../src/core/failure-detector.ts'
 import { VmIndex } from '../../src/core/vm-index.ts'
-import { makeNode, peerId } from './fixtures.ts'
+import { makeNode, makeVm, peerId } from './fixtures.ts'
 
 const SELF = peerId('Se1f')
 const B = peerId('B')
@@ -37,7 +37,7 @@ function harness () {
     getConnections: () => []
   }
   const log = { debug: () => {}, info: () => {}, warn: () => {} }
-  const m = new Membership({ self: SELF, clock, events, metrics: createMetrics(), log: log as any, libp2p: libp2p as any, gossip: {} as any, local: { get: () => undefined } as any, vms: new VmIndex(), detection: detection as any }, {
+  const m = new Membership({ self: SELF, clock, events, metrics: createMetrics(), log: log as any, libp2p: libp2p as any, gossip: {} as any, local: { get: () => undefined, summaries: () => [] } as any, vms: new VmIndex(), detection: detection as any }, {
     view: { forgetAfterMs: 60_000 },
     ownState: () => makeNode({ tag: 'Se1f' }),
     onVmsSeen: () => {},
@@ -74,6 +74,20 @@ describe('Membership and the failure detector', () => {
     expect(h.m.view.get(B)?.status).toBe(status)
     expect(h.types().filter(t => t !== 'peer.joined' && t !== 'peer.state')).toEqual(events)
     expect(h.lost).toEqual(lost)
+  })
+
+  it('knows the latest copy of a VM on a peer declared dead, where a live peer still gossips an earlier one (a delete must not take that one for the VM)', () => {
+    const h = harness()
+    const C = peerId('C')
+    const vm = makeVm({ epoch: 0 })
+    h.m.onState(makeNode({ tag: 'B', incarnation: 7, vms: [{ ...vm, epoch: 1 }] }))
+    h.m.onState(makeNode({ tag: 'C', incarnation: 3, vms: [vm] }))
+    expect(h.m.getVm(vm.id)).toMatchObject({ node: B, epoch: 1 })
+    h.m.applyStatus([h.change('alive', 'dead')])
+    // The live view names C's stale copy; the latest copy heard of is still B's.
+    expect(h.m.getVm(vm.id)).toMatchObject({ node: C, epoch: 0 })
+    expect(h.m.latestCopy(vm.id)).toMatchObject({ node: B, epoch: 1 })
+    expect(h.m.latestCopy('vm-000000000000')).toBeUndefined()
   })
 
   it('a closed connection is a hint and a lost peer, not a status; an opened one is a hint', () => {
