@@ -148,7 +148,11 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   const perProcess = opts.perProcess ?? 1
   if (perProcess > MAX_AGENTS_PER_PROCESS || perProcess < 1) throw new UsageError(`Expected --per-process to be from 1 to ${MAX_AGENTS_PER_PROCESS}, got ${perProcess}`)
   if (perProcess > 1 && opts.netns === true) throw new UsageError('--per-process and --netns contradict each other: a process has one network namespace, each agent of --netns its own')
-  const size = Math.max(opts.waveSize ?? waveSize(availableParallelism()), perProcess)
+  const cores = availableParallelism()
+  // Each agent alone takes about 2 s of CPU to start and join, and a little of every agent's already up
+  // (docs/many-agents.md): past 12 agents a core, several to a process bring them up faster.
+  if (perProcess === 1 && opts.nodes > 12 * cores) say(`${opts.nodes} agents one to a process on ${cores} cores: expect minutes to come up; \`--per-process 10\` starts them about twice as fast in a quarter of the memory (each process then fails as one)`)
+  const size = Math.max(opts.waveSize ?? waveSize(cores), perProcess)
   const plan = waves(opts.nodes, size, auto)
   const members: Tracked[] = []
   const file: ClusterFile = { basePort: opts.basePort, nodes: [] }

@@ -71,7 +71,7 @@ cluster.command('up')
   .option('--qemu-accel <accel>', 'qemu driver: auto (default), kvm or tcg')
   .option('--admin', 'serve the admin routes (partitions) on every agent, with a token made into DIR/api.token')
   .option('--netns', 'root: each agent in a network namespace of its own, joined by a bridge (kernel partitions for chaos); a swarm key and a token made into DIR')
-  .option('--per-process <k>', 'K agents in each process (each its own libp2p node, store, API and log; default 1): 5 or 10 bring 100 agents up two to three times as fast in a quarter of the memory (README, Many agents on one machine); such agents cannot be killed or restarted alone (`discovery chaos --per-process K` kills whole processes)')
+  .option('--per-process <k>', 'K agents in each process (each its own libp2p node, store, API and log; default 1): 5 or 10 bring 100 agents up about twice as fast in a quarter of the memory (README, Many agents on one machine); such agents cannot be killed or restarted alone (`discovery chaos --per-process K` kills whole processes)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const nodes = parseInteger('--nodes', opts.nodes, 1, 1000)
