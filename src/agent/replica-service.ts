@@ -119,6 +119,10 @@ export class ReplicaService {
         this.#tombstones.take(peer, res.tombstones ?? [])
       },
       holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas, domainOf),
+      sendTombstone: async (peer, t) => {
+        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] })
+        if (!res.ok) throw new Error(res.reason)
+      },
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)

@@ -17,7 +17,7 @@ import type { Logger } from 'pino'
 import { afterFailure, type BackoffState, isDue } from '../core/backoff.ts'
 import type { VmSpec } from '../core/messages.ts'
 import { compareHeads, extend, type Head, headOf, restartLink, type Signer } from '../core/ownership.ts'
-import type { Chain, Designation } from '../core/ownership-messages.ts'
+import type { Chain, Designation, Tombstone } from '../core/ownership-messages.ts'
 import { MAX_RECORDS_PER_MESSAGE, type ReplicaRecord } from '../core/replica-messages.ts'
 import { confirmers, decideRestart, hasQuorum, isGone, type ReplicaConfig, type StatusOf } from '../core/replica-rule.ts'
 import type { StoredReplica } from '../store/index.ts'
@@ -50,6 +50,8 @@ export interface RestartsInit {
   tombstones: (peer: string, vmIds: string[]) => Promise<void>
   /** The peers that would hold `owner`'s records now (its successors on our ring): asked for tombstones too, as a record we hold may name older holders. */
   holdersOf?: (owner: string) => string[]
+  /** Sends `peer` a tombstone (`delete`): a VM deleted while we restarted it there. */
+  sendTombstone?: (peer: string, t: Tombstone) => Promise<void>
   /** Hands `peer`, the restarter of `records`, our copies (`handoff`); resolves with the VMs it settled (restarted, runs, deleted). */
   handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>
 }
@@ -231,6 +233,15 @@ export class Restarts {
       this.#retry.delete(id)
       // Durable on its new owner (its commit was answered): our copy of the record is not needed any more.
       this.#init.holdings.drop([id])
+      // Deleted while we placed it (its owner was alive after all, and took a delete): the tombstone reached us after
+      // our last look, and told its owner of no later copy, since there was none yet. It deletes the new copy too.
+      const t = this.#init.holdings.tombstoneFor(id, chain)
+      if (t != null && this.#init.sendTombstone != null) {
+        this.#init.log.info({ component: 'discovery:restart', vm: id, node: placed.node }, 'deleted while we restarted it: its tombstone sent to the new owner')
+        await this.#init.sendTombstone(placed.node, t).catch((err: Error) => {
+          this.#init.log.warn({ component: 'discovery:restart', vm: id, node: placed.node, err: err.message }, 'could not send the tombstone of a VM deleted while we restarted it: the holders send it when they see it run')
+        })
+      }
     } catch (err: any) {
       this.#init.metrics.restarts.inc({ result: 'failed' })
       this.#init.log.warn({ component: 'discovery:restart', vm: id, owner, err: err.message }, 'restart failed: trying again later')

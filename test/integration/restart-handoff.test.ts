@@ -36,7 +36,7 @@ interface Side { restarts: Restarts, holdings: Holdings, placed: string[], hande
 
 type AskTombstones = (peer: string, vmIds: string[], holdings: Holdings) => Promise<void>
 
-function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>, tombstones: AskTombstones = async () => {}, opts: { dead?: Set<string>, holdersOf?: (owner: string) => string[] } = {}): Side {
+function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>, tombstones: AskTombstones = async () => {}, opts: { dead?: Set<string>, holdersOf?: (owner: string) => string[], place?: (holdings: Holdings) => Promise<void>, sent?: Array<{ peer: string, vmId: string }> } = {}): Side {
   const dead = opts.dead ?? new Set([O.id])
   const dir = mkdtempSync(join(tmpdir(), 'discovery-handoff-'))
   const store = Store.open(dir)
@@ -52,7 +52,8 @@ function side (me: Identity, clock: { now: number }, handoff: (peer: string, rec
     log: pino({ level: 'silent' }),
     status: (p) => dead.has(p) ? 'dead' : 'alive',
     holdersOf: opts.holdersOf,
-    place: async (spec) => { placed.push(spec.id); return { node: me.id } as any },
+    place: async (spec) => { await opts.place?.(holdings); placed.push(spec.id); return { node: 'new-owner' } as any },
+    sendTombstone: async (peer, t) => { opts.sent?.push({ peer, vmId: t.vmId }) },
     confirmDead: async () => true,
     tombstones: async (peer, vmIds) => { asked.push({ peer, ids: vmIds }); await tombstones(peer, vmIds, holdings) },
     handoff: async (peer, records) => { handed.push({ peer, ids: records.map(r => r.spec.id) }); return await handoff(peer, records) }
@@ -166,6 +167,36 @@ describe('handoff of a dead owner\'s record to its restarter', () => {
     expect(b.asked.map(a => a.peer).sort()).toEqual([H.id, H2.id].sort())
     expect(b.placed).toEqual([])
     expect(b.holdings.get(VM)).toBeUndefined()
+  })
+
+  it('a VM deleted while it was being restarted: the tombstone that came meanwhile goes to the new owner', async () => {
+    // Seen in a chaos run (seed 13): the owner, cut off one way and declared dead, still took a delete; its tombstone
+    // reached the restarter while it placed the VM, and told the owner of no later copy, since there was none yet.
+    const clock = { now: 1_000 }
+    const tombstone = makeTombstone(chain(), 900, O.signer)
+    const sent: Array<{ peer: string, vmId: string }> = []
+    const b = side(B, clock, async () => [], async () => {}, {
+      sent,
+      place: async (holdings) => {
+        holdings.addTombstones([tombstone])
+        holdings.drop([VM])
+      }
+    })
+    b.holdings.put(O.id, [record()])
+    b.restarts.peerDead(O.id)
+    const deadline = Date.now() + 5_000
+    while (sent.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 10))
+    expect(b.placed).toEqual([VM])
+    expect(sent).toEqual([{ peer: 'new-owner', vmId: VM }])
+    // Without a tombstone, nothing is sent.
+    const sent2: Array<{ peer: string, vmId: string }> = []
+    const c = side(B, clock, async () => [], async () => {}, { sent: sent2 })
+    c.holdings.put(O.id, [record()])
+    c.restarts.peerDead(O.id)
+    while (c.placed.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 10))
+    await settle()
+    expect(c.placed).toEqual([VM])
+    expect(sent2).toEqual([])
   })
 
   it('restarts only once every live peer asked has answered: one that does not is asked again later, and counts no more once declared dead', async () => {
