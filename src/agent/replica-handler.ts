@@ -44,7 +44,11 @@ export class ReplicaHandler {
       case 'put': {
         const refused = this.#p.holdings.put(from, req.records)
         for (const r of refused) if (r.forged) this.#p.refused(r.vmId, from, 'record', r.reason)
-        return refused.length > 0 ? { ...ok, refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) })) } : ok
+        if (refused.length === 0) return ok
+        // A record refused because its VM was deleted: its owner runs a copy the delete did not reach (cut off, or
+        // down, when it was deleted at a later head elsewhere): the tombstone goes back with the answer, and stops it.
+        const tombstones = req.records.map(r => this.#p.holdings.tombstoneFor(r.spec.id, r.chain)).filter((t): t is Tombstone => t != null)
+        return { ...ok, refused: refused.map(r => ({ vmId: r.vmId, reason: r.reason.slice(0, 500) })), ...(tombstones.length > 0 ? { tombstones } : {}) }
       }
       case 'drop': {
         // Only a record's owner takes it back.

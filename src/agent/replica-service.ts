@@ -93,7 +93,8 @@ export class ReplicaService {
       send: async (peer, req) => await this.#send(peer, req),
       // A delete through another agent waits for ours within its own request timeout.
       deleteWaitMs: Math.floor(config.requestTimeoutMs / 2),
-      laterOwners: (vmId, t) => this.#tombstones.laterHeads([t], self).map(h => h.owner)
+      laterOwners: (vmId, t) => this.#tombstones.laterHeads([t], self).map(h => h.owner),
+      takeTombstones: (from, ts) => { this.#tombstones.take(from, ts) }
     })
     this.#tombstones = new TombstoneIntake({
       self, signer, local, holdings: this.#holdings, log,

@@ -41,6 +41,8 @@ export interface ReplicationInit {
   send: (peerId: string, req: ReplicaRequest) => Promise<ReplicaResponse>
   /** How long a user's delete waits for its tombstone to reach the holders. */
   deleteWaitMs: number
+  /** Tombstones a holder answered a `put` with (its records refused as deleted): taken as if pushed (tombstone-intake.ts). */
+  takeTombstones?: (from: string, tombstones: Tombstone[]) => void
   /** The owners of copies of a VM later than the tombstone's head that this node knows of (tombstone-intake.ts `laterHeads`). */
   laterOwners: (vmId: string, tombstone: Tombstone) => string[]
 }
@@ -298,6 +300,8 @@ export class Replication {
         if (records.length > 0) {
           const res = await this.#request(peer, { v: PROTOCOL_VERSION, op: 'put', records })
           if (res.ok && res.refused != null && res.refused.length > 0) this.#init.log.debug({ component: 'discovery:replica', peer, refused: res.refused.slice(0, 3) }, 'records refused by a holder')
+          // Deleted at a later head while we were cut off or down: our copy stops.
+          if (res.ok && res.tombstones != null && res.tombstones.length > 0) this.#init.takeTombstones?.(peer, res.tombstones)
         }
         for (const id of ids) box.puts.delete(id)
       }

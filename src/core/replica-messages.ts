@@ -68,7 +68,7 @@ export const replicaResponseSchema = z.union([
     chains: z.array(z.object({ vmId: vmIdSchema, chain: chainSchema }).strict()).max(MAX_CHAINS_PER_MESSAGE).optional(),
     /** handoff: the VMs the answering node restarted already or runs: the sender's records of them are not needed any more. */
     settled: z.array(vmIdSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
-    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones, heads: of those deleted). */
+    /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones, heads: of those deleted; put: of the records refused as deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
     tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
     /**

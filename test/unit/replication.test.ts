@@ -46,6 +46,9 @@ function harness (records: VmRecord[], live: string[]) {
   /** What each peer answers a delete with: the later heads it knows of, after `gate` (when given) resolves. */
   const answers = new Map<string, { later: Array<{ vmId: string, epoch: number, owner: string }>, gate?: Promise<void> }>()
   let known: string[] = []
+  /** What each peer answers a put with: tombstones of records it refused as deleted. */
+  const putTombstones = new Map<string, Tombstone[]>()
+  const taken: Array<{ from: string, ids: string[] }> = []
   const r = new Replication({
     self: me.id,
     config: { ...DEFAULT_REPLICA, pushDelayMs: 0, ringSettleMs: 1_000 },
@@ -59,13 +62,16 @@ function harness (records: VmRecord[], live: string[]) {
     send: async (to, req): Promise<ReplicaResponse> => {
       sent.push({ to, req })
       if (failing.has(to)) throw new Error('unreachable')
+      const dead = req.op === 'put' ? putTombstones.get(to) : undefined
+      if (dead != null) return { v: 1, ok: true, refused: dead.map(t => ({ vmId: t.vmId, reason: `${t.vmId} was deleted` })), tombstones: dead }
       const a = req.op === 'delete' ? answers.get(to) : undefined
       if (a == null) return { v: 1, ok: true }
       await a.gate
       return { v: 1, ok: true, later: a.later }
     },
     deleteWaitMs: 1_000,
-    laterOwners: () => known
+    laterOwners: () => known,
+    takeTombstones: (from, ts) => { taken.push({ from, ids: ts.map(t => t.vmId) }) }
   })
   return {
     r,
@@ -76,6 +82,8 @@ function harness (records: VmRecord[], live: string[]) {
     advance: (ms: number) => { now += ms; r.tick() },
     fail: (p: string[]) => { failing = new Set(p) },
     answers,
+    putTombstones,
+    taken,
     know: (p: string[]) => { known = p }
   }
 }
@@ -119,6 +127,17 @@ describe('Replication', () => {
     h.r.added(three)
     await settle()
     for (const p of holders) expect(puts(h.sent, p)).toContain(three.spec.id)
+  })
+
+  it('takes the tombstones a holder answers a put with (our copy was deleted at a later head while we were cut off)', async () => {
+    const h = harness([vm(1), vm(2)], peers)
+    const holders = replicaSet(new Ring([me.id, ...peers]), me.id, 2)
+    const t = { vmId: vm(1).spec.id } as Tombstone
+    h.putTombstones.set(holders[0], [t])
+    h.r.ringChanged()
+    h.advance(1_100)
+    await settle()
+    expect(h.taken).toEqual([{ from: holders[0], ids: [vm(1).spec.id] }])
   })
 
   it('when a holder dies: every record to the new set, then taken back from nobody (the dead one gets nothing)', async () => {
