@@ -234,11 +234,11 @@ export class Membership {
     return this.#c.local.summaries().map(vm => ({ ...vm, node: this.#c.self }))
   }
 
-  /** Every VM this agent knows of: its own, fresh, and those gossiped by live or suspect peers. */
-  clusterVms (): ClusterVm[] {
+  /** Every VM this agent knows of: its own, fresh, and those gossiped by live or suspect peers (`withDead`: and by those declared dead, their last state). */
+  clusterVms (withDead = false): ClusterVm[] {
     const out = this.localVms()
     for (const e of this.view.entries()) {
-      if (e.peerId === this.#c.self || e.status === 'dead') continue
+      if (e.peerId === this.#c.self || (!withDead && e.status === 'dead')) continue
       for (const vm of e.state.vms) out.push({ ...vm, node: e.peerId })
     }
     return out
@@ -248,8 +248,7 @@ export class Membership {
     const local = this.#c.local.summaries().find(vm => vm.id === id)
     if (local != null) return { ...local, node: this.#c.self }
     // Two peers may both gossip it for a while (a stale copy not fenced yet): the later head is the one that runs on.
-    let found: ClusterVm | undefined
-    for (const vm of this.clusterVms()) if (vm.id === id && (found == null || compareHeads({ epoch: vm.epoch, owner: vm.node }, { epoch: found.epoch, owner: found.node }) > 0)) found = vm
+    const found = latestOf(this.clusterVms(), id)
     if (found == null) throw new VmNotFoundError(`no VM ${id} is known to this agent`)
     return found
   }
@@ -260,15 +259,7 @@ export class Membership {
    * lower head elsewhere is stale (fenced once its owner hears of this one).
    */
   latestCopy (id: string): ClusterVm | undefined {
-    const self = this.#c.self
-    let found: ClusterVm | undefined
-    const local = this.#c.local.summaries().find(vm => vm.id === id)
-    if (local != null) found = { ...local, node: self }
-    for (const e of this.view.entries()) {
-      if (e.peerId === self) continue
-      for (const vm of e.state.vms) if (vm.id === id && (found == null || compareHeads({ epoch: vm.epoch, owner: e.peerId }, { epoch: found.epoch, owner: found.node }) > 0)) found = { ...vm, node: e.peerId }
-    }
-    return found
+    return latestOf(this.clusterVms(true), id)
   }
 
   /** `getVm`, waiting up to `timeoutMs` for a VM this agent does not know yet (placed elsewhere, not yet gossiped). */
@@ -307,4 +298,11 @@ export class Membership {
     this.view.heard(id, this.#c.clock.now())
     this.#c.detection.hint(id, 'connected')
   }
+}
+
+/** The copy of `id` at the latest head among `vms` (the higher epoch, then the higher peer id), if any. */
+function latestOf (vms: readonly ClusterVm[], id: string): ClusterVm | undefined {
+  let found: ClusterVm | undefined
+  for (const vm of vms) if (vm.id === id && (found == null || compareHeads({ epoch: vm.epoch, owner: vm.node }, { epoch: found.epoch, owner: found.node }) > 0)) found = vm
+  return found
 }

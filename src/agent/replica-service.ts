@@ -16,7 +16,7 @@ import type { Clock } from '../core/clock.ts'
 import { derivedFrom, type PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
 import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
-import type { Chain } from '../core/ownership-messages.ts'
+import type { Chain, Tombstone } from '../core/ownership-messages.ts'
 import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
 import { processDomain, replicaSet, type StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
@@ -120,10 +120,7 @@ export class ReplicaService {
         this.#tombstones.take(peer, res.tombstones ?? [])
       },
       holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas, domainOf),
-      sendTombstone: async (peer, t) => {
-        const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] })
-        if (!res.ok) throw new Error(res.reason)
-      },
+      sendTombstone: async (peer, t) => { await this.#sendTombstone(peer, t) },
       handoff: async (peer, records) => {
         const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'handoff', records })
         if (!res.ok) throw new Error(res.reason)
@@ -138,7 +135,7 @@ export class ReplicaService {
         if (!res.ok) throw new Error(res.reason)
         return new Map((res.chains ?? []).map(c => [c.vmId, c.chain]))
       },
-      sendTombstone: async (peer, t) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] }) },
+      sendTombstone: async (peer, t) => { await this.#sendTombstone(peer, t) },
       sendChains: async (peer, chains) => { await this.#send(peer, { v: PROTOCOL_VERSION, op: 'claim', chains }) },
       fence: (vmId, owner, epoch) => {
         if (components.fence(vmId, owner, epoch)) events.emit('vm.fenced', { id: vmId, node: owner, epoch })
@@ -325,6 +322,12 @@ export class ReplicaService {
   #refused (vmId: string, from: string, what: 'claim' | 'record' | 'tombstone', reason: string): void {
     this.#c.invalid('epoch', from, `${what} for ${vmId}: ${reason}`)
     this.#c.events.emit('replica.refused', { vmId, from, what, reason: reason.slice(0, 300) })
+  }
+
+  /** Sends `peer` one tombstone (`delete`); a refusal is an error. */
+  async #sendTombstone (peer: string, t: Tombstone): Promise<void> {
+    const res = await this.#send(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: [t] })
+    if (!res.ok) throw new Error(res.reason)
   }
 
   async #send (peer: string, req: ReplicaRequest): Promise<ReplicaResponse> {

@@ -61,9 +61,7 @@ export class ChaosCluster {
   now (): number { return Date.now() - this.#t0 }
 
   up (): Member[] { return this.members.filter(m => m.state === 'up') }
-  /** Killed, paused, or restarting. */
-  down (): number { return this.members.filter(m => m.state !== 'up').length }
-  /** The units down (agents, or processes of agents, with one not up): what `--max-down` counts. */
+  /** The units down — agents, or processes of agents, killed, paused or restarting: what `--max-down` counts. */
   downUnits (): number { return new Set(this.members.filter(m => m.state !== 'up').map(m => this.unit(m.index)[0])).size }
 
   #record (kind: FaultKind, agents: number[], ok: boolean, detail?: string, extra: Partial<FaultRecord> = {}): void {

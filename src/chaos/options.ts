@@ -80,10 +80,9 @@ export interface ChaosFlags {
 
 /** `attached`: what the cluster given with --attach was started with (its replicas, its largest process of agents). */
 export function parseChaosOptions (f: ChaosFlags, attached?: { replicas: number, perProcess: number }): ChaosOptions {
-  const attachedReplicas = attached?.replicas
   if (f.attach == null && f.nodes == null) throw new UsageError('Expected --nodes N (agents to start), or --attach CLUSTER_DIR (a cluster started with `discovery cluster up --admin`)')
   if (f.duration == null) throw new UsageError('Expected --duration D, e.g. 60s or 5m')
-  const replicas = attachedReplicas ?? (f.replicas != null ? parseInteger('--replicas', f.replicas, 1, 7) : 2)
+  const replicas = attached?.replicas ?? (f.replicas != null ? parseInteger('--replicas', f.replicas, 1, 7) : 2)
   const nodes = f.nodes != null ? parseInteger('--nodes', f.nodes, 3, 200) : 0
   const perProcess = attached?.perProcess ?? (f.perProcess != null ? parseInteger('--per-process', f.perProcess, 1, 100) : 1)
   if (perProcess > 1 && f.netns === true) throw new UsageError('--per-process and --netns contradict each other: a process has one network namespace, each agent of --netns its own')
