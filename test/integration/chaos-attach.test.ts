@@ -6,10 +6,10 @@
  * command line recorded in cluster.json, whose pids it keeps current, so
  * that `cluster down` then stops them all.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ApiClient, readCluster, runCli, tempDir, waitFor } from './helpers.ts'
+import { ApiClient, expectNoViolations, readChaosReport, readCluster, runCli, tempDir, waitFor } from './helpers.ts'
 
 const SEED = Number(process.env.CHAOS_SEED ?? 5)
 const dir = tempDir('chaos-attach')
@@ -29,13 +29,12 @@ describe('discovery chaos --attach', () => {
     process.stdout.write(`chaos attach test: seed ${SEED} (CHAOS_SEED=N to change), report in ${report}\n`)
     const run = await runCli(['chaos', '--attach', dir, '--duration', '25s', '--kill-every', '5s', '--pause-every', '12s', '--partition-every', '12s',
       '--max-down', '1', '--rate', '4', '--seed', String(SEED), '--report', report, '--json'], 300_000)
-    expect(existsSync(join(report, 'report.json')), run.stderr.slice(-2000)).toBe(true)
-    const r = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'))
+    const r = readChaosReport(report, run)
     process.stdout.write(`chaos attach test: ${JSON.stringify({ faults: r.faults.injected, requests: r.requests.byStatus, verdict: r.verdict })}\n`)
     expect(r.faults.injected.kill).toBeGreaterThanOrEqual(3)
     expect(r.faults.injected.restart).toBe(r.faults.injected.kill)
     expect(r.counts.acknowledged).toBeGreaterThan(10)
-    expect(r.violations.map((v: { kind: string, message: string }) => `${v.kind}: ${v.message}`)).toEqual([])
+    expectNoViolations(r)
     expect(run.code).toBe(0)
     // Still running, every agent answering, the killed ones under new pids that cluster.json knows.
     const file = readCluster(dir)

@@ -10,10 +10,8 @@
  * so per-process.test.ts checks the holders themselves). The run prints its
  * seed; `CHAOS_SEED=N` replays it.
  */
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { runCli, tempDir } from './helpers.ts'
+import { expectNoViolations, readChaosReport, runCli, tempDir } from './helpers.ts'
 
 const SEED = Number(process.env.CHAOS_SEED ?? 5)
 
@@ -26,8 +24,7 @@ describe('discovery chaos --per-process', () => {
     // The default two holders and one process down at a time (--max-down 1).
     const run = await runCli(['chaos', '--nodes', '7', '--per-process', '3', '--duration', '45s', '--kill-every', '5s', '--pause-every', '20s', '--partition-every', '20s',
       '--replicas', '2', '--max-down', '1', '--rate', '4', '--seed', String(SEED), '--report', dir, '--json'], 330_000)
-    expect(existsSync(join(dir, 'report.json')), run.stderr.slice(-2000)).toBe(true)
-    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'))
+    const report = readChaosReport(dir, run)
     const faults = report.faults.records as Fault[]
     const kills = faults.filter(f => f.kind === 'kill' && f.ok)
     const restarts = faults.filter(f => f.kind === 'restart' && f.ok)
@@ -38,7 +35,7 @@ describe('discovery chaos --per-process', () => {
     expect(restarts.map(r => r.agents.join()).sort()).toEqual(kills.map(k => k.agents.join()).sort())
     expect(report.faults.injected.pause).toBeGreaterThanOrEqual(1)
     expect(report.counts.acknowledged).toBeGreaterThan(20)
-    expect(report.violations.map((v: { kind: string, message: string }) => `${v.kind}: ${v.message}`)).toEqual([])
+    expectNoViolations(report)
     expect(report.verdict).toBe('clean')
     expect(run.code).toBe(0)
   }, 360_000)

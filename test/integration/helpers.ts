@@ -2,10 +2,11 @@
 import type { Stream } from '@libp2p/interface'
 import { decode as lpDecode } from 'it-length-prefixed'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { expect } from 'vitest'
 import { BIN } from '../../src/cli/cluster.ts'
 import type { ClusterFile } from '../../src/cli/cluster.ts'
 import { ApiClient } from '../../src/cli/client.ts'
@@ -83,6 +84,17 @@ export async function startAgent (args: string[], timeoutMs = 30_000, opts: { en
 }
 
 export { metricValue } from '../../bench/lib/metrics.ts'
+
+/** The report a `discovery chaos --report DIR` run wrote (its stderr's tail names what went wrong when there is none). */
+export function readChaosReport (dir: string, run: CliResult): any {
+  expect(existsSync(join(dir, 'report.json')), run.stderr.slice(-2000)).toBe(true)
+  return JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'))
+}
+
+/** A chaos report's violations, each `kind: message`: none. */
+export function expectNoViolations (report: { violations: Array<{ kind: string, message: string }> }): void {
+  expect(report.violations.map(v => `${v.kind}: ${v.message}`)).toEqual([])
+}
 
 /** Reads a stream of length-prefixed JSON frames until it ends; resolves to its frames and how it ended. */
 export async function drainFrames (stream: Stream): Promise<{ frames: unknown[], error?: string }> {

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type ClusterFile } from '../../src/cli/cluster.ts'
 import { agentIp, dropFrom, liftDrops, netnsUnavailable, nsName } from '../../src/cli/netns.ts'
-import { ApiClient, runCli, tempDir, waitFor } from './helpers.ts'
+import { ApiClient, expectNoViolations, readChaosReport, runCli, tempDir, waitFor } from './helpers.ts'
 
 const skipReason = netnsUnavailable()
 const SEED = Number(process.env.CHAOS_SEED ?? 7)
@@ -94,14 +94,13 @@ describe.skipIf(skipReason != null)('agents in network namespaces', () => {
     process.stdout.write(`chaos netns test: seed ${SEED} (CHAOS_SEED=N to change), report in ${report}\n`)
     const run = await runCli(['chaos', '--netns', '--nodes', '5', '--duration', '40s', '--kill-every', '12s', '--pause-every', '20s', '--partition-every', '8s',
       '--rate', '5', '--seed', String(SEED), '--report', report, '--json'], 400_000)
-    expect(existsSync(join(report, 'report.json')), run.stderr.slice(-2000)).toBe(true)
-    const r = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'))
+    const r = readChaosReport(report, run)
     const partitions = r.faults.records.filter((f: { kind: string, ok: boolean }) => f.kind === 'partition' && f.ok)
     process.stdout.write(`chaos netns test: ${JSON.stringify({ faults: r.faults.injected, counts: r.counts, convergedAfterMs: r.settle.convergedAfterMs })}\n`)
     expect(partitions.length).toBeGreaterThanOrEqual(2)
     for (const p of partitions) expect(p.detail).toMatch(/namespaces dropping packets/)
     expect(r.command).toContain('--netns')
-    expect(r.violations.map((v: { kind: string, message: string }) => `${v.kind}: ${v.message}`)).toEqual([])
+    expectNoViolations(r)
     expect(r.verdict).toBe('clean')
     expect(run.code).toBe(0)
     expect(r.options.netns).toBe(true)
