@@ -15,6 +15,7 @@ import { addRttSample, rttOf } from '../core/locality.ts'
 import { probeRtt } from '../net/index.ts'
 import type { Metrics } from './metrics.ts'
 import { type AlignedTask, everyAligned } from '../net/aligned-timers.ts'
+import { withDeadline } from '../net/deadline.ts'
 
 /** How long a ping may take: longer, and the peer is too far or too busy to be measured now. */
 const PROBE_TIMEOUT_MS = 5_000
@@ -110,7 +111,7 @@ export class RttService {
     if (conn == null) return
     this.#probing.add(peerId)
     try {
-      this.add(peerId, await probeRtt(conn, this.#c.clock, AbortSignal.timeout(PROBE_TIMEOUT_MS)))
+      this.add(peerId, await withDeadline(PROBE_TIMEOUT_MS, async signal => await probeRtt(conn, this.#c.clock, signal)))
     } catch (err: any) {
       // Not asked again before the interval: a peer that cannot answer a ping now is not helped by more of them.
       const p = this.#peers.get(peerId) ?? { samples: [], lastAtMs: 0 }

@@ -21,6 +21,7 @@ import { raceSignal } from 'race-signal'
 import { LIMITS, placeRequestSchema, PROTOCOL_VERSION, type PlaceRequest, type PlaceResponse } from '../core/messages.ts'
 import { expectNumber } from '../core/options.ts'
 import { decode, encode, MessageTooLargeError } from './codec.ts'
+import { withDeadline } from './deadline.ts'
 import { joined, PlaceTimeoutError, type Frame } from './place-wire.ts'
 import { PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED } from './protocols.ts'
 
@@ -164,9 +165,10 @@ export class PlaceServer {
       clearTimeout(timer)
       await answered
       out.end()
-      const signal = AbortSignal.timeout(timeoutMs)
-      await raceSignal(sunk, signal)
-      if (!failed) await stream.close({ signal })
+      await withDeadline(timeoutMs, async signal => {
+        await raceSignal(sunk, signal)
+        if (!failed) await stream.close({ signal })
+      })
     } catch (err: any) {
       fail(err instanceof Error ? err : new Error(String(err)))
     } finally {

@@ -33,6 +33,7 @@ import type { Clock } from '../core/clock.ts'
 import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
 import { type AlignedTask, everyAligned } from './aligned-timers.ts'
+import { withDeadline } from './deadline.ts'
 
 export interface RedialerInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
@@ -366,7 +367,7 @@ export class Redialer {
     }
     this.#dialing.add(addr)
     try {
-      await this.#init.libp2p.dial(ma, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
+      await withDeadline(this.#dialTimeoutMs, async signal => await this.#init.libp2p.dial(ma, { signal }))
       this.#backoff.succeeded(addr)
       if (this.#init.bootstrap.includes(addr)) this.#setReached(addr)
     } catch (err: any) {

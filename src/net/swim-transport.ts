@@ -26,6 +26,7 @@ import { pushableV, type PushableV } from 'it-pushable'
 import { expectNumber } from '../core/options.ts'
 import { SWIM_LIMITS, type SwimMessage, swimMessageSchema } from '../core/swim-messages.ts'
 import { decode, encode } from './codec.ts'
+import { withDeadline } from './deadline.ts'
 import { type Frame, joined } from './place-wire.ts'
 import { SWIM_PROTOCOL } from './protocols.ts'
 
@@ -115,7 +116,7 @@ export class SwimTransport {
   async #open (peer: string, ch: Outbound): Promise<void> {
     let stream: Stream
     try {
-      stream = await this.#init.libp2p.dialProtocol(this.#init.dialTarget(peer), SWIM_PROTOCOL, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
+      stream = await withDeadline(this.#dialTimeoutMs, async signal => await this.#init.libp2p.dialProtocol(this.#init.dialTarget(peer), SWIM_PROTOCOL, { signal }))
     } catch {
       this.#close(peer, ch)
       for (const m of ch.waiting.splice(0)) this.#init.onSendFailed(peer, m)
