@@ -4,7 +4,8 @@
  * name, or named in an older form), and with nothing when it lacks nothing;
  * a sync tells the members held dead or suspect by a quorum, never a
  * suspicion on our word alone; it goes once a sync interval, on a probe's
- * tick.
+ * tick, and goes round the members not alive when they are more than one
+ * sync names; a member held dead gathers the accusers heard of later.
  */
 import { describe, expect, it } from 'vitest'
 import { type DetectorConfig, DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
@@ -70,5 +71,31 @@ describe('syncs', () => {
       expect(s.updates.map(u => u.peer)).toContain('x')
       expect(s.updates.map(u => u.peer)).not.toContain(target)
     }
+  })
+  it('passes on the accusers of a member it holds dead heard after the death (a node that counts only those holds it alive otherwise)', () => {
+    const d = make()
+    d.receive('b', message('gossip', [upd('x', 'dead', ['a', 'b', 'c'])]), 10)
+    expect(d.status('x')).toBe('dead')
+    d.receive('e', message('gossip', [upd('x', 'dead', ['d', 'e'])]), 20)
+    const told = about(d.receive('c', message('sync'), 30), 'c', 'gossip', 'x')
+    expect(told?.status).toBe('dead')
+    expect([...told?.accusers ?? []].sort()).toEqual(['a', 'b', 'c', 'd', 'e'])
+  })
+
+  it('goes round the members not alive when there are more than one sync names', () => {
+    const many = Array.from({ length: 30 }, (_, i) => `m${String(i).padStart(2, '0')}`)
+    const d = new FailureDetector({ self: 'me', run: 1, config: CONFIG, rng: seededRng(1), nowMs: 0, startHealth: 0, joinGraceMs: 0 })
+    for (const p of [...PEERS, ...many]) d.add(p, 1, 0)
+    for (let i = 0; i < many.length; i += 10) d.receive('b', message('gossip', many.slice(i, i + 10).map(m => upd(m, 'dead', ['a', 'b', 'c']))), 10)
+    expect(many.filter(m => d.status(m) !== 'dead')).toEqual([])
+    const named: string[][] = []
+    for (let now = 20; now <= 8 * CONFIG.syncIntervalMs && named.length < 2; now += 50) {
+      // The probes go unanswered: a peer of PEERS may be named too, after the 30.
+      for (const o of d.tick(now).send) if (o.message.type === 'sync') named.push(o.message.updates.map(u => u.peer))
+    }
+    expect(named.length).toBe(2)
+    expect(named[0].length).toBeLessThan(many.length)
+    // Two syncs name all 30 between them: the second starts where the first stopped.
+    expect(new Set([...named[0], ...named[1]].filter(p => many.includes(p))).size).toBe(many.length)
   })
 })
