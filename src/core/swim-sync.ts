@@ -20,7 +20,8 @@ export const SYNC_UPDATES = 24
 
 /**
  * What a sync tells: `first` (a member asked about), then the members dead
- * or suspect by a quorum, in the order they stopped being alive. Not a
+ * or suspect by a quorum, in the order they stopped being alive from the
+ * `from`-th on, round the list, up to SYNC_UPDATES in all. Not a
  * suspicion held on our word alone: told again and again, one node's
  * accusations (a fault of its own, a one-way link) would meet a stray
  * accusation elsewhere and make a quorum that a lone accuser never does.
