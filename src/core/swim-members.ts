@@ -158,12 +158,18 @@ export class SwimMembers extends MemberTable {
       return
     }
     if (cmp > 0) this.#newer(m, u, nowMs, sink)
-    else if (m.status === 'dead') return void this.#moreAccusers(m, u, nowMs)
+    else if (m.status === 'dead') {
+      // Held dead here: the accusers named still go into what we tell of it. The observers of a member change as
+      // the rings skip the dead, and a node whose view of who observes it is not ours counts none of the accusers that
+      // declared it dead here, only those of its observers it believes alive, who confirm the death later
+      // (`confirmDead`): unless those names travel on through the members that hold it dead already, that node holds
+      // it alive for as long as the partition lasts (the simulator: 60 nodes seed 3).
+      if (m.suspicion != null) this.#addAccusers(m.suspicion, u, nowMs)
+      return
+    }
     const first = m.suspicion == null
     const s = this.#suspicionOf(m, nowMs)
-    let added = false
-    for (const a of u.accusers ?? []) if (a !== m.id && s.add(a, nowMs)) added = true
-    if (!added) return
+    if (!this.#addAccusers(s, u, nowMs)) return
     if (first && !s.has(this.self)) sink.accused(m.id)
     // A death with enough accusers we count is taken at once: its declarer's timeout is over.
     if (u.status === 'dead' && s.count(this.counter(m)) >= this.#quorum(this.#config.deadQuorum, m)) this.#declareDead(m, nowMs, sink)
@@ -171,20 +177,11 @@ export class SwimMembers extends MemberTable {
     sink.queue(this.updateOf(m), false)
   }
 
-  /**
-   * A member we hold dead at this incarnation, accused by others too: their
-   * names go into what we tell of it. The observers of a member change as
-   * the rings skip the dead, and a node whose view of who observes it is not
-   * ours counts none of the accusers that declared it dead here, only those
-   * of its observers it believes alive, who confirm the death later
-   * (`confirmDead`): unless those names travel on through the members that
-   * hold it dead already, that node holds it alive for as long as the
-   * partition lasts (the simulator: 60 nodes seed 3).
-   */
-  #moreAccusers (m: Member, u: SwimUpdate, nowMs: number): void {
-    const s = m.suspicion
-    if (s == null) return
-    for (const a of u.accusers ?? []) if (a !== m.id) s.add(a, nowMs)
+  /** Adds the accusers `u` names (never the accused itself) to `s`; whether any was new. */
+  #addAccusers (s: Suspicion, u: SwimUpdate, nowMs: number): boolean {
+    let added = false
+    for (const a of u.accusers ?? []) if (a !== u.peer && s.add(a, nowMs)) added = true
+    return added
   }
 
   /**

@@ -114,11 +114,13 @@ export class Syncs {
    * seed 3). Another observer's accusation is what a quorum is made of.
    */
   about (m: Member, nowMs: number): Sync | undefined {
+    const self = this.#members.self
     const agreed = this.#members.agreed(m)
-    const ours = !agreed && this.#members.topology && m.suspicion?.has(this.#members.self) === true && this.#members.observes(m.id)
-    if ((!agreed && !ours) || (m.syncedAtMs != null && nowMs - m.syncedAtMs < this.#c.syncIntervalMs / 2)) return undefined
+    // Without a quorum, its observers (the rings'; none without them): we must be one, and only another may be asked.
+    const observers = agreed ? undefined : this.#members.observersOf(m.id)
+    if (!agreed && (observers == null || !observers.includes(self) || m.suspicion?.has(self) !== true)) return undefined
+    if (m.syncedAtMs != null && nowMs - m.syncedAtMs < this.#c.syncIntervalMs / 2) return undefined
     m.syncedAtMs = nowMs
-    const observers = ours ? this.#members.observersOf(m.id) ?? [] : undefined
     const to = this.#targets.helpers(m.id, this.#c.indirectChecks).find(h => m.suspicion?.has(h) !== true && (observers == null || observers.includes(h)))
     return to != null ? { to, updates: syncUpdates(this.#members, m) } : undefined
   }

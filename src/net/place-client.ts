@@ -17,6 +17,7 @@ import { pushableV, type PushableV } from 'it-pushable'
 import { LIMITS, placeResponseSchema, type PlaceRequest, type PlaceResponse } from '../core/messages.ts'
 import { expectNumber } from '../core/options.ts'
 import { decode, encode } from './codec.ts'
+import { withDeadline } from './deadline.ts'
 import { joined, PlaceStreamClosedError, PlaceTimeoutError, PlaceUnsentError, type Frame } from './place-wire.ts'
 import { PLACE_PROTOCOL, PLACE_PROTOCOL_PIPELINED } from './protocols.ts'
 import { rpcExchange } from './rpc.ts'
@@ -156,8 +157,8 @@ class Channel {
   async open (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr[], timeoutMs: number): Promise<Stream | undefined> {
     let stream: Stream
     try {
-      const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closing.signal])
-      stream = await libp2p.dialProtocol(peer, [PLACE_PROTOCOL_PIPELINED, PLACE_PROTOCOL], { signal })
+      stream = await withDeadline(timeoutMs, async timeout =>
+        await libp2p.dialProtocol(peer, [PLACE_PROTOCOL_PIPELINED, PLACE_PROTOCOL], { signal: AbortSignal.any([timeout, this.#closing.signal]) }))
     } catch (err: any) {
       this.close(err)
       return undefined
