@@ -7,8 +7,8 @@ import { Command, CommanderError, Option } from 'commander'
 import { rmSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { blockedTable, heal, partition, resolvePeers } from './admin.ts'
-import { runAgent } from './agent-command.ts'
-import { agentOptions } from './agent-options.ts'
+import { resolveAgentConfig, runAgent } from './agent-command.ts'
+import { agentOptions, parseAgentArgv } from './agent-options.ts'
 import { runAgentGroup } from './agent-group.ts'
 import { ApiClient } from './client.ts'
 import { clusterDown, clusterFilePath, clusterStatus, readClusterFile, statusTable } from './cluster.ts'
@@ -87,6 +87,8 @@ cluster.command('up')
     if (opts.observers != null) agentArgs.push('--observers', opts.observers)
     if (opts.replicas != null) agentArgs.push('--replicas', String(parseInteger('--replicas', opts.replicas, 1, 7)))
     if (opts.restartQuorum === true) agentArgs.push('--restart-quorum')
+    // The flags passed on to every agent, checked here by the agent's own rules: a bad one is refused before any agent starts.
+    resolveAgentConfig(parseAgentArgv(agentArgs))
     const { file, children } = await clusterUp({
       nodes,
       dir: opts.dir,

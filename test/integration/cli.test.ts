@@ -12,6 +12,7 @@ import { type AgentProcess, runCli, startAgent, tempDir, waitFor } from './helpe
 
 let agent: AgentProcess
 let api: string
+const badClusterDir = tempDir('cluster-up-bad')
 
 beforeAll(async () => {
   agent = await startAgent(['--data-dir', tempDir('cli'), '--api', '127.0.0.1:0', '--cpu', '4', '--mem', '8GiB', '--labels', 'zone=paris,rack=r1'])
@@ -59,12 +60,18 @@ describe('discovery vm and nodes', () => {
     [['agent', '--listen', 'not-an-address'], /multiaddr/],
     [['agent', '--driver', 'xen'], /--driver/],
     [['cluster', 'up'], /--nodes/],
-    [['cluster', 'up', '--nodes', '-3'], /--nodes/]
+    [['cluster', 'up', '--nodes', '-3'], /--nodes/],
+    // The flags cluster up passes on to its agents are refused before any agent starts (the dir stays empty: below).
+    [['cluster', 'up', '--nodes', '3', '--max-connections', '-1', '--dir', badClusterDir], /--max-connections.*whole number from 2 to 10000.*`-1`/],
+    [['cluster', 'up', '--nodes', '3', '--observers', '0', '--dir', badClusterDir], /--observers.*whole number/],
+    [['cluster', 'up', '--nodes', '3', '--mem', 'lots', '--dir', badClusterDir], /--mem.*`lots`/],
+    [['cluster', 'up', '--nodes', '3', '--driver', 'xen', '--dir', badClusterDir], /--driver/]
   ])('exits 2 with a one-line error on bad usage: %j', async (args, message) => {
     const r = await runCli(args[0] === 'vm' ? [...args, '--api', api] : args)
     expect(r.code).toBe(2)
     oneLine(r.stderr)
     expect(r.stderr).toMatch(message)
+    if (args.includes(badClusterDir)) expect(existsSync(join(badClusterDir, 'cluster.json')), 'no agent started').toBe(false)
   })
 
   it.each([
