@@ -101,10 +101,9 @@ export class PlaceClient {
 
   /** 1.0.0: one request on a stream of its own. */
   async #once (peer: PeerId | Multiaddr[], req: PlaceRequest, signal?: AbortSignal): Promise<PlaceResponse> {
-    const timeout = AbortSignal.timeout(this.#timeoutMs)
     let stream: Stream
     try {
-      stream = await this.#libp2p.dialProtocol(peer, PLACE_PROTOCOL, { signal: signal == null ? timeout : AbortSignal.any([timeout, signal]) })
+      stream = await withDeadline(this.#timeoutMs, async timeout => await this.#libp2p.dialProtocol(peer, PLACE_PROTOCOL, { signal: signal == null ? timeout : AbortSignal.any([timeout, signal]) }))
     } catch (err) {
       throw new PlaceUnsentError(err)
     }
@@ -233,7 +232,7 @@ class Channel {
     const s = this.#stream
     if (s == null) return
     if (err != null) s.abort(err)
-    else void s.close({ signal: AbortSignal.timeout(5_000) }).catch((e: Error) => { s.abort(e) })
+    else void withDeadline(5_000, async signal => { await s.close({ signal }) }).catch((e: Error) => { s.abort(e) })
   }
 
   #write (p: Pending): void {
