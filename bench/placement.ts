@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { bareClusterUp, type BareCluster } from './lib/bare-cluster.ts'
 import { clusterUp, type Cluster } from './lib/cluster.ts'
 import { getJson } from './lib/http.ts'
-import { convergence, type Convergence, CONVERGENCE_UNCOUNTED, idle, type Idle, load, type Load, loadAverage, settle, type Spread } from './lib/measure.ts'
+import { convergence, type Convergence, CONVERGENCE_UNCOUNTED, idle, type Idle, load, type Load, loadAverage, quietMachine, settle, type Spread } from './lib/measure.ts'
 import { scrapeAll } from './lib/metrics.ts'
 import { profileAgent, type ProfileSummary } from './lib/profile.ts'
 import { statusMiB } from './lib/proc.ts'
@@ -192,10 +192,21 @@ async function measure (what: string, apis: string[], pids: number[], upS: numbe
   return { upS, idle: idleRun, convergence: conv, load: l, loadAverage: { up: upLoad, idle: idleLoad, load: loadLoad } }
 }
 
+/** Before each system comes up: the machine quiet (below a fifth of its cores busy over 2 s), for at most 60 s. */
+const QUIET_BUSY_PCT = 20
+const QUIET_WINDOW_MS = 2_000
+const QUIET_MAX_MS = 60_000
+
+async function quietBeforeUp (what: string): Promise<void> {
+  const q = await quietMachine(QUIET_BUSY_PCT, QUIET_WINDOW_MS, QUIET_MAX_MS)
+  log(`  ${what}: machine ${q.busyPct < QUIET_BUSY_PCT ? 'quiet' : 'still busy'} before coming up (${q.busyPct.toFixed(0)} % of its cores busy over ${QUIET_WINDOW_MS / 1000} s, after ${q.waitedS.toFixed(0)} s)`)
+}
+
 async function runBaseline (nodes: number, opts: Options): Promise<SystemRun> {
   log(`${nodes} nodes: baseline, ${nodes} bare libp2p processes`)
   let bare: BareCluster | undefined
   try {
+    await quietBeforeUp('baseline')
     bare = await bareClusterUp({ nodes, log })
     const upLoad = loadAverage()
     return await measure('baseline', bare.nodes.map(m => m.api), bare.nodes.map(m => m.pid), bare.upMs / 1000, upLoad, opts, '?announce=1', { counted: false })
@@ -209,6 +220,7 @@ async function runAgents (nodes: number, basePort: number, opts: Options, capaci
   let cluster: Cluster | undefined
   try {
     const k = opts.perProcess
+    await quietBeforeUp('agents')
     cluster = await clusterUp({ nodes, basePort, ...capacity, extra: [...opts.agentArgs, ...(k > 1 ? ['--per-process', String(k)] : [])], ...(opts.profile ? { env: { NODE_OPTIONS: '--inspect-port=0' } } : {}) })
     const upLoad = loadAverage()
     const apis = cluster.nodes.map(m => m.api)

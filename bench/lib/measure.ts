@@ -45,6 +45,43 @@ export function loadAverage (): number {
   }
 }
 
+/** CPU time of the whole machine from /proc/stat's first line, in jiffies: busy and all. */
+export interface MachineTicks { busy: number, total: number }
+
+/** Parses /proc/stat's `cpu` line (user nice system idle iowait irq softirq steal …): idle and iowait are not busy. */
+export function machineTicks (stat: string): MachineTicks {
+  const line = stat.split('\n').find(l => l.startsWith('cpu '))
+  const fields = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number)
+  if (fields.length < 5 || fields.some(f => !Number.isFinite(f))) throw new Error(`Expected /proc/stat to start with a "cpu" line of numbers, got ${JSON.stringify(line)}`)
+  const total = fields.reduce((a, b) => a + b, 0)
+  return { busy: total - fields[3] - fields[4], total }
+}
+
+/** The machine's busy share between two readings, in % of all its cores (NaN when no time passed). */
+export function busyPercent (before: MachineTicks, after: MachineTicks): number {
+  const total = after.total - before.total
+  return total > 0 ? 100 * (after.busy - before.busy) / total : NaN
+}
+
+export interface Quiet { waitedS: number, busyPct: number }
+
+/**
+ * Waits until the whole machine is quiet — busy below `maxBusyPct` % of all its cores over a window — or `maxMs`
+ * has passed, whichever comes first: a cluster that comes up right after another was stopped (the baseline's
+ * hundred processes, their memory and sockets let go) would otherwise pay for what the one before left behind.
+ */
+export async function quietMachine (maxBusyPct: number, windowMs: number, maxMs: number): Promise<Quiet> {
+  const t0 = Date.now()
+  let busyPct = NaN
+  do {
+    const before = machineTicks(readFileSync('/proc/stat', 'utf8'))
+    await sleep(windowMs)
+    busyPct = busyPercent(before, machineTicks(readFileSync('/proc/stat', 'utf8')))
+    if (busyPct < maxBusyPct) break
+  } while (Date.now() - t0 < maxMs)
+  return { waitedS: (Date.now() - t0) / 1000, busyPct }
+}
+
 /**
  * Whether a cluster has settled, from the CPU of all its processes over
  * successive equal windows (% of one core, oldest first): at least two

@@ -4,7 +4,7 @@
  * cluster just started still converges.
  */
 import { describe, expect, it } from 'vitest'
-import { settled, settledQuiet } from '../../bench/lib/measure.ts'
+import { busyPercent, machineTicks, settled, settledQuiet } from '../../bench/lib/measure.ts'
 
 describe('settled', () => {
   it.each<{ windows: number[], expected: boolean, why: string }>([
@@ -32,5 +32,24 @@ describe('settled', () => {
     { windows: [60, 55], opened: [5], expected: false, why: 'a window whose connections were not counted' }
   ])('$windows with $opened opened, at most 5 → $expected ($why)', ({ windows, opened, expected }) => {
     expect(settledQuiet(windows, opened, 5)).toBe(expected)
+  })
+})
+
+describe('a quiet machine before a cluster comes up', () => {
+  const stat = (user: number, idle: number, iowait = 0): string => `cpu  ${user} 0 10 ${idle} ${iowait} 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1\n`
+
+  it('reads the busy and total jiffies of the cpu line, idle and iowait not busy', () => {
+    expect(machineTicks(stat(100, 800, 50))).toEqual({ busy: 110, total: 960 })
+  })
+
+  it('gives the share of all cores busy between two readings', () => {
+    expect(busyPercent(machineTicks(stat(100, 800)), machineTicks(stat(150, 950)))).toBeCloseTo(100 * 50 / 200)
+    expect(busyPercent(machineTicks(stat(100, 800)), machineTicks(stat(100, 1000)))).toBe(0)
+    expect(busyPercent(machineTicks(stat(100, 800)), machineTicks(stat(100, 800)))).toBeNaN()
+  })
+
+  it('says what it expected of a /proc/stat it cannot read', () => {
+    expect(() => machineTicks('intr 1\n')).toThrow(/Expected \/proc\/stat to start with a "cpu" line/)
+    expect(() => machineTicks('cpu  a b c d e\n')).toThrow(/"cpu" line of numbers/)
   })
 })
