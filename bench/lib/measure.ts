@@ -67,8 +67,9 @@ export interface Quiet { waitedS: number, busyPct: number }
 
 /**
  * Waits until the whole machine is quiet — busy below `maxBusyPct` % of all its cores over a window — or `maxMs`
- * has passed, whichever comes first: a cluster that comes up right after another was stopped (the baseline's
- * hundred processes, their memory and sockets let go) would otherwise pay for what the one before left behind.
+ * has passed, whichever comes first, so that a system's time to come up does not include what the one stopped
+ * before it left running. (Ten agents to a process once came up in 90.4 s right after the baseline, and in 34–41 s
+ * in later runs; the machine was quiet before those, so what slowed that run is not known.)
  */
 export async function quietMachine (maxBusyPct: number, windowMs: number, maxMs: number): Promise<Quiet> {
   const t0 = Date.now()
