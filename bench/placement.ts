@@ -199,7 +199,7 @@ const QUIET_MAX_MS = 60_000
 
 async function quietBeforeUp (what: string): Promise<void> {
   const q = await quietMachine(QUIET_BUSY_PCT, QUIET_WINDOW_MS, QUIET_MAX_MS)
-  log(`  ${what}: machine ${q.busyPct < QUIET_BUSY_PCT ? 'quiet' : 'still busy'} before coming up (${q.busyPct.toFixed(0)} % of its cores busy over ${QUIET_WINDOW_MS / 1000} s, after ${q.waitedS.toFixed(0)} s)`)
+  log(`  ${what}: machine ${q.quiet ? 'quiet' : 'still busy'} before coming up (${q.busyPct.toFixed(0)} % of its cores busy over ${QUIET_WINDOW_MS / 1000} s, after ${q.waitedS.toFixed(0)} s)`)
 }
 
 async function runBaseline (nodes: number, opts: Options): Promise<SystemRun> {

@@ -63,7 +63,7 @@ export function busyPercent (before: MachineTicks, after: MachineTicks): number 
   return total > 0 ? 100 * (after.busy - before.busy) / total : NaN
 }
 
-export interface Quiet { waitedS: number, busyPct: number }
+export interface Quiet { quiet: boolean, waitedS: number, busyPct: number }
 
 /**
  * Waits until the whole machine is quiet — busy below `maxBusyPct` % of all its cores over a window — or `maxMs`
@@ -73,14 +73,18 @@ export interface Quiet { waitedS: number, busyPct: number }
  */
 export async function quietMachine (maxBusyPct: number, windowMs: number, maxMs: number): Promise<Quiet> {
   const t0 = Date.now()
-  let busyPct = NaN
+  const read = (): MachineTicks => machineTicks(readFileSync('/proc/stat', 'utf8'))
+  let before = read()
+  let busyPct: number
+  let quiet: boolean
   do {
-    const before = machineTicks(readFileSync('/proc/stat', 'utf8'))
     await sleep(windowMs)
-    busyPct = busyPercent(before, machineTicks(readFileSync('/proc/stat', 'utf8')))
-    if (busyPct < maxBusyPct) break
-  } while (Date.now() - t0 < maxMs)
-  return { waitedS: (Date.now() - t0) / 1000, busyPct }
+    const after = read()
+    busyPct = busyPercent(before, after)
+    quiet = busyPct < maxBusyPct
+    before = after
+  } while (!quiet && Date.now() - t0 < maxMs)
+  return { quiet, waitedS: (Date.now() - t0) / 1000, busyPct }
 }
 
 /**
