@@ -60,13 +60,19 @@ afterAll(async () => {
 
 describe('failure detection over a bounded fan-out', () => {
   it(`${N} agents, 2 observers each: connections settle at ${MAX} or so, nobody is declared dead`, async () => {
-    // Idle connections beyond the bound are closed a few a check once 10 s old; swim streams idle for 10 s are closed first.
-    const conns = await waitFor('every agent at most 2 connections over the bound', async () => {
-      const c = await Promise.all(apis.map(async (_, i) => await metric(i, 'discovery_connections')))
-      return c.every(x => x <= MAX + 2) ? c : undefined
+    // Idle connections beyond the bound are closed a few a check once 10 s old; swim streams idle for 10 s are closed
+    // first. An indirect probe or a sync opens one for a while, so each agent is judged by its fewest over the last
+    // 5 polls (5 s): all-to-all would hold N - 1 = 9 all the time. When it times out, the message has the counts.
+    const recent: number[][] = []
+    const conns = await waitFor('every agent at most 2 connections over the bound in one of the last 5 polls', async () => {
+      recent.push(await Promise.all(apis.map(async (_, i) => await metric(i, 'discovery_connections'))))
+      if (recent.length > 5) recent.shift()
+      const fewest = apis.map((_, i) => Math.min(...recent.map(c => c[i])))
+      if (fewest.every(x => x <= MAX + 2)) return fewest
+      throw new Error(`fewest connections per agent over the last ${recent.length} polls: ${fewest.join(', ')}`)
     }, 120_000, 1_000)
     const deaths = await Promise.all(apis.map(async (_, i) => await metric(i, 'discovery_detector_deaths_total')))
-    process.stderr.write(`[fanout] connections per agent: ${conns.join(', ')} (bound ${MAX}, ${N - 1} peers each)\n`)
+    process.stderr.write(`[fanout] fewest connections per agent over 5 s: ${conns.join(', ')} (bound ${MAX}, ${N - 1} peers each)\n`)
     expect(deaths).toEqual(Array(N).fill(0))
     expect(Math.min(...conns)).toBeLessThan(N - 1)
   }, 150_000)
