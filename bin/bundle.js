@@ -10,7 +10,7 @@
 //
 // Without rolldown (`npm install --omit=dev`) it says so and exits 0: the agent runs from its sources.
 // Plain JavaScript, so that it runs on whatever Node npm has.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BUNDLE, currentBundle, fingerprint, STAMP } from './bundle-stamp.js'
@@ -72,7 +72,12 @@ export async function build () {
       // Half the text to parse and to keep in memory (13 MiB less resident per agent than unminified).
       // READABLE=1 keeps the whitespace: a CPU profile then names a line per statement, not per module.
       minify: { compress: { keepNames: { function: true, class: true } }, mangle: false, codegen: { removeWhitespace: process.env.READABLE !== '1' } },
-      codeSplitting: false
+      codeSplitting: false,
+      // A source map beside the bundle (discovery.cjs.map), not named in it: nothing loads it when an agent runs.
+      // It is for reading a CPU profile of the bundle (the placement benchmark's --profile): without it every
+      // function is "discovery.cjs", with it the package or source file it came from. Positions only, no sources.
+      sourcemap: 'hidden',
+      sourcemapExcludeSources: true
     }
   })
   const chunk = result.output.find(o => o.type === 'chunk')
@@ -82,6 +87,7 @@ export async function build () {
   // The stamp is taken before the rename: a file edited during the build makes the bundle stale, never wrongly current.
   const stamp = { builtAt: new Date().toISOString(), files, fingerprint: fingerprint(root, files) }
   renameSync(tmp, out)
+  if (existsSync(`${tmp}.map`)) renameSync(`${tmp}.map`, `${out}.map`)
   // The code caches of the bundle replaced (bin/bundle-run.js) and the ES module of builds before 2026-12-02.
   rmSync(join(dirname(out), 'v8-cache'), { recursive: true, force: true })
   rmSync(join(dirname(out), 'discovery.mjs'), { force: true })
@@ -102,6 +108,7 @@ if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1
   } catch (err) {
     // Never fatal: without the bundle the command runs from its sources.
     rmSync(join(root, `${BUNDLE}.${process.pid}.tmp`), { force: true })
+    rmSync(join(root, `${BUNDLE}.${process.pid}.tmp.map`), { force: true })
     say(`not built (${err?.message ?? err}): the command runs from its sources`)
   }
 }

@@ -4,8 +4,11 @@
  * waited for a CPU counts no more than the sampling allows, so the wait is not
  * charged to whatever function ran then.
  */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { MAX_SAMPLE_MS, summarize } from '../../bench/lib/profile.ts'
+import { bundleLocator, MAX_SAMPLE_MS, summarize } from '../../bench/lib/profile.ts'
 
 const frame = (id: number, functionName: string, url: string, lineNumber = 0): { id: number, callFrame: { functionName: string, url: string, lineNumber: number } } =>
   ({ id, callFrame: { functionName, url, lineNumber } })
@@ -34,5 +37,22 @@ describe('the benchmark\'s profile summary', () => {
   it('in wall time (no cap) the wait would go to the function that ran before it', () => {
     const s = summarize(profile(), 25, Infinity)
     expect(s.byFunction[0]).toEqual(['decode varint.js:10', 500])
+  })
+
+  it('names the source file or package of a function of the bundle, through the source map beside it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'profile-map-'))
+    const bundle = join(dir, 'dist/cli/discovery.cjs')
+    // Bundle line 0: from column 0, src/agent/agent.ts line 41; from column 10, a nested @libp2p/utils line 9.
+    const map = { version: 3, sources: ['../../src/agent/agent.ts', '../../node_modules/libp2p/node_modules/@libp2p/utils/dist/varint.js'], names: [], mappings: 'AAyCA,UChCA' }
+    expect(bundleLocator(bundle)).toBeUndefined()
+    mkdirSync(join(dir, 'dist/cli'), { recursive: true })
+    writeFileSync(`${bundle}.map`, JSON.stringify(map))
+    const locate = bundleLocator(bundle)!
+    const nodes = [{ id: 1, callFrame: { functionName: 'tick', url: bundle, lineNumber: 0, columnNumber: 3 } }, { id: 2, callFrame: { functionName: 'decode', url: bundle, lineNumber: 0, columnNumber: 12 } }]
+    const s = summarize({ nodes, samples: [1, 1, 2], timeDeltas: [0, 1_000, 1_000, 1_000] }, 25, MAX_SAMPLE_MS, locate)
+    expect(new Map(s.byPart)).toEqual(new Map([['src/agent/agent.ts', 2], ['@libp2p/utils', 1]]))
+    expect(new Map(s.byFunction)).toEqual(new Map([['tick agent.ts:42', 2], ['decode varint.js:10', 1]]))
+    // Without the map, all of it is the bundle.
+    expect(summarize({ nodes, samples: [1, 1, 2], timeDeltas: [0, 1_000, 1_000, 1_000] }).byPart).toEqual([['the bundle (dist/)', 3]])
   })
 })
