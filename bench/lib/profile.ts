@@ -44,7 +44,8 @@ export function bundleLocator (bundle: string): Locate | undefined {
   return (frame) => {
     if (frame.url !== bundle || frame.lineNumber < 0) return undefined
     const e = map.findEntry(frame.lineNumber, frame.columnNumber ?? 0)
-    return 'originalSource' in e ? { url: e.originalSource, lineNumber: e.originalLine } : undefined
+    // The bundle's own helpers (its first columns) come from no source.
+    return 'originalSource' in e && e.originalSource != null ? { url: e.originalSource, lineNumber: e.originalLine } : undefined
   }
 }
 

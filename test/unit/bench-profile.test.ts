@@ -42,17 +42,23 @@ describe('the benchmark\'s profile summary', () => {
   it('names the source file or package of a function of the bundle, through the source map beside it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'profile-map-'))
     const bundle = join(dir, 'dist/cli/discovery.cjs')
-    // Bundle line 0: from column 0, src/agent/agent.ts line 41; from column 10, a nested @libp2p/utils line 9.
-    const map = { version: 3, sources: ['../../src/agent/agent.ts', '../../node_modules/libp2p/node_modules/@libp2p/utils/dist/varint.js'], names: [], mappings: 'AAyCA,UChCA' }
+    // Bundle line 0: from column 0, the bundle's own (no source); from column 10, src/agent/agent.ts line 41; from
+    // column 20, a nested @libp2p/utils line 9.
+    const map = { version: 3, sources: ['../../src/agent/agent.ts', '../../node_modules/libp2p/node_modules/@libp2p/utils/dist/varint.js'], names: [], mappings: 'A,UAyCA,UChCA' }
     expect(bundleLocator(bundle)).toBeUndefined()
     mkdirSync(join(dir, 'dist/cli'), { recursive: true })
     writeFileSync(`${bundle}.map`, JSON.stringify(map))
     const locate = bundleLocator(bundle)!
-    const nodes = [{ id: 1, callFrame: { functionName: 'tick', url: bundle, lineNumber: 0, columnNumber: 3 } }, { id: 2, callFrame: { functionName: 'decode', url: bundle, lineNumber: 0, columnNumber: 12 } }]
-    const s = summarize({ nodes, samples: [1, 1, 2], timeDeltas: [0, 1_000, 1_000, 1_000] }, 25, MAX_SAMPLE_MS, locate)
-    expect(new Map(s.byPart)).toEqual(new Map([['src/agent/agent.ts', 2], ['@libp2p/utils', 1]]))
-    expect(new Map(s.byFunction)).toEqual(new Map([['tick agent.ts:42', 2], ['decode varint.js:10', 1]]))
+    const nodes = [
+      { id: 1, callFrame: { functionName: 'tick', url: bundle, lineNumber: 0, columnNumber: 13 } },
+      { id: 2, callFrame: { functionName: 'decode', url: bundle, lineNumber: 0, columnNumber: 22 } },
+      { id: 3, callFrame: { functionName: '__toESM', url: bundle, lineNumber: 0, columnNumber: 3 } }
+    ]
+    const samples = { nodes, samples: [1, 1, 2, 3], timeDeltas: [0, 1_000, 1_000, 1_000, 1_000] }
+    const s = summarize(samples, 25, MAX_SAMPLE_MS, locate)
+    expect(new Map(s.byPart)).toEqual(new Map([['src/agent/agent.ts', 2], ['@libp2p/utils', 1], ['the bundle (dist/)', 1]]))
+    expect(new Map(s.byFunction)).toEqual(new Map([['tick agent.ts:42', 2], ['decode varint.js:10', 1], ['__toESM discovery.cjs:1', 1]]))
     // Without the map, all of it is the bundle.
-    expect(summarize({ nodes, samples: [1, 1, 2], timeDeltas: [0, 1_000, 1_000, 1_000] }).byPart).toEqual([['the bundle (dist/)', 3]])
+    expect(summarize(samples).byPart).toEqual([['the bundle (dist/)', 4]])
   })
 })
