@@ -84,7 +84,7 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
   const IDLE_CORES_BOUND = 1.2
   const IDLE_SAMPLE_MS = 10_000
   /** VMs created through agent 0 to see them land near it. */
-  const NEAR_CREATES = 8
+  const NEAR_CREATES = 16
   const dir = tempDir('cluster-30')
   let pids: number[] = []
 
@@ -120,17 +120,23 @@ describe('cluster up --nodes 30 --max-connections 8', () => {
 
     // With a bounded fan-out a create tries this agent and the peers it is connected to first (placement-service.ts
     // `near`): each VM created through agent 0 lands on agent 0 or on a peer it was connected to just before. Drawn from
-    // the whole view instead, about two in three would land elsewhere (8 connections among 29 peers).
+    // the whole view instead, many land elsewhere: 4 of 10 when tried (agent 0 was connected to 13-17 of its 29 peers,
+    // more as the creates dialled); at that rate at most one of 16 elsewhere has odds of about 1 in 300. One is allowed:
+    // the connections can change between the read of the connected peers and the create (the detector dials a new
+    // subject, the bound closes an idle one), and once, in a fresh clone's full suite, one create of eight landed on a
+    // peer not in the set read just before.
     const first = new ApiClient(file.nodes[0].api, undefined, 120_000)
     const self0 = (await first.call<{ peerId: string }>('GET', '/v1/health')).peerId
+    const elsewhere: string[] = []
     for (let i = 0; i < NEAR_CREATES; i++) {
       const nodes = await first.call<Array<{ peerId: string, connected?: boolean }>>('GET', '/v1/nodes')
       const near = new Set([self0, ...nodes.filter(n => n.connected === true).map(n => n.peerId)])
       expect(near.size).toBeLessThan(N)
       const vm = await first.call<{ id: string, node: string }>('POST', '/v1/vms', { name: `near-${i}`, cpu: 1, memMiB: 256 })
-      expect(near.has(vm.node), `near-${i} on ${vm.node}, not agent 0 or one of its ${near.size - 1} connected peers`).toBe(true)
+      if (!near.has(vm.node)) elsewhere.push(`near-${i} on ${vm.node}, not agent 0 or one of its ${near.size - 1} connected peers`)
     }
-    process.stdout.write(`start cost: ${NEAR_CREATES} creates through agent 0 all landed on it or a peer it was connected to\n`)
+    process.stdout.write(`start cost: ${NEAR_CREATES - elsewhere.length} of ${NEAR_CREATES} creates through agent 0 landed on it or a peer it was connected to${elsewhere.length > 0 ? ` (${elsewhere.join('; ')})` : ''}\n`)
+    expect(elsewhere.length, elsewhere.join('; ')).toBeLessThanOrEqual(1)
 
     // One spread group: no two of its VMs on one node, so 30 of them reach all 30 nodes, each created through another agent.
     // The 30 contend for the same 30 slots at once, each agent dialling candidates beyond its cap of 8: on a saturated
