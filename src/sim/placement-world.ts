@@ -81,8 +81,8 @@ export class PlacementWorld {
       this.#index.set(id, i)
       // The cluster has been up a while: each agent last published its (empty) state some time
       // before the run, so that its next refresh falls anywhere in the run's first interval and
-      // never all at once (3/4 of the interval back: the shortest wait the policy draws).
-      const publishedAt = -Math.floor(rng.next() * 0.75 * a.policy.refreshIntervalMs(n))
+      // never all at once (half the interval back: the shortest wait the policy draws).
+      const publishedAt = -Math.floor(rng.next() * 0.5 * a.policy.refreshIntervalMs(n))
       const state = this.#state(a)
       a.policy.published(publishedAt, { cpu: 0, memMiB: 0 }, n)
       this.gossip.seed(i, publishedAt, state)
