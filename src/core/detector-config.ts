@@ -141,7 +141,10 @@ export interface DetectorConfig {
    * a minute in 3 of 4 seeded 3/3 partitions). Default 2 s (local: a stuck
    * view is put right within a few seconds, at half a message per agent per
    * second), 5 s (lan), 10 s (wan): memberlist's push/pull is 30 s for a
-   * full state; this one carries only what is not alive.
+   * full state; this one carries only what is not alive. A sync with
+   * nothing to tell, with `hostProbesPerSecond`, waits as long again as the
+   * probe interval is stretched (5 s at 50 local agents, 10 s at 100:
+   * probe-timing.ts, `syncEveryMs`).
    */
   syncIntervalMs: number
   /**

@@ -201,7 +201,7 @@ export class FailureDetector {
     if (nowMs >= this.#nextProbeMs) {
       this.#nextProbeMs = nowMs + this.#timing.intervalMs(this.#members.liveCount)
       this.#roundProbe()
-      this.#out.sync(this.#syncs.periodic(nowMs))
+      this.#out.sync(this.#syncs.periodic(nowMs, this.#members.liveCount))
     }
     return this.#finish()
   }

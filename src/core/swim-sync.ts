@@ -4,7 +4,8 @@
  * a partition most of those go to peers across the cut, lost: a node can
  * miss the accusations or the verdict that decide a member, and hold it
  * suspect, or alive, for as long as the partition lasts. So each node sends
- * one peer, every `syncIntervalMs`, the members it shows suspect or dead
+ * one peer, every `syncIntervalMs` (when it has none to tell, longer on a host
+ * shared by many agents: probe-timing.ts, `syncEveryMs`), the members it shows suspect or dead
  * (`sync`); and a suspicion past its deadline without a quorum is asked
  * about, at once, to one of the member's other observers. The receiver
  * answers with a gossip of what it knows beyond that: members the sender
@@ -12,6 +13,7 @@
  */
 import type { DetectionTargets } from './detection-targets.ts'
 import type { DetectorConfig } from './detector-config.ts'
+import { syncEveryMs } from './probe-timing.ts'
 import type { SwimUpdate } from './swim-messages.ts'
 import type { Member, SwimMembers } from './swim-members.ts'
 
@@ -67,7 +69,8 @@ export class Syncs {
   readonly #members: SwimMembers
   readonly #targets: DetectionTargets
   readonly #c: DetectorConfig
-  #nextMs: number
+  /** When the last periodic sync was due (at first, when the detector started). */
+  #lastMs: number
   /**
    * Where the next periodic sync starts in the list of members not alive:
    * each sync names at most SYNC_UPDATES, and always the first ones left the
@@ -81,16 +84,22 @@ export class Syncs {
     this.#members = members
     this.#targets = targets
     this.#c = config
-    this.#nextMs = nowMs + config.syncIntervalMs
+    this.#lastMs = nowMs
   }
 
-  /** On a probe's tick (their phase is random: no timer of its own), once a sync interval: one peer we talk to. */
-  periodic (nowMs: number): Sync | undefined {
-    if (nowMs < this.#nextMs) return undefined
-    this.#nextMs = nowMs + this.#c.syncIntervalMs
+  /**
+   * On a probe's tick (their phase is random: no timer of its own), once a sync interval: one peer we talk to.
+   * A sync that would tell nothing (no member dead or suspect by a quorum: a cluster with nobody down) waits
+   * longer on a host shared by many agents (probe-timing.ts, `syncEveryMs`), where it only asks whether the peer
+   * knows of a death we missed; one that tells something keeps the interval (a partition's deaths spread by them).
+   */
+  periodic (nowMs: number, live: number): Sync | undefined {
+    if (nowMs < this.#lastMs + this.#c.syncIntervalMs) return undefined
+    const updates = syncUpdates(this.#members, undefined, this.#from)
+    if (updates.length === 0 && nowMs < this.#lastMs + syncEveryMs(this.#c, live)) return undefined
+    this.#lastMs = nowMs
     const to = this.#targets.gossip(1)[0]
     if (to == null) return undefined
-    const updates = syncUpdates(this.#members, undefined, this.#from)
     this.#from += updates.length
     return { to, updates }
   }

@@ -6,8 +6,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { DETECTOR_PROFILES } from '../../src/core/detector-config.ts'
-import { processCheckEveryMs, ProbeTiming } from '../../src/core/probe-timing.ts'
+import { processCheckEveryMs, ProbeTiming, syncEveryMs } from '../../src/core/probe-timing.ts'
 import { SwimWorld } from '../../src/sim/swim-world.ts'
+import { FailureDetector } from '../../src/core/failure-detector.ts'
+import { PROTOCOL_VERSION } from '../../src/core/messages.ts'
+import { seededRng } from '../../src/core/rng.ts'
 
 const LOCAL = DETECTOR_PROFILES.local
 
@@ -30,6 +33,46 @@ describe('how often the process watch looks', () => {
       expect(processCheckEveryMs(DETECTOR_PROFILES.wan, live)).toBe(DETECTOR_PROFILES.wan.processCheckMs)
     }
     expect(processCheckEveryMs({ ...LOCAL, processCheckMs: null }, 100)).toBeNull()
+  })
+})
+
+describe('how often the detector syncs', () => {
+  it('one with nothing to tell: every syncIntervalMs, stretched as the probe interval by the host\'s share of probes; never for lan and wan', () => {
+    // The figures the config's comment gives (local: 2 s, 200 ms probes, 100 a second for the host): 2 s up to 20 agents, 5 s at 50, 10 s at 100.
+    expect([1, 20, 21, 50, 100].map(n => syncEveryMs(LOCAL, n))).toEqual([2_000, 2_000, 2_100, 5_000, 10_000])
+    const local = new ProbeTiming(LOCAL, 0)
+    for (const live of [1, 20, 50, 100, 400]) expect(syncEveryMs(LOCAL, live) / local.intervalMs(live)).toBeCloseTo(LOCAL.syncIntervalMs / LOCAL.probeIntervalMs)
+    for (const live of [1, 100, 10_000]) {
+      expect(syncEveryMs(DETECTOR_PROFILES.lan, live)).toBe(DETECTOR_PROFILES.lan.syncIntervalMs)
+      expect(syncEveryMs(DETECTOR_PROFILES.wan, live)).toBe(DETECTOR_PROFILES.wan.syncIntervalMs)
+    }
+  })
+
+  it('a detector of 100 local members sends a sync with nothing to tell every 10 s, one that tells a death every 2 s', () => {
+    const members = Array.from({ length: 99 }, (_, i) => `p${String(i).padStart(2, '0')}`)
+    // All-to-all, so that three accusers make a quorum whoever the dead member is.
+    const d = new FailureDetector({ self: 'me', run: 1, config: { ...LOCAL, observers: null }, rng: seededRng(3), nowMs: 0, startHealth: 0, joinGraceMs: 0 })
+    for (const p of members) d.add(p, 1, 0)
+    const run = (fromMs: number, toMs: number): number[] => {
+      const at: number[] = []
+      for (let now = fromMs; now <= toMs; now += 50) {
+        for (const o of d.tick(now).send) {
+          if (o.message.type === 'sync') at.push(now)
+          // Every probe is answered: nobody is suspected, so the detector's pace is its round probes'.
+          if (o.message.type === 'ping') d.receive(o.to, { v: PROTOCOL_VERSION, type: 'ack', seq: o.message.seq, run: 1, inc: 0, updates: [] }, now)
+        }
+      }
+      return at
+    }
+    const quiet = run(0, 60_000)
+    expect(quiet.length).toBeGreaterThanOrEqual(5)
+    expect(quiet.length).toBeLessThanOrEqual(7)
+    for (let i = 1; i < quiet.length; i++) expect(quiet[i] - quiet[i - 1]).toBeGreaterThanOrEqual(10_000)
+    d.receive('p01', { v: PROTOCOL_VERSION, type: 'gossip', run: 1, inc: 0, updates: [{ peer: 'p98', run: 1, inc: 0, status: 'dead', accusers: ['p00', 'p01', 'p02'] }] }, 60_010)
+    expect(d.status('p98')).toBe('dead')
+    const telling = run(60_050, 80_000)
+    expect(telling.length).toBeGreaterThanOrEqual(6)
+    for (let i = 1; i < telling.length; i++) expect(telling[i] - telling[i - 1]).toBeLessThan(10_000)
   })
 })
 
