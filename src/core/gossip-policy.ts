@@ -21,8 +21,8 @@
  *   started together do not all refresh at once (fifty refreshes in a burst
  *   stalled a 2-core machine for seconds) — with 3/4 to 5/4, the first
  *   refreshes of a hundred agents that came up together still fell within
- *   five minutes, twice the mean rate and more (0.6 a second against 0.16,
- *   and 10 % more of a core for the cluster while they lasted); spread over
+ *   five minutes, about twice the mean rate of 0.16 a second, and the
+ *   cluster took 10 % more of a core while they lasted); spread over
  *   a whole interval, the first wave is no denser than the steady state;
  * - within a budget: every agent receives every other agent's publishes, so
  *   the state messages each agent receives stay under its budget
