@@ -15,6 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import { BUNDLE } from '../../bin/bundle-stamp.js'
 
 export interface ProfileSummary {
   /** Sampled time in all, ms (idle excluded; each sample counts at most MAX_SAMPLE_MS). */
@@ -116,7 +117,7 @@ export async function profileAgent (pid: number, log: string, ms: number): Promi
     await call('Profiler.start')
     await sleep(ms)
     const { profile } = await call('Profiler.stop') as { profile: CpuProfile }
-    const bundle = profile.nodes.map(n => n.callFrame.url).find(u => u.endsWith('dist/cli/discovery.cjs'))
+    const bundle = profile.nodes.map(n => n.callFrame.url).find(u => u.endsWith(BUNDLE))
     return summarize(profile, undefined, undefined, bundle != null ? bundleLocator(bundle) : undefined)
   } finally {
     await Promise.race([call('Runtime.evaluate', { expression: 'process.getBuiltinModule("node:inspector").close()' }), sleep(2_000)])

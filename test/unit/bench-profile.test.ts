@@ -6,9 +6,10 @@
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { bundleLocator, MAX_SAMPLE_MS, summarize } from '../../bench/lib/profile.ts'
+import { BUNDLE } from '../../bin/bundle-stamp.js'
 
 const frame = (id: number, functionName: string, url: string, lineNumber = 0): { id: number, callFrame: { functionName: string, url: string, lineNumber: number } } =>
   ({ id, callFrame: { functionName, url, lineNumber } })
@@ -41,12 +42,12 @@ describe('the benchmark\'s profile summary', () => {
 
   it('names the source file or package of a function of the bundle, through the source map beside it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'profile-map-'))
-    const bundle = join(dir, 'dist/cli/discovery.cjs')
+    const bundle = join(dir, BUNDLE)
     // Bundle line 0: from column 0, the bundle's own (no source); from column 10, src/agent/agent.ts line 41; from
     // column 20, a nested @libp2p/utils line 9.
     const map = { version: 3, sources: ['../../src/agent/agent.ts', '../../node_modules/libp2p/node_modules/@libp2p/utils/dist/varint.js'], names: [], mappings: 'A,UAyCA,UChCA' }
     expect(bundleLocator(bundle)).toBeUndefined()
-    mkdirSync(join(dir, 'dist/cli'), { recursive: true })
+    mkdirSync(dirname(bundle), { recursive: true })
     writeFileSync(`${bundle}.map`, JSON.stringify(map))
     const locate = bundleLocator(bundle)!
     const nodes = [
