@@ -87,7 +87,9 @@ export async function build () {
   // The stamp is taken before the rename: a file edited during the build makes the bundle stale, never wrongly current.
   const stamp = { builtAt: new Date().toISOString(), files, fingerprint: fingerprint(root, files) }
   renameSync(tmp, out)
+  // The map of this build, or none: never the map of an earlier one, which would name the wrong places in a profile.
   if (existsSync(`${tmp}.map`)) renameSync(`${tmp}.map`, `${out}.map`)
+  else rmSync(`${out}.map`, { force: true })
   // The code caches of the bundle replaced (bin/bundle-run.js) and the ES module of builds before 2026-12-02.
   rmSync(join(dirname(out), 'v8-cache'), { recursive: true, force: true })
   rmSync(join(dirname(out), 'discovery.mjs'), { force: true })
