@@ -48,7 +48,12 @@ export interface ReplicationInit {
 }
 
 interface Outbox {
-  puts: Set<string>
+  /**
+   * The records to push, each with the number of its latest queuing: a record
+   * queued again while an earlier push of it is in flight (a new designation
+   * after a ring change, a new chain) is pushed again after it, not taken as sent.
+   */
+  puts: Map<string, number>
   drops: Set<string>
   deletes: Map<string, Tombstone>
   sending: boolean
@@ -61,6 +66,8 @@ export class Replication {
   #holders: string[] = []
   readonly #designations = new Map<string, Designation>()
   readonly #outboxes = new Map<string, Outbox>()
+  /** Numbers each queuing of a record for a holder (Outbox.puts). */
+  #queued = 0
   /** When the ring last changed, until the holders are computed again. */
   #ringChangedAtMs?: number
   #kickTimer?: NodeJS.Timeout
@@ -107,7 +114,7 @@ export class Replication {
 
   /** A VM of ours appeared (placed, adopted, restarted, restored): its holders get it. */
   added (rec: VmRecord): void {
-    for (const h of this.#holders) this.#outbox(h).puts.add(rec.spec.id)
+    for (const h of this.#holders) this.#queuePut(h, rec.spec.id)
     this.#kick()
   }
 
@@ -230,7 +237,7 @@ export class Replication {
     const ids = this.#init.local.records().map(r => r.spec.id)
     this.#init.log.info({ component: 'discovery:replica', holders: next, before, vms: ids.length }, 'replica holders changed')
     // Every holder gets the new designation (the order decides the restarter); those that left let go.
-    for (const h of next) for (const id of ids) this.#outbox(h).puts.add(id)
+    for (const h of next) for (const id of ids) this.#queuePut(h, id)
     for (const h of before.filter(p => !next.includes(p))) {
       const box = this.#outbox(h)
       box.puts.clear()
@@ -250,10 +257,17 @@ export class Replication {
     return d
   }
 
+  /** Queues `id`'s record for `holder`; a drop of it still queued there is void (it would follow the put and undo it). */
+  #queuePut (holder: string, id: string): void {
+    const box = this.#outbox(holder)
+    box.drops.delete(id)
+    box.puts.set(id, ++this.#queued)
+  }
+
   #outbox (peer: string): Outbox {
     let box = this.#outboxes.get(peer)
     if (box == null) {
-      box = { puts: new Set(), drops: new Set(), deletes: new Map(), sending: false, nextAtMs: 0, pauseMs: this.#init.config.retryMs }
+      box = { puts: new Map(), drops: new Set(), deletes: new Map(), sending: false, nextAtMs: 0, pauseMs: this.#init.config.retryMs }
       this.#outboxes.set(peer, box)
     }
     return box
@@ -287,13 +301,13 @@ export class Replication {
       if (box.deletes.size > 0) {
         const batch = [...box.deletes.values()].slice(0, MAX_RECORDS_PER_MESSAGE)
         await this.#request(peer, { v: PROTOCOL_VERSION, op: 'delete', tombstones: batch })
-        for (const t of batch) box.deletes.delete(t.vmId)
+        for (const t of batch) if (box.deletes.get(t.vmId) === t) box.deletes.delete(t.vmId)
         this.#notify()
       }
       while (box.puts.size > 0) {
-        const ids = [...box.puts].slice(0, MAX_RECORDS_PER_MESSAGE)
+        const batch = [...box.puts].slice(0, MAX_RECORDS_PER_MESSAGE)
         const records: ReplicaRecord[] = []
-        for (const id of ids) {
+        for (const [id] of batch) {
           const rec = this.#init.local.get(id)
           if (rec != null && rec.chain.length > 0) records.push({ spec: rec.spec, chain: rec.chain, designation: this.#designation(rec) })
         }
@@ -303,7 +317,8 @@ export class Replication {
           // Deleted at a later head while we were cut off or down: our copy stops.
           if (res.ok && res.tombstones != null && res.tombstones.length > 0) this.#init.takeTombstones?.(peer, res.tombstones)
         }
-        for (const id of ids) box.puts.delete(id)
+        // Queued again meanwhile (a ring change: a new designation): sent again, in this loop.
+        for (const [id, n] of batch) if (box.puts.get(id) === n) box.puts.delete(id)
       }
       if (box.drops.size > 0) {
         const ids = [...box.drops]

@@ -116,6 +116,7 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const lostExpected = onVictims.filter(id => created.get(id)?.policy === 'never')
     expect(lostExpected.length).toBeGreaterThan(0)
     expect(onVictims.length).toBeGreaterThan(lostExpected.length)
+    const logFrom = file.nodes.map(n => logSize(n.log))
     const t0 = Date.now()
     for (const i of victims) process.kill(file.nodes[i].pid, 'SIGKILL')
     const live = apis.filter((_, i) => !victims.includes(i))
@@ -129,6 +130,13 @@ describe('eight agents, 100 VMs, their records replicated', () => {
     const lost = (await Promise.all(live.map(async a => await metric(a, 'discovery_vms_lost_total')))).reduce((a, b) => a + b, 0)
     const restarts = (await Promise.all(live.map(async a => await metric(a, 'discovery_vm_restarts_total', { result: 'restarted' })))).reduce((a, b) => a + b, 0)
     process.stdout.write(`healing: ${onVictims.length} VMs on the two killed agents (${lostExpected.length} never), all running again ${healedMs} ms after the kill; ${restarts} restarts, ${lost} reported lost\n`)
+    // Which agent restarted what (their logs): a VM restarted twice, or one not on the victims, is named.
+    const events = file.nodes.flatMap((n, i) => victims.includes(i) ? [] : logTail(n.log, logFrom[i]).filter(l => l.includes('"vm.restarted"')).map(l => ({ agent: i, ...JSON.parse(l) })))
+    const byVm = new Map<string, typeof events>()
+    for (const e of events) byVm.set(e.id, [...(byVm.get(e.id) ?? []), e])
+    for (const [id, es] of byVm) {
+      if (es.length > 1 || !onVictims.includes(id)) process.stdout.write(`healing: ${id} (on a victim: ${onVictims.includes(id)}) restarted ${es.length} times: ${JSON.stringify(es.map(e => ({ by: e.agent, dead: e.deadOwner.slice(-6), to: e.node.slice(-6), epoch: e.epoch })))}\n`)
+    }
     expect(lost).toBe(lostExpected.length)
     expect(restarts).toBe(onVictims.length - lostExpected.length)
   })

@@ -49,6 +49,8 @@ function harness (records: VmRecord[], live: string[]) {
   /** What each peer answers a put with: tombstones of records it refused as deleted. */
   const putTombstones = new Map<string, Tombstone[]>()
   const taken: Array<{ from: string, ids: string[] }> = []
+  /** A put to a peer answered only once its gate resolves: a push in flight. */
+  const putGates = new Map<string, Promise<void>>()
   const r = new Replication({
     self: me.id,
     config: { ...DEFAULT_REPLICA, pushDelayMs: 0, ringSettleMs: 1_000 },
@@ -61,6 +63,7 @@ function harness (records: VmRecord[], live: string[]) {
     status: (p) => ringPeers.includes(p) ? 'alive' : 'dead',
     send: async (to, req): Promise<ReplicaResponse> => {
       sent.push({ to, req })
+      if (req.op === 'put') await putGates.get(to)
       if (failing.has(to)) throw new Error('unreachable')
       const dead = req.op === 'put' ? putTombstones.get(to) : undefined
       if (dead != null) return { v: 1, ok: true, refused: dead.map(t => ({ vmId: t.vmId, reason: `${t.vmId} was deleted` })), tombstones: dead }
@@ -84,6 +87,7 @@ function harness (records: VmRecord[], live: string[]) {
     answers,
     putTombstones,
     taken,
+    putGates,
     know: (p: string[]) => { known = p }
   }
 }
@@ -173,6 +177,58 @@ describe('Replication', () => {
     expect(left).toHaveLength(1)
     expect(puts(h.sent, joining)).toEqual([vm(1).spec.id])
     expect(h.sent.filter(s => s.to === left[0]).map(s => s.req.op)).toEqual(['drop'])
+  })
+
+  it('pushes a record again with the new designation when the ring changes while a push of it is in flight to a holder that stays', async () => {
+    // The holder that stays moves from first to second: the restarter its record names must change with it.
+    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
+    const h = harness([vm(1)], peers.filter(p => p !== joining))
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const stays = h.r.holders[0]
+    let open!: () => void
+    h.putGates.set(stays, new Promise<void>(resolve => { open = resolve }))
+    h.local.set(vm(2).spec.id, vm(2))
+    h.r.added(vm(2))
+    await new Promise(resolve => setTimeout(resolve, 5))
+    expect(puts(h.sent, stays)).toContain(vm(2).spec.id)
+    h.setRing(peers)
+    h.advance(1_000)
+    expect(h.r.holders).toEqual([joining, stays])
+    h.putGates.delete(stays)
+    open()
+    await settle()
+    const last = (id: string): string[] | undefined => h.sent.filter(s => s.to === stays && s.req.op === 'put').flatMap(s => s.req.op === 'put' ? s.req.records.filter(x => x.spec.id === id) : []).at(-1)?.designation.replicas
+    expect(last(vm(2).spec.id)).toEqual([joining, stays])
+    expect(last(vm(1).spec.id)).toEqual([joining, stays])
+    expect(h.r.pending).toBe(0)
+  })
+
+  it('a holder that leaves and comes back before the drop of its records went out gets them pushed, and no drop after', async () => {
+    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
+    const h = harness([vm(1)], peers.filter(p => p !== joining))
+    h.r.ringChanged()
+    h.advance(1_000)
+    await settle()
+    const second = h.r.holders[1]
+    h.fail([second])
+    // A peer joins before the holders: the second one leaves, its drop unsent (unreachable); the joiner leaves again.
+    h.setRing(peers)
+    h.advance(1_000)
+    await settle()
+    expect(h.r.holders).not.toContain(second)
+    h.setRing(peers.filter(p => p !== joining))
+    h.advance(1_000)
+    await settle()
+    expect(h.r.holders[1]).toBe(second)
+    const from = h.sent.length
+    h.fail([])
+    h.advance(10_000)
+    await settle()
+    const ops = h.sent.slice(from).filter(s => s.to === second).map(s => s.req.op)
+    expect(ops).toContain('put')
+    expect(ops.slice(ops.lastIndexOf('put'))).not.toContain('drop')
   })
 
   it('keeps what is queued for a holder while it is dead, and sends it if it comes back still a holder (the same holders: nothing pushed anew)', async () => {
