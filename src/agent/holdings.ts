@@ -7,7 +7,7 @@
  * the copies its chain reaches (core/ownership.ts).
  */
 import { checkChain, checkDesignation, checkTombstone, compareHeads, connects, headOf, type Signer } from '../core/ownership.ts'
-import type { Chain, Tombstone } from '../core/ownership-messages.ts'
+import type { Chain, Designation, Tombstone } from '../core/ownership-messages.ts'
 import type { ReplicaRecord } from '../core/replica-messages.ts'
 import type { ReplicaConfig } from '../core/replica-rule.ts'
 import type { ReplicaStore, StoredReplica } from '../store/index.ts'
@@ -115,6 +115,45 @@ export class Holdings {
     for (const r of sound) byOwner.set(headOf(r.chain).owner, [...(byOwner.get(headOf(r.chain).owner) ?? []), r])
     for (const [owner, list] of byOwner) refused.push(...this.put(owner, list))
     return refused
+  }
+
+  /** The designations of the records we hold of `vmIds`: a restarter compares them with its own before it restarts. */
+  designationsOf (vmIds: readonly string[]): Designation[] {
+    const out: Designation[] = []
+    for (const id of vmIds) {
+      const r = this.#replicas.get(id)
+      if (r != null && this.tombstoneFor(id, r.record.chain) == null) out.push(r.record.designation)
+    }
+    return out
+  }
+
+  /**
+   * Designations another holder keeps (`designationsOf`), taken where one is
+   * later than ours at the same head and signed by its owner: an owner that
+   * died before its new designation reached every holder left some with an
+   * older one, which may name a different restarter (or this node first,
+   * when it is now second). The owner's latest word decides who restarts.
+   * The record stays held even when the later one no longer names us (the
+   * restart rule then leaves it to the holders it names). Returns the VMs
+   * whose designation changed, and those whose proof failed (forged).
+   */
+  adoptDesignations (designations: readonly Designation[]): { adopted: string[], forged: Refusal[] } {
+    const adopted: StoredReplica[] = []
+    const forged: Refusal[] = []
+    for (const d of designations) {
+      const held = this.#replicas.get(d.vmId)
+      if (held == null || d.issuedAtMs <= held.record.designation.issuedAtMs) continue
+      const head = headOf(held.record.chain)
+      if (d.epoch !== head.epoch || d.owner !== head.owner) continue
+      const why = checkDesignation(d, d.vmId, head, this.#init.signer)
+      if (why != null) forged.push({ vmId: d.vmId, reason: why, forged: true })
+      else adopted.push({ record: { ...held.record, designation: d }, receivedAtMs: held.receivedAtMs })
+    }
+    if (adopted.length > 0) {
+      this.#init.store.putReplicas(adopted)
+      for (const r of adopted) this.#index(r)
+    }
+    return { adopted: adopted.map(r => r.record.spec.id), forged }
   }
 
   /** Forgets replicas (superseded, taken back, restarted elsewhere); returns those it held. */

@@ -77,8 +77,10 @@ export class ReplicaHandler {
         return { ...ok, ...this.#p.replication.heldBy(from, req.vmIds) }
       case 'handoff':
         return { ...ok, ...this.#takeHandoff(from, req.records) }
-      case 'tombstones':
-        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds) }
+      case 'tombstones': {
+        const designations = this.#p.holdings.designationsOf(req.vmIds)
+        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds), ...(designations.length > 0 ? { designations } : {}) }
+      }
       case 'heads':
         return { ...ok, later: this.#p.tombstones.laterHeads(req.heads, from, true), tombstones: this.#tombstonesOf(req.heads.map(h => h.vmId)) }
     }

@@ -118,6 +118,10 @@ export class ReplicaService {
         if (!res.ok) throw new Error(res.reason)
         // Kept only when they reach a record we hold (TombstoneIntake): a holder cannot make us forget a VM it did not delete.
         this.#tombstones.take(peer, res.tombstones ?? [])
+        // A later designation of the owner's than ours: its restarter decides (the restart already chosen is not made: restarts.ts #act).
+        const { adopted, forged } = this.#holdings.adoptDesignations(res.designations ?? [])
+        for (const f of forged) this.#refused(f.vmId, peer, 'record', f.reason)
+        if (adopted.length > 0) this.#c.log.info({ component: 'discovery:restart', peer, vms: adopted.length }, 'a later designation held by another holder: its restarter restarts these')
       },
       holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas, domainOf),
       sendTombstone: async (peer, t) => { await this.#sendTombstone(peer, t) },

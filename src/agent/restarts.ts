@@ -143,11 +143,15 @@ export class Restarts {
     for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
   }
 
-  /** Restarts (or reports lost) what we are the restarter of, once the live peers that may keep their tombstones have answered. */
+  /**
+   * Restarts (or reports lost) what we are the restarter of, once the live
+   * peers that may keep their tombstones — or a later designation, naming
+   * another restarter — have answered.
+   */
   async #actAll (acts: Act[]): Promise<void> {
-    const unanswered = await this.#askTombstones(acts.filter(a => a.kind === 'restart'))
+    const unanswered = await this.#askTombstones(acts)
     await Promise.all(acts.map(async a => {
-      if (a.kind === 'restart' && unanswered.has(a.r.record.spec.id)) {
+      if (unanswered.has(a.r.record.spec.id)) {
         this.#init.metrics.restarts.inc({ result: 'tombstones-unanswered' })
         this.#later(a.r.record.spec.id)
         this.#inFlight.delete(a.r.record.spec.id)
@@ -164,7 +168,11 @@ export class Restarts {
    * tombstone: before we restart a VM, the live peers that may keep it are
    * asked — the other holders its designation names and the owner's
    * successors on our ring now — and what they keep is taken (only when it
-   * deletes our record: #act then finds it gone). Resolves with the VMs for
+   * deletes our record: #act then finds it gone), and so is a later
+   * designation of the owner's than ours (holdings.ts `adoptDesignations`:
+   * #act then finds the record replaced, and the rule runs on the new one —
+   * an owner that died before its new designation reached every holder would
+   * otherwise have two restarters). Resolves with the VMs for
    * which a peer still live did not answer within `tombstoneAskMs`: they are
    * not restarted now but asked about again later (a peer declared dead
    * meanwhile is not asked again). A late answer is still taken.
@@ -217,14 +225,14 @@ export class Restarts {
         this.#later(id)
         return
       }
+      // Superseded, deleted, dropped or designated anew while the other holders were asked: the rule runs again on what we hold now.
+      if (this.#init.holdings.get(id) !== r) return
       if (kind === 'lost') {
         this.#init.events.emit('vm.lost', { id, owner, reason: 'its owner was declared dead and its restart policy is never' })
         // Reported once; should its owner come back, it runs the VM again and sends its record anew.
         this.#init.holdings.drop([id])
         return
       }
-      // Superseded, deleted or dropped while the other holders were asked: nothing to restart.
-      if (this.#init.holdings.get(id) !== r) return
       const placing = this.#init.now()
       const placed = await this.#init.place(spec, node => extend(chain, restartLink(chain, designation, node, this.#init.signer)))
       this.#remember(id, headOf(chain), { epoch: headOf(chain).epoch + 1, owner: placed.node })

@@ -71,6 +71,8 @@ export const replicaResponseSchema = z.union([
     /** held: the replicas the owner no longer wants held, and the tombstones of those deleted (handoff, tombstones, heads: of those deleted; put: of the records refused as deleted). */
     drop: z.array(vmIdSchema).max(LIMITS.maxVmsPerNode).optional(),
     tombstones: z.array(tombstoneSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
+    /** tombstones: the designation of each asked VM the answering node holds a record of (a restarter that holds an older one defers to the later). */
+    designations: z.array(designationSchema).max(MAX_RECORDS_PER_MESSAGE).optional(),
     /**
      * delete: the later heads the answering node knows of a deleted VM — a
      * restart it made, a record it holds, a copy it sees gossiped — whose

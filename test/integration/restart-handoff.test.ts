@@ -228,4 +228,39 @@ describe('handoff of a dead owner\'s record to its restarter', () => {
     expect(b.placed).toEqual([VM])
     expect(b.asked.length).toBe(2)
   })
+
+  it('two holders with designations of two times: only the restarter the later one names restarts; a forged later one is refused', async () => {
+    // Seen in CI (the healing test, 25 restarts for 23 VMs): the owner's ring changed while its first push was in flight;
+    // H kept the designation [H, Z] naming it first, B got the later [B, H]; the owner died; both restarted the VM.
+    const clock = { now: 1_000 }
+    const [Z] = await identities(1)
+    const sides = new Map<string, Side>()
+    const answer: AskTombstones = async (peer, vmIds, holdings) => {
+      const other = sides.get(peer)
+      if (other != null) holdings.adoptDesignations(other.holdings.designationsOf(vmIds))
+    }
+    const holdersOf = (owner: string): string[] => owner === O.id ? [B.id, H.id] : []
+    const b = side(B, clock, async () => [], answer, { holdersOf })
+    const h = side(H, clock, async () => [], answer, { holdersOf })
+    sides.set(B.id, b)
+    sides.set(H.id, h)
+    const older = { ...record(), designation: designate(VM, headOf(chain()), [H.id, Z.id], 1, O.signer) }
+    const later = { ...record(), designation: designate(VM, headOf(chain()), [B.id, H.id], 2, O.signer) }
+    expect(h.holdings.put(O.id, [older])).toEqual([])
+    expect(b.holdings.put(O.id, [later])).toEqual([])
+    // A later designation whose owner's signature does not hold proves nothing.
+    const forged = h.holdings.adoptDesignations([{ ...designate(VM, headOf(chain()), [Z.id], 2, O.signer), issuedAtMs: 3 }])
+    expect(forged.adopted).toEqual([])
+    expect(forged.forged.map(f => f.vmId)).toEqual([VM])
+    expect(h.holdings.get(VM)!.record.designation.issuedAtMs).toBe(1)
+    h.restarts.peerDead(O.id)
+    b.restarts.peerDead(O.id)
+    await settle()
+    clock.now += 2_000
+    h.restarts.evaluate()
+    await settle()
+    expect(b.placed).toEqual([VM])
+    expect(h.placed).toEqual([])
+    expect(h.holdings.get(VM)!.record.designation.replicas).toEqual([B.id, H.id])
+  })
 })
