@@ -156,6 +156,21 @@ export class Holdings {
     return { adopted: adopted.map(r => r.record.spec.id), forged }
   }
 
+  /**
+   * This node now runs the VM at `chain`'s head (a restart or a migration
+   * committed to it): a replica of it held at an earlier head is dropped.
+   * Kept, it would make us a restarter of a VM we run ourselves, once its
+   * earlier owner is declared dead here (seen in chaos runs: a holder
+   * restarted onto a third node a VM another holder had just restarted onto
+   * it). True when one was dropped.
+   */
+  supersededBy (vmId: string, chain: Chain): boolean {
+    const held = this.#replicas.get(vmId)
+    if (held == null || chain.length === 0 || compareHeads(headOf(chain), headOf(held.record.chain)) <= 0) return false
+    this.drop([vmId])
+    return true
+  }
+
   /** Forgets replicas (superseded, taken back, restarted elsewhere); returns those it held. */
   drop (vmIds: readonly string[]): string[] {
     const gone = vmIds.filter(id => this.#replicas.has(id))

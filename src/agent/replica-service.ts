@@ -202,7 +202,10 @@ export class ReplicaService {
 
   /** A VM of ours appeared or left (local-node.ts `onVm`). */
   localVm (rec: VmRecord, what: 'added' | 'state' | 'deleted', why?: 'user' | 'moved'): void {
-    if (what === 'added') this.#replication.added(rec)
+    if (what === 'added') {
+      this.#holdings.supersededBy(rec.spec.id, rec.chain)
+      this.#replication.added(rec)
+    }
     else if (what === 'deleted' && why === 'moved') this.#replication.moved(rec)
   }
 

@@ -81,6 +81,18 @@ describe('Holdings', () => {
     expect(holdings.put(O.id, [record(created(), O, [H.id], 9)])[0].reason).toMatch(/later head/)
   })
 
+  it('drops its replica once this node runs the VM at a later head, not at the same or an earlier one', () => {
+    const { holdings } = open()
+    expect(holdings.put(O.id, [record(created(), O)])).toEqual([])
+    expect(holdings.supersededBy(VM, created())).toBe(false)
+    expect(holdings.supersededBy(VM, [])).toBe(false)
+    expect(holdings.get(VM)).toBeDefined()
+    expect(holdings.supersededBy(VM, movedToB())).toBe(true)
+    expect(holdings.get(VM)).toBeUndefined()
+    expect(holdings.ofOwner(O.id)).toEqual([])
+    expect(holdings.supersededBy(VM, movedToB())).toBe(false)
+  })
+
   it('takes a record handed over by another holder only with sound signatures, naming both, its owner dead', () => {
     const { holdings } = open()
     const dead = (owner: string): boolean => owner === O.id

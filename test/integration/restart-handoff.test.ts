@@ -12,7 +12,7 @@ import pino from 'pino'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Holdings } from '../../src/agent/holdings.ts'
 import { Restarts } from '../../src/agent/restarts.ts'
-import { checkTombstone, designate, headOf, makeTombstone, originLink } from '../../src/core/ownership.ts'
+import { checkTombstone, designate, extend, headOf, makeTombstone, originLink, restartLink } from '../../src/core/ownership.ts'
 import type { Chain } from '../../src/core/ownership-messages.ts'
 import type { ReplicaRecord } from '../../src/core/replica-messages.ts'
 import { DEFAULT_REPLICA } from '../../src/core/replica-rule.ts'
@@ -262,5 +262,26 @@ describe('handoff of a dead owner\'s record to its restarter', () => {
     expect(b.placed).toEqual([VM])
     expect(h.placed).toEqual([])
     expect(h.holdings.get(VM)!.record.designation.replicas).toEqual([B.id, H.id])
+  })
+
+  it('a holder that runs the VM itself by then (another holder restarted it there) does not restart it again', async () => {
+    // Seen in a chaos run: a holder declared the owner dead after another holder's restart had made it the VM's
+    // owner at epoch 1, and restarted its epoch-0 replica onto a third node at epoch 1 too.
+    const clock = { now: 1_000 }
+    const b = side(B, clock, async () => [])
+    expect(b.holdings.put(O.id, [record()])).toEqual([])
+    // The other holder's restart commits to B: B's local node now runs the VM at epoch 1 (B's agent calls this on the add).
+    const restarted = extend(chain(), restartLink(chain(), record().designation, B.id, H.signer))
+    expect(b.holdings.supersededBy(VM, restarted)).toBe(true)
+    b.restarts.peerDead(O.id)
+    await settle()
+    expect(b.placed).toEqual([])
+    // The same when the commit lands while B asks the other holders before its own restart.
+    const h = side(H, clock, async () => [], async (_peer, _ids, holdings) => { holdings.supersededBy(VM, extend(chain(), restartLink(chain(), record().designation, H.id, B.signer))) }, { dead: new Set([O.id]) })
+    expect(h.holdings.put(O.id, [{ ...record(), designation: designate(VM, headOf(chain()), [H.id, B.id], 1, O.signer) }])).toEqual([])
+    h.restarts.peerDead(O.id)
+    await settle()
+    expect(h.asked.length).toBeGreaterThan(0)
+    expect(h.placed).toEqual([])
   })
 })
