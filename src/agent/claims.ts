@@ -80,10 +80,19 @@ export class Claims {
     }
   }
 
-  /** `owner` is said to run `vmId` at `head` (a peer's answer to `heads`): a claim above our copy is proved as if gossiped. */
-  heard (owner: string, vmId: string, head: Head): void {
+  /**
+   * `owner` is said to run `vmId` at `head` (a peer's answer to `heads` or
+   * `tombstones`): a claim above our copy or our replica is proved as if
+   * gossiped. True while it is being proved or once proved; false when it is
+   * not above them, or was refused before.
+   */
+  heard (owner: string, vmId: string, head: Head): boolean {
     const mine = this.#init.local.get(vmId)
-    if (mine != null && head.owner === owner && above(head, mine.chain)) this.#claim(owner, vmId, head)
+    const held = this.#init.holdings.get(vmId)
+    if (head.owner !== owner || !((mine != null && above(head, mine.chain)) || (held != null && above(head, held.record.chain)))) return false
+    if (this.#verdicts.get(`${vmId}@${head.epoch}/${owner}`) === 'refused') return false
+    this.#claim(owner, vmId, head)
+    return this.#verdicts.get(`${vmId}@${head.epoch}/${owner}`) !== 'refused'
   }
 
   /** Proofs `from` sent us unasked (`claim`): each checked as if we had fetched it. */

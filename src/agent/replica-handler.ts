@@ -79,7 +79,8 @@ export class ReplicaHandler {
         return { ...ok, ...this.#takeHandoff(from, req.records) }
       case 'tombstones': {
         const designations = this.#p.holdings.designationsOf(req.vmIds)
-        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds), ...(designations.length > 0 ? { designations } : {}) }
+        const later = this.#p.tombstones.knownHeads(req.vmIds, from)
+        return { ...ok, tombstones: this.#tombstonesOf(req.vmIds), ...(designations.length > 0 ? { designations } : {}), ...(later.length > 0 ? { later } : {}) }
       }
       case 'heads':
         return { ...ok, later: this.#p.tombstones.laterHeads(req.heads, from, true), tombstones: this.#tombstonesOf(req.heads.map(h => h.vmId)) }

@@ -15,7 +15,7 @@ import type { AgentConfig } from '../config.ts'
 import type { Clock } from '../core/clock.ts'
 import { derivedFrom, type PeerStatus } from '../core/cluster-view.ts'
 import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
-import { checkChain, headOf, originLink, type Signer } from '../core/ownership.ts'
+import { checkChain, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
 import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
 import { processDomain, replicaSet, type StatusOf } from '../core/replica-rule.ts'
@@ -122,6 +122,13 @@ export class ReplicaService {
         const { adopted, forged } = this.#holdings.adoptDesignations(res.designations ?? [])
         for (const f of forged) this.#refused(f.vmId, peer, 'record', f.reason)
         if (adopted.length > 0) this.#c.log.info({ component: 'discovery:restart', peer, vms: adopted.length }, 'a later designation held by another holder: its restarter restarts these')
+        // A copy above our record (restarted already by another holder): proved by its owner (claims.ts), which drops our record.
+        const later = new Set<string>()
+        for (const h of res.later ?? []) {
+          const held = this.#holdings.get(h.vmId)
+          if (held != null && compareHeads(h, headOf(held.record.chain)) > 0 && this.#claims.heard(h.owner, h.vmId, { epoch: h.epoch, owner: h.owner })) later.add(h.vmId)
+        }
+        return [...later]
       },
       holdersOf: (owner) => replicaSet(this.#ring(), owner, config.replica.replicas, domainOf),
       sendTombstone: async (peer, t) => { await this.#sendTombstone(peer, t) },

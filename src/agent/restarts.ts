@@ -30,6 +30,13 @@ import type { Placed } from './placer.ts'
 const MAX_RETRY_MS = 10_000
 /** The VMs whose restart we remember (the oldest forgotten first): a record handed to us again after it is refused. */
 const MAX_REMEMBERED = 10_000
+/**
+ * How many rounds a restart waits for the proof of a later copy a peer told
+ * of (`tombstones`): proved, it drops our record and nothing is restarted;
+ * a peer that tells of copies it cannot prove delays a restart this many
+ * rounds at most (then fencing settles it, as for any two copies).
+ */
+const MAX_LATER_WAITS = 3
 
 export interface RestartsInit {
   self: string
@@ -46,8 +53,12 @@ export interface RestartsInit {
   place: (spec: VmSpec, chainFor: (node: string) => Chain) => Promise<Placed>
   /** Asks `peer` whether it has declared `dead` dead (the quorum mode). */
   confirmDead: (peer: string, dead: string) => Promise<boolean>
-  /** Asks `peer` for the tombstones it keeps of `vmIds`, and takes those that delete a record we hold. */
-  tombstones: (peer: string, vmIds: string[]) => Promise<void>
+  /**
+   * Asks `peer` for the tombstones it keeps of `vmIds`, and takes those that
+   * delete a record we hold; resolves with the VMs it knows a copy of above
+   * our record, whose proof is on its way (claims.ts `heard`).
+   */
+  tombstones: (peer: string, vmIds: string[]) => Promise<string[] | undefined>
   /** The peers that would hold `owner`'s records now (its successors on our ring): asked for tombstones too, as a record we hold may name older holders. */
   holdersOf?: (owner: string) => string[]
   /** Sends `peer` a tombstone (`delete`): a VM deleted while we restarted it there. */
@@ -68,6 +79,8 @@ export class Restarts {
   readonly #handoffs = new Map<string, BackoffState>()
   /** Each VM we restarted: the head before our restart link (a record of it handed to us later is refused) and the one after (a tombstone of it is sent on there). */
   readonly #restarted = new Map<string, { from: Head, to: Head }>()
+  /** Rounds each VM's restart has waited for the proof of a later copy (MAX_LATER_WAITS). */
+  readonly #laterWaits = new Map<string, number>()
   #holdUntilMs = 0
 
   constructor (init: RestartsInit) {
@@ -149,16 +162,22 @@ export class Restarts {
    * another restarter — have answered.
    */
   async #actAll (acts: Act[]): Promise<void> {
-    const unanswered = await this.#askTombstones(acts)
+    const { unanswered, later } = await this.#askTombstones(acts)
     await Promise.all(acts.map(async a => {
-      if (unanswered.has(a.r.record.spec.id)) {
-        this.#init.metrics.restarts.inc({ result: 'tombstones-unanswered' })
-        this.#later(a.r.record.spec.id)
-        this.#inFlight.delete(a.r.record.spec.id)
+      const id = a.r.record.spec.id
+      const waits = this.#laterWaits.get(id) ?? 0
+      const wait = later.has(id) && waits < MAX_LATER_WAITS
+      if (unanswered.has(id) || wait) {
+        this.#init.metrics.restarts.inc({ result: wait ? 'later-copy' : 'tombstones-unanswered' })
+        if (wait) this.#laterWaits.set(id, waits + 1)
+        this.#later(id)
+        this.#inFlight.delete(id)
         return
       }
+      this.#laterWaits.delete(id)
       await this.#act(a.r, a.owner, a.kind)
     }))
+    for (const id of this.#laterWaits.keys()) if (this.#init.holdings.get(id) == null) this.#laterWaits.delete(id)
   }
 
   /**
@@ -172,12 +191,16 @@ export class Restarts {
    * designation of the owner's than ours (holdings.ts `adoptDesignations`:
    * #act then finds the record replaced, and the rule runs on the new one —
    * an owner that died before its new designation reached every holder would
-   * otherwise have two restarters). Resolves with the VMs for
+   * otherwise have two restarters). A peer that tells of a copy above our
+   * record (another holder restarted it, having seen the owner or us dead
+   * first) has it proved by its owner, and the restart waits a round: once
+   * proved, our record is dropped and nothing is restarted. Resolves with
+   * the VMs for which a later copy is being proved (`later`), and those for
    * which a peer still live did not answer within `tombstoneAskMs`: they are
    * not restarted now but asked about again later (a peer declared dead
    * meanwhile is not asked again). A late answer is still taken.
    */
-  async #askTombstones (acts: Act[]): Promise<Set<string>> {
+  async #askTombstones (acts: Act[]): Promise<{ unanswered: Set<string>, later: Set<string> }> {
     const { self, status } = this.#init
     const byPeer = new Map<string, string[]>()
     for (const { r, owner } of acts) {
@@ -188,19 +211,20 @@ export class Restarts {
       }
     }
     const unanswered = new Set<string>()
+    const later = new Set<string>()
     await Promise.all([...byPeer].map(async ([peer, ids]) => {
       for (let i = 0; i < ids.length; i += MAX_RECORDS_PER_MESSAGE) {
         const batch = ids.slice(i, i + MAX_RECORDS_PER_MESSAGE)
         let timer: NodeJS.Timeout | undefined
         const late = new Promise<false>(resolve => { timer = setTimeout(() => { resolve(false) }, this.#init.config.tombstoneAskMs) })
-        const answered = await Promise.race([this.#init.tombstones(peer, batch).then(() => true, () => false), late])
+        const answered = await Promise.race([this.#init.tombstones(peer, batch).then(ids => { for (const id of ids ?? []) later.add(id); return true }, () => false), late])
         clearTimeout(timer)
         if (answered || isGone(status(peer))) continue
         for (const id of batch) unanswered.add(id)
         this.#init.log.info({ component: 'discovery:restart', peer, vms: batch.length }, 'a live peer did not answer for tombstones: restarts held back, asked again later')
       }
     }))
-    return unanswered
+    return { unanswered, later }
   }
 
   /** Hands `peer` (the restarter their designations name) our records of VMs still not running elsewhere. */

@@ -92,21 +92,37 @@ export class TombstoneIntake {
    * restart asks for them (`heads`) to stop its stale copies at once.
    */
   laterHeads (heads: ReadonlyArray<{ vmId: string } & Head>, except: string, withOwn = false): LaterHead[] {
-    if (heads.length === 0) return []
     const byVm = new Map(heads.map(t => [t.vmId, t]))
+    return this.#heads([...byVm.keys()], (vmId, h) => (h.owner !== this.#init.self || withOwn) && h.owner !== except && compareHeads(h, byVm.get(vmId)!) > 0)
+  }
+
+  /**
+   * The heads this node knows of each of `vmIds`, but for `except`'s: the
+   * restart it made, the record it holds, the copy it runs, the copies it
+   * sees gossiped. A restarter asks the other holders (`tombstones`) before
+   * it restarts: one of them may have restarted the VM already (it saw the
+   * owner dead first, or the restarter dead), and the copy it made is proved
+   * and our record dropped instead of a second copy made.
+   */
+  knownHeads (vmIds: readonly string[], except: string): LaterHead[] {
+    return this.#heads(vmIds, (_vmId, h) => h.owner !== except)
+  }
+
+  #heads (vmIds: readonly string[], keep: (vmId: string, h: Head) => boolean): LaterHead[] {
+    if (vmIds.length === 0) return []
+    const byVm = new Set(vmIds)
     const out = new Map<string, LaterHead>()
     const add = (vmId: string, h: Head | undefined): void => {
-      const t = byVm.get(vmId)
-      if (t == null || h == null || (h.owner === this.#init.self && !withOwn) || h.owner === except || compareHeads(h, t) <= 0) return
+      if (!byVm.has(vmId) || h == null || !keep(vmId, h)) return
       const key = `${vmId}/${h.owner}`
       const prev = out.get(key)
       if (prev == null || compareHeads(h, prev) > 0) out.set(key, { vmId, epoch: h.epoch, owner: h.owner })
     }
-    for (const vmId of byVm.keys()) {
+    for (const vmId of byVm) {
       add(vmId, this.#init.restartedTo(vmId))
       const held = this.#init.holdings.get(vmId)
       if (held != null) add(vmId, headOf(held.record.chain))
-      const copy = withOwn ? this.#init.local.get(vmId) : undefined
+      const copy = this.#init.local.get(vmId)
       if (copy != null && copy.chain.length > 0) add(vmId, headOf(copy.chain))
     }
     for (const vm of this.#init.clusterVms()) if (byVm.has(vm.id)) add(vm.id, { epoch: vm.epoch, owner: vm.node })

@@ -79,6 +79,9 @@ export const replicaResponseSchema = z.union([
      * owners the deleter sends the tombstone too (a delete that met a copy
      * its chain has moved on from, restarted meanwhile). heads: the same
      * for the heads asked, the answering node's own copies included.
+     * tombstones: every head the answering node knows of the VMs asked (a
+     * restarter proves those above its record, and does not restart a VM
+     * restarted already).
      */
     later: z.array(z.object({ vmId: vmIdSchema, epoch: epochSchema, owner: peerIdSchema }).strict()).max(MAX_LATER_HEADS).optional()
   }).strict(),

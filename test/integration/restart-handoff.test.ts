@@ -34,7 +34,7 @@ const record = (): ReplicaRecord => ({
 
 interface Side { restarts: Restarts, holdings: Holdings, placed: string[], handed: Array<{ peer: string, ids: string[] }>, asked: Array<{ peer: string, ids: string[] }> }
 
-type AskTombstones = (peer: string, vmIds: string[], holdings: Holdings) => Promise<void>
+type AskTombstones = (peer: string, vmIds: string[], holdings: Holdings) => Promise<string[] | void>
 
 function side (me: Identity, clock: { now: number }, handoff: (peer: string, records: ReplicaRecord[]) => Promise<string[]>, tombstones: AskTombstones = async () => {}, opts: { dead?: Set<string>, holdersOf?: (owner: string) => string[], place?: (holdings: Holdings) => Promise<void>, sent?: Array<{ peer: string, vmId: string }> } = {}): Side {
   const dead = opts.dead ?? new Set([O.id])
@@ -55,7 +55,7 @@ function side (me: Identity, clock: { now: number }, handoff: (peer: string, rec
     place: async (spec) => { await opts.place?.(holdings); placed.push(spec.id); return { node: 'new-owner' } as any },
     sendTombstone: async (peer, t) => { opts.sent?.push({ peer, vmId: t.vmId }) },
     confirmDead: async () => true,
-    tombstones: async (peer, vmIds) => { asked.push({ peer, ids: vmIds }); await tombstones(peer, vmIds, holdings) },
+    tombstones: async (peer, vmIds) => { asked.push({ peer, ids: vmIds }); return (await tombstones(peer, vmIds, holdings)) ?? undefined },
     handoff: async (peer, records) => { handed.push({ peer, ids: records.map(r => r.spec.id) }); return await handoff(peer, records) }
   })
   return { restarts, holdings, placed, handed, asked }
@@ -283,5 +283,43 @@ describe('handoff of a dead owner\'s record to its restarter', () => {
     await settle()
     expect(h.asked.length).toBeGreaterThan(0)
     expect(h.placed).toEqual([])
+  })
+
+  it('a holder told of a copy above its record (another holder restarted it) waits while it is proved, and restarts nothing; an unproved one delays it three rounds at most', async () => {
+    // Seen in chaos runs: a holder that saw the owner dead later than another restarted the VM a second time,
+    // seconds after the first restart (the other had seen it, or this one, dead first).
+    const clock = { now: 1_000 }
+    let proved = false
+    const b = side(B, clock, async () => [], async (_peer, vmIds, holdings) => {
+      if (proved) holdings.drop(vmIds)
+      return vmIds
+    })
+    expect(b.holdings.put(O.id, [record()])).toEqual([])
+    b.restarts.peerDead(O.id)
+    await settle()
+    expect(b.asked.length).toBeGreaterThan(0)
+    expect(b.placed).toEqual([])
+    // The proof comes (claims.ts drops the record): nothing left to restart.
+    proved = true
+    const asked = b.asked.length
+    clock.now += 2_000
+    b.restarts.evaluate()
+    await settle()
+    expect(b.asked.length).toBeGreaterThan(asked)
+    expect(b.placed).toEqual([])
+    expect(b.holdings.get(VM)).toBeUndefined()
+    // A peer that names a later copy it never proves: the restart waits three rounds, then goes ahead.
+    const [P] = await identities(1)
+    const h = side(H, clock, async () => [], async (_peer, vmIds) => vmIds, { dead: new Set([O.id, B.id]), holdersOf: () => [P.id] })
+    expect(h.holdings.put(O.id, [record()])).toEqual([])
+    const rounds: number[] = []
+    for (let i = 0; i < 6 && h.placed.length === 0; i++) {
+      clock.now += 20_000
+      h.restarts.evaluate()
+      await settle()
+      rounds.push(h.asked.length)
+    }
+    expect(h.placed).toEqual([VM])
+    expect(rounds.length).toBe(4)
   })
 })

@@ -131,6 +131,24 @@ describe('Claims', () => {
     expect(f.fenced).toEqual([])
   })
 
+  it('proves a later copy named above our replica (a restart another holder made), drops the replica once proved; a refused one is not looked at again', async () => {
+    const theirs = extend(atA(), migrateLink(atA(), B.id, A.signer))
+    const h = harness({ replica: atA(), theirs: new Map([[B.id, theirs]]) })
+    expect(h.claims.heard(B.id, VM, { epoch: 1, owner: B.id })).toBe(true)
+    // Not above the replica: nothing to prove.
+    expect(h.claims.heard(A.id, VM, { epoch: 0, owner: A.id })).toBe(false)
+    await settle()
+    expect(h.fetched).toEqual([B.id])
+    expect(h.dropped).toEqual([VM])
+    const f = harness({ replica: atA(), theirs: new Map() })
+    expect(f.claims.heard(X.id, VM, { epoch: 1, owner: X.id })).toBe(true)
+    await settle()
+    expect(f.refused).toHaveLength(1)
+    expect(f.claims.heard(X.id, VM, { epoch: 1, owner: X.id })).toBe(false)
+    expect(f.fetched).toEqual([X.id])
+    expect(f.dropped).toEqual([])
+  })
+
   it('takes a proof sent unasked, as if fetched', () => {
     const theirs = extend(atA(), migrateLink(atA(), B.id, A.signer))
     const h = harness({ copy: atA() })

@@ -89,6 +89,15 @@ describe('TombstoneIntake', () => {
     expect(h.t.laterHeads([{ vmId: VM, ...headOf(restarted(me.id)) }], X.id, true)).toEqual([])
   })
 
+  it('answers a restarter (tombstones) with every head it knows of the VMs asked — its restart, its record, its copy, the gossip — but the asker\'s', () => {
+    const h = intake({ held: origin(), restartedTo: { epoch: 1, owner: Y.id }, gossip: [{ node: Z.id, epoch: 1 }, { node: R.id, epoch: 1 }] })
+    const heads = h.t.knownHeads([VM, 'vm-00000000000f'], R.id).sort((a, b) => a.epoch - b.epoch || a.owner.localeCompare(b.owner))
+    expect(heads).toEqual([{ vmId: VM, epoch: 0, owner: X.id }, ...[{ vmId: VM, epoch: 1, owner: Y.id }, { vmId: VM, epoch: 1, owner: Z.id }].sort((a, b) => a.owner.localeCompare(b.owner))])
+    const own = intake({ copy: restarted(me.id) })
+    expect(own.t.knownHeads([VM], R.id)).toEqual([{ vmId: VM, epoch: 1, owner: me.id }])
+    expect(own.t.knownHeads([], R.id)).toEqual([])
+  })
+
   it('refuses a stranger\'s tombstone that reaches nothing held here, and tells it nothing', () => {
     const h = intake({ gossip: [{ node: Y.id, epoch: 1 }] })
     const { refused, later } = h.t.take(Z.id, [makeTombstone(origin(), 5, X.signer)], true)
