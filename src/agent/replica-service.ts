@@ -18,7 +18,7 @@ import { PROTOCOL_VERSION, type VmSummary } from '../core/messages.ts'
 import { checkChain, compareHeads, headOf, originLink, type Signer } from '../core/ownership.ts'
 import type { Chain, Tombstone } from '../core/ownership-messages.ts'
 import { type ReplicaRequest, replicaRequestSchema, type ReplicaResponse, replicaResponseSchema } from '../core/replica-messages.ts'
-import { processDomain, replicaSet, type StatusOf } from '../core/replica-rule.ts'
+import { isGone, processDomain, replicaSet, type StatusOf } from '../core/replica-rule.ts'
 import { Ring } from '../core/ring.ts'
 import { REPLICA_PROTOCOL, RpcServer } from '../net/index.ts'
 import type { ReplicaStore, VmRecord } from '../store/index.ts'
@@ -126,7 +126,8 @@ export class ReplicaService {
         const later = new Set<string>()
         for (const h of res.later ?? []) {
           const held = this.#holdings.get(h.vmId)
-          if (held != null && compareHeads(h, headOf(held.record.chain)) > 0 && this.#claims.heard(h.owner, h.vmId, { epoch: h.epoch, owner: h.owner })) later.add(h.vmId)
+          // A copy on a peer we count as dead is not waited for: its own holders restart it, or we do.
+          if (held != null && !isGone(this.status(h.owner)) && compareHeads(h, headOf(held.record.chain)) > 0 && this.#claims.heard(h.owner, h.vmId, { epoch: h.epoch, owner: h.owner })) later.add(h.vmId)
         }
         return [...later]
       },
