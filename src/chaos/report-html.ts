@@ -141,7 +141,7 @@ ${table([
   ['over-commit', `${r.counts.overcommitSamples} of ${r.counts.nodeSamples} samples`],
   ['crashes', r.counts.crashes],
   ['detection (first / last peer), p50', `${r.detection.firstP50Ms ?? '-'} ms / ${r.detection.lastP50Ms ?? '-'} ms (last max ${r.detection.lastMaxMs ?? '-'} ms)`],
-  ['VM restarts', `${r.restarts.count}, p50 ${r.restarts.p50Ms ?? '-'} ms, max ${r.restarts.maxMs ?? '-'} ms; ${r.fenced} copies fenced; ${r.lostReported} reported lost`],
+  ['VM restarts', `${r.restarts.count} (${r.restarts.again} at an epoch another restart had reached), p50 ${r.restarts.p50Ms ?? '-'} ms, max ${r.restarts.maxMs ?? '-'} ms; ${r.fenced} copies fenced; ${r.lostReported} reported lost`],
   ['views agreed after churn stopped', `${r.settle.convergedAfterMs ?? 'never'} ms (bound ${r.settle.boundMs} ms)`],
   ['fuzzing', r.fuzz == null ? 'not asked' : r.fuzz.available ? `${r.fuzz.messages} messages, ${r.fuzz.crashes} crashes, ${r.fuzz.stateChanges} state changes; ${Object.entries(r.fuzz.byEntry ?? {}).map(([e, b]) => `${e}: ${b.sent} sent, ${b.answered} answered, ${b.dropped} dropped`).join('; ')}` : 'fuzzing not available']
 ])}

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { CheckResult, Violation } from './checker.ts'
 import type { FaultRecord, Op, Settle } from './history.ts'
 import { outcome } from './history.ts'
-import type { Observer, TimelinePoint } from './observe.ts'
+import type { AgentEvent, Observer, TimelinePoint } from './observe.ts'
 import type { ChaosOptions } from './options.ts'
 import { reportHtml } from './report-html.ts'
 import { countKinds, type ScheduledFault } from './schedule.ts'
@@ -40,7 +40,8 @@ export interface ChaosReport {
   requests: { total: number, byOp: Record<string, { ok: number, failed: number, uncertain: number }>, byStatus: Record<string, number>, skippedTicks: number }
   counts: CheckResult['counts']
   detection: { samples: Detection[], firstP50Ms?: number, lastP50Ms?: number, lastMaxMs?: number }
-  restarts: { count: number, p50Ms?: number, maxMs?: number, samples: Array<{ atMs: number, ms: number, agent: number }> }
+  /** `again`: restarts of a VM at an epoch another restart had reached (`repeatedRestarts`). */
+  restarts: { count: number, again: number, p50Ms?: number, maxMs?: number, samples: Array<{ atMs: number, ms: number, agent: number }> }
   fenced: number
   lostReported: number
   settle: Settle & { convergedAfterMs?: number }
@@ -95,6 +96,27 @@ function detections (faults: FaultRecord[], events: Observer['events'], peerOf: 
   return out
 }
 
+/**
+ * Restarts of a VM at an epoch another restart of it had reached
+ * (`vm.restarted` events with the same id and epoch): two holders that acted
+ * on one death, each believing itself the restarter — the two sides of a
+ * partition, or a view of who holds what that differed. Fencing stops one of
+ * the two copies, so the checker's verdict does not show it; for that time
+ * the VM ran twice. Counted from the events the observer collected (an agent
+ * killed before it was read loses its own).
+ */
+export function repeatedRestarts (events: readonly AgentEvent[]): number {
+  const seen = new Set<string>()
+  let again = 0
+  for (const e of events) {
+    if (e.type !== 'vm.restarted') continue
+    const key = `${String(e.data.id)}@${String(e.data.epoch)}`
+    if (seen.has(key)) again++
+    else seen.add(key)
+  }
+  return again
+}
+
 export function buildReport (i: ReportInput): ChaosReport {
   const byOp: ChaosReport['requests']['byOp'] = {}
   const byStatus: Record<string, number> = {}
@@ -136,7 +158,7 @@ export function buildReport (i: ReportInput): ChaosReport {
       lastP50Ms: quantile(dets.flatMap(d => d.lastMs ?? []), 0.5),
       lastMaxMs: quantile(dets.flatMap(d => d.lastMs ?? []), 1)
     },
-    restarts: { count: restarted.length, p50Ms: quantile(restarted.map(r => r.ms), 0.5), maxMs: quantile(restarted.map(r => r.ms), 1), samples: restarted },
+    restarts: { count: restarted.length, again: repeatedRestarts(ev), p50Ms: quantile(restarted.map(r => r.ms), 0.5), maxMs: quantile(restarted.map(r => r.ms), 1), samples: restarted },
     fenced: ev.filter(e => e.type === 'vm.fenced').length,
     lostReported: ev.filter(e => e.type === 'vm.lost').length,
     settle: { ...i.settle, ...(i.result.convergedAfterMs != null ? { convergedAfterMs: i.result.convergedAfterMs } : {}) },
@@ -161,7 +183,7 @@ export function summaryText (r: ChaosReport): string {
     `seed ${r.seed}; ${r.nodes} agents; faults: ${k.kill} kills, ${k.restart} restarts, ${k.pause} pauses, ${k.partition} partitions (${r.faults.records.filter(f => f.kind === 'partition' && f.ok && f.oneWay === true).length} one-way), ${r.faults.failed} failed, ${r.faults.skipped} skipped`,
     `requests: ${r.requests.total} (${Object.entries(r.requests.byOp).map(([op, b]) => `${op} ${b.ok} ok / ${b.failed} failed / ${b.uncertain} uncertain`).join(', ')})`,
     `VMs: ${r.counts.acknowledged} acknowledged, ${r.counts.ok} ok, ${r.counts.lost} lost, ${r.counts.duplicated} duplicated, ${r.counts.resurrected} resurrected; ${r.counts.overcommitSamples} over-commit samples of ${r.counts.nodeSamples}; ${r.counts.crashes} crashes`,
-    `detection (all agents) p50 ${r.detection.lastP50Ms ?? '-'} ms, max ${r.detection.lastMaxMs ?? '-'} ms; ${r.restarts.count} VM restarts, p50 ${r.restarts.p50Ms ?? '-'} ms, max ${r.restarts.maxMs ?? '-'} ms; views agreed ${r.settle.convergedAfterMs ?? 'never'} ms after churn stopped (bound ${r.settle.boundMs} ms)`,
+    `detection (all agents) p50 ${r.detection.lastP50Ms ?? '-'} ms, max ${r.detection.lastMaxMs ?? '-'} ms; ${r.restarts.count} VM restarts (${r.restarts.again} at an epoch reached already), p50 ${r.restarts.p50Ms ?? '-'} ms, max ${r.restarts.maxMs ?? '-'} ms; views agreed ${r.settle.convergedAfterMs ?? 'never'} ms after churn stopped (bound ${r.settle.boundMs} ms)`,
     ...(r.fuzz != null ? [r.fuzz.available ? `fuzz: ${r.fuzz.messages} messages, ${r.fuzz.crashes} crashes, ${r.fuzz.stateChanges} state changes` : 'fuzz: fuzzing not available'] : []),
     `report: ${r.files.html}`,
     `replay: ${r.command}`

@@ -27,7 +27,7 @@ describe('discovery chaos', () => {
     expect(html).toMatch(/<svg/)
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/)
     expect(html).toContain(`--seed ${SEED}`)
-    process.stdout.write(`chaos test: ${JSON.stringify({ faults: report.faults.injected, requests: report.requests.byStatus, counts: report.counts, detection: report.detection.lastP50Ms, convergedAfterMs: report.settle.convergedAfterMs })}\n`)
+    process.stdout.write(`chaos test: ${JSON.stringify({ faults: report.faults.injected, requests: report.requests.byStatus, counts: report.counts, detection: report.detection.lastP50Ms, restartedAgain: report.restarts.again, convergedAfterMs: report.settle.convergedAfterMs })}\n`)
     expect(report.faults.injected.kill).toBeGreaterThanOrEqual(10)
     expect(report.faults.injected.restart).toBe(report.faults.injected.kill)
     expect(report.faults.injected.pause).toBeGreaterThanOrEqual(3)
