@@ -89,6 +89,7 @@ export async function main (args: string[]): Promise<number> {
     detectionLastP50Ms: max(r => r.detection.lastP50Ms),
     detectionLastMaxMs: max(r => r.detection.lastMaxMs),
     vmRestarts: sum(r => r.restarts.count),
+    vmRestartsAgain: sum(r => r.restarts.again),
     vmRestartP50MsMax: max(r => r.restarts.p50Ms),
     violations: reports.flatMap(r => r.violations.map(v => `seed ${r.seed}: ${v.kind}: ${v.message}`)),
     reports: reports.map(r => ({ seed: r.seed, verdict: r.verdict, html: r.files.html }))
