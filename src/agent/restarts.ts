@@ -154,6 +154,7 @@ export class Restarts {
     if (acts.length > 0) void this.#actAll(acts)
     for (const [peer, list] of handoffs) void this.#handOff(peer, list.slice(0, MAX_RECORDS_PER_MESSAGE))
     for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
+    for (const id of this.#laterWaits.keys()) if (holdings.get(id) == null) this.#laterWaits.delete(id)
   }
 
   /**
@@ -177,7 +178,6 @@ export class Restarts {
       this.#laterWaits.delete(id)
       await this.#act(a.r, a.owner, a.kind)
     }))
-    for (const id of this.#laterWaits.keys()) if (this.#init.holdings.get(id) == null) this.#laterWaits.delete(id)
   }
 
   /**

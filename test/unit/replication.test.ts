@@ -105,6 +105,16 @@ async function deleting (): Promise<{ h: ReturnType<typeof harness>, a: string, 
   return { h, a, b, gone }
 }
 
+/** Holders settled for vm 1 on a ring without `joining`, the peer that will join as our first holder. */
+async function beforeJoin (): Promise<{ h: ReturnType<typeof harness>, joining: string }> {
+  const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
+  const h = harness([vm(1)], peers.filter(p => p !== joining))
+  h.r.ringChanged()
+  h.advance(1_000)
+  await settle()
+  return { h, joining }
+}
+
 const puts = (sent: Array<{ to: string, req: ReplicaRequest }>, to: string): string[] =>
   sent.filter(s => s.to === to && s.req.op === 'put').flatMap(s => s.req.op === 'put' ? s.req.records.map(x => x.spec.id) : [])
 
@@ -162,11 +172,7 @@ describe('Replication', () => {
   })
 
   it('when a peer joins before the holders: records to it, and taken back from the holder that left', async () => {
-    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
-    const h = harness([vm(1)], peers.filter(p => p !== joining))
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
+    const { h, joining } = await beforeJoin()
     const before = h.r.holders
     h.sent.length = 0
     h.setRing(peers)
@@ -181,11 +187,7 @@ describe('Replication', () => {
 
   it('pushes a record again with the new designation when the ring changes while a push of it is in flight to a holder that stays', async () => {
     // The holder that stays moves from first to second: the restarter its record names must change with it.
-    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
-    const h = harness([vm(1)], peers.filter(p => p !== joining))
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
+    const { h, joining } = await beforeJoin()
     const stays = h.r.holders[0]
     let open!: () => void
     h.putGates.set(stays, new Promise<void>(resolve => { open = resolve }))
@@ -206,11 +208,7 @@ describe('Replication', () => {
   })
 
   it('a holder that leaves and comes back before the drop of its records went out gets them pushed, and no drop after', async () => {
-    const joining = replicaSet(new Ring([me.id, ...peers]), me.id, 1)[0]
-    const h = harness([vm(1)], peers.filter(p => p !== joining))
-    h.r.ringChanged()
-    h.advance(1_000)
-    await settle()
+    const { h, joining } = await beforeJoin()
     const second = h.r.holders[1]
     h.fail([second])
     // A peer joins before the holders: the second one leaves, its drop unsent (unreachable); the joiner leaves again.
