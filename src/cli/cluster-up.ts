@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { ApiClient } from './client.ts'
 import { MAX_AGENTS_PER_PROCESS } from './agent-group.ts'
 import { agentArgv, alive, BIN, type ClusterFile, clusterFilePath, type ClusterMember, clusterToken, ensureTokenFile, groupNodeFlags, memberPlan, pinAddresses, readClusterFile, readyLine, spawnAgent, spawnArgv, writeClusterFile } from './cluster.ts'
-import { bootstrapFor, StallWatch, waveSize, waves } from './cluster-waves.ts'
+import { bootstrapFor, crowdingAdvice, StallWatch, waveSize, waves } from './cluster-waves.ts'
 import { OperationError, UsageError } from './errors.ts'
 import { agentIp, createLab, destroyLab, type NetLab, nsName } from './netns.ts'
 import { formatSwarmKey } from '../net/swarm-key.ts'
@@ -149,9 +149,8 @@ export async function clusterUp (opts: UpOptions): Promise<{ file: ClusterFile, 
   if (perProcess > MAX_AGENTS_PER_PROCESS || perProcess < 1) throw new UsageError(`Expected --per-process to be from 1 to ${MAX_AGENTS_PER_PROCESS}, got ${perProcess}`)
   if (perProcess > 1 && opts.netns === true) throw new UsageError('--per-process and --netns contradict each other: a process has one network namespace, each agent of --netns its own')
   const cores = availableParallelism()
-  // Each agent alone takes about 2 s of CPU to start and join, and a little of every agent's already up
-  // (docs/many-agents.md): past 12 agents a core, several to a process bring them up faster.
-  if (perProcess === 1 && opts.nodes > 12 * cores) say(`${opts.nodes} agents one to a process on ${cores} cores: expect minutes to come up; \`--per-process 10\` starts them about twice as fast in a quarter of the memory (each process then fails as one)`)
+  const advice = crowdingAdvice(opts.nodes, perProcess, cores)
+  if (advice != null) say(advice)
   const size = Math.max(opts.waveSize ?? waveSize(cores), perProcess)
   const plan = waves(opts.nodes, size, auto)
   const members: Tracked[] = []

@@ -16,6 +16,34 @@ export function waveSize (cores: number): number {
   return Math.max(4, 4 * Math.max(1, Math.floor(cores)))
 }
 
+/**
+ * Agents a core held on this kind of 2-core machine (docs/many-agents.md):
+ * 200 on two cores came up, fifty to a process, and idled at under half a
+ * core; 400 saturated both while they came up (once up after 431 s, once
+ * not); 1,000 answered but their views had not converged after 9.5
+ * minutes. An idle agent's messages cost about 0.2 % of a core whatever
+ * the grouping, so past this many a core the cores are the limit.
+ */
+export const AGENTS_PER_CORE_HELD = 150
+
+/**
+ * What `cluster up` says before it starts, when the machine is small for
+ * the cluster asked (undefined: nothing to say): past 12 agents a core one
+ * to a process, several to a process come up faster (each agent alone
+ * takes about 2 s of CPU to start and join); past AGENTS_PER_CORE_HELD a
+ * core, the cluster may not come up at all.
+ */
+export function crowdingAdvice (nodes: number, perProcess: number, cores: number): string | undefined {
+  const c = Math.max(1, Math.floor(cores))
+  if (nodes > AGENTS_PER_CORE_HELD * c) {
+    return `${nodes} agents on ${c} core${c === 1 ? '' : 's'}: past about ${AGENTS_PER_CORE_HELD} agents a core their idle messages alone take the cores, and they may not come up (1,000 on 2 cores answered but had not converged after 9.5 minutes; README, Many agents on one machine)`
+  }
+  if (perProcess === 1 && nodes > 12 * c) {
+    return `${nodes} agents one to a process on ${c} core${c === 1 ? '' : 's'}: expect minutes to come up; \`--per-process 10\` starts them about twice as fast in a quarter of the memory (each process then fails as one)`
+  }
+  return undefined
+}
+
 /** The waves of `nodes` agents: indexes, in order. With ports picked by the system, agent 0 comes alone first (the others need its address). */
 export function waves (nodes: number, size: number, autoPorts: boolean): number[][] {
   const out: number[][] = []

@@ -5,7 +5,7 @@
  * only after `stallMs` without progress.
  */
 import { describe, expect, it } from 'vitest'
-import { bootstrapFor, StallWatch, waveSize, waves } from '../../src/cli/cluster-waves.ts'
+import { AGENTS_PER_CORE_HELD, bootstrapFor, crowdingAdvice, StallWatch, waveSize, waves } from '../../src/cli/cluster-waves.ts'
 
 describe('waves', () => {
   it('starts four agents per core at once, at least four', () => {
@@ -19,6 +19,28 @@ describe('waves', () => {
     expect(waves(10, 4, true)).toEqual([[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]])
     expect(waves(1, 8, true)).toEqual([[0]])
     expect(waves(100, 8, true).flat()).toEqual(Array.from({ length: 100 }, (_, i) => i))
+  })
+})
+
+describe('crowdingAdvice', () => {
+  it('says nothing of a cluster the machine holds', () => {
+    expect(crowdingAdvice(20, 1, 2)).toBeUndefined()
+    expect(crowdingAdvice(24, 1, 2)).toBeUndefined()
+    expect(crowdingAdvice(200, 50, 2)).toBeUndefined()
+    expect(crowdingAdvice(1000, 100, 8)).toBeUndefined()
+  })
+
+  it('suggests several agents to a process past 12 a core one to a process', () => {
+    expect(crowdingAdvice(25, 1, 2)).toMatch(/^25 agents one to a process on 2 cores: .*--per-process 10/)
+    expect(crowdingAdvice(100, 10, 2)).toBeUndefined()
+  })
+
+  it('warns that the cores are the limit past AGENTS_PER_CORE_HELD a core, grouped or not', () => {
+    expect(crowdingAdvice(2 * AGENTS_PER_CORE_HELD, 50, 2)).toBeUndefined()
+    expect(crowdingAdvice(2 * AGENTS_PER_CORE_HELD + 1, 50, 2)).toMatch(/^301 agents on 2 cores: past about 150 agents a core .* may not come up/)
+    expect(crowdingAdvice(1000, 1, 2)).toMatch(/^1000 agents on 2 cores: past about 150/)
+    // A machine that reports no core counts as one.
+    expect(crowdingAdvice(151, 10, 0)).toMatch(/^151 agents on 1 core: /)
   })
 })
 
