@@ -21,8 +21,9 @@ export function waveSize (cores: number): number {
  * 200 on two cores came up, fifty to a process, and idled at under half a
  * core; 400 saturated both while they came up (once up after 431 s, once
  * not); 1,000 answered but their views had not converged after 9.5
- * minutes. An idle agent's messages cost about 0.2 % of a core whatever
- * the grouping, so past this many a core the cores are the limit.
+ * minutes. An idle agent costs about 0.2 % of a core fifty to a process
+ * (its messages and their garbage, not its timers) and more alone, so past
+ * this many a core the cores are the limit however the agents are grouped.
  */
 export const AGENTS_PER_CORE_HELD = 150
 
