@@ -33,6 +33,18 @@ export function isDue (state: BackoffState | undefined, nowMs: number): boolean 
   return state == null || state.nextAtMs <= nowMs
 }
 
+/**
+ * A deadline that doubles with each consecutive timeout of the same thing,
+ * up to `2 ** maxDoublings` times `baseMs`. On a host whose cores are
+ * saturated (a thousand agents on two cores: the joiners' dials to their
+ * bootstrap peers timed out at 5 s, 18 times in a row each, and never
+ * joined), a try that always times out at the base never completes, and
+ * each one costs the other end a handshake begun for nothing.
+ */
+export function stretchedTimeoutMs (baseMs: number, timeouts: number, maxDoublings: number): number {
+  return baseMs * 2 ** Math.min(Math.max(0, Math.floor(timeouts)), Math.max(0, Math.floor(maxDoublings)))
+}
+
 export interface BackoffInit extends BackoffPolicy {
   /** Keys remembered at most (those that keep failing); the oldest is forgotten beyond this. Default 10,000. */
   maxKeys?: number

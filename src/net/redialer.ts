@@ -28,12 +28,17 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { Backoff } from '../core/backoff.ts'
+import { Backoff, stretchedTimeoutMs } from '../core/backoff.ts'
 import type { Clock } from '../core/clock.ts'
 import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
 import { type AlignedTask, everyAligned } from './aligned-timers.ts'
 import { withDeadline } from './deadline.ts'
+
+/** A dial's deadline doubles at most this many times for an address whose dials keep timing out: 5 s becomes 40 s at most. */
+export const DIAL_TIMEOUT_DOUBLINGS = 3
+/** Addresses whose timeouts are counted at most (as the back-off's keys). */
+const MAX_TIMEOUT_KEYS = 10_000
 
 export interface RedialerInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
@@ -54,7 +59,13 @@ export interface RedialerInit {
   warmConnections?: number
   /** Warming dials started per check, at most. Default 2: a few handshakes a second, never a burst. */
   warmDialsPerCheck?: number
-  /** How long one dial may take. Default 5 s. */
+  /**
+   * How long one dial of an address may take at first. Default 5 s. Doubled
+   * for an address after each of its dials that timed out, up to
+   * 2 ** DIAL_TIMEOUT_DOUBLINGS times (40 s), and back to the first after a
+   * success: on a saturated host a handshake that always timed out at 5 s
+   * never joined an agent (core/backoff.ts `stretchedTimeoutMs`).
+   */
   dialTimeoutMs?: number
   onDialError?: (addr: string, err: Error) => void
   /** A bounded fan-out: idle connections beyond this many are closed (through `close`). Default none. */
@@ -144,6 +155,8 @@ export class Redialer {
   readonly #warmConnections: number
   readonly #warmDialsPerCheck: number
   readonly #dialTimeoutMs: number
+  /** Per address, its dials that timed out in a row since its last success. */
+  readonly #timeouts = new Map<string, number>()
   readonly #maxConnections: number
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
@@ -351,6 +364,13 @@ export class Redialer {
     })
   }
 
+  /** Counts a timeout of `addr` (its `n`th in a row); the addresses counted stay fewer than MAX_TIMEOUT_KEYS, the oldest forgotten. */
+  #timedOut (addr: string, n: number): void {
+    this.#timeouts.delete(addr)
+    if (this.#timeouts.size >= MAX_TIMEOUT_KEYS) this.#timeouts.delete(this.#timeouts.keys().next().value as string)
+    this.#timeouts.set(addr, n)
+  }
+
   #due (addr: string, now: number): boolean {
     return !this.#dialing.has(addr) && this.#backoff.isDue(addr, now)
   }
@@ -366,12 +386,19 @@ export class Redialer {
       return
     }
     this.#dialing.add(addr)
+    const timeouts = this.#timeouts.get(addr) ?? 0
+    let deadlineSignal: AbortSignal | undefined
     try {
-      await withDeadline(this.#dialTimeoutMs, async signal => await this.#init.libp2p.dial(ma, { signal }))
+      await withDeadline(stretchedTimeoutMs(this.#dialTimeoutMs, timeouts, DIAL_TIMEOUT_DOUBLINGS), async signal => {
+        deadlineSignal = signal
+        return await this.#init.libp2p.dial(ma, { signal })
+      })
+      this.#timeouts.delete(addr)
       this.#backoff.succeeded(addr)
       if (this.#init.bootstrap.includes(addr)) this.#setReached(addr)
     } catch (err: any) {
       const now = this.#init.clock.now()
+      if (deadlineSignal?.aborted === true) this.#timedOut(addr, timeouts + 1)
       this.#backoff.failed(addr, now)
       this.#bootstrapFailed(addr, err, now)
       this.#init.onDialError?.(addr, err)

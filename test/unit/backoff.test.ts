@@ -1,6 +1,6 @@
 /** The redial back-off as a pure schedule: doubling from min to max, due when its time comes, forgotten on success. */
 import { describe, expect, it } from 'vitest'
-import { afterFailure, Backoff, isDue, type BackoffState } from '../../src/core/backoff.ts'
+import { afterFailure, Backoff, isDue, stretchedTimeoutMs, type BackoffState } from '../../src/core/backoff.ts'
 
 describe('afterFailure', () => {
   it.each([
@@ -67,5 +67,14 @@ describe('Backoff per key', () => {
     { init: { minMs: 1, maxMs: 1, maxKeys: 0.5 }, error: 'Expected `maxKeys` to be an integer >= 1, got `0.5` (number)' }
   ])('refuses $init with a message that says what was expected', ({ init, error }) => {
     expect(() => new Backoff(init)).toThrow(expect.objectContaining({ name: 'InvalidOptionError', message: error }))
+  })
+})
+
+describe('stretchedTimeoutMs', () => {
+  it('doubles the base with each timeout in a row, up to maxDoublings, and takes nonsense counts as none', () => {
+    expect([0, 1, 2, 3, 4, 100].map(n => stretchedTimeoutMs(5_000, n, 3))).toEqual([5_000, 10_000, 20_000, 40_000, 40_000, 40_000])
+    expect(stretchedTimeoutMs(5_000, -1, 3)).toBe(5_000)
+    expect(stretchedTimeoutMs(5_000, 1.5, 3)).toBe(10_000)
+    expect(stretchedTimeoutMs(5_000, 2, 0)).toBe(5_000)
   })
 })

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/core/clock.ts'
 import { pairRank } from '../../src/core/fanout.ts'
-import { Redialer, type RedialerInit } from '../../src/net/redialer.ts'
+import { DIAL_TIMEOUT_DOUBLINGS, Redialer, type RedialerInit } from '../../src/net/redialer.ts'
 
 const SELF = '12D3KooWNodeM'
 const addr = (tag: string, port = 4001): string => `/ip4/127.0.0.1/tcp/${port}/p2p/12D3KooWNode${tag}`
@@ -19,6 +19,8 @@ class FakeLibp2p {
   readonly dials: string[] = []
   readonly failing = new Set<string>()
   readonly hanging = new Map<string, () => void>()
+  /** Addresses whose dials never answer: they end only when their signal aborts (a peer on a saturated host). */
+  readonly stalled = new Set<string>()
   /** Per peer: its connection's streams' protocols, direction and opening time (defaults: none, outbound, 0). */
   readonly details = new Map<string, { protocols?: string[], inbound?: boolean, openedAt?: number }>()
 
@@ -29,9 +31,12 @@ class FakeLibp2p {
     })
   }
 
-  async dial (ma: { toString: () => string }): Promise<unknown> {
+  async dial (ma: { toString: () => string }, options?: { signal?: AbortSignal }): Promise<unknown> {
     const a = ma.toString()
     this.dials.push(a)
+    if (this.stalled.has(a)) {
+      await new Promise((_resolve, reject) => { options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }) })
+    }
     if (this.hanging.has(a)) await new Promise<void>(resolve => { this.hanging.set(a, resolve) })
     if (this.failing.has(a)) throw new Error(`connection refused: ${a}`)
     const id = a.match(/\/p2p\/([^/]+)$/)?.[1]
@@ -49,6 +54,7 @@ function setup (init: Partial<Omit<RedialerInit, 'known'>> & { known?: string[] 
   const libp2p = new FakeLibp2p()
   const clock = new ManualClock(0)
   const errors: string[] = []
+  const messages: string[] = []
   const { known = [], ...rest } = init
   const redialer = new Redialer({
     minConnections: 2,
@@ -60,9 +66,9 @@ function setup (init: Partial<Omit<RedialerInit, 'known'>> & { known?: string[] 
     known: () => known,
     libp2p: libp2p as unknown as RedialerInit['libp2p'],
     clock,
-    onDialError: (a) => { errors.push(a) }
+    onDialError: (a, err) => { errors.push(a); messages.push(err.message) }
   })
-  return { libp2p, clock, errors, redialer }
+  return { libp2p, clock, errors, messages, redialer }
 }
 
 describe('Redialer', () => {
@@ -112,6 +118,34 @@ describe('Redialer', () => {
     clock.set(16_000)
     await redialer.check()
     expect(libp2p.take()).toEqual([addr('B')])
+  })
+
+  it('doubles the deadline of an address whose dials time out, up to 2 ** DIAL_TIMEOUT_DOUBLINGS times, not for a refusal, and starts over after a success', async () => {
+    const { libp2p, clock, messages, redialer } = setup({ minConnections: 1, bootstrap: [addr('B')], dialTimeoutMs: 10, minMs: 1, maxMs: 1 })
+    const dialOnce = async (): Promise<string | undefined> => {
+      clock.set(clock.now() + 1)
+      const before = messages.length
+      await redialer.check()
+      expect(libp2p.take()).toEqual([addr('B')])
+      return messages.length > before ? messages[messages.length - 1] : undefined
+    }
+    libp2p.stalled.add(addr('B'))
+    const seen: Array<string | undefined> = []
+    for (let i = 0; i < DIAL_TIMEOUT_DOUBLINGS + 2; i++) seen.push(await dialOnce())
+    expect(seen).toEqual(['timed out after 10 ms', 'timed out after 20 ms', 'timed out after 40 ms', 'timed out after 80 ms', 'timed out after 80 ms'])
+    // A refusal is not a timeout: the deadline stays where it is.
+    libp2p.stalled.delete(addr('B'))
+    libp2p.failing.add(addr('B'))
+    expect(await dialOnce()).toMatch(/^connection refused/)
+    libp2p.failing.delete(addr('B'))
+    libp2p.stalled.add(addr('B'))
+    expect(await dialOnce()).toBe('timed out after 80 ms')
+    // A success forgets the timeouts.
+    libp2p.stalled.delete(addr('B'))
+    expect(await dialOnce()).toBeUndefined()
+    libp2p.connected.clear()
+    libp2p.stalled.add(addr('B'))
+    expect(await dialOnce()).toBe('timed out after 10 ms')
   })
 
   it('opens warm connections only towards peers with a larger id, a few per check, up to warmConnections', async () => {
