@@ -20,12 +20,15 @@ export interface BackoffState {
   readonly nextAtMs: number
   /** The wait that ends at `nextAtMs`; the next failure waits twice as long, up to the policy's maximum. */
   readonly delayMs: number
+  /** Of the failures since the last success, how many were timeouts (absent: none); see `stretchedTimeoutMs`. */
+  readonly timeouts?: number
 }
 
-/** The state after a failure at `nowMs`, given the state before it (none: no failure since the last success). */
-export function afterFailure (prev: BackoffState | undefined, nowMs: number, policy: BackoffPolicy): BackoffState {
+/** The state after a failure at `nowMs` (a timeout when `timedOut`), given the state before it (none: no failure since the last success). */
+export function afterFailure (prev: BackoffState | undefined, nowMs: number, policy: BackoffPolicy, timedOut = false): BackoffState {
   const delayMs = prev == null ? policy.minMs : Math.min(prev.delayMs * 2, policy.maxMs)
-  return { nextAtMs: nowMs + delayMs, delayMs }
+  const timeouts = (prev?.timeouts ?? 0) + (timedOut ? 1 : 0)
+  return timeouts > 0 ? { nextAtMs: nowMs + delayMs, delayMs, timeouts } : { nextAtMs: nowMs + delayMs, delayMs }
 }
 
 /** Whether a try is due at `nowMs`; always with no failure recorded. */
@@ -77,9 +80,14 @@ export class Backoff<K> {
     return this.#states.get(key)?.nextAtMs
   }
 
-  /** Records a failure at `nowMs`; returns when the next try is due. */
-  failed (key: K, nowMs: number): number {
-    const state = afterFailure(this.#states.get(key), nowMs, this.#policy)
+  /** How many of the failures of `key` since its last success were timeouts. */
+  timeoutsOf (key: K): number {
+    return this.#states.get(key)?.timeouts ?? 0
+  }
+
+  /** Records a failure at `nowMs` (a timeout when `timedOut`); returns when the next try is due. */
+  failed (key: K, nowMs: number, timedOut = false): number {
+    const state = afterFailure(this.#states.get(key), nowMs, this.#policy, timedOut)
     this.#set(key, state)
     return state.nextAtMs
   }

@@ -37,8 +37,6 @@ import { withDeadline } from './deadline.ts'
 
 /** A dial's deadline doubles at most this many times for an address whose dials keep timing out: 5 s becomes 40 s at most. */
 export const DIAL_TIMEOUT_DOUBLINGS = 3
-/** Addresses whose timeouts are counted at most (as the back-off's keys). */
-const MAX_TIMEOUT_KEYS = 10_000
 
 export interface RedialerInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dial'>
@@ -155,8 +153,6 @@ export class Redialer {
   readonly #warmConnections: number
   readonly #warmDialsPerCheck: number
   readonly #dialTimeoutMs: number
-  /** Per address, its dials that timed out in a row since its last success. */
-  readonly #timeouts = new Map<string, number>()
   readonly #maxConnections: number
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
@@ -364,13 +360,6 @@ export class Redialer {
     })
   }
 
-  /** Counts a timeout of `addr` (its `n`th in a row); the addresses counted stay fewer than MAX_TIMEOUT_KEYS, the oldest forgotten. */
-  #timedOut (addr: string, n: number): void {
-    this.#timeouts.delete(addr)
-    if (this.#timeouts.size >= MAX_TIMEOUT_KEYS) this.#timeouts.delete(this.#timeouts.keys().next().value as string)
-    this.#timeouts.set(addr, n)
-  }
-
   #due (addr: string, now: number): boolean {
     return !this.#dialing.has(addr) && this.#backoff.isDue(addr, now)
   }
@@ -386,20 +375,17 @@ export class Redialer {
       return
     }
     this.#dialing.add(addr)
-    const timeouts = this.#timeouts.get(addr) ?? 0
     let deadlineSignal: AbortSignal | undefined
     try {
-      await withDeadline(stretchedTimeoutMs(this.#dialTimeoutMs, timeouts, DIAL_TIMEOUT_DOUBLINGS), async signal => {
+      await withDeadline(stretchedTimeoutMs(this.#dialTimeoutMs, this.#backoff.timeoutsOf(addr), DIAL_TIMEOUT_DOUBLINGS), async signal => {
         deadlineSignal = signal
         return await this.#init.libp2p.dial(ma, { signal })
       })
-      this.#timeouts.delete(addr)
       this.#backoff.succeeded(addr)
       if (this.#init.bootstrap.includes(addr)) this.#setReached(addr)
     } catch (err: any) {
       const now = this.#init.clock.now()
-      if (deadlineSignal?.aborted === true) this.#timedOut(addr, timeouts + 1)
-      this.#backoff.failed(addr, now)
+      this.#backoff.failed(addr, now, deadlineSignal?.aborted === true)
       this.#bootstrapFailed(addr, err, now)
       this.#init.onDialError?.(addr, err)
     } finally {

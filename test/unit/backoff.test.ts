@@ -70,6 +70,21 @@ describe('Backoff per key', () => {
   })
 })
 
+describe('Backoff timeouts', () => {
+  it('counts the failures of a key that were timeouts, keeps the count through other failures, and forgets it at a success', () => {
+    const b = new Backoff<string>({ minMs: 1, maxMs: 1 })
+    expect(b.timeoutsOf('a')).toBe(0)
+    b.failed('a', 0, true)
+    b.failed('a', 1, true)
+    expect(b.timeoutsOf('a')).toBe(2)
+    b.failed('a', 2)
+    expect(b.timeoutsOf('a')).toBe(2)
+    expect(b.timeoutsOf('b')).toBe(0)
+    b.succeeded('a')
+    expect(b.timeoutsOf('a')).toBe(0)
+  })
+})
+
 describe('stretchedTimeoutMs', () => {
   it('doubles the base with each timeout in a row, up to maxDoublings, and takes nonsense counts as none', () => {
     expect([0, 1, 2, 3, 4, 100].map(n => stretchedTimeoutMs(5_000, n, 3))).toEqual([5_000, 10_000, 20_000, 40_000, 40_000, 40_000])
