@@ -19,7 +19,8 @@
  *   the one before as bootstrap split into groups that never met (40 agents
  *   in waves of 8: groups of 6, 12 and 22, for good). Until then, once every
  *   bootstrap address has failed, it tells `onBootstrapUnreached` (the agent
- *   logs a warning), again every minute, and `onBootstrapReached` at last.
+ *   logs a warning), again every minute, and `onBootstrapReached` at last
+ *   (bootstrap-reach.ts).
  * With `maxConnections` (a bounded fan-out, core/fanout.ts) it warms up to
  * `warmConnections` in an order of its own per pair of peers, avoiding for
  * a while the peers that closed a connection with us on purpose, and closes
@@ -33,7 +34,10 @@ import type { Clock } from '../core/clock.ts'
 import { type OpenConnection, pickCloses, pickDials } from '../core/fanout.ts'
 import { expectNumber } from '../core/options.ts'
 import { type AlignedTask, everyAligned } from './aligned-timers.ts'
+import { BootstrapReach, type BootstrapUnreached } from './bootstrap-reach.ts'
 import { withDeadline } from './deadline.ts'
+
+export type { BootstrapUnreached }
 
 /** A dial's deadline doubles at most this many times for an address whose dials keep timing out: 5 s becomes 40 s at most. */
 export const DIAL_TIMEOUT_DOUBLINGS = 3
@@ -112,20 +116,6 @@ export interface RedialerInit {
   unreachedReportEveryMs?: number
 }
 
-/** What `onBootstrapUnreached` is told. */
-export interface BootstrapUnreached {
-  /** Bootstrap addresses, all failed so far. */
-  addrs: number
-  /** Failed dials to them since the start. */
-  failures: number
-  /** The last dial error, and to which address. */
-  lastError: string
-  lastAddr: string
-  /** Since the first failed dial to a bootstrap address, ms. */
-  forMs: number
-  /** Connections open anyway (peers that dialled us). */
-  connections: number
-}
 
 /** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
 const UPKEEP_PROTOCOL = /^\/(meshsub|floodsub|ipfs\/(id|ping))\//
@@ -157,14 +147,7 @@ export class Redialer {
   readonly #minIdleAgeMs: number
   readonly #minQuietMs: number
   readonly #closing = new Set<string>()
-  /** A dial to a bootstrap address succeeded once (or there is none). */
-  #reached: boolean
-  /** Failed dials to bootstrap addresses before one was reached, and the last error (which have failed: the back-off says). */
-  #bootstrapFailures = 0
-  #lastBootstrapError?: { addr: string, message: string }
-  #firstBootstrapFailureMs?: number
-  #unreachedToldMs?: number
-  readonly #unreachedReportEveryMs: number
+  readonly #reach: BootstrapReach
   #timer?: AlignedTask
 
   constructor (init: RedialerInit) {
@@ -179,13 +162,17 @@ export class Redialer {
     this.#minIdleAgeMs = expectNumber('minIdleAgeMs', init.minIdleAgeMs ?? 10_000, { min: 0 })
     this.#minQuietMs = expectNumber('minQuietMs', init.minQuietMs ?? 10_000, { min: 0 })
     if (Number.isFinite(this.#maxConnections) && init.close == null) throw new TypeError('Expected `close` with `maxConnections`, got none')
-    this.#reached = init.bootstrap.length === 0
-    this.#unreachedReportEveryMs = expectNumber('unreachedReportEveryMs', init.unreachedReportEveryMs ?? 60_000, { above: 0 })
+    this.#reach = new BootstrapReach({
+      bootstrap: init.bootstrap,
+      reportEveryMs: expectNumber('unreachedReportEveryMs', init.unreachedReportEveryMs ?? 60_000, { above: 0 }),
+      onUnreached: init.onBootstrapUnreached,
+      onReached: init.onBootstrapReached
+    })
   }
 
   /** Whether a bootstrap peer has been reached (always, with none): the agent has joined the others. */
   get joined (): boolean {
-    return this.#reached
+    return this.#reach.reached
   }
 
   /** Whether the fan-out is bounded. */
@@ -217,8 +204,10 @@ export class Redialer {
     const dials: Array<Promise<void>> = []
     // The kept peers, asked once a check (the agent builds its ring for them).
     const keep = this.bounded ? this.#init.keep?.() ?? [] : []
-    if (!this.#reached) this.#dialBootstrap(connected, self, now, dials)
-    if (!this.#reached) this.#reportUnreached(connected.size, now)
+    if (!this.#reach.reached) {
+      this.#dialBootstrap(connected, self, now, dials)
+      this.#reach.report(connected.size, now, () => this.#init.bootstrap.every(a => this.#backoff.nextAtMs(a) != null))
+    }
     if (connected.size < minConnections) {
       let budget = minConnections - connected.size
       for (const addr of [...this.#init.bootstrap, ...this.#init.known()]) {
@@ -243,7 +232,7 @@ export class Redialer {
     for (const addr of this.#init.bootstrap) {
       const id = peerIdOf(addr)
       if (id != null && (id === self || connected.has(id))) {
-        this.#setReached(addr)
+        this.#reach.reachedVia(addr)
         return
       }
     }
@@ -330,36 +319,6 @@ export class Redialer {
     return ids
   }
 
-  #bootstrapFailed (addr: string, err: any, now: number): void {
-    if (this.#reached || !this.#init.bootstrap.includes(addr)) return
-    this.#bootstrapFailures++
-    this.#lastBootstrapError = { addr, message: String(err?.message ?? err) }
-    this.#firstBootstrapFailureMs ??= now
-  }
-
-  #setReached (addr: string): void {
-    if (this.#reached) return
-    this.#reached = true
-    if (this.#unreachedToldMs != null) this.#init.onBootstrapReached?.(addr)
-  }
-
-  /** Tells `onBootstrapUnreached` once every bootstrap address failed, then every `unreachedReportEveryMs`. */
-  #reportUnreached (connections: number, now: number): void {
-    const last = this.#lastBootstrapError
-    if (last == null || this.#init.onBootstrapUnreached == null) return
-    if (!this.#init.bootstrap.every(a => this.#backoff.nextAtMs(a) != null)) return
-    if (this.#unreachedToldMs != null && now - this.#unreachedToldMs < this.#unreachedReportEveryMs) return
-    this.#unreachedToldMs = now
-    this.#init.onBootstrapUnreached({
-      addrs: this.#init.bootstrap.length,
-      failures: this.#bootstrapFailures,
-      lastError: last.message,
-      lastAddr: last.addr,
-      forMs: now - (this.#firstBootstrapFailureMs ?? now),
-      connections
-    })
-  }
-
   #due (addr: string, now: number): boolean {
     return !this.#dialing.has(addr) && this.#backoff.isDue(addr, now)
   }
@@ -369,7 +328,7 @@ export class Redialer {
     try {
       ma = multiaddr(addr)
     } catch (err: any) {
-      this.#bootstrapFailed(addr, err, this.#init.clock.now())
+      this.#reach.failed(addr, err, this.#init.clock.now())
       this.#init.onDialError?.(addr, err)
       this.#backoff.never(addr)
       return
@@ -382,11 +341,11 @@ export class Redialer {
         return await this.#init.libp2p.dial(ma, { signal })
       })
       this.#backoff.succeeded(addr)
-      if (this.#init.bootstrap.includes(addr)) this.#setReached(addr)
+      this.#reach.reachedVia(addr)
     } catch (err: any) {
       const now = this.#init.clock.now()
       this.#backoff.failed(addr, now, deadlineSignal?.aborted === true)
-      this.#bootstrapFailed(addr, err, now)
+      this.#reach.failed(addr, err, now)
       this.#init.onDialError?.(addr, err)
     } finally {
       this.#dialing.delete(addr)
