@@ -46,6 +46,11 @@ type Verdict = 'pending' | 'refused' | Head
 const NOT_ABOVE = 'not-above'
 
 /** Whether `claim` is above the head of `chain` (a record of an earlier version without one is never fenced by gossip alone). */
+/** The key of a verdict: `peer`'s claim to run `vmId` at `epoch`. */
+function verdictKey (vmId: string, epoch: number, peer: string): string {
+  return `${vmId}@${epoch}/${peer}`
+}
+
 function above (claim: Head, chain: Chain): boolean {
   return chain.length > 0 && compareHeads(claim, headOf(chain)) > 0
 }
@@ -90,9 +95,10 @@ export class Claims {
     const mine = this.#init.local.get(vmId)
     const held = this.#init.holdings.get(vmId)
     if (head.owner !== owner || !((mine != null && above(head, mine.chain)) || (held != null && above(head, held.record.chain)))) return false
-    if (this.#verdicts.get(`${vmId}@${head.epoch}/${owner}`) === 'refused') return false
+    const key = verdictKey(vmId, head.epoch, owner)
+    if (this.#verdicts.get(key) === 'refused') return false
     this.#claim(owner, vmId, head)
-    return this.#verdicts.get(`${vmId}@${head.epoch}/${owner}`) !== 'refused'
+    return this.#verdicts.get(key) !== 'refused'
   }
 
   /** Proofs `from` sent us unasked (`claim`): each checked as if we had fetched it. */
@@ -101,7 +107,7 @@ export class Claims {
       const head = headOf(chain)
       const why = head.owner !== from ? `the chain's head is owned by ${head.owner}, not by the peer that sent it` : this.#apply(vmId, head, chain)
       if (why != null && why !== NOT_ABOVE) this.#init.refused(vmId, from, why)
-      else if (why == null) this.#remember(`${vmId}@${head.epoch}/${from}`, head)
+      else if (why == null) this.#remember(verdictKey(vmId, head.epoch, from), head)
     }
   }
 
@@ -122,7 +128,7 @@ export class Claims {
   }
 
   #claim (peer: string, vmId: string, head: Head): void {
-    const key = `${vmId}@${head.epoch}/${peer}`
+    const key = verdictKey(vmId, head.epoch, peer)
     const verdict = this.#verdicts.get(key)
     if (verdict === 'pending' || verdict === 'refused') return
     if (verdict != null) {
@@ -166,11 +172,11 @@ export class Claims {
       chains = await this.#init.fetchChains(peer, claims.map(([id]) => id))
     } catch {
       // Not an answer: the claim is looked at again when it is gossiped again.
-      for (const [id, head] of claims) this.#verdicts.delete(`${id}@${head.epoch}/${peer}`)
+      for (const [id, head] of claims) this.#verdicts.delete(verdictKey(id, head.epoch, peer))
       return
     }
     for (const [id, claimed] of claims) {
-      const key = `${id}@${claimed.epoch}/${peer}`
+      const key = verdictKey(id, claimed.epoch, peer)
       const chain = chains.get(id)
       let why: string | undefined
       if (chain == null) why = 'no chain offered for the claimed epoch'

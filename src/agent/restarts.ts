@@ -153,8 +153,8 @@ export class Restarts {
     }
     if (acts.length > 0) void this.#actAll(acts)
     for (const [peer, list] of handoffs) void this.#handOff(peer, list.slice(0, MAX_RECORDS_PER_MESSAGE))
-    for (const id of this.#handoffs.keys()) if (holdings.get(id) == null) this.#handoffs.delete(id)
-    for (const id of this.#laterWaits.keys()) if (holdings.get(id) == null) this.#laterWaits.delete(id)
+    // What is kept per VM held goes with the record.
+    for (const perVm of [this.#handoffs, this.#laterWaits]) for (const id of perVm.keys()) if (holdings.get(id) == null) perVm.delete(id)
   }
 
   /**

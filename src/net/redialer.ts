@@ -116,7 +116,6 @@ export interface RedialerInit {
   unreachedReportEveryMs?: number
 }
 
-
 /** Streams of libp2p's and gossipsub's own: a connection with only these is idle. */
 const UPKEEP_PROTOCOL = /^\/(meshsub|floodsub|ipfs\/(id|ping))\//
 /** Idle connections closed per check at most: a few byes a second, never a burst. */
