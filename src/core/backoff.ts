@@ -37,7 +37,8 @@ export function isDue (state: BackoffState | undefined, nowMs: number): boolean 
 }
 
 /**
- * A deadline that doubles with each consecutive timeout of the same thing,
+ * A deadline that doubles with each timeout of the same thing since its last
+ * success (a refusal between two timeouts does not start it over),
  * up to `2 ** maxDoublings` times `baseMs`. On a host whose cores are
  * saturated (a thousand agents on two cores: the joiners' dials to their
  * bootstrap peers timed out at 5 s, 18 times in a row each, and never

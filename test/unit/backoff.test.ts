@@ -86,7 +86,7 @@ describe('Backoff timeouts', () => {
 })
 
 describe('stretchedTimeoutMs', () => {
-  it('doubles the base with each timeout in a row, up to maxDoublings, and takes nonsense counts as none', () => {
+  it('doubles the base with each timeout counted, up to maxDoublings, and takes nonsense counts as none', () => {
     expect([0, 1, 2, 3, 4, 100].map(n => stretchedTimeoutMs(5_000, n, 3))).toEqual([5_000, 10_000, 20_000, 40_000, 40_000, 40_000])
     expect(stretchedTimeoutMs(5_000, -1, 3)).toBe(5_000)
     expect(stretchedTimeoutMs(5_000, 1.5, 3)).toBe(10_000)
