@@ -41,8 +41,8 @@ export function isDue (state: BackoffState | undefined, nowMs: number): boolean 
  * success (a refusal between two timeouts does not start it over),
  * up to `2 ** maxDoublings` times `baseMs`. On a host whose cores are
  * saturated (a thousand agents on two cores: the joiners' dials to their
- * bootstrap peers timed out at 5 s, 18 times in a row each, and never
- * joined), a try that always times out at the base never completes, and
+ * bootstrap peers timed out at 5 s, one 18 times in its first minute, and
+ * 12 joiners never got in), a try that always times out at the base never completes, and
  * each one costs the other end a handshake begun for nothing.
  */
 export function stretchedTimeoutMs (baseMs: number, timeouts: number, maxDoublings: number): number {
